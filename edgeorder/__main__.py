@@ -1,0 +1,3 @@
+from edgeorder.cli import main
+
+raise SystemExit(main())

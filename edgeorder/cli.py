@@ -1,0 +1,86 @@
+"""``edgeorder <command> ...``: dispatches to each component's own ``main(argv, prog)``.
+
+Each subcommand lives with the component it belongs to and parses its own options, so
+``edgeorder agent --help`` on a Pi never imports the backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from edgeorder import __version__
+from edgeorder.logs import configure_logging
+
+# name -> (module with ``main(argv, prog) -> int``, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "edgeorder.demo",
+        "run everything on one machine: broker, order core, ingest, "
+        "dashboard and simulated devices (also: demo press DEVICE)",
+    ),
+    "agent": ("agent.cli", "run the device agent (GPIO button/sensor -> MQTT -> LED)"),
+    "ingest": ("ingest.cli", "run the backend: MQTT events -> orders, status back, dashboard"),
+    "ordercore": ("ordercore.cli", "run the built-in order core HTTP service"),
+    "device": (
+        "ingest.cli_device",
+        "manage the device registry: add, list, show, disable, enable, remove, rotate-credentials",
+    ),
+    "broker-auth": (
+        "ingest.cli_broker_auth",
+        "write a Mosquitto password file and ACL from the device registry",
+    ),
+    "bench": ("bench.cli", "measure end-to-end throughput and latency on this machine"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgeorder",
+        description="edgeorder: a button or sensor on a Raspberry Pi becomes a commerce order, "
+        "exactly once, and its LED says what happened.",
+        epilog="Run 'edgeorder COMMAND --help' for the options of one command.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgeorder {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        help="debug, info, warning, error (env EDGEORDER_LOG_LEVEL; default info)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["json", "console"],
+        default=None,
+        help="log renderer (env EDGEORDER_LOG_FORMAT; default: console on a "
+        "terminal, JSON otherwise)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def load_command(name: str) -> Callable[[list[str], str], int]:
+    """Import the module of subcommand ``name`` and return its ``main``."""
+    module_name, _ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    entry: Callable[[list[str], str], int] = module.main
+    return entry
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    # Split at the subcommand: everything after it belongs to the subcommand's own parser.
+    split = next((i for i, a in enumerate(args_list) if a in COMMANDS), len(args_list))
+    top = parser.parse_args(args_list[: split + 1] if split < len(args_list) else args_list)
+    if top.command is None:
+        parser.print_help()
+        return 2
+    configure_logging(top.log_level, top.log_format)
+    try:
+        return load_command(top.command)(args_list[split + 1 :], f"edgeorder {top.command}")
+    except KeyboardInterrupt:
+        return 130

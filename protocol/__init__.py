@@ -1,0 +1,70 @@
+"""The wire contract between devices and the backend: topics, payload models, versioning.
+
+Pure: imports pydantic only, performs no I/O. Shared by ``agent`` and ``ingest``.
+"""
+
+from protocol.codec import decode, decode_event, encode
+from protocol.errors import PayloadError, ProtocolError, TopicError
+from protocol.models import (
+    Action,
+    ButtonMapping,
+    CancelLastAction,
+    Click,
+    ConfigReported,
+    DeviceConfig,
+    Event,
+    EventKind,
+    NoAction,
+    Presence,
+    ReorderAction,
+    SensorReading,
+    State,
+    Status,
+    Telemetry,
+    format_ts,
+    utcnow,
+)
+from protocol.topics import (
+    DEVICE_ID_PATTERN,
+    Channel,
+    device_topic,
+    is_valid_device_id,
+    parse_device_topic,
+    subscription,
+)
+from protocol.version import CONTRACT_VERSION, MAX_EVENT_BYTES, TOPIC_ROOT
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "DEVICE_ID_PATTERN",
+    "MAX_EVENT_BYTES",
+    "TOPIC_ROOT",
+    "Action",
+    "ButtonMapping",
+    "CancelLastAction",
+    "Channel",
+    "Click",
+    "ConfigReported",
+    "DeviceConfig",
+    "Event",
+    "EventKind",
+    "NoAction",
+    "PayloadError",
+    "Presence",
+    "ProtocolError",
+    "ReorderAction",
+    "SensorReading",
+    "State",
+    "Status",
+    "Telemetry",
+    "TopicError",
+    "decode",
+    "decode_event",
+    "device_topic",
+    "encode",
+    "format_ts",
+    "is_valid_device_id",
+    "parse_device_topic",
+    "subscription",
+    "utcnow",
+]

@@ -1,0 +1,75 @@
+"""Bytes <-> models. Every decoding failure is a ``PayloadError`` with a stable code."""
+
+from __future__ import annotations
+
+import json
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from protocol.errors import PayloadError
+from protocol.models import Event
+from protocol.version import MAX_EVENT_BYTES
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def encode(model: BaseModel) -> bytes:
+    """Compact UTF-8 JSON. Events leave out empty optional fields (``click`` of a sensor)."""
+    return model.model_dump_json(exclude_none=isinstance(model, Event)).encode()
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming every bad field: ``seq: Input should be a valid integer; ...``."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "payload"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def decode(model: type[M], raw: bytes, *, max_bytes: int | None = None) -> M:
+    """Decode and validate ``raw`` as ``model``; raises PayloadError with a reason code."""
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise PayloadError(f"payload is {len(raw)} bytes, limit {max_bytes}", code="oversize")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"payload is not UTF-8 ({exc.reason})", code="not_utf8") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(f"malformed JSON: {exc}", code="malformed_json") from exc
+    if not isinstance(data, dict):
+        raise PayloadError("payload must be a JSON object", code="invalid")
+    try:
+        return model.model_validate_json(text)
+    except ValidationError as exc:
+        raise PayloadError(describe_validation_error(exc), code="invalid") from exc
+
+
+def decode_event(raw: bytes, *, topic_device_id: str) -> Event:
+    """Decode an ``events`` payload published on ``topic_device_id``'s topic.
+
+    Raises PayloadError: ``oversize``, ``not_utf8``, ``malformed_json``, ``invalid`` or
+    ``device_mismatch`` (a device publishing an event in another device's name).
+    """
+    event = decode(Event, raw, max_bytes=MAX_EVENT_BYTES)
+    if event.device_id != topic_device_id:
+        raise PayloadError(
+            f"device_id {event.device_id!r} differs from topic device {topic_device_id!r}",
+            code="device_mismatch",
+        )
+    return event
+
+
+def peek_event_id(raw: bytes) -> str | None:
+    """Best-effort ``event_id`` of an undecodable payload, so a rejection can name it."""
+    try:
+        data = json.loads(raw[: MAX_EVENT_BYTES * 4].decode("utf-8", errors="replace"))
+    except (ValueError, RecursionError):
+        return None
+    value = data.get("event_id") if isinstance(data, dict) else None
+    if isinstance(value, str) and len(value) == 26:
+        return value.upper()
+    return None

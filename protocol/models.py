@@ -1,0 +1,254 @@
+"""Payload models of the wire contract (pydantic v2).
+
+Models are strict (``"42"`` is not an int) and ignore unknown fields, so a newer device can add
+fields without breaking an older backend. Decode bytes with ``protocol.codec``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    Strict,
+    model_validator,
+)
+
+from protocol.topics import DEVICE_ID_PATTERN
+
+ULID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
+_ULID_RE = re.compile(ULID_PATTERN)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+def format_ts(ts: datetime) -> str:
+    """``2026-11-22T13:00:00.123Z``: UTC, millisecond precision, ``Z`` suffix."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def _aware_utc(ts: datetime) -> datetime:
+    if ts.tzinfo is None or ts.utcoffset() is None:
+        raise ValueError("timestamp must carry a timezone (use Z for UTC)")
+    return ts.astimezone(UTC)
+
+
+def _ulid(value: str) -> str:
+    value = value.upper()
+    if not _ULID_RE.match(value):
+        raise ValueError("must be a 26-character ULID (Crockford base32)")
+    return value
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+# Scalars are strict ("42" is not an int, 1 is not a bool, 12345 is not a timestamp);
+# enums and models stay lax so Python code can build payloads from plain values.
+Timestamp = Annotated[
+    datetime, Strict(), AfterValidator(_aware_utc), PlainSerializer(format_ts, return_type=str)
+]
+Ulid = Annotated[str, Strict(), AfterValidator(_ulid)]
+DeviceId = Annotated[str, Strict(), Field(pattern=DEVICE_ID_PATTERN)]
+ShortText = Annotated[str, Strict(), Field(min_length=1, max_length=64)]
+Text64 = Annotated[str, Strict(), Field(max_length=64)]
+Count = Annotated[int, Strict(), Field(ge=0)]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    v: Literal[1] = 1
+
+
+class EventKind(StrEnum):
+    PRESS = "press"
+    SENSOR = "sensor"
+
+
+class Click(StrEnum):
+    SINGLE = "single"
+    DOUBLE = "double"
+    LONG = "long"
+
+
+class SensorReading(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: ShortText
+    value: Annotated[float, Strict(), AfterValidator(_finite)]
+
+
+class Event(_Wire):
+    """A trigger on a device: a button press or a sensor threshold crossing.
+
+    ``event_id`` is a ULID made at the GPIO edge; it is the idempotency key of the whole chain.
+    """
+
+    event_id: Ulid
+    device_id: DeviceId
+    seq: Count
+    kind: EventKind
+    click: Click | None = None
+    sensor: SensorReading | None = None
+    ts: Timestamp
+    fw: Text64 = ""
+
+    @model_validator(mode="after")
+    def _kind_matches_fields(self) -> Event:
+        if self.kind is EventKind.PRESS and (self.click is None or self.sensor is not None):
+            raise ValueError("a press carries a click and no sensor")
+        if self.kind is EventKind.SENSOR and (self.sensor is None or self.click is not None):
+            raise ValueError("a sensor event carries a sensor reading and no click")
+        return self
+
+    @property
+    def trigger(self) -> str:
+        """``single``/``double``/``long`` for a press, ``sensor:NAME`` for a sensor."""
+        if self.click is not None:
+            return self.click.value
+        assert self.sensor is not None
+        return f"sensor:{self.sensor.name}"
+
+
+class State(StrEnum):
+    """Every state a device can be told about an event (ARCHITECTURE.md, Status)."""
+
+    ACCEPTED = "accepted"
+    QUEUED = "queued"
+    ORDERED = "ordered"
+    PAID = "paid"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    THROTTLED = "throttled"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        """No later status is expected for the event."""
+        return self in _FINAL_STATES
+
+
+_FINAL_STATES = frozenset(
+    {State.DELIVERED, State.CANCELLED, State.THROTTLED, State.REJECTED, State.FAILED}
+)
+
+
+class Status(_Wire):
+    """What the backend says about one event; retained on the device's ``status`` topic.
+
+    ``event_id`` is None only when a rejected payload had no readable event id.
+    """
+
+    event_id: Ulid | None
+    state: State
+    order_id: Annotated[str, Strict()] | None = None
+    reason: Annotated[str, Strict(), Field(max_length=500)] | None = None
+    ts: Timestamp
+
+
+class Presence(_Wire):
+    """Retained on ``presence``; the device's LWT publishes ``online: false``."""
+
+    online: Annotated[bool, Strict()]
+    fw: Text64 = ""
+    ts: Timestamp
+
+
+class Telemetry(_Wire):
+    """Periodic heartbeat (QoS 0). Extra numeric fields are kept in ``model_extra``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    uptime_s: Count
+    queue_depth: Count
+    fw: Text64 = ""
+    dropped: Count = 0
+    ts: Timestamp | None = None
+
+
+class ReorderAction(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["reorder"] = "reorder"
+    sku: ShortText
+    quantity: Annotated[int, Strict(), Field(ge=1, le=1000)] = 1
+
+
+class CancelLastAction(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["cancel_last"] = "cancel_last"
+
+
+class NoAction(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["none"] = "none"
+
+
+Action = Annotated[ReorderAction | CancelLastAction | NoAction, Field(discriminator="type")]
+
+
+class ButtonMapping(BaseModel):
+    """What each click (and each named sensor crossing) of a device does."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    single: Action = NoAction()
+    double: Action = NoAction()
+    long: Action = CancelLastAction()
+    sensors: dict[str, Action] = Field(default_factory=dict)
+
+    def action_for(self, trigger: str) -> ReorderAction | CancelLastAction | NoAction:
+        """The action for ``single``/``double``/``long`` or ``sensor:NAME``."""
+        if trigger.startswith("sensor:"):
+            return self.sensors.get(trigger.removeprefix("sensor:"), NoAction())
+        action: ReorderAction | CancelLastAction | NoAction = getattr(self, trigger, NoAction())
+        return action
+
+
+class DeviceConfig(_Wire):
+    """Desired configuration, retained on the device's ``config`` topic."""
+
+    version: Count
+    mapping: ButtonMapping = ButtonMapping()
+    env: Literal["dev", "prod"] = "prod"
+    double_window_ms: Annotated[int, Strict(), Field(ge=50, le=2000)] | None = None
+    long_press_ms: Annotated[int, Strict(), Field(ge=200, le=10000)] | None = None
+
+
+class ConfigReported(_Wire):
+    """Retained on ``config/reported``: the config version the device applied."""
+
+    version: Count
+    ts: Timestamp
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schema of every payload, keyed by model name (for docs and other languages)."""
+    models: list[type[BaseModel]] = [
+        Event,
+        Status,
+        Presence,
+        Telemetry,
+        DeviceConfig,
+        ConfigReported,
+    ]
+    return {m.__name__: m.model_json_schema(mode="serialization") for m in models}
