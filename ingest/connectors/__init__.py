@@ -1,1 +1,19 @@
-"""Placeholder; filled in by its issue."""
+"""Order-platform connectors: the built-in order core, Nuvemshop/Tiendanube, e-vendi, OneEntry."""
+
+from ingest.connectors.base import (
+    Connector,
+    OrderRequest,
+    OrderResult,
+    PermanentError,
+    PlatformError,
+    TransientError,
+)
+
+__all__ = [
+    "Connector",
+    "OrderRequest",
+    "OrderResult",
+    "PermanentError",
+    "PlatformError",
+    "TransientError",
+]

@@ -1,0 +1,55 @@
+"""In-process notifications: what changed, for the dashboard's live view and for wake-ups.
+
+Publishing never blocks and never fails: each subscriber has a bounded queue, and a subscriber
+that falls behind loses its oldest notifications (it is told so by a ``resync`` notice and
+re-reads the database). The database stays the source of truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Bus", "Notice"]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """``kind``: presence, telemetry, event, status, order, rejection, device, outbox, resync."""
+
+    kind: str
+    device_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Bus:
+    """Fan-out of ``Notice`` to every current subscriber; call from the event loop only."""
+
+    def __init__(self, queue_size: int = 1000) -> None:
+        self._queue_size = queue_size
+        self._subscribers: set[asyncio.Queue[Notice]] = set()
+
+    def publish(self, notice: Notice) -> None:
+        for queue in self._subscribers:
+            if queue.full():
+                queue.get_nowait()
+                queue.put_nowait(Notice("resync"))
+                continue
+            queue.put_nowait(notice)
+
+    @asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[Notice]]:
+        """``async with bus.subscribe() as queue: notice = await queue.get()``."""
+        queue: asyncio.Queue[Notice] = asyncio.Queue(self._queue_size)
+        self._subscribers.add(queue)
+        try:
+            yield queue
+        finally:
+            self._subscribers.discard(queue)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)

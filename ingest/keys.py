@@ -1,0 +1,26 @@
+"""Typed keys of what the ingest ``web.Application`` holds (STYLE.md #6)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from aiohttp import web
+
+from ingest.bus import Bus
+from ingest.settings import Settings
+from ingest.simulator import Simulator
+
+__all__ = ["BUS_KEY", "PUBLISHER_KEY", "SETTINGS_KEY", "SIMULATOR_KEY", "Publisher"]
+
+
+class Publisher(Protocol):
+    """Sends to devices through the broker (implemented by ingest's MQTT link)."""
+
+    async def publish_config(self, device_id: str) -> None:
+        """Publish the device's desired config (retained) from the registry."""
+
+
+SETTINGS_KEY = web.AppKey("settings", Settings)
+BUS_KEY = web.AppKey("bus", Bus)
+SIMULATOR_KEY = web.AppKey("simulator", Simulator)  # present only when a simulator was given
+PUBLISHER_KEY = web.AppKey("publisher", Publisher)

@@ -1,0 +1,77 @@
+"""The one configuration model of the ``ingest`` process, validated at start-up.
+
+Every field can come from the command line or from an ``EDGEORDER_INGEST_*`` environment
+variable; ``edgeorder ingest --help`` lists them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+__all__ = ["ConnectorSettings", "Settings"]
+
+
+class ConnectorSettings(BaseModel):
+    """Which order platform ingest talks to, and how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["ordercore", "nuvemshop", "evendi", "oneentry"] = "ordercore"
+    base_url: str = "http://127.0.0.1:8081"
+    token: SecretStr = SecretStr("")
+    timeout_s: float = Field(default=5.0, gt=0, le=120)
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Platform-specific settings (store id, organizationExternalId, storage marker, ...)."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data_dir: Path = Path("./edgeorder-data/ingest")
+    # --- MQTT ------------------------------------------------------------------------------
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_username: str = "ingest"
+    mqtt_password: SecretStr = SecretStr("")
+    mqtt_client_id: str = "edgeorder-ingest"
+    mqtt_ca_file: Path | None = None
+    mqtt_shared_group: str | None = None
+    """Subscribe through ``$share/GROUP/...`` so several ingest workers split the stream."""
+    # --- HTTP (REST API, dashboard, webhooks, metrics) -------------------------------------
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = None
+    """URL the order platform can reach for webhooks; default http://HTTP_HOST:HTTP_PORT."""
+    # --- order platform ---------------------------------------------------------------------
+    connector: ConnectorSettings = Field(default_factory=ConnectorSettings)
+    webhook_secret: SecretStr = SecretStr("")
+    poll_interval_s: float = Field(default=30.0, gt=0)
+    retry_base_s: float = Field(default=0.5, gt=0)
+    retry_max_s: float = Field(default=60.0, gt=0)
+    # --- rules -------------------------------------------------------------------------------
+    stale_event_s: int = Field(default=24 * 3600, gt=0)
+    """An event whose device timestamp is older than this is rejected as stale."""
+    default_profile: dict[str, Any] = Field(default_factory=dict)
+    """Buyer data (Customer/Shipping/PaymentMethod) for devices without their own profile."""
+    # --- writer ------------------------------------------------------------------------------
+    commit_batch_max: int = Field(default=512, ge=1)
+    # --- operators -----------------------------------------------------------------------------
+    admin_password: SecretStr | None = None
+    """Creates/updates operator ``admin`` at start-up (env EDGEORDER_ADMIN_PASSWORD)."""
+    session_ttl_s: int = Field(default=12 * 3600, gt=0)
+    cookie_secure: bool = False
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_s: int = Field(default=300, ge=1)
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_scheme(cls, value: str) -> str:
+        if not value.startswith(("mqtt://", "mqtts://")):
+            raise ValueError("must start with mqtt:// or mqtts://")
+        return value
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "ingest.db"

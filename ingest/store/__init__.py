@@ -1,0 +1,5 @@
+"""ingest's SQLite store: one file, WAL, numbered migrations (see ``migrations``)."""
+
+from ingest.store.db import SCHEMA_VERSION, open_db
+
+__all__ = ["SCHEMA_VERSION", "open_db"]

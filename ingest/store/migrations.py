@@ -1,0 +1,167 @@
+"""Numbered schema migrations. Append a new tuple to ``MIGRATIONS``; never edit a shipped one.
+
+Times are ISO-8601 UTC strings (``protocol.format_ts``) so they sort and read the same in SQL,
+logs and JSON. JSON columns hold compact JSON text.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS"]
+
+_V1 = (
+    # --- registry -------------------------------------------------------------------------
+    """CREATE TABLE devices (
+        device_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL DEFAULT '',
+        env TEXT NOT NULL DEFAULT 'prod' CHECK (env IN ('dev', 'prod')),
+        enabled INTEGER NOT NULL DEFAULT 1,
+        mapping TEXT NOT NULL,               -- protocol.ButtonMapping as JSON
+        allow_parallel INTEGER NOT NULL DEFAULT 0,  -- 1: no order-in-flight throttle
+        cancel_window_s INTEGER NOT NULL DEFAULT 300,
+        profile TEXT NOT NULL DEFAULT '{}',  -- buyer: Customer/Shipping/PaymentMethod (BlackBox)
+        config_version INTEGER NOT NULL DEFAULT 1,
+        mqtt_hash TEXT NOT NULL,             -- Mosquitto $7$ PBKDF2-SHA512 hash
+        simulated INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE service_accounts (
+        username TEXT PRIMARY KEY,
+        mqtt_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )""",
+    # --- device state reported over MQTT --------------------------------------------------
+    """CREATE TABLE presence (
+        device_id TEXT PRIMARY KEY,
+        online INTEGER NOT NULL,
+        fw TEXT NOT NULL DEFAULT '',
+        ts TEXT NOT NULL,
+        received_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE telemetry (
+        device_id TEXT PRIMARY KEY,          -- latest heartbeat only
+        uptime_s INTEGER NOT NULL,
+        queue_depth INTEGER NOT NULL,
+        dropped INTEGER NOT NULL DEFAULT 0,
+        fw TEXT NOT NULL DEFAULT '',
+        extra TEXT NOT NULL DEFAULT '{}',
+        received_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE config_reported (
+        device_id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        ts TEXT NOT NULL,
+        received_at TEXT NOT NULL
+    )""",
+    # --- the exactly-once chain -----------------------------------------------------------
+    """CREATE TABLE inbox (
+        id INTEGER PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        payload_hash TEXT NOT NULL,          -- sha256 of the canonical event JSON
+        payload TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        trigger TEXT NOT NULL,               -- single/double/long or sensor:NAME
+        seq INTEGER NOT NULL,
+        ts TEXT NOT NULL,                    -- the device's timestamp
+        received_at TEXT NOT NULL,
+        action TEXT NOT NULL,                -- the rule's decision as JSON
+        state TEXT NOT NULL,                 -- latest protocol.State sent for this event
+        order_id TEXT,
+        reason TEXT,
+        updated_at TEXT NOT NULL,
+        UNIQUE (device_id, event_id)
+    )""",
+    "CREATE INDEX inbox_device_received ON inbox (device_id, received_at)",
+    "CREATE INDEX inbox_received ON inbox (received_at)",
+    """CREATE TABLE order_outbox (
+        id INTEGER PRIMARY KEY,
+        inbox_id INTEGER NOT NULL UNIQUE REFERENCES inbox (id),
+        device_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        op TEXT NOT NULL CHECK (op IN ('create', 'cancel')),
+        sku TEXT,
+        quantity INTEGER,
+        test INTEGER NOT NULL DEFAULT 0,
+        target_order_id TEXT,                -- for op = 'cancel'
+        state TEXT NOT NULL DEFAULT 'pending'
+            CHECK (state IN ('pending', 'done', 'failed', 'discarded')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX order_outbox_due ON order_outbox (state, next_attempt_at)",
+    """CREATE TABLE orders (
+        order_id TEXT PRIMARY KEY,           -- the platform's id
+        inbox_id INTEGER NOT NULL UNIQUE REFERENCES inbox (id),
+        device_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        sku TEXT NOT NULL,
+        quantity INTEGER NOT NULL,
+        amount INTEGER,                      -- cents, as the platform computed it
+        currency TEXT,
+        test INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL,                 -- ordered/paid/shipped/delivered/cancelled
+        platform_status INTEGER,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX orders_device_sku_state ON orders (device_id, sku, state)",
+    "CREATE INDEX orders_created ON orders (created_at)",
+    """CREATE TABLE status_history (
+        id INTEGER PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        event_id TEXT,
+        state TEXT NOT NULL,
+        order_id TEXT,
+        reason TEXT,
+        source TEXT NOT NULL DEFAULT 'ingest',  -- ingest / webhook / poll / operator
+        at TEXT NOT NULL
+    )""",
+    "CREATE INDEX status_history_event ON status_history (device_id, event_id)",
+    "CREATE INDEX status_history_at ON status_history (at)",
+    """CREATE TABLE rejections (
+        id INTEGER PRIMARY KEY,
+        device_id TEXT,                      -- NULL when the topic named no valid device
+        event_id TEXT,
+        code TEXT NOT NULL,                  -- protocol error code / rule reason
+        detail TEXT NOT NULL,
+        at TEXT NOT NULL
+    )""",
+    "CREATE INDEX rejections_at ON rejections (at)",
+    # --- operators (dashboard) ------------------------------------------------------------
+    """CREATE TABLE operators (
+        username TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,         -- argon2id
+        failed_logins INTEGER NOT NULL DEFAULT 0,
+        locked_until TEXT,
+        created_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,         -- sha256 of the cookie value
+        username TEXT NOT NULL REFERENCES operators (username) ON DELETE CASCADE,
+        csrf_token TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE api_tokens (
+        token_hash TEXT PRIMARY KEY,         -- sha256 of the bearer token
+        name TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,                 -- operator username, 'cli', 'system'
+        action TEXT NOT NULL,
+        device_id TEXT,
+        event_id TEXT,
+        detail TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX audit_device ON audit (device_id, at)",
+)
+
+MIGRATIONS: list[tuple[str, ...]] = [_V1]
+"""``MIGRATIONS[n]`` takes the schema from version ``n`` to ``n + 1`` (``PRAGMA user_version``)."""
