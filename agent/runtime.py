@@ -1,0 +1,485 @@
+"""The device agent: one asyncio worker that owns all state.
+
+Threads only hand off: gpiozero edge callbacks, paho callbacks and the thread-safe
+``press``/``sensor`` methods all end in ``loop.call_soon_threadsafe(self._offer, item)``.
+The worker classifies clicks, stores events in the outbox (on its own thread), publishes,
+re-publishes unacknowledged events with jittered backoff, routes status/config messages and
+chooses the LED pattern. A second coroutine on the same loop supervises the connection.
+
+Several agents may run in one process; each has its own paho client, outbox file, LED and
+button, and needs its own pin factory (or distinct pins) when they share gpiozero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import structlog
+from ulid import ULID
+
+from agent.backoff import Backoff
+from agent.classifier import ClickClassifier, ClickTimings
+from agent.config import AgentConfig
+from agent.errors import AgentNotRunningError, OutboxFullError
+from agent.gpio import Edge, SensorReader, make_button, make_sensor_reader
+from agent.led import LedDriver
+from agent.led_patterns import Choice, LedInputs, Pattern, choose_pattern
+from agent.mqtt_link import Inbound, LinkDown, LinkUp, MqttLink
+from agent.outbox import AsyncOutbox, Outbox
+from agent.sensor_trigger import SensorTrigger, TriggerSettings
+from agent.version import FW_VERSION
+from protocol.codec import decode, encode
+from protocol.errors import ProtocolError, TopicError
+from protocol.models import (
+    Click,
+    ConfigReported,
+    DeviceConfig,
+    Event,
+    EventKind,
+    SensorReading,
+    State,
+    Status,
+    Telemetry,
+    utcnow,
+)
+from protocol.topics import Channel, parse_device_topic
+
+__all__ = ["Agent"]
+
+log = structlog.get_logger(__name__)
+
+QUEUE_SIZE = 1024
+STABLE_S = 10.0
+"""A connection that lasted this long resets the reconnect backoff; a quicker kick grows it."""
+RECENT_EVENTS = 64
+"""Statuses for these most recent events drive the LED (older retained ones only ack)."""
+
+
+@dataclass(frozen=True)
+class _SimClick:
+    click: Click
+    at: float
+
+
+@dataclass(frozen=True)
+class _SensorValue:
+    name: str
+    value: float
+    at: float
+
+
+@dataclass
+class _Unacked:
+    payload: bytes
+    backoff: Backoff
+    due: float = 0.0
+
+
+@dataclass
+class _LedState:
+    connected: bool = False
+    press_at: float | None = None
+    awaiting_id: str | None = None
+    status: State | None = None
+    status_at: float | None = None
+    choice: Choice | None = None
+
+    def inputs(self) -> LedInputs:
+        return LedInputs(self.connected, self.press_at, self.awaiting_id is not None,
+                         self.status, self.status_at)
+
+
+@dataclass
+class _Counters:
+    dropped: int = 0
+    queue_overflow: int = 0
+    published: int = 0
+    recent: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
+
+
+class Agent:
+    """One device. ``await run(stop)`` until ``stop`` is set; ``press``/``sensor`` simulate
+    input from any thread; ``on_led(pattern, state)`` hears every LED change."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        pin_factory: Any = None,
+        on_led: Callable[[str, str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config, self._factory, self._on_led, self._clock = config, pin_factory, on_led, clock
+        self.device_id = config.device_id
+        b = config.button
+        self._classifier = ClickClassifier(
+            ClickTimings.from_ms(b.bounce_ms, b.double_window_ms, b.long_press_ms))
+        s = config.sensor
+        self._trigger = None if s is None else SensorTrigger(
+            TriggerSettings(s.threshold, s.hysteresis, s.min_dwell_ms / 1000, s.trigger))
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(QUEUE_SIZE)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._led_state = _LedState()
+        self._unacked: dict[str, _Unacked] = {}
+        self._due: list[tuple[float, str]] = []
+        self._counters = _Counters()
+        self._seq = 0
+        self._config_version: int | None = None
+        self._started_at = clock()
+        self._link_down = asyncio.Event()
+        self._connected_at: float | None = None
+        self._next_heartbeat = 0.0
+        self._next_poll = 0.0
+        self._outbox = AsyncOutbox(partial(Outbox, config.outbox.path,
+                                           max_events=config.outbox.max_events,
+                                           overflow=config.outbox.overflow))
+        self._link: MqttLink | None = None
+        self._led: LedDriver | None = None
+        self._button: Any = None
+        self._sensor: SensorReader | None = None
+
+    # -- thread-safe input ------------------------------------------------------------------
+
+    def press(self, click: str) -> None:
+        """Simulate a classified click (``single``/``double``/``long``); any thread."""
+        self._handoff(_SimClick(Click(click), self._clock()))
+
+    def sensor(self, name: str, value: float) -> None:
+        """Simulate one sensor reading; any thread."""
+        self._handoff(_SensorValue(name, float(value), self._clock()))
+
+    def _handoff(self, item: object) -> None:
+        loop = self._loop
+        if loop is None:
+            raise AgentNotRunningError(f"agent {self.device_id} is not running")
+        try:
+            loop.call_soon_threadsafe(self._offer, item)
+        except RuntimeError:  # loop closed during shutdown: nothing left to tell
+            pass
+
+    def _offer(self, item: object) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self._counters.queue_overflow += 1
+            log.warning("agent.input_queue_full", device_id=self.device_id, item=repr(item))
+
+    def _paho_handoff(self, item: object) -> None:
+        if self._loop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._offer, item)
+            except RuntimeError:
+                pass
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; then presence goes offline and the outbox stays intact."""
+        self._loop = asyncio.get_running_loop()
+        try:
+            await self._open()
+            supervisor = asyncio.create_task(self._supervise(), name=f"mqtt-{self.device_id}")
+            try:
+                await self._work(stop)
+            finally:
+                supervisor.cancel()
+                await asyncio.gather(supervisor, return_exceptions=True)
+        finally:
+            await self._close()
+            self._loop = None
+
+    async def _open(self) -> None:
+        await self._outbox.open()
+        self._seq = await self._outbox.last_seq()
+        depth_dropped = await self._outbox.counts()
+        self._counters.dropped = depth_dropped[1]
+        now = self._clock()
+        for stored in await self._outbox.pending():
+            self._track(stored.event_id, stored.payload, now)
+        self._led = LedDriver(self.config.led, self._factory)
+        self._button = make_button(self.config.button, self._factory, self._paho_handoff,
+                                   self._clock)
+        if self.config.sensor is not None:
+            self._sensor = make_sensor_reader(self.config.sensor, self._factory)
+        self._link = MqttLink(self.config, FW_VERSION, self._paho_handoff)
+        self._refresh_led()
+        log.info("agent.started", device_id=self.device_id, pending=len(self._unacked),
+                 url=self.config.mqtt.url)
+
+    async def _close(self) -> None:
+        if self._link is not None:
+            await self._link.close()
+        for dev in (self._button, self._sensor, self._led):
+            if dev is not None:
+                dev.close()
+        await self._outbox.close()
+        log.info("agent.stopped", device_id=self.device_id, pending=len(self._unacked))
+
+    async def _supervise(self) -> None:
+        """Connect, wait for the link to drop, back off (jittered, exponential), repeat."""
+        assert self._link is not None
+        m = self.config.mqtt
+        backoff = Backoff(m.reconnect_min_s, m.reconnect_max_s)
+        while True:
+            self._link_down.clear()
+            if await self._link.connect():
+                await self._link_down.wait()
+                await self._link.join_loop()
+                up = self._connected_at
+                if up is not None and self._clock() - up >= STABLE_S:
+                    backoff.reset()
+            delay = backoff.next()
+            log.info("agent.reconnect_wait", device_id=self.device_id, delay_s=round(delay, 2))
+            await asyncio.sleep(delay)
+
+    # -- the worker -------------------------------------------------------------------------
+
+    async def _work(self, stop: asyncio.Event) -> None:
+        stopper = asyncio.ensure_future(stop.wait())
+        getter: asyncio.Future[Any] = asyncio.ensure_future(self._queue.get())
+        try:
+            while not stop.is_set():
+                timeout = max(0.0, self._next_wake() - self._clock())
+                await asyncio.wait({stopper, getter}, timeout=timeout,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    item = getter.result()
+                    getter = asyncio.ensure_future(self._queue.get())
+                    await self._handle(item)
+                await self._on_time(self._clock())
+        finally:
+            stopper.cancel()
+            getter.cancel()
+
+    def _next_wake(self) -> float:
+        times = [self._next_heartbeat if self._led_state.connected else None,
+                 self._classifier.deadline(),
+                 self._led_state.choice.until if self._led_state.choice else None,
+                 self._due[0][0] if self._due and self._led_state.connected else None,
+                 self._next_poll if self._sensor is not None else None]
+        return min((t for t in times if t is not None), default=self._clock() + 3600)
+
+    async def _handle(self, item: object) -> None:
+        if isinstance(item, Edge):
+            await self._on_edge(item)
+        elif isinstance(item, _SimClick):
+            self._local_press(item.at)
+            await self._make_event(item.at, click=item.click)
+        elif isinstance(item, _SensorValue):
+            await self._on_reading(item.name, item.value, item.at)
+        elif isinstance(item, LinkUp):
+            self._on_link_up(item)
+        elif isinstance(item, LinkDown):
+            self._on_link_down(item)
+        elif isinstance(item, Inbound):
+            await self._on_inbound(item)
+
+    async def _on_time(self, now: float) -> None:
+        for click in self._classifier.tick(now):
+            await self._make_event(now, click=click)
+        choice = self._led_state.choice
+        if choice is not None and choice.until is not None and now >= choice.until:
+            self._refresh_led()
+        if self._led_state.connected:
+            self._republish_due(now)
+            if now >= self._next_heartbeat:
+                await self._heartbeat(now)
+        if self._sensor is not None and now >= self._next_poll:
+            assert self.config.sensor is not None
+            self._next_poll = now + self.config.sensor.poll_ms / 1000
+            await self._on_reading(self._sensor.name, self._sensor.read(), now)
+
+    # -- input -> events --------------------------------------------------------------------
+
+    async def _on_edge(self, edge: Edge) -> None:
+        if edge.pressed:
+            self._local_press(edge.at)
+            clicks = self._classifier.pressed(edge.at)
+        else:
+            clicks = self._classifier.released(edge.at)
+        for click in clicks:
+            await self._make_event(edge.at, click=click)
+
+    def _local_press(self, at: float) -> None:
+        """Acknowledge a press on the LED at once, before anything touches the disk."""
+        self._led_state.press_at = at
+        self._refresh_led(restart=True)
+
+    async def _on_reading(self, name: str, value: float, at: float) -> None:
+        sensor = self.config.sensor
+        if sensor is None or self._trigger is None or name != sensor.name:
+            log.warning("agent.unknown_sensor", device_id=self.device_id, sensor=name)
+            return
+        if self._trigger.reading(value, at):
+            await self._make_event(at, reading=SensorReading(name=name, value=value))
+
+    def _wall_time(self, at: float) -> datetime:
+        return datetime.fromtimestamp(time.time() - (self._clock() - at), UTC)
+
+    async def _make_event(
+        self, at: float, *, click: Click | None = None, reading: SensorReading | None = None
+    ) -> None:
+        wall = self._wall_time(at)
+        self._seq += 1
+        event = Event(event_id=str(ULID.from_datetime(wall)), device_id=self.device_id,
+                      seq=self._seq, kind=EventKind.PRESS if click else EventKind.SENSOR,
+                      click=click, sensor=reading, ts=wall, fw=FW_VERSION)
+        payload = encode(event)
+        try:
+            dropped = await self._outbox.add(event.event_id, payload, self._seq)
+        except OutboxFullError as exc:
+            self._counters.dropped += 1
+            log.warning("agent.outbox_full", device_id=self.device_id, error=str(exc))
+            return
+        for old in dropped:
+            self._unacked.pop(old, None)
+            self._counters.dropped += 1
+            log.warning("agent.outbox_dropped_oldest", device_id=self.device_id, event_id=old)
+        self._counters.recent.append(event.event_id)
+        self._led_state.awaiting_id = event.event_id
+        self._refresh_led()
+        now = self._clock()
+        self._track(event.event_id, payload, now)
+        log.info("agent.event", device_id=self.device_id, event_id=event.event_id,
+                 trigger=event.trigger, seq=event.seq)
+        if self._led_state.connected:
+            self._republish_due(now)
+
+    def _track(self, event_id: str, payload: bytes, now: float) -> None:
+        o = self.config.outbox
+        self._unacked[event_id] = _Unacked(payload, Backoff(o.retry_min_s, o.retry_max_s), now)
+        heapq.heappush(self._due, (now, event_id))
+
+    def _republish_due(self, now: float) -> None:
+        """Publish every unacknowledged event whose time has come; reschedule with backoff."""
+        assert self._link is not None
+        while self._due and self._due[0][0] <= now:
+            due, event_id = heapq.heappop(self._due)
+            entry = self._unacked.get(event_id)
+            if entry is None or entry.due != due:
+                continue  # acknowledged, or rescheduled since
+            if self._link.publish(Channel.EVENTS, entry.payload, qos=1):
+                self._counters.published += 1
+                entry.due = now + entry.backoff.next()
+            else:
+                entry.due = now + 1.0  # paho's queue is full: try again soon
+            heapq.heappush(self._due, (entry.due, event_id))
+
+    # -- connection -------------------------------------------------------------------------
+
+    def _on_link_up(self, up: LinkUp) -> None:
+        assert self._link is not None
+        if not up.ok:
+            log.warning("agent.connect_refused", device_id=self.device_id, reason=up.reason)
+            self._link.client.disconnect()
+            return
+        now = self._clock()
+        self._connected_at, self._led_state.connected = now, True
+        self._link.subscribe_own()
+        self._link.publish(Channel.PRESENCE, self._link.presence(online=True), qos=1, retain=True)
+        self._next_heartbeat = now
+        for event_id, entry in self._unacked.items():  # re-publish everything after a connect
+            entry.due = now
+            heapq.heappush(self._due, (now, event_id))
+        log.info("agent.connected", device_id=self.device_id, session=up.session_present,
+                 pending=len(self._unacked))
+        self._refresh_led()
+
+    def _on_link_down(self, down: LinkDown) -> None:
+        self._led_state.connected = False
+        self._link_down.set()
+        log.info("agent.disconnected", device_id=self.device_id, reason=down.reason)
+        self._refresh_led()
+
+    async def _heartbeat(self, now: float) -> None:
+        assert self._link is not None
+        self._next_heartbeat = now + self.config.telemetry.heartbeat_s
+        tele = Telemetry(uptime_s=int(now - self._started_at), queue_depth=len(self._unacked),
+                         fw=FW_VERSION, dropped=self._counters.dropped, ts=utcnow())
+        self._link.publish(Channel.TELEMETRY, encode(tele), qos=0)
+
+    # -- inbound messages: a router ---------------------------------------------------------
+
+    async def _on_inbound(self, msg: Inbound) -> None:
+        try:
+            device_id, channel = parse_device_topic(msg.topic)
+            if device_id != self.device_id:
+                raise TopicError(f"topic {msg.topic!r} belongs to another device")
+            if channel is Channel.STATUS:
+                await self._on_status(decode(Status, msg.payload))
+            elif channel is Channel.CONFIG:
+                self._on_config(decode(DeviceConfig, msg.payload))
+            else:
+                raise TopicError(f"unexpected channel {channel.value}")
+        except ProtocolError as exc:
+            log.warning("agent.bad_message", device_id=self.device_id, topic=msg.topic,
+                        reason=str(exc), payload=msg.payload[:200].decode("utf-8", "replace"))
+
+    async def _on_status(self, status: Status) -> None:
+        event_id = status.event_id
+        if event_id is None:
+            log.warning("agent.rejected_unreadable", device_id=self.device_id,
+                        reason=status.reason)
+            return
+        if self._unacked.pop(event_id, None) is not None:
+            await self._outbox.ack(event_id)
+        if event_id in self._counters.recent:
+            led = self._led_state
+            led.status, led.status_at = status.state, self._clock()
+            if led.awaiting_id == event_id:
+                led.awaiting_id = None
+            self._refresh_led()
+        log.info("agent.status", device_id=self.device_id, event_id=event_id,
+                 state=status.state.value, order_id=status.order_id, reason=status.reason)
+
+    def _on_config(self, desired: DeviceConfig) -> None:
+        assert self._link is not None
+        t = self._classifier.timings
+        self._classifier.timings = ClickTimings(
+            t.bounce_s,
+            desired.double_window_ms / 1000 if desired.double_window_ms else t.double_window_s,
+            desired.long_press_ms / 1000 if desired.long_press_ms else t.long_press_s,
+        )
+        if desired.version != self._config_version:
+            self._config_version = desired.version
+            reported = ConfigReported(version=desired.version, ts=utcnow())
+            self._link.publish(Channel.CONFIG_REPORTED, encode(reported), qos=1, retain=True)
+            log.info("agent.config_applied", device_id=self.device_id, version=desired.version)
+
+    # -- LED --------------------------------------------------------------------------------
+
+    def _refresh_led(self, *, restart: bool = False) -> None:
+        """Re-choose the pattern; drive the LED and tell ``on_led`` if it changed."""
+        state = self._led_state
+        state.choice = choose_pattern(state.inputs(), self._clock())
+        if self._led is None:
+            return
+        pattern = state.choice.pattern
+        if self._led.show(pattern, state.choice.state, restart=restart) and self._on_led:
+            try:
+                self._on_led(pattern.value, state.choice.state)
+            except Exception:  # a listener's bug must not stop the device
+                log.exception("agent.on_led_failed", device_id=self.device_id)
+
+    # -- introspection (tests, bench, telemetry) --------------------------------------------
+
+    @property
+    def queue_depth(self) -> int:
+        """Unacknowledged events (mirrors the outbox)."""
+        return len(self._unacked)
+
+    @property
+    def connected(self) -> bool:
+        return self._led_state.connected
+
+    @property
+    def led_pattern(self) -> Pattern | None:
+        return self._led_state.choice.pattern if self._led_state.choice else None
