@@ -7,13 +7,15 @@ auth plugin) is opened here so the pragmas are the same everywhere.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
 
 from ingest.store.migrations import MIGRATIONS
 
-__all__ = ["SCHEMA_VERSION", "connect", "open_db"]
+__all__ = ["SCHEMA_VERSION", "atomic", "connect", "open_db"]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -67,3 +69,19 @@ def migrate(conn: sqlite3.Connection) -> int:
             conn.execute("ROLLBACK")
             raise
     return SCHEMA_VERSION
+
+
+@contextmanager
+def atomic(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction (``BEGIN IMMEDIATE`` .. ``COMMIT``; rolled back on any error).
+
+    Connections here run in autocommit mode (``isolation_level=None``), so ``with conn:``
+    alone would not group statements: use this.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

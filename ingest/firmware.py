@@ -1,0 +1,54 @@
+"""The firmware-config TOML a device's agent reads (``firmware-config/``), written by
+``edgeorder device add``. Layout::
+
+    device_id = "kitchen-01"
+    [mqtt]
+    url = "mqtt://127.0.0.1:1883"
+    username = "kitchen-01"
+    password = "..."
+    [button]
+    pin = 17
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+__all__ = ["render_agent_toml", "write_agent_toml"]
+
+
+def render_agent_toml(
+    device_id: str,
+    *,
+    mqtt_url: str,
+    password: str,
+    ca_file: str | None = None,
+    button: dict[str, Any] | None = None,
+    led: dict[str, Any] | None = None,
+    sensor: dict[str, Any] | None = None,
+    outbox: dict[str, Any] | None = None,
+    telemetry: dict[str, Any] | None = None,
+) -> str:
+    """The agent's config file for ``device_id``; the MQTT username is the device id."""
+    mqtt: dict[str, Any] = {"url": mqtt_url, "username": device_id, "password": password}
+    if ca_file:
+        mqtt["ca_file"] = ca_file
+    doc: dict[str, Any] = {"device_id": device_id, "mqtt": mqtt}
+    for name, table in (("button", button), ("led", led), ("sensor", sensor),
+                        ("outbox", outbox), ("telemetry", telemetry)):
+        if table:
+            doc[name] = table
+    return tomli_w.dumps(doc)
+
+
+def write_agent_toml(path: Path, text: str) -> None:
+    """Write the config readable by its owner only (it holds the device's password)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.touch(mode=0o600)
+    tmp.chmod(0o600)
+    tmp.write_text(text)
+    tmp.replace(path)

@@ -1,0 +1,240 @@
+"""The device registry: devices, their button mappings and MQTT credentials, service accounts.
+
+Plain functions over a ``sqlite_utils.Database`` shared by the CLI, the REST API, the dashboard
+and the demo. Every mutation writes one ``audit`` row in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlite_utils
+
+import protocol as p
+from ingest.credentials import generate_password, hash_password
+from ingest.store.db import atomic
+
+__all__ = [
+    "Device",
+    "DeviceExistsError",
+    "RegistryError",
+    "UnknownDeviceError",
+    "add_device",
+    "device_hashes",
+    "ensure_service_account",
+    "get_device",
+    "list_devices",
+    "load_devices",
+    "remove_device",
+    "rotate_credentials",
+    "service_account_hashes",
+    "set_enabled",
+    "set_env",
+    "update_mapping",
+]
+
+Env = Literal["dev", "prod"]
+
+
+class RegistryError(ValueError):
+    """A registry operation that cannot be done as asked."""
+
+
+class UnknownDeviceError(RegistryError, KeyError):
+    """No device with that id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown device"
+
+
+class DeviceExistsError(RegistryError):
+    """``add_device`` for an id that is already registered."""
+
+
+@dataclass(frozen=True)
+class Device:
+    """What the event path needs to know about a device (cached in memory by ingest)."""
+
+    device_id: str
+    enabled: bool
+    env: Env
+    mapping: p.ButtonMapping
+    allow_parallel: bool
+    cancel_window_s: int
+    profile: dict[str, Any]
+    config_version: int
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Device:
+        return cls(
+            device_id=row["device_id"],
+            enabled=bool(row["enabled"]),
+            env="dev" if row["env"] == "dev" else "prod",
+            mapping=p.ButtonMapping.model_validate_json(row["mapping"]),
+            allow_parallel=bool(row["allow_parallel"]),
+            cancel_window_s=int(row["cancel_window_s"]),
+            profile=json.loads(row["profile"] or "{}"),
+            config_version=int(row["config_version"]),
+        )
+
+
+def _now() -> str:
+    return p.format_ts(p.utcnow())
+
+
+def _audit(db: sqlite_utils.Database, actor: str, action: str, device_id: str | None,
+           detail: str = "") -> None:
+    db.execute(
+        "INSERT INTO audit (at, actor, action, device_id, detail) VALUES (?, ?, ?, ?, ?)",
+        [_now(), actor, action, device_id, detail],
+    )
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    """A device row without its password hash, JSON columns decoded."""
+    out = {k: v for k, v in row.items() if k != "mqtt_hash"}
+    out["mapping"] = json.loads(row["mapping"])
+    out["profile"] = json.loads(row["profile"] or "{}")
+    for key in ("enabled", "allow_parallel", "simulated"):
+        out[key] = bool(row[key])
+    return out
+
+
+def add_device(
+    db: sqlite_utils.Database,
+    device_id: str,
+    *,
+    name: str = "",
+    mapping: p.ButtonMapping,
+    env: Env = "prod",
+    simulated: bool = False,
+    allow_parallel: bool = False,
+    cancel_window_s: int = 300,
+    profile: dict[str, Any] | None = None,
+    actor: str = "system",
+) -> tuple[dict[str, Any], str]:
+    """Register a device; returns ``(row, password)``. The password is never stored in clear."""
+    if not p.is_valid_device_id(device_id):
+        raise RegistryError(f"invalid device id {device_id!r}: 1-64 of [A-Za-z0-9_-]")
+    if env not in ("dev", "prod"):
+        raise RegistryError(f"env must be dev or prod, not {env!r}")
+    password = generate_password()
+    now = _now()
+    with atomic(db.conn):
+        if db.execute("SELECT 1 FROM devices WHERE device_id = ?", [device_id]).fetchone():
+            raise DeviceExistsError(f"device {device_id!r} already exists")
+        db.execute(
+            "INSERT INTO devices (device_id, name, env, enabled, mapping, allow_parallel, "
+            "cancel_window_s, profile, config_version, mqtt_hash, simulated, created_at, "
+            "updated_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+            [device_id, name, env, mapping.model_dump_json(), int(allow_parallel),
+             cancel_window_s, json.dumps(profile or {}), hash_password(password),
+             int(simulated), now, now],
+        )
+        _audit(db, actor, "device.add", device_id, f"env={env}")
+    return get_device(db, device_id), password
+
+
+def _row(db: sqlite_utils.Database, device_id: str) -> dict[str, Any]:
+    cursor = db.execute("SELECT * FROM devices WHERE device_id = ?", [device_id])
+    names = [d[0] for d in cursor.description]
+    found = cursor.fetchone()
+    if found is None:
+        raise UnknownDeviceError(f"unknown device {device_id!r}")
+    return dict(zip(names, found, strict=True))
+
+
+def get_device(db: sqlite_utils.Database, device_id: str) -> dict[str, Any]:
+    """The device's public row (no hash); raises UnknownDeviceError."""
+    return _public(_row(db, device_id))
+
+
+def list_devices(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Every device's public row, by id."""
+    return [_public(dict(r)) for r in db["devices"].rows_where(order_by="device_id")]
+
+
+def load_devices(db: sqlite_utils.Database) -> dict[str, Device]:
+    """Every device as a ``Device`` (the event path's in-memory cache)."""
+    return {r["device_id"]: Device.from_row(dict(r)) for r in db["devices"].rows}
+
+
+def _update(db: sqlite_utils.Database, device_id: str, actor: str, action: str, detail: str,
+            sets: str, params: list[Any]) -> dict[str, Any]:
+    with atomic(db.conn):
+        cursor = db.execute(
+            f"UPDATE devices SET {sets}, updated_at = ? WHERE device_id = ?",
+            [*params, _now(), device_id],
+        )
+        if cursor.rowcount == 0:
+            raise UnknownDeviceError(f"unknown device {device_id!r}")
+        _audit(db, actor, action, device_id, detail)
+    return get_device(db, device_id)
+
+
+def set_enabled(db: sqlite_utils.Database, device_id: str, enabled: bool, *,
+                actor: str = "system") -> dict[str, Any]:
+    """Enable or disable a device (a disabled device's events are rejected)."""
+    action = "device.enable" if enabled else "device.disable"
+    return _update(db, device_id, actor, action, "", "enabled = ?", [int(enabled)])
+
+
+def set_env(db: sqlite_utils.Database, device_id: str, env: Env, *,
+            actor: str = "system") -> dict[str, Any]:
+    """Switch a device between ``dev`` (Test orders) and ``prod``; bumps config_version."""
+    if env not in ("dev", "prod"):
+        raise RegistryError(f"env must be dev or prod, not {env!r}")
+    return _update(db, device_id, actor, "device.set_env", f"env={env}",
+                   "env = ?, config_version = config_version + 1", [env])
+
+
+def update_mapping(db: sqlite_utils.Database, device_id: str, mapping: p.ButtonMapping, *,
+                   actor: str = "system") -> dict[str, Any]:
+    """Replace the device's button mapping and bump its config_version."""
+    return _update(db, device_id, actor, "device.update_mapping", mapping.model_dump_json(),
+                   "mapping = ?, config_version = config_version + 1",
+                   [mapping.model_dump_json()])
+
+
+def rotate_credentials(db: sqlite_utils.Database, device_id: str, *,
+                       actor: str = "system") -> str:
+    """A new MQTT password for the device (returned once; only its hash is stored)."""
+    password = generate_password()
+    _update(db, device_id, actor, "device.rotate_credentials", "", "mqtt_hash = ?",
+            [hash_password(password)])
+    return password
+
+
+def remove_device(db: sqlite_utils.Database, device_id: str, *, actor: str = "system") -> None:
+    """Delete the device from the registry (its events and orders stay as history)."""
+    with atomic(db.conn):
+        cursor = db.execute("DELETE FROM devices WHERE device_id = ?", [device_id])
+        if cursor.rowcount == 0:
+            raise UnknownDeviceError(f"unknown device {device_id!r}")
+        _audit(db, actor, "device.remove", device_id)
+
+
+def ensure_service_account(db: sqlite_utils.Database, username: str, password: str, *,
+                           actor: str = "system") -> None:
+    """Create or re-key the MQTT service account ``username`` (e.g. ingest's own)."""
+    with atomic(db.conn):
+        db.execute(
+            "INSERT INTO service_accounts (username, mqtt_hash, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (username) DO UPDATE SET mqtt_hash = excluded.mqtt_hash",
+            [username, hash_password(password), _now()],
+        )
+        _audit(db, actor, "service_account.ensure", None, username)
+
+
+def device_hashes(db: sqlite_utils.Database) -> dict[str, str]:
+    """``device_id -> $7$ hash`` of every enabled device."""
+    rows = db.execute("SELECT device_id, mqtt_hash FROM devices WHERE enabled = 1").fetchall()
+    return {device_id: hashed for device_id, hashed in rows}
+
+
+def service_account_hashes(db: sqlite_utils.Database) -> dict[str, str]:
+    """``username -> $7$ hash`` of every service account."""
+    rows = db.execute("SELECT username, mqtt_hash FROM service_accounts").fetchall()
+    return {username: hashed for username, hashed in rows}
