@@ -1,1 +1,23 @@
-"""Placeholder; filled in by its issue."""
+"""The built-in order core: BlackBox Order API dialect with the Nuvemshop lifecycle.
+
+An aiohttp service over one SQLite file: catalog, checkout (one order per merchant, exactly once
+per Idempotency-Key), order queries, lifecycle actions with history, signed webhooks.
+"""
+
+from ordercore.app import create_app
+from ordercore.core import CORE, Core
+from ordercore.lifecycle import Action, OrderStatus
+from ordercore.settings import SEED_CATALOG, Settings
+from ordercore.signing import sign, verify
+
+__all__ = [
+    "CORE",
+    "SEED_CATALOG",
+    "Action",
+    "Core",
+    "OrderStatus",
+    "Settings",
+    "create_app",
+    "sign",
+    "verify",
+]

@@ -1,0 +1,105 @@
+"""``edgeorder ordercore``: run the built-in order core HTTP service."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+
+from ordercore.app import create_app
+from ordercore.settings import DEFAULT_PORT, SEED_CATALOG, Settings
+
+__all__ = ["main"]
+
+log = structlog.get_logger("ordercore")
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Run the built-in order core: checkout, orders, lifecycle and signed "
+        "webhooks over HTTP (BlackBox Order API dialect). SIGTERM/SIGINT stop it gracefully.",
+        epilog="Every endpoint but /healthz and /api/openapi.json needs "
+        "'Authorization: Bearer TOKEN'.",
+    )
+    parser.add_argument(
+        "--host", default=None, help="address to bind (env EDGEORDER_ORDERCORE_HOST; 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help=f"TCP port (env EDGEORDER_ORDERCORE_PORT; default {DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="directory of the SQLite database (env EDGEORDER_ORDERCORE_DATA_DIR; "
+        "default ./edgeorder-data/ordercore)",
+    )
+    parser.add_argument(
+        "--token",
+        action="append",
+        default=None,
+        help="accepted bearer token; repeat or comma-separate for several "
+        "(env EDGEORDER_ORDERCORE_TOKEN)",
+    )
+    parser.add_argument(
+        "--seed-catalog",
+        nargs="?",
+        type=Path,
+        const=SEED_CATALOG,
+        default=None,
+        metavar="FILE",
+        help="load a catalog JSON file idempotently at start (no FILE: the bundled demo catalog)",
+    )
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings from flags, then env vars, then defaults."""
+    data_dir = args.data_dir
+    if data_dir is None and "EDGEORDER_ORDERCORE_DATA_DIR" not in os.environ:
+        data_dir = Path("edgeorder-data") / "ordercore"
+    return Settings.from_env(
+        host=args.host,
+        port=args.port,
+        data_dir=data_dir,
+        tokens=args.token,
+        catalog_seed=args.seed_catalog,
+    )
+
+
+def main(argv: list[str], prog: str) -> int:
+    """Parse options, validate settings, serve until SIGTERM/SIGINT."""
+    args = build_parser(prog).parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            hint = " (set --token or EDGEORDER_ORDERCORE_TOKEN)" if where == "tokens" else ""
+            print(f"{prog}: {where}: {err['msg']}{hint}", file=sys.stderr)
+        return 2
+    log.info(
+        "ordercore_starting",
+        host=settings.host,
+        port=settings.port,
+        data_dir=str(settings.data_dir),
+    )
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=lambda _: log.info("ordercore_listening", host=settings.host, port=settings.port),
+        shutdown_timeout=10,
+        access_log=None,
+    )
+    log.info("ordercore_stopped")
+    return 0

@@ -1,0 +1,153 @@
+"""Webhook delivery: one task per subscriber, in order, retried with backoff.
+
+Deliveries are rows of the outbox table, written in the same transaction as the order change.
+The dispatcher wakes on ``wake()`` (after such a commit) and at start-up, and runs one worker
+per subscriber with pending deliveries. A worker posts them oldest first; a failure is retried
+(capped exponential backoff with jitter, persisted, so a restart keeps the schedule) before
+the next delivery of that subscriber is tried. Nothing here ever blocks an API request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from functools import partial
+
+import aiohttp
+import structlog
+
+from ordercore.settings import Settings
+from ordercore.signing import backoff_delay, sign
+from ordercore.store import webhooks as wh
+from ordercore.store.db import Reader, Writer
+
+__all__ = ["Dispatcher"]
+
+log = structlog.get_logger("ordercore.webhooks")
+
+
+class Dispatcher:
+    """Runs the subscriber workers; ``wake()`` after committing new deliveries."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        reader: Reader,
+        writer: Writer,
+        clock: Callable[[], float],
+    ) -> None:
+        self._settings = settings
+        self._reader = reader
+        self._writer = writer
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._cursor: dict[int, int] = {}  # last delivery id handled per subscriber
+        self._session: aiohttp.ClientSession | None = None
+        self._main: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=self._settings.webhook_timeout_s)
+        self._session = aiohttp.ClientSession(timeout=timeout)
+        self._main = asyncio.create_task(self._run(), name="webhook-dispatcher")
+
+    async def stop(self) -> None:
+        """Cancel every worker; undelivered deliveries stay in the outbox for the next start."""
+        tasks = [t for t in (self._main, *self._workers.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._session is not None:
+            await self._session.close()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                heads = await self._reader.run(wh.pending_heads)
+            except Exception:
+                log.exception("webhook_scan_failed")
+                heads = {}
+            for webhook_id, head in heads.items():
+                running = webhook_id in self._workers
+                if not running and head > self._cursor.get(webhook_id, 0):
+                    self._spawn(webhook_id)
+            await self._wake.wait()
+
+    def _spawn(self, webhook_id: int) -> None:
+        task = asyncio.create_task(self._serve(webhook_id), name=f"webhook-{webhook_id}")
+        self._workers[webhook_id] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._workers.pop(webhook_id, None)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("webhook_worker_crashed", webhook=webhook_id, error=str(t.exception()))
+            self.wake()  # rows committed while it was finishing get a new worker
+
+        task.add_done_callback(done)
+
+    async def _serve(self, webhook_id: int) -> None:
+        sub = await self._reader.run(lambda c: wh.subscriber(c, webhook_id))
+        if sub is None:
+            return
+        while True:
+            after = self._cursor.get(webhook_id, 0)
+            batch = await self._reader.run(
+                partial(wh.pending_deliveries, webhook_id=webhook_id, after_id=after)
+            )
+            if not batch:
+                return
+            for delivery in batch:
+                await self._deliver_until_done(sub, delivery)
+                self._cursor[webhook_id] = delivery.id
+
+    async def _deliver_until_done(self, sub: wh.Subscriber, delivery: wh.Delivery) -> None:
+        attempts, due = delivery.attempts, delivery.next_attempt_ts
+        while True:
+            wait = due - self._clock()
+            if wait > 0:
+                await asyncio.sleep(wait)  # a scheduled retry, not a readiness poll
+            error = await self._post(sub, delivery)
+            attempts += 1
+            if error is None:
+                await self._writer.run(lambda c: wh.mark_delivered(c, delivery.id, self._clock()))
+                return
+            if attempts >= self._settings.webhook_max_attempts:
+                log.error("webhook_gave_up", delivery=delivery.id, url=sub.url, error=error)
+                gave_up = partial(wh.mark_failed_attempt, delivery_id=delivery.id, error=error)
+                await self._writer.run(partial(gave_up, next_ts=None))
+                return
+            delay = backoff_delay(
+                attempts,
+                self._settings.webhook_backoff_base_s,
+                self._settings.webhook_backoff_max_s,
+            )
+            due = self._clock() + delay
+            log.warning(
+                "webhook_retry", delivery=delivery.id, url=sub.url, error=error, delay=delay
+            )
+            failed = partial(wh.mark_failed_attempt, delivery_id=delivery.id, error=error)
+            await self._writer.run(partial(failed, next_ts=due))
+
+    async def _post(self, sub: wh.Subscriber, delivery: wh.Delivery) -> str | None:
+        """POST one delivery; None on a 2xx answer, else the reason it failed."""
+        assert self._session is not None
+        body = delivery.body.encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Edgeorder-Event": delivery.event,
+            "X-Edgeorder-Delivery": str(delivery.id),
+            "X-Edgeorder-Signature": sign(sub.secret, body),
+        }
+        try:
+            async with self._session.post(sub.url, data=body, headers=headers) as resp:
+                await resp.read()
+                return None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,107 @@
+"""HTTP plumbing shared by the route modules: JSON in/out, auth and error middlewares."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from ordercore.core import CORE
+from ordercore.errors import ApiError
+from ordercore.views import dumps
+
+__all__ = [
+    "PUBLIC_PATHS",
+    "auth_middleware",
+    "error_middleware",
+    "json_response",
+    "path_id",
+    "read_json",
+]
+
+log = structlog.get_logger("ordercore.http")
+PUBLIC_PATHS = frozenset({"/healthz", "/api/openapi.json"})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_ID = 2**63 - 1
+
+
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    text = body if isinstance(body, str) else dumps(body)
+    return web.Response(text=text, status=status, content_type="application/json", headers=headers)
+
+
+async def read_json(request: web.Request, *, optional: bool = False) -> Any:
+    """The decoded JSON object of the body; ApiError 400 if it is not one."""
+    raw = await request.read()
+    if not raw.strip():
+        if optional:
+            return {}
+        raise ApiError(
+            400, "malformed_json", "the request body is empty; a JSON object is required"
+        )
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "malformed_json", f"the request body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "malformed_json", "the request body must be a JSON object")
+    return body
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    """A numeric path parameter (the route's regex guarantees digits)."""
+    value = int(request.match_info[name])
+    if not 1 <= value <= MAX_ID:
+        raise ApiError.not_found(f"{name} {value} not found")
+    return value
+
+
+def _authorized(header: str, tokens: list[str]) -> bool:
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return False
+    token_b = token.strip().encode()
+    # compare against every token so timing does not say which one nearly matched
+    return any([hmac.compare_digest(token_b, t.encode()) for t in tokens])
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bearer token on every path but /healthz and the OpenAPI document."""
+    if request.path not in PUBLIC_PATHS:
+        header = request.headers.get("Authorization", "")
+        if not _authorized(header, request.app[CORE].settings.tokens):
+            reason = "missing bearer token" if not header else "invalid bearer token"
+            log.info("unauthorized", path=request.path, reason=reason, peer=request.remote)
+            raise ApiError(401, "unauthorized", reason, extra={})
+    return await handler(request)
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as JSON ``{"Error", "Message", ...}``; nothing leaks a traceback."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        if exc.status >= 500:
+            log.error("api_error", path=request.path, error=exc.code, message=exc.message)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return json_response(exc.to_json(), exc.status, headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        body = {"Error": code, "Message": exc.reason}
+        return json_response(body, exc.status, dict(exc.headers) if exc.status == 405 else None)
+    except Exception:
+        log.exception("unhandled_error", path=request.path, method=request.method)
+        return json_response({"Error": "internal", "Message": "internal error"}, 500)

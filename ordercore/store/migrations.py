@@ -1,0 +1,143 @@
+"""Numbered schema migrations. Append new ones; never edit an applied one."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+__all__ = ["MIGRATIONS", "migrate"]
+
+_V1 = """
+CREATE TABLE merchants (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL
+);
+CREATE TABLE skus (
+    sku_id INTEGER PRIMARY KEY,
+    product_id INTEGER NOT NULL,
+    sku TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL,
+    price INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    merchant_id TEXT NOT NULL REFERENCES merchants(id)
+);
+CREATE TABLE checkouts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_on TEXT NOT NULL
+);
+CREATE TABLE orders (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    checkout_id INTEGER NOT NULL REFERENCES checkouts(id),
+    created_on TEXT NOT NULL,
+    updated_on TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    merchant_id TEXT NOT NULL,
+    merchant_name TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    shipping TEXT,
+    payment TEXT,
+    currency TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    device_id TEXT,
+    test INTEGER NOT NULL DEFAULT 0,
+    closed_on TEXT,
+    cancelled_on TEXT,
+    cancel_reason TEXT
+);
+CREATE INDEX orders_checkout ON orders(checkout_id);
+CREATE INDEX orders_status ON orders(status);
+CREATE INDEX orders_merchant ON orders(merchant_id);
+CREATE INDEX orders_device ON orders(device_id);
+CREATE INDEX orders_created ON orders(created_on);
+CREATE TABLE order_items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    order_id INTEGER NOT NULL REFERENCES orders(id),
+    product_id INTEGER NOT NULL,
+    sku_id INTEGER NOT NULL,
+    sku TEXT NOT NULL,
+    description TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    quantity INTEGER NOT NULL,
+    status INTEGER NOT NULL
+);
+CREATE INDEX order_items_order ON order_items(order_id);
+CREATE TABLE order_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    order_id INTEGER NOT NULL REFERENCES orders(id),
+    at TEXT NOT NULL,
+    action TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    field TEXT NOT NULL,
+    from_value TEXT,
+    to_value TEXT
+);
+CREATE INDEX order_history_order ON order_history(order_id, id);
+CREATE TABLE idempotency_keys (
+    key TEXT PRIMARY KEY,
+    body_hash TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    response TEXT NOT NULL,
+    created_ts REAL NOT NULL
+);
+CREATE INDEX idempotency_keys_created ON idempotency_keys(created_ts);
+CREATE TABLE webhooks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    url TEXT NOT NULL,
+    events TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    created_on TEXT NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook_id INTEGER NOT NULL REFERENCES webhooks(id),
+    event TEXT NOT NULL,
+    order_id INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    created_on TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ts REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    delivered_on TEXT
+);
+CREATE INDEX deliveries_pending ON deliveries(webhook_id, state, id);
+"""
+
+
+def _v1(conn: sqlite3.Connection) -> None:
+    for statement in _V1.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+"""Migration N is ``MIGRATIONS[N - 1]``."""
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every migration not yet applied, each in its own transaction; return the version."""
+    db = sqlite_utils.Database(conn)
+    if "schema_migrations" not in db.table_names():
+        conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_on TEXT)"
+        )
+    done = {row["version"] for row in db.query("SELECT version FROM schema_migrations")}
+    for number, step in enumerate(MIGRATIONS, start=1):
+        if number in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            step(conn)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_on) VALUES (?, ?)",
+                (number, datetime.now(UTC).isoformat()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)

@@ -1,0 +1,146 @@
+"""Webhook subscribers and their delivery outbox. Functions of a sqlite3 connection."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from ordercore.errors import ApiError
+from ordercore.views import dumps, iso_utc
+
+__all__ = [
+    "Delivery",
+    "Subscriber",
+    "add_webhook",
+    "delete_webhook",
+    "enqueue_event",
+    "list_webhooks",
+    "mark_delivered",
+    "mark_failed_attempt",
+    "pending_deliveries",
+    "pending_heads",
+    "subscriber",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    id: int
+    url: str
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    webhook_id: int
+    event: str
+    body: str
+    attempts: int
+    next_attempt_ts: float
+
+
+def webhook_json(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "Id": row["id"],
+        "Url": row["url"],
+        "Events": json.loads(row["events"]),
+        "CreatedOn": row["created_on"],
+    }
+
+
+def add_webhook(
+    conn: sqlite3.Connection, url: str, events: list[str], secret: str, now: float
+) -> dict[str, Any]:
+    cur = conn.execute(
+        "INSERT INTO webhooks (url, events, secret, created_on) VALUES (?, ?, ?, ?)",
+        (url, dumps(events), secret, iso_utc(now)),
+    )
+    row = conn.execute("SELECT * FROM webhooks WHERE id = ?", (cur.lastrowid,)).fetchone()
+    return webhook_json(row)
+
+
+def list_webhooks(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    rows = conn.execute("SELECT * FROM webhooks WHERE deleted = 0 ORDER BY id").fetchall()
+    return [webhook_json(r) for r in rows]
+
+
+def delete_webhook(conn: sqlite3.Connection, webhook_id: int) -> None:
+    """Unsubscribe; its undelivered deliveries are dropped. ApiError 404 if unknown."""
+    cur = conn.execute(
+        "UPDATE webhooks SET deleted = 1 WHERE id = ? AND deleted = 0", (webhook_id,)
+    )
+    if cur.rowcount == 0:
+        raise ApiError.not_found(f"webhook {webhook_id} not found")
+    conn.execute(
+        "UPDATE deliveries SET state = 'dropped' WHERE webhook_id = ? AND state = 'pending'",
+        (webhook_id,),
+    )
+
+
+def enqueue_event(conn: sqlite3.Connection, event: str, order: dict[str, Any], now: float) -> int:
+    """Add one delivery of ``event`` per interested subscriber; return how many."""
+    subs = conn.execute("SELECT id, events FROM webhooks WHERE deleted = 0").fetchall()
+    count = 0
+    ts = iso_utc(now)
+    for sub in subs:
+        events = json.loads(sub["events"])
+        if "*" not in events and event not in events:
+            continue
+        cur = conn.execute(
+            "INSERT INTO deliveries (webhook_id, event, order_id, body, created_on,"
+            " next_attempt_ts) VALUES (?, ?, ?, '', ?, ?)",
+            (sub["id"], event, order["Id"], ts, now),
+        )
+        body = dumps({"Id": cur.lastrowid, "Event": event, "CreatedOn": ts, "Order": order})
+        conn.execute("UPDATE deliveries SET body = ? WHERE id = ?", (body, cur.lastrowid))
+        count += 1
+    return count
+
+
+def pending_heads(conn: sqlite3.Connection) -> dict[int, int]:
+    """Subscriber id -> the highest id of its pending deliveries."""
+    rows = conn.execute(
+        "SELECT webhook_id, max(id) FROM deliveries WHERE state = 'pending' GROUP BY webhook_id"
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def subscriber(conn: sqlite3.Connection, webhook_id: int) -> Subscriber | None:
+    row = conn.execute(
+        "SELECT id, url, secret FROM webhooks WHERE id = ? AND deleted = 0", (webhook_id,)
+    ).fetchone()
+    return None if row is None else Subscriber(row["id"], row["url"], row["secret"])
+
+
+def pending_deliveries(
+    conn: sqlite3.Connection, webhook_id: int, after_id: int, limit: int = 100
+) -> list[Delivery]:
+    """The next pending deliveries of one subscriber, in order."""
+    rows = conn.execute(
+        "SELECT id, webhook_id, event, body, attempts, next_attempt_ts FROM deliveries"
+        " WHERE webhook_id = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?",
+        (webhook_id, after_id, limit),
+    ).fetchall()
+    return [Delivery(*r) for r in rows]
+
+
+def mark_delivered(conn: sqlite3.Connection, delivery_id: int, now: float) -> None:
+    conn.execute(
+        "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, delivered_on = ?"
+        " WHERE id = ?",
+        (iso_utc(now), delivery_id),
+    )
+
+
+def mark_failed_attempt(
+    conn: sqlite3.Connection, delivery_id: int, error: str, next_ts: float | None
+) -> None:
+    """Record a failed attempt; ``next_ts`` None means give up (state ``failed``)."""
+    conn.execute(
+        "UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_attempt_ts = ?,"
+        " state = ? WHERE id = ?",
+        (error[:500], next_ts or 0, "pending" if next_ts is not None else "failed", delivery_id),
+    )
