@@ -163,5 +163,11 @@ _V1 = (
     "CREATE INDEX audit_device ON audit (device_id, at)",
 )
 
-MIGRATIONS: list[tuple[str, ...]] = [_V1]
+_V2 = (
+    # The order-in-flight throttle asks this for every reorder press (ingest.ledger).
+    "CREATE INDEX order_outbox_device_sku ON order_outbox (device_id, sku, state)",
+    "CREATE INDEX orders_device_created ON orders (device_id, created_at)",
+)
+
+MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2]
 """``MIGRATIONS[n]`` takes the schema from version ``n`` to ``n + 1`` (``PRAGMA user_version``)."""

@@ -1,0 +1,341 @@
+"""The exactly-once ledger: inbox, order outbox, orders and status history in SQL.
+
+Every function here takes a ``sqlite3.Connection`` inside the caller's transaction (the
+single writer's group commit) and returns the statuses to publish once that commit is done.
+No function here commits, sleeps or talks to the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import protocol as p
+from ingest import rules
+from ingest.registry import Device
+
+__all__ = [
+    "EventOutcome",
+    "OutboxRow",
+    "StatusOut",
+    "apply_order_state",
+    "due_outbox",
+    "event_hash",
+    "mark_cancelled",
+    "mark_created",
+    "mark_failed",
+    "mark_transient",
+    "record_event",
+    "record_rejection",
+]
+
+
+@dataclass(frozen=True)
+class StatusOut:
+    """One status to publish (retained) on ``device_id``'s status topic."""
+
+    device_id: str
+    status: p.Status
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What recording one event did; ``duplicate`` means nothing was written."""
+
+    status: StatusOut
+    duplicate: bool = False
+    rejection_code: str | None = None
+    outbox_created: bool = False
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One due order-outbox row, as the worker needs it."""
+
+    id: int
+    inbox_id: int
+    device_id: str
+    event_id: str
+    op: str
+    sku: str | None
+    quantity: int | None
+    test: bool
+    target_order_id: str | None
+    attempts: int
+    event_ts: str
+
+
+def event_hash(event: p.Event) -> str:
+    """sha256 of the canonical JSON of ``event`` (so whitespace or unknown fields don't count)."""
+    return hashlib.sha256(p.encode(event)).hexdigest()
+
+
+def _ts(now: datetime) -> str:
+    return p.format_ts(now)
+
+
+def _status(device_id: str, event_id: str | None, state: p.State, now: datetime, *,
+            order_id: str | None = None, reason: str | None = None) -> StatusOut:
+    status = p.Status(event_id=event_id, state=state, order_id=order_id,
+                      reason=reason[:500] if reason else None, ts=now)
+    return StatusOut(device_id, status)
+
+
+def _history(conn: sqlite3.Connection, out: StatusOut, source: str) -> None:
+    s = out.status
+    conn.execute(
+        "INSERT INTO status_history (device_id, event_id, state, order_id, reason, source, at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [out.device_id, s.event_id, s.state.value, s.order_id, s.reason, source, _ts(s.ts)],
+    )
+
+
+def record_rejection(conn: sqlite3.Connection, device_id: str | None, event_id: str | None,
+                     code: str, detail: str, now: datetime) -> StatusOut | None:
+    """A ``rejections`` row; the status to publish when the device can be addressed."""
+    conn.execute(
+        "INSERT INTO rejections (device_id, event_id, code, detail, at) VALUES (?, ?, ?, ?, ?)",
+        [device_id, event_id, code, detail[:2000], _ts(now)],
+    )
+    if device_id is None:
+        return None
+    out = _status(device_id, event_id, p.State.REJECTED, now, reason=detail)
+    _history(conn, out, "ingest")
+    return out
+
+
+def _sku_in_flight(conn: sqlite3.Connection, device_id: str, sku: str) -> bool:
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM orders WHERE device_id = ? AND sku = ? "
+        "  AND state NOT IN ('delivered', 'cancelled', 'failed')) "
+        "OR EXISTS (SELECT 1 FROM order_outbox WHERE device_id = ? AND sku = ? "
+        "  AND op = 'create' AND state = 'pending')",
+        [device_id, sku, device_id, sku],
+    ).fetchone()
+    return bool(row[0])
+
+
+def _last_order(conn: sqlite3.Connection, device_id: str) -> rules.CancelTarget | None:
+    row = conn.execute(
+        "SELECT order_id, event_id, created_at FROM orders WHERE device_id = ? "
+        "AND state IN ('ordered', 'paid') ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        [device_id],
+    ).fetchone()
+    if row is None:
+        return None
+    return rules.CancelTarget(row[0], row[1], datetime.fromisoformat(row[2]))
+
+
+def record_event(conn: sqlite3.Connection, event: p.Event, device: Device | None, *,
+                 now: datetime, stale_after_s: float) -> EventOutcome:
+    """Dedup, decide and record one decoded event (inbox + outbox rows + history)."""
+    digest = event_hash(event)
+    known = conn.execute(
+        "SELECT payload_hash, state, order_id, reason FROM inbox "
+        "WHERE device_id = ? AND event_id = ?",
+        [event.device_id, event.event_id],
+    ).fetchone()
+    if known is not None:
+        if known[0] != digest:
+            out = record_rejection(conn, event.device_id, event.event_id, "payload_conflict",
+                                   rules.REASON_PAYLOAD_CONFLICT, now)
+            assert out is not None
+            return EventOutcome(out, rejection_code="payload_conflict")
+        current = _status(event.device_id, event.event_id, p.State(known[1]), now,
+                          order_id=known[2], reason=known[3])
+        return EventOutcome(current, duplicate=True)
+    decision = rules.evaluate(
+        event, device, now=now, stale_after_s=stale_after_s,
+        sku_in_flight=lambda sku: _sku_in_flight(conn, event.device_id, sku),
+        last_order=lambda: _last_order(conn, event.device_id),
+    )
+    inbox_id = _insert_inbox(conn, event, digest, decision, now)
+    if decision.op is not None:
+        _insert_outbox(conn, inbox_id, event, decision, now)
+    out = _status(event.device_id, event.event_id, decision.state, now, reason=decision.reason)
+    _history(conn, out, "ingest")
+    code = None
+    if decision.state is p.State.REJECTED:
+        code = rules.CODES.get(decision.reason or "", "rejected")
+        conn.execute(
+            "INSERT INTO rejections (device_id, event_id, code, detail, at) VALUES (?,?,?,?,?)",
+            [event.device_id, event.event_id, code, decision.reason or "", _ts(now)],
+        )
+    return EventOutcome(out, rejection_code=code, outbox_created=decision.op is not None)
+
+
+def _insert_inbox(conn: sqlite3.Connection, event: p.Event, digest: str,
+                  decision: rules.Decision, now: datetime) -> int:
+    cursor = conn.execute(
+        "INSERT INTO inbox (device_id, event_id, payload_hash, payload, kind, trigger, seq, ts, "
+        "received_at, action, state, reason, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [event.device_id, event.event_id, digest, p.encode(event).decode(), event.kind.value,
+         event.trigger, event.seq, _ts(event.ts), _ts(now),
+         decision.action.model_dump_json(), decision.state.value, decision.reason, _ts(now)],
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def _insert_outbox(conn: sqlite3.Connection, inbox_id: int, event: p.Event,
+                   decision: rules.Decision, now: datetime) -> None:
+    sku = quantity = None
+    if isinstance(decision.action, p.ReorderAction):
+        sku, quantity = decision.action.sku, decision.action.quantity
+    target = decision.cancel.order_id if decision.cancel else None
+    conn.execute(
+        "INSERT INTO order_outbox (inbox_id, device_id, event_id, op, sku, quantity, test, "
+        "target_order_id, next_attempt_at, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [inbox_id, event.device_id, event.event_id, decision.op, sku, quantity,
+         int(decision.test), target, _ts(now), _ts(now), _ts(now)],
+    )
+
+
+# --- the order outbox ------------------------------------------------------------------------
+
+
+def due_outbox(conn: sqlite3.Connection, now: datetime, limit: int) -> list[OutboxRow]:
+    """Pending rows whose next attempt is due, oldest first."""
+    rows = conn.execute(
+        "SELECT o.id, o.inbox_id, o.device_id, o.event_id, o.op, o.sku, o.quantity, o.test, "
+        "o.target_order_id, o.attempts, i.ts FROM order_outbox o JOIN inbox i ON i.id = o.inbox_id "
+        "WHERE o.state = 'pending' AND o.next_attempt_at <= ? ORDER BY o.next_attempt_at, o.id "
+        "LIMIT ?",
+        [_ts(now), limit],
+    ).fetchall()
+    return [OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9], r[10])
+            for r in rows]
+
+
+def next_due_at(conn: sqlite3.Connection) -> str | None:
+    """When the earliest pending row becomes due (None: nothing pending)."""
+    row = conn.execute(
+        "SELECT MIN(next_attempt_at) FROM order_outbox WHERE state = 'pending'"
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _set_event(conn: sqlite3.Connection, inbox_id: int, state: p.State, now: datetime, *,
+               order_id: str | None = None, reason: str | None = None,
+               source: str = "ingest") -> StatusOut:
+    row = conn.execute(
+        "UPDATE inbox SET state = ?, order_id = COALESCE(?, order_id), reason = ?, "
+        "updated_at = ? WHERE id = ? RETURNING device_id, event_id, order_id",
+        [state.value, order_id, reason, _ts(now), inbox_id],
+    ).fetchone()
+    out = _status(row[0], row[1], state, now, order_id=row[2], reason=reason)
+    _history(conn, out, source)
+    return out
+
+
+def _outbox_state(conn: sqlite3.Connection, outbox_id: int) -> tuple[str, int] | None:
+    row = conn.execute(
+        "SELECT state, inbox_id FROM order_outbox WHERE id = ?", [outbox_id]
+    ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def mark_created(conn: sqlite3.Connection, row: OutboxRow, *, order_id: str, state: p.State,
+                 platform_status: int | None, amount: int | None, currency: str | None,
+                 now: datetime) -> list[StatusOut]:
+    """The platform created the order: outbox done, ``orders`` row, event ``ordered``."""
+    if _outbox_state(conn, row.id) != ("pending", row.inbox_id):
+        return []  # discarded by an operator meanwhile; the platform's key prevents a double
+    conn.execute("UPDATE order_outbox SET state = 'done', attempts = attempts + 1, "
+                 "last_error = NULL, updated_at = ? WHERE id = ?", [_ts(now), row.id])
+    conn.execute(
+        "INSERT INTO orders (order_id, inbox_id, device_id, event_id, sku, quantity, amount, "
+        "currency, test, state, platform_status, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING",
+        [order_id, row.inbox_id, row.device_id, row.event_id, row.sku or "", row.quantity or 0,
+         amount, currency, int(row.test), p.State.ORDERED.value, platform_status, _ts(now),
+         _ts(now)],
+    )
+    out = [_set_event(conn, row.inbox_id, p.State.ORDERED, now, order_id=order_id)]
+    if state is not p.State.ORDERED:  # the platform already moved on (e.g. paid at once)
+        out += apply_order_state(conn, order_id, state, platform_status, now, source="ingest")
+    return out
+
+
+def mark_transient(conn: sqlite3.Connection, row: OutboxRow, *, error: str,
+                   next_attempt_at: datetime, now: datetime) -> list[StatusOut]:
+    """Keep the row for a retry; the event goes ``queued`` the first time only."""
+    if _outbox_state(conn, row.id) != ("pending", row.inbox_id):
+        return []
+    conn.execute(
+        "UPDATE order_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, "
+        "updated_at = ? WHERE id = ?",
+        [error[:2000], _ts(next_attempt_at), _ts(now), row.id],
+    )
+    state = conn.execute("SELECT state FROM inbox WHERE id = ?", [row.inbox_id]).fetchone()[0]
+    if state != p.State.ACCEPTED.value:
+        return []
+    return [_set_event(conn, row.inbox_id, p.State.QUEUED, now)]
+
+
+def mark_failed(conn: sqlite3.Connection, row: OutboxRow, *, reason: str,
+                now: datetime) -> list[StatusOut]:
+    """The platform refused: outbox ``failed``, the event ``failed`` with the platform's reason."""
+    if _outbox_state(conn, row.id) != ("pending", row.inbox_id):
+        return []
+    conn.execute(
+        "UPDATE order_outbox SET state = 'failed', attempts = attempts + 1, last_error = ?, "
+        "updated_at = ? WHERE id = ?",
+        [reason[:2000], _ts(now), row.id],
+    )
+    return [_set_event(conn, row.inbox_id, p.State.FAILED, now, reason=reason)]
+
+
+def mark_cancelled(conn: sqlite3.Connection, row: OutboxRow, *, now: datetime
+                   ) -> list[StatusOut]:
+    """A long press cancelled ``row.target_order_id``: both events learn ``cancelled``."""
+    if _outbox_state(conn, row.id) != ("pending", row.inbox_id) or row.target_order_id is None:
+        return []
+    conn.execute("UPDATE order_outbox SET state = 'done', attempts = attempts + 1, "
+                 "last_error = NULL, updated_at = ? WHERE id = ?", [_ts(now), row.id])
+    out = apply_order_state(conn, row.target_order_id, p.State.CANCELLED, None, now,
+                            source="ingest")
+    out.append(_set_event(conn, row.inbox_id, p.State.CANCELLED, now,
+                          order_id=row.target_order_id))
+    return out
+
+
+def apply_order_state(conn: sqlite3.Connection, order_id: str, state: p.State,
+                      platform_status: int | None, now: datetime, *,
+                      source: str) -> list[StatusOut]:
+    """Move an order (and its event) forward to ``state``; stale or unknown changes are
+    ignored (never backwards)."""
+    row = conn.execute(
+        "SELECT state, inbox_id FROM orders WHERE order_id = ?", [order_id]
+    ).fetchone()
+    if row is None or not rules.advances(p.State(row[0]), state):
+        return []
+    conn.execute(
+        "UPDATE orders SET state = ?, platform_status = COALESCE(?, platform_status), "
+        "updated_at = ? WHERE order_id = ?",
+        [state.value, platform_status, _ts(now), order_id],
+    )
+    reason = "payment denied" if state is p.State.FAILED else None
+    return [_set_event(conn, row[1], state, now, order_id=order_id, reason=reason,
+                       source=source)]
+
+
+def open_orders(conn: sqlite3.Connection, limit: int = 500) -> list[str]:
+    """Orders not yet in a final state (the polling fallback's work list), oldest update first."""
+    rows = conn.execute(
+        "SELECT order_id FROM orders WHERE state IN ('ordered', 'paid', 'shipped') "
+        "ORDER BY updated_at LIMIT ?",
+        [limit],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def as_json(value: Any) -> str:
+    """Compact JSON for TEXT columns."""
+    return json.dumps(value, separators=(",", ":"))

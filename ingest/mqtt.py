@@ -1,0 +1,213 @@
+"""ingest's MQTT link: the ONE place where paho-mqtt's thread meets asyncio.
+
+paho's callbacks only convert and hand off (``loop.call_soon_threadsafe``) into a bounded
+queue. Messages are acknowledged by hand (``manual_ack``) and only after the caller has
+committed them, on a persistent session (``clean_session=False``, stable client id): if ingest
+dies, the broker redelivers every event that was not yet on disk.
+
+The network loop runs in its own thread and reconnects with jittered exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+import threading
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+import structlog
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+import protocol as p
+
+__all__ = ["Inbound", "MqttLink", "MqttOptions", "backoff_delays"]
+
+log = structlog.get_logger(__name__)
+
+_SUBSCRIPTIONS = (
+    (p.Channel.EVENTS, 1),
+    (p.Channel.PRESENCE, 1),
+    (p.Channel.TELEMETRY, 0),
+    (p.Channel.CONFIG_REPORTED, 1),
+)
+
+
+@dataclass(frozen=True)
+class MqttOptions:
+    """How to reach the broker (from ``Settings``)."""
+
+    url: str
+    username: str | None
+    password: str | None
+    client_id: str
+    ca_file: str | None = None
+    shared_group: str | None = None
+    queue_size: int = 20_000
+    backoff_min_s: float = 0.2
+    backoff_max_s: float = 30.0
+    keepalive_s: int = 30
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One received message; ``generation`` is the connection it arrived on."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    mid: int
+    generation: int
+
+
+def backoff_delays(minimum: float, maximum: float, rng: random.Random | None = None
+                   ) -> Any:
+    """Endless "full jitter" exponential backoff: uniform(minimum, min(maximum, minimum*2^n))."""
+    rng = rng or random.Random()
+    ceiling = minimum
+    while True:
+        yield rng.uniform(minimum, ceiling)
+        ceiling = min(maximum, ceiling * 2)
+
+
+class MqttLink:
+    """Subscribes to the device channels and publishes statuses/configs.
+
+    ``inbound`` is the bounded asyncio queue of received messages; ``subscribed`` is set once
+    the broker acknowledged the subscriptions of the current connection.
+    """
+
+    def __init__(self, options: MqttOptions) -> None:
+        self.options = options
+        self.inbound: asyncio.Queue[Inbound] = asyncio.Queue(options.queue_size)
+        self.subscribed = asyncio.Event()
+        self.dropped = 0
+        self._generation = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = threading.Event()
+        self._had_session = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._client = self._make_client()
+
+    # --- set-up -----------------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        o = self.options
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=o.client_id,
+                             clean_session=False)
+        client.manual_ack_set(True)
+        client.max_inflight_messages_set(1000)
+        client.max_queued_messages_set(0)
+        if o.username:
+            client.username_pw_set(o.username, o.password)
+        if urlsplit(o.url).scheme == "mqtts":
+            client.tls_set(ca_certs=o.ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def start(self) -> None:
+        """Start the network thread (call from the event loop)."""
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._network, name="ingest-mqtt", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        """Disconnect (sending what is queued first) and join the network thread."""
+        self._stopping.set()
+        self._client.disconnect()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 10)
+
+    # --- the network thread ---------------------------------------------------------------
+
+    def _network(self) -> None:
+        url = urlsplit(self.options.url)
+        host = url.hostname or "127.0.0.1"
+        port = url.port or (8883 if url.scheme == "mqtts" else 1883)
+        delays = backoff_delays(self.options.backoff_min_s, self.options.backoff_max_s)
+        while not self._stopping.is_set():
+            try:
+                self._client.connect(host, port, keepalive=self.options.keepalive_s)
+            except OSError as exc:
+                delay = next(delays)
+                log.warning("mqtt.connect_failed", error=str(exc), retry_in_s=round(delay, 2))
+                self._stopping.wait(delay)
+                continue
+            rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+            while not self._stopping.is_set() and rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                rc = self._client.loop(timeout=0.5)
+            if self._stopping.is_set():
+                self._drain()
+                return
+            if self._had_session.is_set():  # it worked until now: start the backoff afresh
+                self._had_session.clear()
+                delays = backoff_delays(self.options.backoff_min_s, self.options.backoff_max_s)
+            delay = next(delays)
+            log.warning("mqtt.connection_lost", rc=str(rc), retry_in_s=round(delay, 2))
+            self._stopping.wait(delay)
+
+    def _drain(self) -> None:
+        """Let the final DISCONNECT (and anything queued before it) leave the socket."""
+        for _ in range(20):
+            if self._client.loop(timeout=0.1) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+
+    # --- paho callbacks (network thread): convert and hand off, nothing else ----------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
+                    properties: Any = None) -> None:
+        if getattr(reason, "is_failure", False):
+            log.error("mqtt.refused", reason=str(reason))
+            return
+        self._generation += 1
+        self._had_session.set()
+        topics = [(p.subscription(ch, shared_group=self.options.shared_group), qos)
+                  for ch, qos in _SUBSCRIPTIONS]
+        client.subscribe(topics)
+        log.info("mqtt.connected", url=self.options.url, session_present=flags.session_present)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
+                      properties: Any = None) -> None:
+        self._call(self.subscribed.set)
+        log.info("mqtt.subscribed", shared_group=self.options.shared_group)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
+                       properties: Any = None) -> None:
+        self._call(self.subscribed.clear)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._call(self._enqueue, Inbound(msg.topic, bytes(msg.payload), msg.qos, msg.mid,
+                                          self._generation))
+
+    def _call(self, fn: Any, *args: Any) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(fn, *args)
+            except RuntimeError:  # loop closed between the check and the call
+                pass
+
+    # --- event-loop side --------------------------------------------------------------------
+
+    def _enqueue(self, message: Inbound) -> None:
+        try:
+            self.inbound.put_nowait(message)
+        except asyncio.QueueFull:
+            # Not acknowledged, so the broker redelivers it on the next session.
+            self.dropped += 1
+            log.error("mqtt.queue_full", topic=message.topic, dropped=self.dropped)
+
+    def ack(self, message: Inbound) -> None:
+        """Acknowledge ``message`` (after its commit). A message from an earlier connection is
+        left alone: the broker has redelivered it on this one, under the same rules."""
+        if message.qos > 0 and message.generation == self._generation:
+            self._client.ack(message.mid, message.qos)
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        """Queue a publish (paho sends it from the network thread; kept while disconnected)."""
+        self._client.publish(topic, payload, qos=qos, retain=retain)

@@ -1,0 +1,129 @@
+"""Business rules of ingest: pure functions, no I/O (ARCHITECTURE.md, Business rules).
+
+``evaluate`` turns one valid event of a known device into a ``Decision``: what to tell the
+device, and which order-outbox operation (if any) to record in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+import protocol as p
+from ingest.registry import Device
+
+__all__ = [
+    "REASON_DISABLED",
+    "REASON_NOTHING_TO_CANCEL",
+    "REASON_NO_ACTION",
+    "REASON_PAYLOAD_CONFLICT",
+    "REASON_STALE",
+    "REASON_THROTTLED",
+    "REASON_UNKNOWN_DEVICE",
+    "CancelTarget",
+    "Decision",
+    "advances",
+    "evaluate",
+    "is_stale",
+]
+
+REASON_UNKNOWN_DEVICE = "unknown device"
+REASON_DISABLED = "device disabled"
+REASON_STALE = "stale event"
+REASON_PAYLOAD_CONFLICT = "event_id reused with a different payload"
+REASON_NOTHING_TO_CANCEL = "no order to cancel within the cancel window"
+REASON_NO_ACTION = "no action mapped"
+REASON_THROTTLED = "an order for this product is still in flight"
+
+# Rejection codes (metrics labels, ``rejections.code``) for the reasons above.
+CODES = {
+    REASON_UNKNOWN_DEVICE: "unknown_device",
+    REASON_DISABLED: "disabled_device",
+    REASON_STALE: "stale",
+    REASON_PAYLOAD_CONFLICT: "payload_conflict",
+    REASON_NOTHING_TO_CANCEL: "nothing_to_cancel",
+}
+
+Op = Literal["create", "cancel"]
+
+
+@dataclass(frozen=True)
+class CancelTarget:
+    """The device's latest order that a long press may still cancel."""
+
+    order_id: str
+    event_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``state`` goes to the device now; ``op`` (when set) becomes an order-outbox row."""
+
+    state: p.State
+    action: p.ReorderAction | p.CancelLastAction | p.NoAction
+    reason: str | None = None
+    op: Op | None = None
+    test: bool = False
+    cancel: CancelTarget | None = None
+
+
+def is_stale(event_ts: datetime, now: datetime, stale_after_s: float) -> bool:
+    """True if the device's timestamp is older than the configured limit."""
+    return event_ts < now - timedelta(seconds=stale_after_s)
+
+
+def evaluate(
+    event: p.Event,
+    device: Device | None,
+    *,
+    now: datetime,
+    stale_after_s: float,
+    sku_in_flight: Callable[[str], bool],
+    last_order: Callable[[], CancelTarget | None],
+) -> Decision:
+    """The decision for ``event``. ``sku_in_flight(sku)`` and ``last_order()`` are asked only
+    when the rule needs them (the caller answers from its transaction)."""
+    if device is None:
+        return Decision(p.State.REJECTED, p.NoAction(), REASON_UNKNOWN_DEVICE)
+    action = device.mapping.action_for(event.trigger)
+    if not device.enabled:
+        return Decision(p.State.REJECTED, action, REASON_DISABLED)
+    if is_stale(event.ts, now, stale_after_s):
+        return Decision(p.State.REJECTED, action, REASON_STALE)
+    if isinstance(action, p.ReorderAction):
+        if not device.allow_parallel and sku_in_flight(action.sku):
+            return Decision(p.State.THROTTLED, action, REASON_THROTTLED)
+        return Decision(p.State.ACCEPTED, action, op="create", test=device.env == "dev")
+    if isinstance(action, p.CancelLastAction):
+        target = last_order()
+        window = timedelta(seconds=device.cancel_window_s)
+        if target is None or target.created_at < now - window:
+            return Decision(p.State.REJECTED, action, REASON_NOTHING_TO_CANCEL)
+        return Decision(p.State.ACCEPTED, action, op="cancel", cancel=target)
+    # Recorded and answered, so the device stops re-sending it; nothing else happens.
+    return Decision(p.State.ACCEPTED, action, REASON_NO_ACTION)
+
+
+_RANK = {
+    p.State.ACCEPTED: 0,
+    p.State.QUEUED: 1,
+    p.State.ORDERED: 2,
+    p.State.PAID: 3,
+    p.State.SHIPPED: 4,
+    p.State.DELIVERED: 5,
+}
+
+
+def advances(current: p.State, new: p.State) -> bool:
+    """May an order move from ``current`` to ``new``? Never backwards, never out of a final
+    state (``cancelled``/``failed``/``delivered``); a cancel is allowed until delivered."""
+    if current == new or current.is_final:
+        return False
+    if new in (p.State.CANCELLED, p.State.FAILED):
+        return True
+    if new not in _RANK or current not in _RANK:
+        return False
+    return _RANK[new] > _RANK[current]

@@ -1,0 +1,152 @@
+"""The single SQLite writer of ingest: one thread, group commit.
+
+Every write of the service is a job ``fn(conn) -> T`` submitted from the event loop. The thread
+takes everything that is waiting (up to ``batch_max`` jobs), runs it in ONE transaction (each
+job in its own savepoint, so a failing job fails alone), commits once (one fsync), and only
+then resolves the jobs' futures. Durable throughput therefore grows with load instead of
+collapsing to one fsync per message, and a future resolved means "on disk".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import structlog
+
+from ingest.store.db import connect
+
+__all__ = ["Writer", "WriterClosedError"]
+
+T = TypeVar("T")
+log = structlog.get_logger(__name__)
+
+
+class WriterClosedError(RuntimeError):
+    """A job was submitted after ``stop()``."""
+
+
+@dataclass
+class _Job(Generic[T]):
+    fn: Callable[[sqlite3.Connection], T]
+    future: asyncio.Future[T]
+
+
+_STOP = object()
+
+
+class Writer:
+    """``await writer.run(fn)`` runs ``fn(conn)`` in the next group commit and returns its
+    result once that commit is durable."""
+
+    def __init__(self, path: Path, *, batch_max: int = 512,
+                 on_commit: Callable[[int], None] | None = None) -> None:
+        self._path = path
+        self._batch_max = batch_max
+        self._on_commit = on_commit
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        """Open the connection and start the thread (call from the event loop)."""
+        self._loop = asyncio.get_running_loop()
+        conn = connect(self._path)
+        self._thread = threading.Thread(target=self._run, args=(conn,), name="ingest-writer",
+                                        daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        """Finish every job already submitted, then close."""
+        if self._thread is None or self._closed:
+            return
+        self._closed = True
+        self._jobs.put(_STOP)
+        await asyncio.to_thread(self._thread.join)
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue ``fn`` for the next commit; the future resolves after the commit."""
+        if self._closed or self._loop is None:
+            raise WriterClosedError("the writer is stopped")
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._jobs.put(_Job(fn, future))
+        return future
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self.submit(fn)
+
+    # --- the writer thread ----------------------------------------------------------------
+
+    def _run(self, conn: sqlite3.Connection) -> None:
+        try:
+            while True:
+                first = self._jobs.get()
+                if first is _STOP:
+                    return
+                batch: list[_Job[Any]] = [first]
+                stop = False
+                while len(batch) < self._batch_max:
+                    try:
+                        job = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is _STOP:
+                        stop = True
+                        break
+                    batch.append(job)
+                self._commit(conn, batch)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> None:
+        results: list[tuple[_Job[Any], Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                results.append(self._one(conn, job))
+            conn.execute("COMMIT")
+        except Exception as exc:  # the commit itself failed: nothing of this batch is durable
+            log.error("writer.commit_failed", error=str(exc), jobs=len(batch))
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            results = [(job, None, exc) for job in batch]
+        if self._on_commit is not None:
+            self._on_commit(len(batch))
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(_resolve, results)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
+
+    @staticmethod
+    def _one(conn: sqlite3.Connection, job: _Job[Any]
+             ) -> tuple[_Job[Any], Any, BaseException | None]:
+        conn.execute("SAVEPOINT job")
+        try:
+            value = job.fn(conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            log.error("writer.job_failed", error=repr(exc))
+            return job, None, exc
+        conn.execute("RELEASE job")
+        return job, value, None
+
+
+def _resolve(results: list[tuple[_Job[Any], Any, BaseException | None]]) -> None:
+    for job, value, error in results:
+        if job.future.done():
+            continue
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(value)
