@@ -20,9 +20,9 @@ from ingest.connectors.base import PermanentError, TransientError
 __all__ = [
     "ConnectorOptionsError",
     "HttpReply",
+    "http_request",
     "open_session",
     "parse_options",
-    "request",
     "to_minor_units",
 ]
 
@@ -79,7 +79,7 @@ def _parse_body(text: str) -> Any:
         return text
 
 
-async def request(
+async def http_request(
     session: aiohttp.ClientSession,
     method: str,
     url: str,

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ulid import ULID
 
 from ingest.connectors.base import OrderRequest, OrderResult, PermanentError
-from ingest.connectors.common import open_session, parse_options, request, to_minor_units
+from ingest.connectors.common import http_request, open_session, parse_options, to_minor_units
 from ingest.settings import ConnectorSettings
 from protocol import State
 
@@ -63,9 +63,7 @@ class NuvemshopOptions(BaseModel):
     """Device SKU -> Nuvemshop ``variant_id`` (``products[].variant_id``)."""
     user_agent: str = Field(min_length=3)
     """Required by the platform: app name and a contact, e.g. ``edgeorder (ops@shop.example)``."""
-    gateway: Literal["offline", "mercadopago", "pagseguro", "payu", "not-provided"] = (
-        "not-provided"
-    )
+    gateway: Literal["offline", "mercadopago", "pagseguro", "payu", "not-provided"] = "not-provided"
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     language: str | None = Field(default=None, pattern=r"^[a-z]{2}$")
     inventory_behaviour: Literal["bypass", "claim"] = "bypass"
@@ -213,9 +211,7 @@ class NuvemshopConnector:
 
     def __init__(self, settings: ConnectorSettings) -> None:
         self.options = parse_options(NuvemshopOptions, settings.options, PLATFORM)
-        self._orders_url = (
-            f"{settings.base_url.rstrip('/')}/v1/{self.options.store_id}/orders"
-        )
+        self._orders_url = f"{settings.base_url.rstrip('/')}/v1/{self.options.store_id}/orders"
         self._session = open_session(
             settings.timeout_s,
             {
@@ -225,7 +221,7 @@ class NuvemshopConnector:
         )
 
     async def _call(self, method: str, url: str, **kw: Any) -> Any:
-        reply = await request(
+        reply = await http_request(
             self._session, method, url, platform=PLATFORM, reason_of=_reason, **kw
         )
         return reply.body
