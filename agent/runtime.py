@@ -107,7 +107,8 @@ class _Counters:
 
 class Agent:
     """One device. ``await run(stop)`` until ``stop`` is set; ``press``/``sensor`` simulate
-    input from any thread; ``on_led(pattern, state)`` hears every LED change."""
+    input from any thread; ``on_led(pattern, state)`` hears every LED change and
+    ``on_event(event)`` every event once it is stored (both on the agent's event loop)."""
 
     def __init__(
         self,
@@ -115,9 +116,11 @@ class Agent:
         *,
         pin_factory: Any = None,
         on_led: Callable[[str, str], None] | None = None,
+        on_event: Callable[[Event], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config, self._factory, self._on_led, self._clock = config, pin_factory, on_led, clock
+        self._on_event = on_event
         self.device_id = config.device_id
         b = config.button
         self._classifier = ClickClassifier(
@@ -135,6 +138,8 @@ class Agent:
         self._config_version: int | None = None
         self._started_at = clock()
         self._link_down = asyncio.Event()
+        self.ready = asyncio.Event()
+        """Set once ``run`` has opened the outbox and the GPIO devices."""
         self._connected_at: float | None = None
         self._next_heartbeat = 0.0
         self._next_poll = 0.0
@@ -186,6 +191,7 @@ class Agent:
         self._loop = asyncio.get_running_loop()
         try:
             await self._open()
+            self.ready.set()
             supervisor = asyncio.create_task(self._supervise(), name=f"mqtt-{self.device_id}")
             try:
                 await self._work(stop)
@@ -251,9 +257,12 @@ class Agent:
                 await asyncio.wait({stopper, getter}, timeout=timeout,
                                    return_when=asyncio.FIRST_COMPLETED)
                 if getter.done():
-                    item = getter.result()
+                    await self._handle(getter.result())
+                    # Drain what is queued before any timer runs: a click deadline must not
+                    # be judged at "now" while older edges still wait in the queue.
+                    while not self._queue.empty():
+                        await self._handle(self._queue.get_nowait())
                     getter = asyncio.ensure_future(self._queue.get())
-                    await self._handle(item)
                 await self._on_time(self._clock())
         finally:
             stopper.cancel()
@@ -350,6 +359,7 @@ class Agent:
         self._track(event.event_id, payload, now)
         log.info("agent.event", device_id=self.device_id, event_id=event.event_id,
                  trigger=event.trigger, seq=event.seq)
+        self._notify(self._on_event, event)
         if self._led_state.connected:
             self._republish_due(now)
 
@@ -463,11 +473,16 @@ class Agent:
         if self._led is None:
             return
         pattern = state.choice.pattern
-        if self._led.show(pattern, state.choice.state, restart=restart) and self._on_led:
-            try:
-                self._on_led(pattern.value, state.choice.state)
-            except Exception:  # a listener's bug must not stop the device
-                log.exception("agent.on_led_failed", device_id=self.device_id)
+        if self._led.show(pattern, state.choice.state, restart=restart):
+            self._notify(self._on_led, pattern.value, state.choice.state)
+
+    def _notify(self, listener: Callable[..., None] | None, *args: Any) -> None:
+        if listener is None:
+            return
+        try:
+            listener(*args)
+        except Exception:  # a listener's bug must not stop the device
+            log.exception("agent.listener_failed", device_id=self.device_id)
 
     # -- introspection (tests, bench, telemetry) --------------------------------------------
 

@@ -1,0 +1,64 @@
+"""The pure LED chooser: vocabulary of ARCHITECTURE.md, timed patterns, priorities."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.led_patterns import PATTERNS, LedInputs, Pattern, choose_pattern
+from protocol.models import State
+
+
+def test_press_ack_first_even_offline() -> None:
+    for connected in (True, False):
+        choice = choose_pattern(LedInputs(connected=connected, press_at=10.0), 10.05)
+        assert choice.pattern is Pattern.PRESS_ACK
+        assert choice.until is not None and choice.until <= 10.0 + 0.2
+
+
+def test_after_the_ack_waiting_when_online_offline_when_not() -> None:
+    inputs = LedInputs(connected=True, press_at=10.0, awaiting=True)
+    assert choose_pattern(inputs, 10.5).pattern is Pattern.WAITING
+    offline = LedInputs(connected=False, press_at=10.0, awaiting=True)
+    assert choose_pattern(offline, 10.5) .pattern is Pattern.OFFLINE
+    assert choose_pattern(offline, 10.5).state == "offline"
+
+
+@pytest.mark.parametrize(
+    ("state", "pattern", "lasts"),
+    [
+        (State.ACCEPTED, Pattern.ACCEPTED, 120.0),
+        (State.QUEUED, Pattern.ACCEPTED, 120.0),
+        (State.ORDERED, Pattern.ORDERED, 3.0),
+        (State.PAID, Pattern.ORDERED, 3.0),
+        (State.THROTTLED, Pattern.THROTTLED, 0.8),
+        (State.REJECTED, Pattern.ERROR, 1.2),
+        (State.FAILED, Pattern.ERROR, 1.2),
+    ],
+)
+def test_status_patterns_are_timed(state: State, pattern: Pattern, lasts: float) -> None:
+    inputs = LedInputs(connected=True, status=state, status_at=100.0)
+    choice = choose_pattern(inputs, 100.0)
+    assert (choice.pattern, choice.state, choice.until) == (pattern, state.value, 100.0 + lasts)
+    later = choose_pattern(inputs, 100.0 + lasts)
+    assert (later.pattern, later.until) == (Pattern.OFF, None)
+
+
+def test_shipped_and_delivered_turn_it_off() -> None:
+    for state in (State.SHIPPED, State.DELIVERED, State.CANCELLED):
+        choice = choose_pattern(LedInputs(connected=True, status=state, status_at=1.0), 1.0)
+        assert (choice.pattern, choice.state) == (Pattern.OFF, state.value)
+
+
+def test_idle_and_offline() -> None:
+    assert choose_pattern(LedInputs(connected=True), 0).pattern is Pattern.OFF
+    assert choose_pattern(LedInputs(connected=False), 0).pattern is Pattern.OFFLINE
+
+
+def test_blink_counts_match_the_vocabulary() -> None:
+    assert PATTERNS[Pattern.PRESS_ACK].n == 1
+    assert PATTERNS[Pattern.THROTTLED].n == 2
+    assert PATTERNS[Pattern.ERROR].n == 3
+    assert PATTERNS[Pattern.ORDERED].off_s == 0  # steady on
+    offline = PATTERNS[Pattern.OFFLINE]
+    assert offline.on_s + offline.off_s == pytest.approx(5.0)  # heartbeat every 5 s
+    assert PATTERNS[Pattern.WAITING].on_s > PATTERNS[Pattern.ACCEPTED].on_s  # slow vs fast
