@@ -55,7 +55,7 @@ class Recorder:
             if not fut.done() and pred():
                 fut.set_result(None)
 
-    async def until(self, pred: Callable[[], bool], timeout: float = 15) -> None:
+    async def until(self, pred: Callable[[], bool], wait_s: float = 15) -> None:
         """Return once ``pred()`` holds (checked at every recorded change)."""
         if pred():
             return
@@ -63,7 +63,7 @@ class Recorder:
         entry = (pred, fut)
         self._waiters.append(entry)
         try:
-            await asyncio.wait_for(fut, timeout)
+            await asyncio.wait_for(fut, wait_s)
         except TimeoutError:
             raise TimeoutError(f"timed out; leds={self.leds[-8:]}, "
                                f"events={len(self.events)}") from None
@@ -144,7 +144,7 @@ class Responder(MqttProbe):
         super()._on_message(client, userdata, msg)
         if not msg.topic.endswith("/events"):
             return
-        event = p.decode(p.Event, msg.payload)
+        event = p.decode(p.Event, bytes(msg.payload))
         topic = p.device_topic(event.device_id, p.Channel.STATUS)
         for state in filter(None, (p.State.ACCEPTED, self.then)):
             status = p.Status(event_id=event.event_id, state=state, ts=p.utcnow(),

@@ -29,15 +29,19 @@ def test_examples_load(tmp_path: Path) -> None:
     text = (EXAMPLES / "reorder-button.toml").read_text()
     button = load_config(write(tmp_path, text.replace("/etc/edgeorder/agent.pass", str(pw))))
     assert button.device_id == "kitchen-01"
-    assert button.mqtt.tls and button.mqtt.port == 8883
+    assert button.mqtt.tls
+    assert button.mqtt.port == 8883
     assert button.mqtt.read_password() == "s3cret"
     assert button.client_id == "kitchen-01"
-    assert button.led.pin == 27 and button.sensor is None
+    assert button.led.pin == 27
+    assert button.sensor is None
 
     level = load_config(EXAMPLES / "level-sensor.toml")
     assert isinstance(level.sensor, DistanceSensorConfig)
-    assert level.sensor.name == "beans" and level.sensor.trigger == "above"
-    assert level.led.rgb is not None and level.led.pin is None
+    assert level.sensor.name == "beans"
+    assert level.sensor.trigger == "above"
+    assert level.led.rgb is not None
+    assert level.led.pin is None
     # relative outbox path resolves against the TOML's folder
     assert level.outbox.path == EXAMPLES / "outbox" / "hopper-02.db"
     assert level.outbox.overflow == "refuse_new"
@@ -45,9 +49,12 @@ def test_examples_load(tmp_path: Path) -> None:
 
 def test_defaults_for_everything_but_device_and_mqtt(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, 'device_id = "d1"\n[mqtt]\nurl = "mqtt://h"\n'))
-    assert cfg.mqtt.port == 1883 and not cfg.mqtt.tls
-    assert (cfg.button.pin, cfg.button.double_window_ms, cfg.button.long_press_ms) == (17, 400, 1500)
-    assert cfg.outbox.max_events == 10_000 and cfg.telemetry.heartbeat_s == 60
+    assert cfg.mqtt.port == 1883
+    assert not cfg.mqtt.tls
+    button = cfg.button
+    assert (button.pin, button.double_window_ms, button.long_press_ms) == (17, 400, 1500)
+    assert cfg.outbox.max_events == 10_000
+    assert cfg.telemetry.heartbeat_s == 60
 
 
 def test_every_error_listed_with_file_field_reason(tmp_path: Path) -> None:

@@ -72,7 +72,8 @@ async def test_rgb_led_colours(tmp_path: Path) -> None:
     async with running(agent):
         await rec.led("offline", "offline")
         red.wait_state(lambda s: s > 0)  # red heartbeat
-        assert green.state == 0 and blue.state == 0
+        assert green.state == 0
+        assert blue.state == 0
         agent.press("single")
         await rec.led("press_ack")
         for pin in (red, green, blue):  # white blink

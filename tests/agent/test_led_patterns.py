@@ -12,7 +12,8 @@ def test_press_ack_first_even_offline() -> None:
     for connected in (True, False):
         choice = choose_pattern(LedInputs(connected=connected, press_at=10.0), 10.05)
         assert choice.pattern is Pattern.PRESS_ACK
-        assert choice.until is not None and choice.until <= 10.0 + 0.2
+        assert choice.until is not None
+        assert choice.until <= 10.0 + 0.2
 
 
 def test_after_the_ack_waiting_when_online_offline_when_not() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from agent.sensor_trigger import SensorTrigger, TriggerSettings
 
 
-def feed(trigger: SensorTrigger, readings: list[tuple[float, float]]) -> list[float]:
+def feed(trigger: SensorTrigger, readings: Sequence[tuple[float, float]]) -> list[float]:
     """Times at which the trigger fired."""
     return [t for t, v in readings if trigger.reading(v, t)]
 
