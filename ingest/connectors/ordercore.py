@@ -1,0 +1,181 @@
+"""The built-in order core (``ordercore/``), spoken to over HTTP like any other platform.
+
+BlackBox Order API dialect: ``POST /api/checkout`` with ``Idempotency-Key: <event_id>``,
+``GET /api/order/received/{id}``, ``POST /api/order/{id}/cancel``, ``POST /api/webhooks``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+import structlog
+
+import protocol as p
+from ingest.connectors.base import OrderRequest, OrderResult, PermanentError, TransientError
+
+__all__ = ["DEFAULT_PROFILE", "OrderCoreConnector", "order_result", "state_for_code"]
+
+log = structlog.get_logger(__name__)
+
+_CODES = {
+    0: p.State.ORDERED,
+    1: p.State.ORDERED,
+    2: p.State.PAID,
+    5: p.State.SHIPPED,
+    10: p.State.DELIVERED,
+    20: p.State.FAILED,
+    21: p.State.CANCELLED,
+    22: p.State.CANCELLED,
+}
+
+DEFAULT_PROFILE: dict[str, Any] = {
+    "Customer": {
+        "UserId": "00000000-0000-4000-8000-00000000e0e0",
+        "Name": "edgeorder device owner",
+        "Email": "owner@edgeorder.invalid",
+        "LegalId": "000.000.000-00",
+        "IpAddress": "127.0.0.1",
+    },
+    "Shipping": {
+        "Type": 0,
+        "Address": {"Alias": "Home", "Street": "Av. Marechal Camara", "Number": "160",
+                    "District": "Centro", "City": "Rio de Janeiro", "State": "RJ",
+                    "ZipCode": "20020-080", "Country": "Brasil"},
+    },
+    "PaymentMethod": {
+        "Type": 0,
+        "Data": {"MaskedValue": "411111******1111", "Brand": "visa", "ValidThru": "12/2030",
+                 "Token": "00000000-0000-4000-8000-0000000c0ffe"},
+    },
+}
+"""A valid buyer for devices and installations that configured none (demo, tests)."""
+
+
+def state_for_code(code: int) -> p.State | None:
+    """BlackBox ``Status.Code`` -> protocol state (None for a code we don't know)."""
+    return _CODES.get(code)
+
+
+def order_result(order: dict[str, Any]) -> OrderResult:
+    """An ``OrderResult`` from a BlackBox ``Order`` object."""
+    code = int(order.get("Status", {}).get("Code", 0))
+    return OrderResult(
+        order_id=str(order["Id"]),
+        state=state_for_code(code) or p.State.ORDERED,
+        platform_status=code,
+        amount=order.get("Amount"),
+        currency=order.get("Currency"),
+        raw=order,
+    )
+
+
+def _reason(status: int, body: Any) -> str:
+    if isinstance(body, dict):
+        message = body.get("Message") or body.get("Error") or ""
+        fields = body.get("Fields")
+        if fields:
+            message = f"{message} ({json.dumps(fields, ensure_ascii=False)[:300]})"
+        if message:
+            return str(message)
+    return f"HTTP {status}"
+
+
+class OrderCoreConnector:
+    """``Connector`` for the built-in order core."""
+
+    name = "ordercore"
+
+    def __init__(self, base_url: str, token: str, *, timeout_s: float = 5.0,
+                 default_profile: dict[str, Any] | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._profile = default_profile or DEFAULT_PROFILE
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout,
+                headers={"Authorization": f"Bearer {self._token}"},
+                connector=aiohttp.TCPConnector(limit=64),
+            )
+        return self._session
+
+    async def _call(self, method: str, path: str, *, body: Any = None,
+                    headers: dict[str, str] | None = None) -> Any:
+        try:
+            async with self._http().request(method, self.base_url + path, json=body,
+                                            headers=headers) as resp:
+                text = await resp.text()
+                status = resp.status
+        except TimeoutError as exc:
+            raise TransientError("order core: no answer within the timeout") from exc
+        except aiohttp.ClientError as exc:
+            raise TransientError(f"order core unreachable: {exc.__class__.__name__}") from exc
+        try:
+            data = json.loads(text) if text.strip() else None
+        except json.JSONDecodeError:
+            data = text
+        if 200 <= status < 300:
+            return data
+        reason = _reason(status, data)
+        if status == 429 or status >= 500:
+            raise TransientError(f"order core HTTP {status}: {reason}", status=status)
+        raise PermanentError(reason, status=status)
+
+    def checkout_body(self, request: OrderRequest) -> dict[str, Any]:
+        """The ``POST /api/checkout`` body for one device order."""
+        profile = {**self._profile, **request.profile}
+        body: dict[str, Any] = {
+            key: profile[key] for key in ("MerchantId", "Customer", "Shipping", "PaymentMethod")
+            if key in profile
+        }
+        body.update({
+            "Currency": profile.get("Currency", "BRL"),
+            "Items": [{"Sku": request.sku, "Quantity": request.quantity}],
+            "Device": {"Id": request.device_id},
+            "Test": request.test,
+        })
+        return body
+
+    async def create_order(self, request: OrderRequest) -> OrderResult:
+        data = await self._call("POST", "/api/checkout", body=self.checkout_body(request),
+                                headers={"Idempotency-Key": request.idempotency_key})
+        try:
+            return order_result(data["Orders"][0])
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise TransientError(f"order core: unexpected checkout reply {str(data)[:200]}"
+                                 ) from exc
+
+    async def cancel_order(self, order_id: str, *, idempotency_key: str) -> OrderResult:
+        data = await self._call("POST", f"/api/order/{order_id}/cancel",
+                                body={"Reason": "customer", "By": "user"},
+                                headers={"Idempotency-Key": idempotency_key})
+        if isinstance(data, dict) and "Id" in data:
+            return order_result(data)
+        return await self.get_order(order_id)
+
+    async def get_order(self, order_id: str) -> OrderResult:
+        data = await self._call("GET", f"/api/order/received/{order_id}")
+        return order_result(data)
+
+    async def register_webhook(self, url: str, secret: str) -> None:
+        """Ask the order core to POST every order event to ``url``, signed with ``secret``;
+        earlier registrations of the same URL (an older secret) are removed first."""
+        existing = await self._call("GET", "/api/webhooks")
+        hooks = existing.get("Data", []) if isinstance(existing, dict) else []
+        for hook in hooks:
+            if isinstance(hook, dict) and hook.get("Url") == url:
+                await self._call("DELETE", f"/api/webhooks/{hook['Id']}")
+        await self._call("POST", "/api/webhooks",
+                         body={"Url": url, "Events": ["*"], "Secret": secret})
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            # let the connector's transports finish closing (aiohttp's documented grace period)
+            await asyncio.sleep(0)

@@ -1,0 +1,58 @@
+"""The in-memory device cache of the event path: no registry query per message.
+
+Reloaded (off the event loop) at start, on every ``device`` notice of the bus (a change made
+by the dashboard or the REST API), and, at most once per ``miss_refresh_s``, when an event
+names a device the cache does not know (a device added by the CLI in another process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ingest.registry import Device, load_devices
+from ingest.store.db import open_db
+
+__all__ = ["DeviceCache"]
+
+
+def _load(db_path: Path) -> dict[str, Device]:
+    db = open_db(db_path, migrate_schema=False)
+    try:
+        return load_devices(db)
+    finally:
+        db.conn.close()
+
+
+class DeviceCache:
+    """``get(device_id)`` answers from memory; ``reload()`` re-reads the registry."""
+
+    def __init__(self, db_path: Path, *, miss_refresh_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._db_path = db_path
+        self._devices: dict[str, Device] = {}
+        self._miss_refresh_s = miss_refresh_s
+        self._clock = clock
+        self._last_reload = float("-inf")
+        self._lock = asyncio.Lock()
+
+    def get(self, device_id: str) -> Device | None:
+        return self._devices.get(device_id)
+
+    def __len__(self) -> int:
+        return len(self._devices)
+
+    async def reload(self) -> None:
+        async with self._lock:
+            self._last_reload = self._clock()
+            self._devices = await asyncio.to_thread(_load, self._db_path)
+
+    async def lookup(self, device_id: str) -> Device | None:
+        """Like ``get``, but an unknown id may trigger one (rate-limited) reload first."""
+        device = self._devices.get(device_id)
+        if device is None and self._clock() - self._last_reload >= self._miss_refresh_s:
+            await self.reload()
+            device = self._devices.get(device_id)
+        return device

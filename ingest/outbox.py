@@ -1,0 +1,213 @@
+"""The order-outbox worker, and the operator's buffer actions (retry now, discard).
+
+Due rows go to the connector with ``Idempotency-Key = event_id``, many at once (bounded). A
+transient failure keeps the row (``queued`` once) with capped, jittered exponential backoff;
+a permanent one marks the event ``failed`` with the platform's reason. Rows live in SQLite,
+so they survive restarts; the platform's idempotency key makes a retry after a crash safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlite_utils
+import structlog
+
+import protocol as p
+from ingest import ledger
+from ingest.connectors.base import Connector, OrderRequest, PermanentError, TransientError
+from ingest.devices import DeviceCache
+from ingest.ledger import OutboxRow, StatusOut
+from ingest.metrics import Metrics
+from ingest.statuses import StatusPublisher
+from ingest.store.db import atomic
+from ingest.writer import Writer
+
+__all__ = ["OutboxWorker", "buffer_depth", "discard", "retry_delay", "retry_now"]
+
+log = structlog.get_logger(__name__)
+
+
+def retry_delay(attempts: int, base_s: float, max_s: float,
+                rng: random.Random | None = None) -> float:
+    """Delay before attempt ``attempts + 1``: jittered in [base, min(max, base * 2^attempts)]."""
+    ceiling = min(max_s, base_s * (2 ** min(attempts, 30)))
+    return (rng or random).uniform(min(base_s, ceiling), ceiling)
+
+
+def retry_now(db: sqlite_utils.Database, outbox_id: int, *, actor: str = "system") -> bool:
+    """Make a pending row due at once; True if it was pending. Then wake the worker with
+    ``bus.publish(Notice("outbox"))``."""
+    now = p.format_ts(p.utcnow())
+    with atomic(db.conn):
+        cursor = db.execute(
+            "UPDATE order_outbox SET next_attempt_at = ?, updated_at = ? "
+            "WHERE id = ? AND state = 'pending'", [now, now, outbox_id])
+        if cursor.rowcount:
+            _audit(db, actor, "outbox.retry_now", outbox_id, now)
+    return bool(cursor.rowcount)
+
+
+def discard(db: sqlite_utils.Database, outbox_id: int, *, actor: str = "system") -> bool:
+    """Give up a pending row: no order will be made; the event becomes ``failed``."""
+    now = p.format_ts(p.utcnow())
+    with atomic(db.conn):
+        row = db.execute(
+            "UPDATE order_outbox SET state = 'discarded', updated_at = ? "
+            "WHERE id = ? AND state = 'pending' RETURNING inbox_id", [now, outbox_id]).fetchone()
+        if row is None:
+            return False
+        db.execute("UPDATE inbox SET state = 'failed', reason = 'discarded by an operator', "
+                   "updated_at = ? WHERE id = ?", [now, row[0]])
+        _audit(db, actor, "outbox.discard", outbox_id, now)
+    return True
+
+
+def _audit(db: sqlite_utils.Database, actor: str, action: str, outbox_id: int, now: str) -> None:
+    ids = db.execute("SELECT device_id, event_id FROM order_outbox WHERE id = ?",
+                     [outbox_id]).fetchone()
+    db.execute("INSERT INTO audit (at, actor, action, device_id, event_id, detail) "
+               "VALUES (?, ?, ?, ?, ?, ?)", [now, actor, action, ids[0], ids[1], str(outbox_id)])
+
+
+def buffer_depth(conn: sqlite3.Connection) -> int:
+    """Pending order-outbox rows."""
+    row = conn.execute("SELECT COUNT(*) FROM order_outbox WHERE state = 'pending'").fetchone()
+    return int(row[0])
+
+
+class OutboxWorker:
+    """Runs until cancelled; ``wake()`` after new rows or an operator action."""
+
+    def __init__(
+        self,
+        *,
+        writer: Writer,
+        read: Callable[[Callable[[sqlite3.Connection], Any]], Any],
+        connector: Connector,
+        devices: DeviceCache,
+        statuses: StatusPublisher,
+        metrics: Metrics,
+        default_profile: dict[str, Any],
+        retry_base_s: float,
+        retry_max_s: float,
+        concurrency: int = 64,
+        clock: Callable[[], datetime] = p.utcnow,
+    ) -> None:
+        self._writer, self._read, self._connector = writer, read, connector
+        self._devices, self._statuses, self._metrics = devices, statuses, metrics
+        self._profile = default_profile
+        self._base, self._max = retry_base_s, retry_max_s
+        self._limit, self._clock = concurrency, clock
+        self._wake = asyncio.Event()
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                self._wake.clear()
+                timeout = await self._dispatch()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                except TimeoutError:
+                    pass
+        finally:
+            await self._cancel_inflight()
+
+    async def _dispatch(self) -> float | None:
+        """Start due rows in free slots; seconds until the next future row is due (or None)."""
+        now = self._clock()
+        free = self._limit - len(self._inflight)
+        rows, next_due, depth = await self._read(
+            lambda conn: (ledger.due_outbox(conn, now, free + len(self._inflight)),
+                          _next_due(conn, now), buffer_depth(conn)))
+        self._metrics.buffer_depth.set(depth)
+        for row in rows:
+            if row.id in self._inflight or len(self._inflight) >= self._limit:
+                continue
+            task = asyncio.create_task(self._process(row))
+            self._inflight[row.id] = task
+        if next_due is None:
+            return None
+        return max(0.0, (next_due - self._clock()).total_seconds())
+
+    async def _cancel_inflight(self) -> None:
+        """Shutdown: abandon calls in flight; their rows stay pending (safe to retry)."""
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _process(self, row: OutboxRow) -> None:
+        try:
+            outs = await self._attempt(row)
+            self._statuses.publish(outs)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("outbox.attempt_crashed", outbox_id=row.id, event_id=row.event_id)
+        finally:
+            self._inflight.pop(row.id, None)
+            self._wake.set()
+
+    async def _attempt(self, row: OutboxRow) -> list[StatusOut]:
+        try:
+            if row.op == "cancel":
+                assert row.target_order_id is not None
+                await self._connector.cancel_order(row.target_order_id,
+                                                   idempotency_key=row.event_id)
+                return await self._writer.run(
+                    lambda c: ledger.mark_cancelled(c, row, now=self._clock()))
+            result = await self._connector.create_order(self._request(row))
+        except TransientError as exc:
+            return await self._transient(row, exc.reason)
+        except PermanentError as exc:
+            self._metrics.orders_failed.inc()
+            reason = exc.reason
+            log.warning("outbox.refused", outbox_id=row.id, event_id=row.event_id, op=row.op,
+                        reason=reason, status=exc.status)
+            return await self._writer.run(
+                lambda c: ledger.mark_failed(c, row, reason=reason, now=self._clock()))
+        now = self._clock()
+        status = result.platform_status if isinstance(result.platform_status, int) else None
+        outs = await self._writer.run(lambda c: ledger.mark_created(
+            c, row, order_id=result.order_id, state=result.state, platform_status=status,
+            amount=result.amount, currency=result.currency, now=now))
+        self._metrics.orders_created.inc()
+        delay = (now - datetime.fromisoformat(row.event_ts)).total_seconds()
+        if delay >= 0:
+            self._metrics.ordered_latency.observe(delay)
+        log.info("outbox.ordered", event_id=row.event_id, device_id=row.device_id,
+                 order_id=result.order_id, attempts=row.attempts + 1)
+        return outs
+
+    async def _transient(self, row: OutboxRow, reason: str) -> list[StatusOut]:
+        self._metrics.platform_retries.inc()
+        delay = retry_delay(row.attempts, self._base, self._max)
+        now = self._clock()
+        log.info("outbox.retry", outbox_id=row.id, event_id=row.event_id, reason=reason,
+                 attempts=row.attempts + 1, retry_in_s=round(delay, 3))
+        return await self._writer.run(lambda c: ledger.mark_transient(
+            c, row, error=reason, next_attempt_at=now + timedelta(seconds=delay), now=now))
+
+    def _request(self, row: OutboxRow) -> OrderRequest:
+        device = self._devices.get(row.device_id)
+        profile = {**self._profile, **(device.profile if device else {})}
+        return OrderRequest(idempotency_key=row.event_id, device_id=row.device_id,
+                            sku=row.sku or "", quantity=row.quantity or 1, test=row.test,
+                            profile=profile)
+
+
+def _next_due(conn: sqlite3.Connection, now: datetime) -> datetime | None:
+    row = conn.execute(
+        "SELECT MIN(next_attempt_at) FROM order_outbox WHERE state = 'pending' "
+        "AND next_attempt_at > ?", [p.format_ts(now)]).fetchone()
+    return datetime.fromisoformat(row[0]) if row and row[0] else None

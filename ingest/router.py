@@ -1,0 +1,232 @@
+"""The message router: decode, validate, hand to the writer, answer after the commit.
+
+The router never awaits one message's commit before taking the next (that would make every
+batch one message long): it submits the write and attaches the answer (status, metrics, ack)
+to the write's future, which the writer resolves right after the group commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+import protocol as p
+from ingest import ledger
+from ingest.bus import Bus, Notice
+from ingest.devices import DeviceCache
+from ingest.ledger import EventOutcome, StatusOut
+from ingest.metrics import Metrics
+from ingest.mqtt import Inbound
+from ingest.registry import Device
+from ingest.statuses import StatusPublisher
+from ingest.writer import Writer
+from protocol.codec import peek_event_id
+
+__all__ = ["Router"]
+
+log = structlog.get_logger(__name__)
+
+
+class Router:
+    """Consumes ``inbound`` until cancelled; ``ack(message)`` is called once it is durable."""
+
+    def __init__(
+        self,
+        *,
+        writer: Writer,
+        devices: DeviceCache,
+        statuses: StatusPublisher,
+        metrics: Metrics,
+        bus: Bus,
+        ack: Callable[[Inbound], None],
+        on_outbox: Callable[[], None],
+        stale_after_s: float,
+        clock: Callable[[], datetime] = p.utcnow,
+    ) -> None:
+        self._writer, self._devices, self._statuses = writer, devices, statuses
+        self._metrics, self._bus, self._ack = metrics, bus, ack
+        self._on_outbox, self._stale_after_s, self._clock = on_outbox, stale_after_s, clock
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def run(self, inbound: asyncio.Queue[Inbound]) -> None:
+        while True:
+            message = await inbound.get()
+            try:
+                self.handle(message)
+            except Exception:  # a bug must not stop the stream; the message stays unacked
+                log.exception("router.crashed_on_message", topic=message.topic)
+
+    def handle(self, message: Inbound) -> None:
+        """Route one message (never raises for bad input)."""
+        try:
+            device_id, channel = p.parse_device_topic(message.topic)
+        except p.TopicError as exc:
+            self._metrics.received.inc()
+            self._reject(message, None, peek_event_id(message.payload), exc.code, exc.detail)
+            return
+        if channel is p.Channel.EVENTS:
+            self._on_event(message, device_id)
+        elif channel is p.Channel.PRESENCE:
+            self._on_report(message, device_id, p.Presence, _presence_sql)
+        elif channel is p.Channel.TELEMETRY:
+            self._on_report(message, device_id, p.Telemetry, _telemetry_sql)
+        elif channel is p.Channel.CONFIG_REPORTED:
+            self._on_report(message, device_id, p.ConfigReported, _config_sql)
+        else:  # status/config are ours; a device cannot publish them through the ACL
+            self._ack(message)
+
+    # --- events ---------------------------------------------------------------------------
+
+    def _on_event(self, message: Inbound, device_id: str) -> None:
+        self._metrics.received.inc()
+        try:
+            event = p.decode_event(message.payload, topic_device_id=device_id)
+        except p.PayloadError as exc:
+            self._reject(message, device_id, peek_event_id(message.payload), exc.code, exc.detail)
+            return
+        device = self._devices.get(device_id)
+        if device is None:  # maybe added by another process: look again, off the hot path
+            task = asyncio.create_task(self._event_unknown(message, event))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+            return
+        self._record(message, event, device)
+
+    async def _event_unknown(self, message: Inbound, event: p.Event) -> None:
+        self._record(message, event, await self._devices.lookup(event.device_id))
+
+    def _record(self, message: Inbound, event: p.Event, device: Device | None) -> None:
+        now = self._clock()
+        stale = self._stale_after_s
+        future = self._writer.submit(
+            lambda conn: ledger.record_event(conn, event, device, now=now, stale_after_s=stale)
+        )
+        future.add_done_callback(lambda f: self._recorded(message, event, f))
+
+    def _recorded(self, message: Inbound, event: p.Event, future: asyncio.Future[EventOutcome]
+                  ) -> None:
+        if future.cancelled() or future.exception() is not None:
+            # Not acknowledged: the broker redelivers it and the inbox dedups.
+            log.error("event.write_failed", device_id=event.device_id, event_id=event.event_id,
+                      error=repr(None if future.cancelled() else future.exception()))
+            return
+        outcome = future.result()
+        self._statuses.publish([outcome.status])
+        self._count(event, outcome)
+        self._ack(message)
+        if outcome.outbox_created:
+            self._on_outbox()
+        status = outcome.status.status
+        self._bus.publish(Notice("event", event.device_id,
+                                 {"event_id": event.event_id, "state": status.state.value,
+                                  "duplicate": outcome.duplicate}))
+
+    def _count(self, event: p.Event, outcome: EventOutcome) -> None:
+        m, status = self._metrics, outcome.status.status
+        if outcome.duplicate:
+            m.duplicates.inc()
+            log.info("event.duplicate", device_id=event.device_id, event_id=event.event_id,
+                     state=status.state.value)
+        elif outcome.rejection_code is not None:
+            m.rejected.labels(outcome.rejection_code).inc()
+            log.warning("event.rejected", device_id=event.device_id, event_id=event.event_id,
+                        code=outcome.rejection_code, reason=status.reason)
+            self._bus.publish(Notice("rejection", event.device_id,
+                                     {"code": outcome.rejection_code, "reason": status.reason}))
+        else:
+            m.accepted.inc()
+            if status.state is p.State.THROTTLED:
+                m.throttled.inc()
+            delay = (status.ts - event.ts).total_seconds()
+            if delay >= 0:
+                m.accepted_latency.observe(delay)
+
+    # --- undecodable events -----------------------------------------------------------------
+
+    def _reject(self, message: Inbound, device_id: str | None, event_id: str | None,
+                code: str, detail: str) -> None:
+        now = self._clock()
+        self._metrics.rejected.labels(code).inc()
+        log.warning("event.rejected", device_id=device_id, event_id=event_id, code=code,
+                    reason=detail, topic=message.topic, size=len(message.payload))
+        future = self._writer.submit(
+            lambda conn: ledger.record_rejection(conn, device_id, event_id, code, detail, now)
+        )
+        future.add_done_callback(lambda f: self._rejected(message, device_id, code, detail, f))
+
+    def _rejected(self, message: Inbound, device_id: str | None, code: str, detail: str,
+                  future: asyncio.Future[StatusOut | None]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        out = future.result()
+        if out is not None:
+            self._statuses.publish([out])
+        self._ack(message)
+        self._bus.publish(Notice("rejection", device_id, {"code": code, "reason": detail}))
+
+    # --- presence, telemetry, config/reported ------------------------------------------------
+
+    def _on_report(self, message: Inbound, device_id: str, model: Any,
+                   sql: Callable[[sqlite3.Connection, str, Any, datetime], None]) -> None:
+        try:
+            report = p.decode(model, message.payload, max_bytes=p.MAX_EVENT_BYTES)
+        except p.PayloadError as exc:
+            log.warning("report.invalid", device_id=device_id, topic=message.topic,
+                        code=exc.code, reason=exc.detail)
+            self._ack(message)
+            return
+        if self._devices.get(device_id) is None:
+            log.info("report.unknown_device", device_id=device_id, topic=message.topic)
+            self._ack(message)
+            return
+        now = self._clock()
+        future = self._writer.submit(lambda conn: sql(conn, device_id, report, now))
+        future.add_done_callback(lambda f: self._reported(message, device_id, report, f))
+
+    def _reported(self, message: Inbound, device_id: str, report: Any,
+                  future: asyncio.Future[None]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        self._ack(message)
+        kind = ("presence" if isinstance(report, p.Presence)
+                else "telemetry" if isinstance(report, p.Telemetry) else "device")
+        self._bus.publish(Notice(kind, device_id, report.model_dump(mode="json")))
+
+
+def _presence_sql(conn: sqlite3.Connection, device_id: str, report: p.Presence,
+                  now: datetime) -> None:
+    conn.execute(
+        "INSERT INTO presence (device_id, online, fw, ts, received_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (device_id) DO UPDATE SET online = excluded.online, fw = excluded.fw, "
+        "ts = excluded.ts, received_at = excluded.received_at",
+        [device_id, int(report.online), report.fw, p.format_ts(report.ts), p.format_ts(now)],
+    )
+
+
+def _telemetry_sql(conn: sqlite3.Connection, device_id: str, report: p.Telemetry,
+                   now: datetime) -> None:
+    conn.execute(
+        "INSERT INTO telemetry (device_id, uptime_s, queue_depth, dropped, fw, extra, "
+        "received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET "
+        "uptime_s = excluded.uptime_s, queue_depth = excluded.queue_depth, "
+        "dropped = excluded.dropped, fw = excluded.fw, extra = excluded.extra, "
+        "received_at = excluded.received_at",
+        [device_id, report.uptime_s, report.queue_depth, report.dropped, report.fw,
+         json.dumps(report.model_extra or {}, default=str), p.format_ts(now)],
+    )
+
+
+def _config_sql(conn: sqlite3.Connection, device_id: str, report: p.ConfigReported,
+                now: datetime) -> None:
+    conn.execute(
+        "INSERT INTO config_reported (device_id, version, ts, received_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (device_id) DO UPDATE SET version = excluded.version, ts = excluded.ts, "
+        "received_at = excluded.received_at",
+        [device_id, report.version, p.format_ts(report.ts), p.format_ts(now)],
+    )

@@ -1,0 +1,34 @@
+"""Statuses back to devices: retained QoS 1 on ``edgeorder/v1/devices/{id}/status``, plus a
+bus notice for the live dashboard. The rows were already written in ``status_history`` by the
+transaction that produced them (``ingest.ledger``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+import protocol as p
+from ingest.bus import Bus, Notice
+from ingest.ledger import StatusOut
+
+__all__ = ["StatusPublisher", "Transport"]
+
+
+class Transport(Protocol):
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1,
+                retain: bool = False) -> None: ...
+
+
+class StatusPublisher:
+    """Publishes ``StatusOut`` values after their commit."""
+
+    def __init__(self, transport: Transport, bus: Bus) -> None:
+        self._transport = transport
+        self._bus = bus
+
+    def publish(self, outs: Iterable[StatusOut]) -> None:
+        for out in outs:
+            topic = p.device_topic(out.device_id, p.Channel.STATUS)
+            self._transport.publish(topic, p.encode(out.status), qos=1, retain=True)
+            self._bus.publish(Notice("status", out.device_id,
+                                     out.status.model_dump(mode="json")))
