@@ -1,0 +1,284 @@
+"""Nuvemshop connector against a real HTTP server speaking the seed's dialect."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from ulid import ULID
+
+from ingest.connectors.base import OrderRequest, PermanentError, TransientError
+from ingest.connectors.common import ConnectorOptionsError
+from ingest.connectors.nuvemshop import NuvemshopConnector, order_state
+from ingest.settings import ConnectorSettings
+from protocol import State
+from tests.connectors.fake_nuvemshop import STORE_ID, TOKEN, FakeNuvemshop
+from tests.support.net import free_port
+
+PROFILE = {
+    "Customer": {"Name": "Maria Silva", "Email": "maria@example.com", "LegalId": "75839566500"},
+    "Shipping": {
+        "Type": 0,
+        "Address": {
+            "Street": "Rua Doutor Azevedo Sampaio",
+            "Number": "50",
+            "Complement": "Apto 8",
+            "District": "Centro",
+            "City": "Sorocaba",
+            "State": "São Paulo",
+            "ZipCode": "18010220",
+            "Country": "Brasil",
+        },
+    },
+}
+OPTIONS: dict[str, Any] = {
+    "store_id": STORE_ID,
+    "variants": {"COFFEE-1KG": 101, "GHOST": 999},
+    "user_agent": "edgeorder (ops@shop.example)",
+    "currency": "BRL",
+}
+
+
+def settings(base_url: str, **over: Any) -> ConnectorSettings:
+    options = {**OPTIONS, **over.pop("options", {})}
+    return ConnectorSettings(
+        kind="nuvemshop",
+        base_url=base_url,
+        token=TOKEN,
+        timeout_s=over.pop("timeout_s", 2.0),
+        options=options,
+        **over,
+    )
+
+
+def order(sku: str = "COFFEE-1KG", *, test: bool = False) -> OrderRequest:
+    return OrderRequest(
+        idempotency_key=str(ULID()),
+        device_id="dev-1",
+        sku=sku,
+        quantity=2,
+        test=test,
+        profile=PROFILE,
+    )
+
+
+Make = Callable[..., NuvemshopConnector]
+
+
+@pytest.fixture
+async def make(nuvemshop: FakeNuvemshop) -> AsyncIterator[Make]:
+    made: list[NuvemshopConnector] = []
+
+    def build(**over: Any) -> NuvemshopConnector:
+        conn = NuvemshopConnector(settings(over.pop("base_url", nuvemshop.url), **over))
+        made.append(conn)
+        return conn
+
+    yield build
+    for conn in made:
+        await conn.close()
+
+
+async def test_create_sends_every_seed_field(nuvemshop: FakeNuvemshop, make: Make) -> None:
+    req = order()
+    result = await make().create_order(req)
+
+    assert result.state is State.ORDERED
+    assert result.order_id == "871310835"
+    assert (result.amount, result.currency) == (8000, "BRL")
+    assert result.platform_status == "open/pending/unpacked"
+    [post] = nuvemshop.calls("POST")
+    assert post.path == f"/v1/{STORE_ID}/orders"
+    assert post.headers["Authentication"] == f"bearer {TOKEN}"
+    assert post.headers["User-Agent"] == "edgeorder (ops@shop.example)"
+    address = {
+        "first_name": "Maria",
+        "last_name": "Silva",
+        "address": "Rua Doutor Azevedo Sampaio",
+        "number": "50",
+        "floor": "Apto 8",
+        "locality": "Centro",
+        "city": "Sorocaba",
+        "province": "São Paulo",
+        "zipcode": "18010220",
+        "country": "BR",
+    }
+    assert post.body == {
+        "gateway": "not-provided",
+        "payment_status": "pending",
+        "status": "open",
+        "fulfillment": "unpacked",
+        "products": [{"variant_id": 101, "quantity": 2}],
+        "inventory_behaviour": "bypass",
+        "customer": {
+            "name": "Maria Silva",
+            "email": "maria@example.com",
+            "document": "75839566500",
+        },
+        "billing_address": address,
+        "shipping_address": address,
+        "shipping_pickup_type": "ship",
+        "shipping": "not-provided",
+        "shipping_option": "Não informado",
+        "shipping_cost_customer": 0.0,
+        "send_confirmation_email": False,
+        "send_fulfillment_email": False,
+        "currency": "BRL",
+        "extra": {"edgeorder_event_id": req.idempotency_key, "edgeorder_device_id": "dev-1"},
+    }
+
+
+async def test_retry_after_lost_reply_finds_the_first_order(
+    nuvemshop: FakeNuvemshop, make: Make
+) -> None:
+    conn = make()
+    req = order()
+    first = await conn.create_order(req)
+    other = await conn.create_order(order())  # a different event is a different order
+    again = await conn.create_order(req)
+
+    assert again.order_id == first.order_id != other.order_id
+    assert len(nuvemshop.orders) == 2
+    assert len(nuvemshop.calls("POST")) == 2
+    lookup = nuvemshop.calls("GET")[-1]
+    assert lookup.query["channels"] == "api"
+    assert lookup.query["created_at_min"].startswith(
+        ULID.from_str(req.idempotency_key).datetime.strftime("%Y-%m-%d")
+    )
+
+
+async def test_test_order_is_marked_and_sends_no_email(
+    nuvemshop: FakeNuvemshop, make: Make
+) -> None:
+    conn = make(options={"send_confirmation_email": True})
+    await conn.create_order(order())
+    await conn.create_order(order(test=True))
+    live, test = (c.body for c in nuvemshop.calls("POST"))
+    assert live["send_confirmation_email"] is True
+    assert "note" not in live
+    assert test["send_confirmation_email"] is False
+    assert test["extra"]["edgeorder_test"] is True
+    assert "TEST" in test["note"]
+
+
+async def test_platform_refusal_is_permanent_with_its_reason(make: Make) -> None:
+    with pytest.raises(PermanentError) as err:
+        await make().create_order(order("GHOST"))
+    assert err.value.status == 422
+    assert "variant 999 not found" in err.value.reason
+
+
+async def test_unmapped_sku_is_permanent_before_any_call(
+    nuvemshop: FakeNuvemshop, make: Make
+) -> None:
+    with pytest.raises(PermanentError, match="no variant_id configured for sku 'TEA'"):
+        await make().create_order(order("TEA"))
+    assert nuvemshop.seen == []
+
+
+async def test_bad_token_is_permanent(nuvemshop: FakeNuvemshop, make: Make) -> None:
+    conn = NuvemshopConnector(
+        ConnectorSettings(kind="nuvemshop", base_url=nuvemshop.url, token="wrong", options=OPTIONS)
+    )
+    try:
+        with pytest.raises(PermanentError, match="Invalid access token") as err:
+            await conn.create_order(order())
+        assert err.value.status == 401
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 429])
+async def test_server_trouble_is_transient(
+    nuvemshop: FakeNuvemshop, make: Make, status: int
+) -> None:
+    nuvemshop.forced.append((status, {"code": status, "message": "Try later"}))
+    with pytest.raises(TransientError, match="Try later") as err:
+        await make().create_order(order())
+    assert err.value.status == status
+    assert nuvemshop.orders == {}
+
+
+async def test_timeout_is_transient(nuvemshop: FakeNuvemshop, make: Make) -> None:
+    nuvemshop.stall_next = True
+    with pytest.raises(TransientError, match="timeout"):
+        await make(timeout_s=0.3).create_order(order())
+
+
+async def test_connection_refused_is_transient(make: Make) -> None:
+    with pytest.raises(TransientError, match="unreachable"):
+        await make(base_url=f"http://127.0.0.1:{free_port()}").create_order(order())
+
+
+async def test_get_order_follows_the_platform_states(nuvemshop: FakeNuvemshop, make: Make) -> None:
+    conn = make()
+    created = await conn.create_order(order())
+    stored = nuvemshop.orders[int(created.order_id)]
+    stored["payment_status"] = "paid"
+    assert (await conn.get_order(created.order_id)).state is State.PAID
+    stored["shipping_status"] = "fulfilled"
+    assert (await conn.get_order(created.order_id)).state is State.SHIPPED
+    stored["shipping_status"] = "delivered"
+    got = await conn.get_order(created.order_id)
+    assert got.state is State.DELIVERED
+    assert got.platform_status == "open/paid/delivered"
+    assert nuvemshop.calls("GET")[-1].path == f"/v1/{STORE_ID}/orders/{created.order_id}"
+
+
+async def test_get_unknown_order_is_permanent(make: Make) -> None:
+    with pytest.raises(PermanentError, match="Order not found") as err:
+        await make().get_order("1")
+    assert err.value.status == 404
+
+
+async def test_cancel_sends_seed_fields_and_is_idempotent(
+    nuvemshop: FakeNuvemshop, make: Make
+) -> None:
+    conn = make(options={"cancel_reason": "other", "cancel_restock": False})
+    created = await conn.create_order(order())
+    cancelled = await conn.cancel_order(created.order_id, idempotency_key=str(ULID()))
+    assert cancelled.state is State.CANCELLED
+    [cancel] = [c for c in nuvemshop.calls("POST") if c.path.endswith("/cancel")]
+    assert cancel.path == f"/v1/{STORE_ID}/orders/{created.order_id}/cancel"
+    assert cancel.body == {"reason": "other", "email": True, "restock": False}
+    assert nuvemshop.orders[int(created.order_id)]["cancel_reason"] == "other"
+
+    again = await conn.cancel_order(created.order_id, idempotency_key=str(ULID()))
+    assert again.state is State.CANCELLED
+    assert len([c for c in nuvemshop.calls("POST") if c.path.endswith("/cancel")]) == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "state"),
+    [
+        (
+            {"status": "open", "payment_status": "pending", "shipping_status": "unpacked"},
+            State.ORDERED,
+        ),
+        ({"status": "open", "payment_status": "authorized"}, State.ORDERED),
+        ({"status": "open", "payment_status": "paid", "shipping_status": "unpacked"}, State.PAID),
+        ({"payment_status": "paid", "shipping_status": "partially_fulfilled"}, State.SHIPPED),
+        ({"payment_status": "paid", "shipping_status": "delivered"}, State.DELIVERED),
+        (
+            {"status": "closed", "payment_status": "paid", "shipping_status": "delivered"},
+            State.DELIVERED,
+        ),
+        ({"status": "cancelled", "payment_status": "paid"}, State.CANCELLED),
+        ({"status": "open", "payment_status": "refunded"}, State.CANCELLED),
+        ({"status": "open", "payment_status": "voided"}, State.FAILED),
+        ({"status": "open", "payment_status": "abandoned"}, State.FAILED),
+    ],
+)
+def test_state_mapping(fields: dict[str, str], state: State) -> None:
+    assert order_state(fields) is state
+
+
+def test_bad_options_list_every_field() -> None:
+    bad = {"store_id": "abc", "variants": {}, "gateway": "bitcoin", "surprise": 1}
+    with pytest.raises(ConnectorOptionsError) as err:
+        NuvemshopConnector(ConnectorSettings(kind="nuvemshop", options=bad))
+    text = str(err.value)
+    for name in ("store_id", "variants", "user_agent", "gateway", "surprise"):
+        assert name in text
+    assert len(err.value.problems) == 5
