@@ -1,0 +1,214 @@
+"""The whole benchmark: raw ceiling, then the chain (flood, latency, burst), then the check."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.events import PlannedEvent, device_ids, plan_events
+from bench.load import LoadGenerator, StatusWatcher
+from bench.ordercore_api import fetch_orders
+from bench.phases import PhaseResult, Runner
+from bench.progress import Progress
+from bench.raw import run_raw
+from bench.reconcile import reconcile
+from bench.services import Services
+from bench.stats import ratio
+from bench.tracker import StatusTracker
+from protocol import State
+
+__all__ = ["BenchConfig", "run_bench"]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Every knob of one run (the CLI fills it; ``--quick`` is a smaller one)."""
+
+    devices: int = 200
+    events: int = 20_000
+    latency_events: int = 5_000
+    burst: int = 10_000
+    rate: float | None = None
+    window: int = 1_000
+    connections: int = 4
+    phase_timeout: float = 300.0
+    work_dir: Path | None = None
+    keep: bool = False
+    ingest_args: list[str] = field(default_factory=list)
+    skip_raw: bool = False
+    skip_latency: bool = False
+    skip_burst: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["work_dir"] = str(self.work_dir) if self.work_dir else None
+        return data
+
+
+def run_bench(config: BenchConfig, progress: Progress) -> dict[str, Any]:
+    """Run every phase and return the result document (see bench/README.md)."""
+    work_dir = Path(config.work_dir or tempfile.mkdtemp(prefix="edgeorder-bench-"))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    services = Services(work_dir, ingest_args=list(config.ingest_args))
+    result: dict[str, Any] = {"config": config.as_dict(), "work_dir": str(work_dir)}
+    try:
+        _run(config, services, progress, result)
+    finally:
+        services.stop()
+        progress.finish()
+        if not config.keep and config.work_dir is None:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    return result
+
+
+def _run(config: BenchConfig, services: Services, progress: Progress,
+         result: dict[str, Any]) -> None:
+    devices = device_ids(config.devices)
+    seqs = [1] * len(devices)
+    broker = services.start_broker()
+    generator = LoadGenerator("127.0.0.1", broker.port, connections=config.connections,
+                              window=config.window)
+    try:
+        if not config.skip_raw:
+            progress.note(f"raw ceiling: {config.events} events to a counting subscriber")
+            raw = run_raw(broker.port, generator, plan_events(devices, config.events, seqs))
+            result["raw"] = raw.as_dict()
+        progress.note("starting ordercore and ingest")
+        services.start_ordercore()
+        services.start_ingest(devices)
+        tracker = StatusTracker()
+        watcher = StatusWatcher("127.0.0.1", broker.port, tracker.on_status)
+        try:
+            runner = Runner(generator, tracker, progress, timeout=config.phase_timeout)
+            _chain(config, services, runner, devices, seqs, result)
+        finally:
+            watcher.close()
+        result["status_messages"] = {"foreign": tracker.foreign, "undecodable": watcher.bad,
+                                     "reasons": dict(tracker.reasons.most_common(10))}
+        progress.note("checking every event against the order core")
+        core = fetch_orders(services.ordercore_url, services.token)
+        result["verification"] = reconcile(runner.sent, tracker.order_id, core).as_dict()
+        result["resources"] = {
+            name: {"cpu_s": round(u.cpu_s, 2), "peak_rss_mb": round(u.peak_rss_mb, 1)}
+            for name, u in services.usage().items()
+        }
+        self_usage = resource.getrusage(resource.RUSAGE_SELF)
+        result["resources"]["bench"] = {
+            "cpu_s": round(self_usage.ru_utime + self_usage.ru_stime, 2),
+            "peak_rss_mb": round(self_usage.ru_maxrss / 1024, 1),
+        }
+        result["summary"] = _summary(result)
+    finally:
+        generator.close()
+
+
+def _phase(runner: Runner, services: Services, name: str, events: list[PlannedEvent],
+           rate_per_s: float | None = None) -> PhaseResult:
+    before = services.usage()
+    publishing = runner.start(name, events, rate_per_s=rate_per_s)
+    complete = runner.wait(name, State.ORDERED, publishing)
+    return runner.summarize(name, publishing.result(), complete, before, services.usage())
+
+
+def _chain(config: BenchConfig, services: Services, runner: Runner, devices: list[str],
+           seqs: list[int], result: dict[str, Any]) -> None:
+    # Warm-up: one event per device through the whole chain (connections, caches, JIT-less
+    # but lazy imports), not measured; its events are still checked at the end.
+    _phase(runner, services, "warmup", plan_events(devices, len(devices), seqs))
+    flood = _phase(runner, services, "flood", plan_events(devices, config.events, seqs),
+                   config.rate)
+    result["flood"] = flood.as_dict()
+    if not config.skip_latency:
+        half = max(1.0, float(flood.figures["ordered_per_s"]) / 2)
+        latency = _phase(runner, services, "latency",
+                         plan_events(devices, config.latency_events, seqs), half)
+        result["latency"] = {"target_rate_per_s": round(half, 1), **latency.as_dict()}
+    if not config.skip_burst:
+        result["burst"] = _burst(config, services, runner, devices, seqs)
+
+
+def _burst(config: BenchConfig, services: Services, runner: Runner, devices: list[str],
+           seqs: list[int]) -> dict[str, Any]:
+    """Order core down; a burst is accepted and buffered; order core back; time the drain."""
+    assert services.ordercore is not None
+    runner.progress.note(f"burst: order core stopped, {config.burst} events")
+    services.ordercore.stop()
+    events = plan_events(devices, config.burst, seqs)
+    before = services.usage()
+    publishing = runner.start("burst", events)
+    accepted = runner.wait("burst", State.ACCEPTED, publishing)
+    run = publishing.result()
+    accepted_at = runner.tracker.times("burst", State.ACCEPTED)
+    queued = runner.tracker.counts("burst").reached(State.QUEUED)
+    runner.progress.note("burst: order core back, draining")
+    services.start_ordercore()
+    back = time.monotonic()
+    drained = runner.wait("burst", State.ORDERED, publishing)
+    ordered_at = runner.tracker.times("burst", State.ORDERED)
+    drain_s = (max(ordered_at) - back) if ordered_at else 0.0
+    summary = runner.summarize("burst", run, accepted and drained, before, services.usage())
+    return {
+        "events": config.burst,
+        "complete": accepted and drained,
+        "states": dict(sorted(summary.counts.states.items())),
+        "accepted_per_s": summary.figures["accepted_per_s"],
+        "accept_s": round(max(accepted_at) - run.first_publish, 3) if accepted_at else None,
+        "queued_before_back": queued,
+        "drain_s": round(drain_s, 3),
+        "drain_per_s": round(len(ordered_at) / drain_s, 1) if drain_s > 0 else 0.0,
+        "cpu_s": summary.figures["cpu_s"],
+    }
+
+
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    flood = result.get("flood", {})
+    raw = result.get("raw", {})
+    latency = result.get("latency", {})
+    check = result.get("verification", {})
+    raw_rate = float(raw.get("events_per_s", 0.0))
+    accepted_p99 = (latency.get("publish_to_accepted") or {}).get("p99_ms")
+    summary = {
+        "ordered_per_s": flood.get("ordered_per_s"),
+        "accepted_per_s": flood.get("accepted_per_s"),
+        "raw_per_s": raw.get("events_per_s"),
+        "ingest_raw_ratio": _round(ratio(float(flood.get("accepted_per_s", 0.0)), raw_rate)),
+        "ordered_raw_ratio": _round(ratio(float(flood.get("ordered_per_s", 0.0)), raw_rate)),
+        "accepted_p99_ms_at_half_rate": accepted_p99,
+        "lost": check.get("lost"),
+        "duplicates": check.get("duplicates"),
+    }
+    summary["targets"] = {
+        "ordered_per_s>=1000": _at_least(summary["ordered_per_s"], 1000),
+        "ordered_per_s>=2000 (goal)": _at_least(summary["ordered_per_s"], 2000),
+        "ingest/raw>=0.3": _at_least(summary["ingest_raw_ratio"], 0.3),
+        "accepted_p99<=50ms": None if accepted_p99 is None else accepted_p99 <= 50,
+        "lost==0": check.get("lost") == 0,
+        "duplicates==0": check.get("duplicates") == 0,
+    }
+    return summary
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _at_least(value: object, floor: float) -> bool | None:
+    return None if not isinstance(value, int | float) else value >= floor
+
+
+def machine() -> dict[str, Any]:
+    """Where the figures come from."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+    }
