@@ -1,0 +1,54 @@
+"""make_connector builds the platform named by settings.kind, with its options checked."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest.connectors.common import ConnectorOptionsError
+from ingest.connectors.evendi import EvendiConnector
+from ingest.connectors.factory import make_connector
+from ingest.connectors.nuvemshop import NuvemshopConnector
+from ingest.connectors.oneentry import OneEntryConnector
+from ingest.settings import ConnectorSettings
+
+OPTIONS = {
+    "nuvemshop": {"store_id": "1", "variants": {"A": 1}, "user_agent": "edgeorder (x@y.z)"},
+    "evendi": {"organization_external_id": "1001", "order_ids": {"A": "P1"}},
+    "oneentry": {
+        "marker": "m",
+        "form_identifier": "f",
+        "payment_account_identifier": "p",
+        "products": {"A": 1},
+    },
+}
+CLASSES = {
+    "nuvemshop": NuvemshopConnector,
+    "evendi": EvendiConnector,
+    "oneentry": OneEntryConnector,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CLASSES))
+async def test_builds_the_named_platform(kind: str) -> None:
+    conn = make_connector(ConnectorSettings(kind=kind, options=OPTIONS[kind]))
+    try:
+        assert isinstance(conn, CLASSES[kind])
+        assert conn.name == {"evendi": "e-vendi"}.get(kind, kind)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("kind", sorted(CLASSES))
+def test_bad_options_fail_at_construction(kind: str) -> None:
+    with pytest.raises(ConnectorOptionsError, match=kind.replace("evendi", "e-vendi")):
+        make_connector(ConnectorSettings(kind=kind, options={}))
+
+
+async def test_ordercore_comes_from_the_ingest_module() -> None:
+    from ingest.connectors.ordercore import OrderCoreConnector
+
+    conn = make_connector(ConnectorSettings(kind="ordercore", base_url="http://127.0.0.1:9"))
+    try:
+        assert isinstance(conn, OrderCoreConnector)
+    finally:
+        await conn.close()
