@@ -8,6 +8,17 @@ Dialect
     requires. Errors come as ``{"code", "message", "description"}``; the reason passed on is
     ``message: description``.
 
+Create fields
+    Sent: ``gateway``, ``payment_status`` (pending), ``status`` (open), ``fulfillment``
+    (unpacked), ``products[{variant_id, quantity}]`` (variant from ``options.variants``;
+    ``price`` left to the variant's own), ``inventory_behaviour``, ``customer{name, email,
+    phone, document}`` and ``billing_address`` = ``shipping_address`` (from the BlackBox
+    profile's ``Customer`` and ``Shipping.Address``), ``shipping_pickup_type``, ``shipping``,
+    ``shipping_option``, ``shipping_cost_customer``, ``send_confirmation_email``,
+    ``send_fulfillment_email``, and when configured ``currency``, ``language``,
+    ``location_id``. Left to the platform: ``total`` (computed from products and shipping),
+    ``shipping_cost_owner``, ``shipping_tracking_number`` (a button press knows neither).
+
 Idempotency
     Nuvemshop has no idempotency key. The nearest equivalent used here: every order carries
     the event ULID in ``extra.edgeorder_event_id`` (``extra`` is the API-settable free JSON
