@@ -1,0 +1,220 @@
+"""The dashboard's state-changing routes (POST; CSRF already checked by the middleware).
+
+Each action calls the registry or order-outbox function that owns the change (they write the
+audit row), then tells the rest of ingest through the bus (``device`` reloads its cache) and
+pushes the retained config when the device's desired config changed. A plain form post is
+answered with a redirect (or the page, when it must show a secret once); a request that asks
+for JSON gets JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any, Literal
+
+import sqlite_utils
+import structlog
+from aiohttp import web
+
+from ingest import outbox, registry
+from ingest.bus import Notice
+from ingest.firmware import render_agent_toml
+from ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY, SIMULATOR_KEY
+from ingest.web import forms, views
+from ingest.web.access import identity_of, see_other
+from ingest.web.markup import Markup, esc
+from ingest.web.pages import buffer_page, device_page, page, simulated_ids
+from ingest.web.state import WEBDB_KEY
+
+__all__ = ["install"]
+
+log = structlog.get_logger("ingest.web.actions")
+
+
+def _wants_json(request: web.Request) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _done(request: web.Request, location: str, **payload: Any) -> web.Response:
+    if _wants_json(request):
+        return web.json_response({"ok": True, **payload})
+    return see_other(location)
+
+
+def _notify(request: web.Request, kind: str, device_id: str | None) -> None:
+    bus = request.app.get(BUS_KEY)
+    if bus is not None:
+        bus.publish(Notice(kind, device_id, {"source": "dashboard"}))
+
+
+async def _push_config(request: web.Request, device_id: str) -> None:
+    publisher = request.app.get(PUBLISHER_KEY)
+    if publisher is None:
+        log.warning("config_not_pushed", device_id=device_id, reason="no MQTT publisher")
+        return
+    await publisher.publish_config(device_id)
+
+
+async def _registry(request: web.Request, fn: Callable[[sqlite_utils.Database], Any]) -> Any:
+    """Run a registry mutation on the writer thread; unknown device -> 404, bad value -> 400."""
+    try:
+        return await request.app[WEBDB_KEY].write_db(fn)
+    except registry.UnknownDeviceError as exc:
+        raise web.HTTPNotFound(text=f"{exc}\n") from exc
+    except registry.RegistryError as exc:
+        raise web.HTTPBadRequest(text=f"{exc}\n") from exc
+
+
+def _device_id(request: web.Request) -> str:
+    return request.match_info["device_id"]
+
+
+async def press(request: web.Request) -> web.Response:
+    device_id, form = _device_id(request), await request.post()
+    click = str(form.get("click", "single"))
+    if click not in forms.CLICKS:
+        raise web.HTTPBadRequest(text=f"click must be one of {', '.join(forms.CLICKS)}\n")
+    simulator = request.app.get(SIMULATOR_KEY)
+    if simulator is None or device_id not in simulated_ids(request.app):
+        raise web.HTTPNotFound(text=f"{device_id!r} is not a simulated device\n")
+    actor = identity_of(request).actor
+    simulator.press(device_id, click)
+    log.info("simulated_press", device_id=device_id, click=click, actor=actor)
+    await request.app[WEBDB_KEY].write(lambda conn: conn.execute(
+        "INSERT INTO audit (at, actor, action, device_id, detail) VALUES "
+        "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?, 'device.press', ?, ?)",
+        (actor, device_id, click)))
+    return _done(request, views.device_url(device_id), device_id=device_id, click=click)
+
+
+async def set_enabled(request: web.Request) -> web.Response:
+    device_id, form = _device_id(request), await request.post()
+    enabled = form.get("enabled") == "1"
+    actor = identity_of(request).actor
+    await _registry(request, lambda db: registry.set_enabled(db, device_id, enabled, actor=actor))
+    _notify(request, "device", device_id)
+    return _done(request, views.device_url(device_id), enabled=enabled)
+
+
+async def set_env(request: web.Request) -> web.Response:
+    device_id, form = _device_id(request), await request.post()
+    env = form.get("env")
+    if env not in ("dev", "prod"):
+        raise web.HTTPBadRequest(text="env must be dev or prod\n")
+    value: Literal["dev", "prod"] = "dev" if env == "dev" else "prod"
+    actor = identity_of(request).actor
+    await _registry(request, lambda db: registry.set_env(db, device_id, value, actor=actor))
+    _notify(request, "device", device_id)
+    await _push_config(request, device_id)
+    return _done(request, views.device_url(device_id), env=value)
+
+
+async def set_mapping(request: web.Request) -> web.Response:
+    device_id, form = _device_id(request), await request.post()
+    current = await _registry(request, lambda db: registry.get_device(db, device_id))
+    try:
+        mapping = forms.parse_mapping(form, sensors=current["mapping"].get("sensors"))
+    except forms.FormError as exc:
+        log.info("mapping_refused", device_id=device_id, reason=str(exc))
+        if _wants_json(request):
+            return web.json_response({"ok": False, "error": str(exc)}, status=400)
+        return await device_page(request, notice=f"Mapping not saved: {exc}", status=400)
+    actor = identity_of(request).actor
+    await _registry(request,
+                    lambda db: registry.update_mapping(db, device_id, mapping, actor=actor))
+    _notify(request, "device", device_id)
+    await _push_config(request, device_id)
+    return _done(request, views.device_url(device_id), mapping=mapping.model_dump(mode="json"))
+
+
+async def rotate(request: web.Request) -> web.Response:
+    device_id, actor = _device_id(request), identity_of(request).actor
+    password: str = await _registry(
+        request, lambda db: registry.rotate_credentials(db, device_id, actor=actor))
+    _notify(request, "device", device_id)
+    log.info("credentials_rotated", device_id=device_id, actor=actor)
+    if _wants_json(request):
+        return web.json_response({"ok": True, "device_id": device_id, "password": password})
+    return await device_page(request, secret=password,
+                             notice="Credentials rotated: update the device's config file.")
+
+
+async def provision(request: web.Request) -> web.Response:
+    form = await request.post()
+    fields = {k: str(v) for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    device_id, name = fields.get("device_id", "").strip(), fields.get("name", "").strip()
+    env: Literal["dev", "prod"] = "dev" if fields.get("env") == "dev" else "prod"
+    actor = identity_of(request).actor
+    try:
+        mapping = forms.parse_mapping(form)
+        row, password = await request.app[WEBDB_KEY].write_db(lambda db: registry.add_device(
+            db, device_id, name=name, mapping=mapping, env=env, actor=actor))
+    except (forms.FormError, registry.RegistryError) as exc:
+        log.info("provision_refused", device_id=device_id, reason=str(exc))
+        csrf = identity_of(request).csrf_token or ""
+        return page(request, "Provisioning",
+                    views.provision_body(csrf, error=str(exc), form=fields),
+                    active="provision", status=409 if isinstance(
+                        exc, registry.DeviceExistsError) else 400)
+    _notify(request, "device", device_id)
+    await _push_config(request, device_id)
+    settings = request.app[SETTINGS_KEY]
+    toml = render_agent_toml(device_id, mqtt_url=settings.mqtt_url, password=password,
+                             ca_file=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None)
+    if _wants_json(request):
+        return web.json_response({"ok": True, "device": row, "password": password,
+                                  "firmware_config": toml})
+    return page(request, f"Device {device_id} added", _credentials(device_id, password, toml),
+                active="provision")
+
+
+def _credentials(device_id: str, password: str, toml: str) -> Markup:
+    href = "data:application/toml;base64," + base64.b64encode(toml.encode()).decode()
+    return Markup(
+        '<div class="secret card" role="alert"><p><b>Shown once.</b> Copy the password or '
+        "download the config file now: only its hash is stored.</p>"
+        f'<dl><dt>MQTT username</dt><dd><code>{esc(device_id)}</code></dd>'
+        f'<dt>MQTT password</dt><dd><code id="new-password">{esc(password)}</code></dd></dl>'
+        f'<p><a class="button" id="toml-download" download="{esc(device_id)}.toml" '
+        f'href="{esc(href)}">Download firmware config ({esc(device_id)}.toml)</a></p>'
+        f"<pre>{esc(toml)}</pre></div>"
+        f'<p><a href="{esc(views.device_url(device_id))}">Go to the device page</a></p>'
+    )
+
+
+async def _outbox_action(request: web.Request, name: Literal["retry", "discard"]
+                         ) -> web.Response:
+    outbox_id = int(request.match_info["outbox_id"])
+    actor = identity_of(request).actor
+    fn = outbox.retry_now if name == "retry" else outbox.discard
+    changed = await request.app[WEBDB_KEY].write_db(lambda db: fn(db, outbox_id, actor=actor))
+    if not changed:
+        log.info("outbox_action_refused", action=name, outbox_id=outbox_id, reason="not pending")
+        raise web.HTTPNotFound(text=f"order #{outbox_id} is not waiting in the buffer\n")
+    # "outbox" wakes the worker (retry) and refreshes every open page.
+    _notify(request, "outbox", None)
+    log.info("outbox_" + name, outbox_id=outbox_id, actor=actor)
+    if _wants_json(request):
+        return web.json_response({"ok": True, "id": outbox_id, "action": name})
+    verb = "will be retried now" if name == "retry" else "was discarded"
+    return await buffer_page(request, notice=f"Order #{outbox_id} {verb}.")
+
+
+async def retry_now(request: web.Request) -> web.Response:
+    return await _outbox_action(request, "retry")
+
+
+async def discard(request: web.Request) -> web.Response:
+    return await _outbox_action(request, "discard")
+
+
+def install(app: web.Application) -> None:
+    app.router.add_post("/devices/{device_id}/press", press)
+    app.router.add_post("/devices/{device_id}/enabled", set_enabled)
+    app.router.add_post("/devices/{device_id}/env", set_env)
+    app.router.add_post("/devices/{device_id}/mapping", set_mapping)
+    app.router.add_post("/devices/{device_id}/rotate", rotate)
+    app.router.add_post("/provision", provision)
+    app.router.add_post(r"/buffer/{outbox_id:\d+}/retry", retry_now)
+    app.router.add_post(r"/buffer/{outbox_id:\d+}/discard", discard)

@@ -1,0 +1,102 @@
+"""The dashboard's read-only pages (GET) and the installer of every dashboard route."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from aiohttp import web
+
+from ingest.keys import SIMULATOR_KEY
+from ingest.web import queries, views
+from ingest.web.access import identity_of
+from ingest.web.chart import hourly_chart
+from ingest.web.markup import Markup, layout
+from ingest.web.state import WEBDB_KEY
+
+__all__ = ["install_pages", "page", "simulated_ids"]
+
+
+def page(request: web.Request, title: str, body: Markup, *, active: str = "",
+         status: int = 200) -> web.Response:
+    """``body`` inside the layout, for the logged-in operator."""
+    who = identity_of(request)
+    html = layout(title, body, user=who.name, csrf=who.csrf_token, active=active, live="1")
+    return web.Response(text=html, content_type="text/html", status=status,
+                        headers={"Cache-Control": "no-store"})
+
+
+def simulated_ids(app: web.Application) -> set[str]:
+    simulator = app.get(SIMULATOR_KEY)
+    return set() if simulator is None else simulator.simulated_devices()
+
+
+def _filter(request: web.Request) -> queries.FleetFilter:
+    q = request.query
+    online = {"1": True, "0": False}.get(q.get("online", ""))
+    env = q.get("env") if q.get("env") in ("dev", "prod") else None
+    return queries.FleetFilter(q=q.get("q", "")[:100], online=online, env=env,
+                               failures=q.get("failures") == "1")
+
+
+async def fleet(request: web.Request) -> web.Response:
+    flt = _filter(request)
+
+    def read(conn: sqlite3.Connection
+             ) -> tuple[list[queries.Row], queries.Totals, list[tuple[str, int, int]]]:
+        return (queries.fleet_rows(conn, flt), queries.fleet_totals(conn),
+                queries.hourly_counts(conn))
+
+    rows, totals, counts = await request.app[WEBDB_KEY].read(read)
+    return page(request, "Fleet", views.fleet_body(rows, totals, hourly_chart(counts), flt),
+                active="fleet")
+
+
+async def device_page(request: web.Request, *, secret: str | None = None,
+                      notice: str | None = None, status: int = 200) -> web.Response:
+    """The device page; ``secret`` shows a freshly rotated password once."""
+    device_id = request.match_info["device_id"]
+
+    def read(conn: sqlite3.Connection
+             ) -> tuple[queries.Row | None, list[queries.Row], list[queries.Row]]:
+        return (queries.device_detail(conn, device_id), queries.timeline(conn, device_id),
+                queries.audit_rows(conn, device_id))
+
+    dev, events, audit = await request.app[WEBDB_KEY].read(read)
+    if dev is None:
+        raise web.HTTPNotFound(text=f"unknown device {device_id!r}\n")
+    csrf = identity_of(request).csrf_token or ""
+    body = views.device_body(dev, events, audit, csrf,
+                             simulated=device_id in simulated_ids(request.app),
+                             secret=secret, notice=notice)
+    return page(request, f"Device {device_id}", body, active="fleet", status=status)
+
+
+async def device_get(request: web.Request) -> web.Response:
+    return await device_page(request)
+
+
+async def buffer_page(request: web.Request, *, notice: str | None = None) -> web.Response:
+    rows = await request.app[WEBDB_KEY].read(queries.buffer_rows)
+    csrf = identity_of(request).csrf_token or ""
+    return page(request, "Buffer", views.buffer_body(rows, csrf, notice), active="buffer")
+
+
+async def buffer_get(request: web.Request) -> web.Response:
+    return await buffer_page(request)
+
+
+async def provision_get(request: web.Request) -> web.Response:
+    csrf = identity_of(request).csrf_token or ""
+    return page(request, "Provisioning", views.provision_body(csrf), active="provision")
+
+
+def install_pages(app: web.Application) -> None:
+    """Every dashboard route except login/logout and static files."""
+    from ingest.web import actions, live  # the action modules import this one
+
+    app.router.add_get("/", fleet, name="fleet")
+    app.router.add_get("/devices/{device_id}", device_get, name="device")
+    app.router.add_get("/buffer", buffer_get, name="buffer")
+    app.router.add_get("/provision", provision_get, name="provision")
+    app.router.add_get("/live", live.stream, name="live")
+    actions.install(app)

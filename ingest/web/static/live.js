@@ -1,0 +1,89 @@
+// edgeorder dashboard: live updates over Server-Sent Events, confirmations, async presses.
+// Pages work without this script; it only saves reloads. No library, no external asset.
+(() => {
+  "use strict";
+  const body = document.body;
+
+  // Re-read the current page and swap every live region ([data-region] with an id).
+  let timer = null, running = false, again = false;
+  async function refresh() {
+    if (running) { again = true; return; }
+    running = true;
+    try {
+      const resp = await fetch(location.href, { credentials: "same-origin",
+        headers: { Accept: "text/html" } });
+      if (resp.redirected && new URL(resp.url).pathname === "/login") { location.reload(); return; }
+      if (!resp.ok) return;
+      const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
+      document.querySelectorAll("[data-region][id]").forEach((el) => {
+        const fresh = doc.getElementById(el.id);
+        if (fresh) el.replaceWith(document.importNode(fresh, true));
+      });
+      relativeTimes();
+      body.dataset.refreshed = String(Date.now());
+    } catch (err) {
+      console.warn("live refresh failed", err);
+    } finally {
+      running = false;
+      if (again) { again = false; schedule(); }
+    }
+  }
+  function schedule() {
+    if (timer !== null) return;
+    timer = setTimeout(() => { timer = null; refresh(); }, 150);
+  }
+
+  // "12 s ago" next to every <time datetime>, kept current.
+  function relativeTimes() {
+    const now = Date.now();
+    document.querySelectorAll("time[datetime]").forEach((el) => {
+      const t = Date.parse(el.getAttribute("datetime"));
+      if (Number.isNaN(t)) return;
+      const s = Math.max(0, Math.round((now - t) / 1000));
+      const text = s < 60 ? `${s} s ago` : s < 3600 ? `${Math.round(s / 60)} min ago`
+        : s < 86400 ? `${Math.round(s / 3600)} h ago` : el.getAttribute("datetime").slice(0, 10);
+      el.title = el.getAttribute("datetime");
+      el.textContent = text;
+    });
+  }
+
+  // Forms that ask for confirmation, and forms posted in the background (press buttons).
+  document.addEventListener("submit", async (ev) => {
+    const form = ev.target;
+    if (!(form instanceof HTMLFormElement)) return;
+    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) { ev.preventDefault(); return; }
+    if (!("async" in form.dataset)) return;
+    ev.preventDefault();
+    const button = form.querySelector("button");
+    if (button) button.disabled = true;
+    try {
+      const resp = await fetch(form.action, { method: "POST", body: new FormData(form),
+        credentials: "same-origin", headers: { Accept: "application/json",
+          "X-CSRF-Token": body.dataset.csrf || "" } });
+      if (!resp.ok) alert(`Refused (${resp.status}): ${await resp.text()}`);
+    } finally {
+      if (button) button.disabled = false;
+      schedule();
+    }
+  });
+
+  relativeTimes();
+  setInterval(relativeTimes, 5000);
+
+  if (!body.dataset.live || !window.EventSource) return;
+  const state = document.createElement("span");
+  state.className = "live-state";
+  state.id = "live-state";
+  state.textContent = "connecting…";
+  document.querySelector("header")?.appendChild(state);
+  const source = new EventSource("/live");
+  let connectedOnce = false;
+  source.addEventListener("hello", () => {
+    state.textContent = "live";
+    body.dataset.liveConnected = "1";
+    if (connectedOnce) schedule(); // catch up on what happened while disconnected
+    connectedOnce = true;
+  });
+  source.addEventListener("notice", schedule);
+  source.onerror = () => { state.textContent = "reconnecting…"; body.dataset.liveConnected = "0"; };
+})();

@@ -1,0 +1,206 @@
+"""Access control over real HTTP: every route needs a session (or API token), every
+state-changing request needs the CSRF token, failed logins lock the account."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from ingest.bus import Bus
+from ingest.store.db import connect
+from ingest.web import create_api_token, ensure_operator
+from ingest.web.access import COOKIE_NAME, is_public_path
+from ingest.web.state import WEBDB_KEY
+from tests.web.conftest import WebEnv, make_app, make_settings
+from tests.web.support import ADMIN_PASSWORD, RecordingSimulator, add_device
+
+_PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+
+
+def concrete_routes(app: web.Application) -> list[tuple[str, str]]:
+    """(method, path) of every registered route, path parameters filled with sample values,
+    so a route added later is covered without touching this test."""
+    out: set[tuple[str, str]] = set()
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        template = info.get("formatter") or info.get("path") or info.get("prefix")
+        if template is None or route.method == "HEAD":
+            continue
+        path = _PARAM.sub(lambda m: "1" if "id" in m.group(1) and "device" not in m.group(1)
+                          else "sample-01", str(template))
+        out.add((route.method, path))
+    return sorted(out)
+
+
+def protected_routes(app: web.Application) -> list[tuple[str, str]]:
+    return [(m, p) for m, p in concrete_routes(app) if not is_public_path(p)]
+
+
+async def test_route_enumeration_sees_the_dashboard(webenv: WebEnv) -> None:
+    routes = concrete_routes(webenv.app)
+    for expected in (("GET", "/"), ("GET", "/devices/sample-01"), ("POST", "/provision"),
+                     ("POST", "/buffer/1/discard"), ("GET", "/live")):
+        assert expected in routes
+
+
+async def test_every_route_refuses_a_request_without_session(webenv: WebEnv) -> None:
+    routes = protected_routes(webenv.app)
+    assert len(routes) >= 10
+    for method, path in routes:
+        resp = await webenv.client.request(method, path, allow_redirects=False)
+        if path.startswith("/api/"):
+            assert resp.status == 401, (method, path)
+        else:
+            assert resp.status == 303, (method, path, resp.status)
+            assert resp.headers["Location"].startswith("/login?next="), (method, path)
+
+
+async def test_unknown_paths_and_bad_tokens_are_refused_too(webenv: WebEnv) -> None:
+    resp = await webenv.client.get("/api/nothing-here", allow_redirects=False)
+    assert resp.status == 401
+    assert (await resp.json())["error"] == "unauthorized"
+    resp = await webenv.client.get("/", headers={"Authorization": "Bearer nope"},
+                                   allow_redirects=False)
+    assert resp.status == 303
+    resp = await webenv.client.get("/", cookies={COOKIE_NAME: "forged"}, allow_redirects=False)
+    assert resp.status == 303
+    # A path that only looks public after normalisation is not public.
+    resp = await webenv.client.get("/static/../", allow_redirects=False)
+    assert resp.status in (303, 403, 404)
+
+
+async def test_public_routes_need_no_session(webenv: WebEnv) -> None:
+    resp = await webenv.client.get("/login")
+    assert resp.status == 200
+    assert 'name="password"' in await resp.text()
+    resp = await webenv.client.get("/static/app.css")
+    assert resp.status == 200
+
+
+async def test_every_post_without_csrf_token_is_refused(webenv: WebEnv) -> None:
+    add_device(webenv.db_path, "sample-01")
+    await webenv.login()
+    posts = [(m, p) for m, p in protected_routes(webenv.app) if m not in ("GET", "OPTIONS")]
+    assert len(posts) >= 8
+    for method, path in posts:
+        resp = await webenv.client.request(method, path, data={"click": "single"},
+                                           allow_redirects=False)
+        assert resp.status == 403, (method, path, resp.status)
+        resp = await webenv.client.request(method, path, data={"csrf_token": "wrong"},
+                                           allow_redirects=False)
+        assert resp.status == 403, (method, path, resp.status)
+        resp = await webenv.client.request(method, path, headers={"X-CSRF-Token": "wrong"},
+                                           allow_redirects=False)
+        assert resp.status == 403, (method, path, resp.status)
+
+
+async def test_post_with_csrf_token_goes_through(webenv: WebEnv) -> None:
+    add_device(webenv.db_path, "sample-01")
+    csrf = await webenv.login()
+    resp = await webenv.client.post("/devices/sample-01/enabled",
+                                    data={"csrf_token": csrf, "enabled": "0"},
+                                    allow_redirects=False)
+    assert resp.status == 303
+    resp = await webenv.client.post("/devices/sample-01/enabled", data={"enabled": "1"},
+                                    headers={"X-CSRF-Token": csrf, "Accept": "application/json"})
+    assert resp.status == 200
+    assert (await resp.json())["enabled"] is True
+    conn = connect(webenv.db_path, readonly=True)
+    actions = [r[0] for r in conn.execute("SELECT action FROM audit WHERE actor = 'admin'")]
+    conn.close()
+    assert actions == ["device.disable", "device.enable"]
+
+
+async def test_session_cookie_flags(webenv: WebEnv) -> None:
+    resp = await webenv.client.post("/login", data={"username": "admin",
+                                                    "password": ADMIN_PASSWORD},
+                                    allow_redirects=False)
+    assert resp.status == 303
+    cookie = resp.headers["Set-Cookie"]
+    assert cookie.startswith(f"{COOKIE_NAME}=")
+    assert "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
+    assert "Path=/" in cookie
+    assert "Secure" not in cookie  # cookie_secure is off in this app
+
+
+async def test_secure_cookie_when_configured(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, cookie_secure=True)
+    bus = Bus()
+    app = make_app(settings, bus, RecordingSimulator(settings.db_path, bus))
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.post("/login", data={"username": "admin",
+                                                 "password": ADMIN_PASSWORD},
+                                 allow_redirects=False)
+        assert resp.status == 303
+        assert "Secure" in resp.headers["Set-Cookie"]
+
+
+async def test_login_lockout_after_max_failures(webenv: WebEnv) -> None:
+    for _ in range(webenv.settings.login_max_failures - 1):
+        resp = await webenv.client.post("/login", data={"username": "admin", "password": "x"})
+        assert resp.status == 401
+        assert "Wrong username or password" in await resp.text()
+    resp = await webenv.client.post("/login", data={"username": "admin", "password": "x"})
+    assert resp.status == 429
+    # Now even the right password is refused, and no session cookie is set.
+    resp = await webenv.client.post("/login", data={"username": "admin",
+                                                    "password": ADMIN_PASSWORD},
+                                    allow_redirects=False)
+    assert resp.status == 429
+    assert "Set-Cookie" not in resp.headers
+    assert "locked" in await resp.text()
+
+
+async def test_unknown_user_is_refused_like_a_wrong_password(webenv: WebEnv) -> None:
+    resp = await webenv.client.post("/login", data={"username": "mallory", "password": "x"})
+    assert resp.status == 401
+    assert "Wrong username or password" in await resp.text()
+
+
+async def test_logout_ends_the_session(webenv: WebEnv) -> None:
+    csrf = await webenv.login()
+    resp = await webenv.client.post("/logout", data={"csrf_token": csrf}, allow_redirects=False)
+    assert resp.status == 303
+    resp = await webenv.client.get("/", allow_redirects=False)
+    assert resp.status == 303
+
+
+async def test_login_never_redirects_off_site(webenv: WebEnv) -> None:
+    resp = await webenv.client.post("/login", data={
+        "username": "admin", "password": ADMIN_PASSWORD, "next": "//evil.example/"},
+        allow_redirects=False)
+    assert resp.headers["Location"] == "/"
+
+
+async def test_api_token_opens_pages_and_api(webenv: WebEnv) -> None:
+    token = await webenv.app[WEBDB_KEY].write(lambda conn: create_api_token(conn, "demo"))
+    resp = await webenv.client.get("/", headers={"Authorization": f"Bearer {token}"},
+                                   allow_redirects=False)
+    assert resp.status == 200
+    # No CSRF token is needed with a bearer token: there is no ambient credential.
+    add_device(webenv.db_path, "sample-01")
+    resp = await webenv.client.post("/devices/sample-01/enabled", data={"enabled": "0"},
+                                    headers={"Authorization": f"Bearer {token}",
+                                             "Accept": "application/json"})
+    assert resp.status == 200
+    conn = connect(webenv.db_path, readonly=True)
+    actor = conn.execute("SELECT actor FROM audit WHERE action = 'device.disable'").fetchone()
+    conn.close()
+    assert actor == ("token:demo",)
+
+
+async def test_admin_password_from_settings_is_applied_at_start(webenv: WebEnv) -> None:
+    await webenv.login()  # the fixture's app created admin from Settings.admin_password
+    changed = await webenv.app[WEBDB_KEY].write(
+        lambda conn: ensure_operator(conn, "admin", ADMIN_PASSWORD))
+    assert changed is False  # same password: no re-hash
+    changed = await webenv.app[WEBDB_KEY].write(
+        lambda conn: ensure_operator(conn, "admin", "another password"))
+    assert changed is True
+    resp = await webenv.client.post("/login", data={"username": "admin",
+                                                    "password": ADMIN_PASSWORD})
+    assert resp.status == 401
