@@ -1,0 +1,143 @@
+"""``edgeorder ingest``: run the backend (MQTT events -> orders, status back, dashboard, API).
+
+Every option also reads ``EDGEORDER_INGEST_<NAME>`` (e.g. ``EDGEORDER_INGEST_MQTT_URL``); the
+command line wins. SIGTERM/SIGINT shut down gracefully: nothing received is lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+
+from ingest.app import create_app
+from ingest.settings import Settings
+
+__all__ = ["build_settings", "main"]
+
+log = structlog.get_logger(__name__)
+ENV_PREFIX = "EDGEORDER_INGEST_"
+
+# option dest -> (Settings field path, help)
+_OPTIONS: dict[str, tuple[str, str]] = {
+    "data_dir": ("data_dir", "directory of ingest.db (default ./edgeorder-data/ingest)"),
+    "mqtt_url": ("mqtt_url", "broker URL, mqtt://HOST:PORT or mqtts://HOST:PORT"),
+    "mqtt_username": ("mqtt_username", "ingest's MQTT username (default ingest)"),
+    "mqtt_password": ("mqtt_password", "ingest's MQTT password (prefer --mqtt-password-file)"),
+    "mqtt_client_id": ("mqtt_client_id", "stable MQTT client id of the persistent session"),
+    "mqtt_ca_file": ("mqtt_ca_file", "CA bundle for mqtts://"),
+    "shared_group": ("mqtt_shared_group", "subscribe via $share/GROUP/... (several workers)"),
+    "http_host": ("http_host", "HTTP listen address (default 127.0.0.1)"),
+    "http_port": ("http_port", "HTTP port: dashboard, /api, /metrics, webhooks (default 8080)"),
+    "public_url": ("public_url", "URL the order platform can reach for webhooks"),
+    "connector": ("connector.kind", "order platform: ordercore, nuvemshop, evendi, oneentry"),
+    "ordercore_url": ("connector.base_url", "platform base URL (default http://127.0.0.1:8081)"),
+    "ordercore_token": ("connector.token", "platform bearer token"),
+    "platform_timeout_s": ("connector.timeout_s", "seconds per platform call (default 5)"),
+    "webhook_secret": ("webhook_secret", "HMAC secret of the webhook (default: random)"),
+    "poll_interval_s": ("poll_interval_s", "polling fallback period in seconds (default 30)"),
+    "retry_base_s": ("retry_base_s", "first retry delay while the platform is down"),
+    "retry_max_s": ("retry_max_s", "longest retry delay (cap of the backoff)"),
+    "stale_event_s": ("stale_event_s", "reject events older than this many seconds"),
+    "commit_batch_max": ("commit_batch_max", "most writes per group commit (default 512)"),
+    "admin_password": ("admin_password", "create/update dashboard operator admin"),
+}
+_JSON_OPTIONS = {"default_profile": ("default_profile", "buyer JSON (Customer/Shipping/...)"),
+                 "connector_options": ("connector.options", "platform options as JSON")}
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Run the ingest service: subscribe to device events, record them exactly "
+        "once, create orders through the connector, send statuses back, serve the dashboard, "
+        f"REST API, /metrics and /healthz. Every option also reads {ENV_PREFIX}<OPTION>.",
+    )
+    for dest, (_, help_text) in {**_OPTIONS, **_JSON_OPTIONS}.items():
+        parser.add_argument("--" + dest.replace("_", "-"), dest=dest, default=None,
+                            help=help_text)
+    parser.add_argument("--mqtt-password-file", default=None, type=Path,
+                        help="file holding ingest's MQTT password (env "
+                        f"{ENV_PREFIX}MQTT_PASSWORD_FILE)")
+    return parser
+
+
+def _set(values: dict[str, Any], path: str, value: Any) -> None:
+    head, _, rest = path.partition(".")
+    if rest:
+        _set(values.setdefault(head, {}), rest, value)
+    else:
+        values[head] = value
+
+
+def build_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
+    """Settings from environment, then command line; raises ValidationError / ValueError."""
+    values: dict[str, Any] = {}
+    for dest, (path, _) in {**_OPTIONS, **_JSON_OPTIONS}.items():
+        raw = getattr(args, dest)
+        if raw is None:
+            raw = env.get(ENV_PREFIX + dest.upper())
+        if raw is None:
+            continue
+        if dest in _JSON_OPTIONS:
+            try:
+                raw = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"--{dest.replace('_', '-')}: not JSON: {exc}") from exc
+        _set(values, path, raw)
+    password_file = args.mqtt_password_file or env.get(ENV_PREFIX + "MQTT_PASSWORD_FILE")
+    if password_file:
+        values["mqtt_password"] = Path(password_file).read_text().strip()
+    if "admin_password" not in values and env.get("EDGEORDER_ADMIN_PASSWORD"):
+        values["admin_password"] = env["EDGEORDER_ADMIN_PASSWORD"]
+    return Settings.model_validate(values)
+
+
+async def serve(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT, then shut down gracefully."""
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()  # starts the service (cleanup_ctx)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        site = web.TCPSite(runner, settings.http_host, settings.http_port)
+        await site.start()
+        log.info("ingest.ready", http=f"http://{settings.http_host}:{settings.http_port}",
+                 mqtt=settings.mqtt_url)
+        await stop.wait()
+        log.info("ingest.signal")
+    finally:
+        await runner.cleanup()
+    return 0
+
+
+def main(argv: list[str], prog: str) -> int:
+    args = _parser(prog).parse_args(argv)
+    try:
+        settings = build_settings(args, os.environ)
+    except ValidationError as exc:
+        print(f"{prog}: invalid settings:", file=sys.stderr)
+        for err in exc.errors(include_url=False):
+            print(f"  {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(serve(settings))
+    except OSError as exc:  # e.g. the HTTP port is taken
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,171 @@
+"""The running pieces of ingest, assembled: writer, MQTT link, router, outbox worker, order-state
+sync, device cache. Started and stopped by ``ingest.app`` through aiohttp's cleanup context.
+
+Shutdown order is what makes it lose nothing: stop taking messages (disconnect), let the router
+hand everything already received to the writer, stop the outbox worker (rows in flight stay
+pending), flush the writer (its futures ack what was committed before the link goes), close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import Coroutine
+from typing import Any
+
+import structlog
+
+import protocol as p
+from ingest.bus import Bus, Notice
+from ingest.connectors.base import Connector
+from ingest.connectors.ordercore import DEFAULT_PROFILE, OrderCoreConnector
+from ingest.devices import DeviceCache
+from ingest.metrics import Metrics
+from ingest.mqtt import MqttLink, MqttOptions
+from ingest.orderstate import OrderStateSync, register_webhook
+from ingest.outbox import OutboxWorker
+from ingest.registry import get_device
+from ingest.router import Router
+from ingest.settings import Settings
+from ingest.statuses import StatusPublisher
+from ingest.store.db import open_db
+from ingest.store.reader import Reader
+from ingest.writer import Writer
+
+__all__ = ["IngestService", "make_connector"]
+
+log = structlog.get_logger(__name__)
+
+
+def make_connector(settings: Settings) -> Connector:
+    """The connector named by ``settings.connector.kind``."""
+    c = settings.connector
+    profile = {**DEFAULT_PROFILE, **settings.default_profile}
+    if c.kind == "ordercore":
+        return OrderCoreConnector(c.base_url, c.token.get_secret_value(), timeout_s=c.timeout_s,
+                                  default_profile=profile)
+    # The other platforms live beside the order core's connector (issue of the connectors).
+    import importlib
+
+    module = importlib.import_module(f"ingest.connectors.{c.kind}")
+    factory: Any = module.from_settings
+    connector: Connector = factory(c)
+    return connector
+
+
+class IngestService:
+    """Everything long-lived of one ingest process; also the app's ``Publisher``."""
+
+    def __init__(self, settings: Settings, bus: Bus, *, connector: Connector | None = None
+                 ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.metrics = Metrics()
+        self.connector = connector or make_connector(settings)
+        self.webhook_secret = (settings.webhook_secret.get_secret_value()
+                               or secrets.token_hex(32))
+        self.writer = Writer(settings.db_path, batch_max=settings.commit_batch_max,
+                             on_commit=self.metrics.on_commit)
+        self.reader = Reader(settings.db_path)
+        self.devices = DeviceCache(settings.db_path)
+        self.link = MqttLink(MqttOptions(
+            url=settings.mqtt_url, username=settings.mqtt_username or None,
+            password=settings.mqtt_password.get_secret_value() or None,
+            client_id=settings.mqtt_client_id,
+            ca_file=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
+            shared_group=settings.mqtt_shared_group))
+        self.statuses = StatusPublisher(self.link, bus)
+        self.worker = OutboxWorker(
+            writer=self.writer, read=self.reader, connector=self.connector,
+            devices=self.devices, statuses=self.statuses, metrics=self.metrics,
+            default_profile=settings.default_profile, retry_base_s=settings.retry_base_s,
+            retry_max_s=settings.retry_max_s)
+        self.router = Router(
+            writer=self.writer, devices=self.devices, statuses=self.statuses,
+            metrics=self.metrics, bus=bus, ack=self.link.ack, on_outbox=self.worker.wake,
+            stale_after_s=settings.stale_event_s)
+        self.sync = OrderStateSync(
+            writer=self.writer, read=self.reader, connector=self.connector,
+            statuses=self.statuses, secret=self.webhook_secret,
+            poll_interval_s=settings.poll_interval_s)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.ready = asyncio.Event()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self, public_url: str | None) -> None:
+        await asyncio.to_thread(lambda: open_db(self.settings.db_path).conn.close())  # migrate
+        await self.devices.reload()
+        self.writer.start()
+        self._spawn("router", self.router.run(self.link.inbound))
+        self._spawn("outbox", self.worker.run())
+        self._spawn("poller", self.sync.poll_forever())
+        self._spawn("bus", self._follow_bus())
+        if public_url and hasattr(self.connector, "register_webhook"):
+            url = public_url.rstrip("/") + "/webhooks/ordercore"
+            self._spawn("webhook", register_webhook(self.connector, url, self.webhook_secret))
+        self.link.start()
+        self.ready.set()
+        log.info("ingest.started", db=str(self.settings.db_path), mqtt=self.settings.mqtt_url,
+                 devices=len(self.devices), public_url=public_url)
+
+    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        self._tasks[name] = asyncio.create_task(coro, name=f"ingest-{name}")
+
+    async def stop(self) -> None:
+        log.info("ingest.stopping")
+        await self._cancel("router")  # take no new messages
+        await self._drain_inbound()
+        for name in ("outbox", "poller", "bus", "webhook"):
+            await self._cancel(name)  # orders in flight stay pending: safe to retry
+        await self.writer.run(lambda conn: None)  # barrier: every earlier write acked
+        await self.link.stop()  # the acks and statuses above leave before DISCONNECT
+        await self.writer.stop()
+        await self.connector.close()
+        self.reader.close()
+        log.info("ingest.stopped")
+
+    async def _cancel(self, name: str) -> None:
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _drain_inbound(self) -> None:
+        """Write what was received but not yet routed; what arrives later stays unacked and
+        the broker redelivers it to the next session."""
+        queue = self.link.inbound
+        while not queue.empty():
+            self.router.handle(queue.get_nowait())
+
+    async def _follow_bus(self) -> None:
+        """Registry changes reload the device cache; buffer actions wake the worker."""
+        async with self.bus.subscribe() as notices:
+            while True:
+                notice = await notices.get()
+                if notice.kind in ("device", "resync"):
+                    await self.devices.reload()
+                if notice.kind in ("outbox", "resync"):
+                    self.worker.wake()
+
+    # --- Publisher ----------------------------------------------------------------------------
+
+    async def publish_config(self, device_id: str) -> None:
+        """Publish the device's desired config, retained, from the registry."""
+        def load() -> dict[str, Any]:
+            db = open_db(self.settings.db_path, migrate_schema=False)
+            try:
+                return get_device(db, device_id)
+            finally:
+                db.conn.close()
+
+        row = await asyncio.to_thread(load)
+        config = p.DeviceConfig(version=row["config_version"],
+                                mapping=p.ButtonMapping.model_validate(row["mapping"]),
+                                env=row["env"])
+        self.link.publish(p.device_topic(device_id, p.Channel.CONFIG), p.encode(config),
+                          qos=1, retain=True)
+        self.bus.publish(Notice("device", device_id, {"config_version": config.version,
+                                                      "source": "publisher"}))
