@@ -1,8 +1,9 @@
 """The in-memory device cache of the event path: no registry query per message.
 
 Reloaded (off the event loop) at start, on every ``device`` notice of the bus (a change made
-by the dashboard or the REST API), and, at most once per ``miss_refresh_s``, when an event
-names a device the cache does not know (a device added by the CLI in another process).
+by the dashboard or the REST API), and when an event names a device the cache does not know (a
+device added by the CLI in another process) -- such miss reloads at most once per
+``miss_refresh_s``, so a stream of unknown ids cannot turn into a stream of queries.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class DeviceCache:
         self._devices: dict[str, Device] = {}
         self._miss_refresh_s = miss_refresh_s
         self._clock = clock
-        self._last_reload = float("-inf")
+        self._last_miss_reload = float("-inf")
         self._lock = asyncio.Lock()
 
     def get(self, device_id: str) -> Device | None:
@@ -46,13 +47,13 @@ class DeviceCache:
 
     async def reload(self) -> None:
         async with self._lock:
-            self._last_reload = self._clock()
             self._devices = await asyncio.to_thread(_load, self._db_path)
 
     async def lookup(self, device_id: str) -> Device | None:
         """Like ``get``, but an unknown id may trigger one (rate-limited) reload first."""
         device = self._devices.get(device_id)
-        if device is None and self._clock() - self._last_reload >= self._miss_refresh_s:
+        if device is None and self._clock() - self._last_miss_reload >= self._miss_refresh_s:
+            self._last_miss_reload = self._clock()
             await self.reload()
             device = self._devices.get(device_id)
         return device

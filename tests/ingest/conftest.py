@@ -1,0 +1,43 @@
+"""Fixtures of the ingest tests: the real order core, ingest in this loop, an MQTT probe."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.ingest.support import Ingest, OrderCore, ingest_settings
+from tests.support.mosquitto import MosquittoServer
+from tests.support.mqtt import MqttProbe
+
+
+@pytest.fixture
+async def ordercore(tmp_path: Path) -> AsyncIterator[OrderCore]:
+    core = await OrderCore(tmp_path / "ordercore").start()
+    yield core
+    await core.stop()
+
+
+@pytest.fixture
+def ingest_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "ingest"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+async def ingest(ingest_dir: Path, mosquitto: MosquittoServer, ordercore: OrderCore
+                 ) -> AsyncIterator[Ingest]:
+    running = await Ingest(ingest_settings(ingest_dir, mosquitto.url, ordercore.url)).start()
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+def probe(mosquitto: MosquittoServer) -> Iterator[MqttProbe]:
+    client = MqttProbe(mosquitto.port)
+    assert client.wait_connected()
+    client.subscribe("edgeorder/v1/devices/+/status")
+    yield client
+    client.close()
