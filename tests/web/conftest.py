@@ -9,15 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from ingest.bus import Bus
-from ingest.keys import BUS_KEY, SETTINGS_KEY, SIMULATOR_KEY
+from ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY, SIMULATOR_KEY
 from ingest.settings import Settings
 from ingest.web import setup_web
-from tests.web.support import ADMIN_PASSWORD, RecordingSimulator
+from tests.web.support import ADMIN_PASSWORD, RecordingPublisher, RecordingSimulator
 
 
 @dataclass
@@ -27,6 +27,7 @@ class WebEnv:
     settings: Settings
     bus: Bus
     simulator: RecordingSimulator
+    publisher: RecordingPublisher
     csrf: str = ""
     cookies: dict[str, str] = field(default_factory=dict)
 
@@ -44,6 +45,11 @@ class WebEnv:
         self.csrf = match.group(1)
         return self.csrf
 
+    async def post(self, path: str, **data: str) -> ClientResponse:
+        """A form POST with the session's CSRF token; redirects are not followed."""
+        return await self.client.post(path, data={"csrf_token": self.csrf, **data},
+                                      allow_redirects=False)
+
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {"data_dir": tmp_path / "ingest",
@@ -53,8 +59,10 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     return Settings.model_validate(values)
 
 
-def make_app(settings: Settings, bus: Bus, simulator: RecordingSimulator) -> web.Application:
+def make_app(settings: Settings, bus: Bus, simulator: RecordingSimulator,
+             publisher: RecordingPublisher | None = None) -> web.Application:
     app = web.Application()
+    app[PUBLISHER_KEY] = publisher or RecordingPublisher()
     app[SETTINGS_KEY] = settings
     app[BUS_KEY] = bus
     app[SIMULATOR_KEY] = simulator
@@ -67,10 +75,11 @@ async def webenv(tmp_path: Path) -> AsyncIterator[WebEnv]:
     settings = make_settings(tmp_path)
     bus = Bus()
     simulator = RecordingSimulator(settings.db_path, bus)
-    app = make_app(settings, bus, simulator)
+    publisher = RecordingPublisher()
+    app = make_app(settings, bus, simulator, publisher)
     client: TestClient[web.Request, web.Application] = TestClient(TestServer(app))
     await client.start_server()
     try:
-        yield WebEnv(app, client, settings, bus, simulator)
+        yield WebEnv(app, client, settings, bus, simulator, publisher)
     finally:
         await client.close()

@@ -122,3 +122,13 @@ class RecordingSimulator:
         await asyncio.to_thread(record_event, self.db_path, device_id, click=click,
                                 state="ordered", order_id=order_id, order_state="ordered")
         self.bus.publish(Notice("status", device_id, {"state": "ordered"}))
+
+
+class RecordingPublisher:
+    """Stands in for ingest's MQTT link: records which device configs were pushed."""
+
+    def __init__(self) -> None:
+        self.pushed: list[str] = []
+
+    async def publish_config(self, device_id: str) -> None:
+        self.pushed.append(device_id)
