@@ -1,6 +1,6 @@
 """Start a real Mosquitto on a free port with the project's config (deploy/mosquitto/).
 
-Readiness is read from the broker's own log line ("Opening ipv4 listen socket"), never polled.
+Readiness is read from the broker's own log line ("mosquitto version X running"), never polled.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "deploy" / "mosquitto" / "test.conf.template"
-READY_MARK = "Opening ipv4 listen socket on port"
+READY_MARK = " running"
+"""End of mosquitto's "mosquitto version X running" line, logged once its listeners accept.
+("Opening ipv4 listen socket" comes before bind/listen: a client connecting then is refused.)"""
 
 
 def mosquitto_binary() -> str | None:
@@ -91,7 +93,7 @@ class MosquittoServer:
         signalled = False
         for line in proc.stdout:
             self.log_lines.append(line.rstrip())
-            if not signalled and READY_MARK in line:
+            if not signalled and line.rstrip().endswith(READY_MARK):
                 signalled = True
                 ready.put(True)
         if not signalled:
