@@ -37,6 +37,7 @@ class DeviceCache:
         self._miss_refresh_s = miss_refresh_s
         self._clock = clock
         self._last_miss_reload = float("-inf")
+        self._miss_reload: asyncio.Future[None] | None = None
         self._lock = asyncio.Lock()
 
     def get(self, device_id: str) -> Device | None:
@@ -50,10 +51,16 @@ class DeviceCache:
             self._devices = await asyncio.to_thread(_load, self._db_path)
 
     async def lookup(self, device_id: str) -> Device | None:
-        """Like ``get``, but an unknown id may trigger one (rate-limited) reload first."""
+        """Like ``get``, but an unknown id may trigger a (rate-limited) reload first; lookups
+        that arrive while that reload runs wait for it instead of answering "unknown"."""
         device = self._devices.get(device_id)
-        if device is None and self._clock() - self._last_miss_reload >= self._miss_refresh_s:
+        if device is not None:
+            return device
+        running = self._miss_reload is not None and not self._miss_reload.done()
+        if not running and self._clock() - self._last_miss_reload >= self._miss_refresh_s:
             self._last_miss_reload = self._clock()
-            await self.reload()
-            device = self._devices.get(device_id)
-        return device
+            self._miss_reload = asyncio.ensure_future(self.reload())
+            running = True
+        if running and self._miss_reload is not None:
+            await asyncio.shield(self._miss_reload)
+        return self._devices.get(device_id)

@@ -148,6 +148,12 @@ def record_event(conn: sqlite3.Connection, event: p.Event, device: Device | None
         current = _status(event.device_id, event.event_id, p.State(known[1]), now,
                           order_id=known[2], reason=known[3])
         return EventOutcome(current, duplicate=True)
+    if device is None:
+        # Not kept in the inbox: once the device is registered, its re-sent event counts.
+        out = record_rejection(conn, event.device_id, event.event_id, "unknown_device",
+                               rules.REASON_UNKNOWN_DEVICE, now)
+        assert out is not None
+        return EventOutcome(out, rejection_code="unknown_device")
     decision = rules.evaluate(
         event, device, now=now, stale_after_s=stale_after_s,
         sku_in_flight=lambda sku: _sku_in_flight(conn, event.device_id, sku),

@@ -149,6 +149,6 @@ def status_is(device_id: str, event_id: str | None, state: str) -> Callable[[Rec
 
 
 async def wait_for(probe: MqttProbe, pred: Callable[[Received], bool], count: int = 1,
-                   timeout: float = 20) -> list[Received]:
+                   within_s: float = 20) -> list[Received]:
     """``probe.wait_for`` off the loop (ingest runs on this loop and must keep running)."""
-    return await asyncio.to_thread(probe.wait_for, pred, timeout, count)
+    return await asyncio.to_thread(probe.wait_for, pred, within_s, count)
