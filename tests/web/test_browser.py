@@ -1,0 +1,141 @@
+"""The dashboard in headless Chromium (Debian's /usr/bin/chromium via Playwright), against a
+running ingest web app whose database and bus the test drives: log in, see a simulated device
+come online, press it and watch its order appear, all without reloading the page."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from ingest.bus import Notice
+from tests.support.net import free_port
+from tests.web.conftest import make_app, make_settings
+from tests.web.support import ADMIN_PASSWORD, RecordingSimulator, add_device, set_presence
+
+CHROMIUM = "/usr/bin/chromium"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
+                       reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
+]
+
+if os.access(CHROMIUM, os.X_OK):
+    from playwright.async_api import Browser, Page, async_playwright, expect
+
+
+class Running:
+    def __init__(self, server: TestServer, simulator: RecordingSimulator, db_path: Path) -> None:
+        self.server, self.simulator, self.db_path = server, simulator, db_path
+        self.bus = simulator.bus
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("/"))
+
+
+@pytest.fixture
+async def running(tmp_path: Path) -> AsyncIterator[Running]:
+    from ingest.bus import Bus
+
+    settings = make_settings(tmp_path)
+    bus = Bus()
+    simulator = RecordingSimulator(settings.db_path, bus)
+    server = TestServer(make_app(settings, bus, simulator), port=free_port())
+    await server.start_server()
+    try:
+        yield Running(server, simulator, settings.db_path)
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def log_in(page: Page, base: str) -> None:
+    await page.goto(base)
+    await expect(page).to_have_url(f"{base}login?next=%2F")
+    await page.fill("input[name=username]", "admin")
+    await page.fill("input[name=password]", ADMIN_PASSWORD)
+    await page.click("button[type=submit]")
+    await expect(page.locator("h1")).to_have_text("Fleet")
+
+
+async def mark_page(page: Page) -> None:
+    """A marker that a reload would wipe out."""
+    await page.evaluate("window.__noReload = 'still-here'")
+
+
+async def assert_not_reloaded(page: Page) -> None:
+    assert await page.evaluate("window.__noReload") == "still-here"
+
+
+async def come_online(running: Running, device_id: str) -> None:
+    await asyncio.to_thread(set_presence, running.db_path, device_id, True, "0.1.0")
+    running.bus.publish(Notice("presence", device_id, {"online": True}))
+
+
+async def test_login_see_online_press_and_order_without_reload(
+        running: Running, browser: Browser, tmp_path: Path) -> None:
+    await asyncio.to_thread(add_device, running.db_path, "demo-01", simulated=True)
+    running.simulator.devices.add("demo-01")
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    await log_in(page, running.url)
+    row = page.locator("#dev-demo-01")
+    await expect(row.locator("[data-online]")).to_have_text("offline")
+    await expect(page.locator("body[data-live-connected='1']")).to_have_count(1)
+    await mark_page(page)
+
+    await come_online(running, "demo-01")
+    await expect(row.locator("[data-online]")).to_have_text("online")
+    await expect(page.locator("[data-total=online] .value")).to_have_text("1/1")
+    await assert_not_reloaded(page)
+
+    await row.locator("a").click()
+    await expect(page.locator("h1")).to_have_text("Device demo-01")
+    await expect(page.locator("body[data-live-connected='1']")).to_have_count(1)
+    await mark_page(page)
+    await page.locator("form[action='/devices/demo-01/press'] button",
+                       has_text="single").click()
+    event = page.locator("#timeline .event").first
+    await expect(event.locator(".order")).to_contain_text("#101")
+    await expect(event.locator(".order [data-state=ordered]")).to_have_count(1)
+    await assert_not_reloaded(page)
+    assert running.simulator.presses == [("demo-01", "single")]
+    await page.screenshot(path=str(tmp_path / "device.png"), full_page=True)
+
+
+async def test_fleet_is_readable_without_javascript(running: Running, browser: Browser) -> None:
+    await asyncio.to_thread(add_device, running.db_path, "kitchen-01")
+    context = await browser.new_context(java_script_enabled=False)
+    page = await context.new_page()
+    await log_in(page, running.url)
+    await expect(page.locator("#dev-kitchen-01 td").first).to_contain_text("kitchen-01")
+    await page.fill("input[name=q]", "nothing-matches")
+    await page.click("form.filters button")
+    await expect(page.locator("#fleet tbody")).to_contain_text("No device matches.")
+    await context.close()
+
+
+async def test_pages_fit_a_phone_screen(running: Running, browser: Browser) -> None:
+    await asyncio.to_thread(add_device, running.db_path, "kitchen-01")
+    page = await browser.new_page(viewport={"width": 360, "height": 740})
+    await log_in(page, running.url)
+    for path in ("/", "/devices/kitchen-01", "/buffer", "/provision"):
+        await page.goto(running.url.rstrip("/") + path)
+        overflow = await page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at 360px"
