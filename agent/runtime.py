@@ -108,7 +108,8 @@ class _Counters:
 class Agent:
     """One device. ``await run(stop)`` until ``stop`` is set; ``press``/``sensor`` simulate
     input from any thread; ``on_led(pattern, state)`` hears every LED change and
-    ``on_event(event)`` every event once it is stored (both on the agent's event loop)."""
+    ``on_event(event)`` every event once it is stored, ``on_status(status)`` every valid
+    status received (all on the agent's event loop)."""
 
     def __init__(
         self,
@@ -117,10 +118,11 @@ class Agent:
         pin_factory: Any = None,
         on_led: Callable[[str, str], None] | None = None,
         on_event: Callable[[Event], None] | None = None,
+        on_status: Callable[[Status], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config, self._factory, self._on_led, self._clock = config, pin_factory, on_led, clock
-        self._on_event = on_event
+        self._on_event, self._status_listener = on_event, on_status
         self.device_id = config.device_id
         b = config.button
         self._classifier = ClickClassifier(
@@ -449,6 +451,7 @@ class Agent:
             self._refresh_led()
         log.info("agent.status", device_id=self.device_id, event_id=event_id,
                  state=status.state.value, order_id=status.order_id, reason=status.reason)
+        self._notify(self._status_listener, status)
 
     def _on_config(self, desired: DeviceConfig) -> None:
         assert self._link is not None

@@ -40,6 +40,7 @@ class Recorder:
     def __init__(self) -> None:
         self.leds: list[tuple[str, str]] = []
         self.events: list[p.Event] = []
+        self.statuses: list[p.Status] = []
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
 
     def on_led(self, pattern: str, state: str) -> None:
@@ -49,6 +50,17 @@ class Recorder:
     def on_event(self, event: p.Event) -> None:
         self.events.append(event)
         self._wake()
+
+    def on_status(self, status: p.Status) -> None:
+        self.statuses.append(status)
+        self._wake()
+
+    def hooks(self) -> dict[str, Any]:
+        """Keyword arguments wiring this recorder into an ``Agent``."""
+        return {"on_led": self.on_led, "on_event": self.on_event, "on_status": self.on_status}
+
+    def answered(self) -> set[str]:
+        return {s.event_id for s in self.statuses if s.event_id is not None}
 
     def _wake(self) -> None:
         for pred, fut in self._waiters:
@@ -138,7 +150,17 @@ class Responder(MqttProbe):
         self.then = then
         self.seen: list[str] = []
         self.seen_cond = threading.Condition()
+        self._connects = 0
         super().__init__(port, **kwargs)
+        self.subscribe(p.subscription(p.Channel.EVENTS))
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object = None
+    ) -> None:
+        super()._on_connect(client, userdata, flags, rc, props)
+        self._connects += 1
+        if self._connects > 1:  # after a broker restart: the session may not have survived
+            client.subscribe(p.subscription(p.Channel.EVENTS), 1)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         super()._on_message(client, userdata, msg)
