@@ -31,8 +31,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                         default=os.environ.get("EDGEORDER_INGEST_DATA_DIR"),
                         help="ingest data directory (env EDGEORDER_INGEST_DATA_DIR; "
                         "default ./edgeorder-data/ingest)")
+    # --data-dir is accepted after the action too ("device add X --data-dir D")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
+                        help="ingest data directory")
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    add = sub.add_parser("add", help="register a device, print its MQTT password once, "
+    add = sub.add_parser("add", parents=[common],
+                         help="register a device, print its MQTT password once, "
                          "write its firmware-config TOML")
     add.add_argument("device_id", help="1-64 of [A-Za-z0-9_-]; also its MQTT username")
     add.add_argument("--sku", required=True, help="SKU a single click reorders")
@@ -50,16 +55,16 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                      help="broker URL written into the firmware config")
     add.add_argument("--config-out", type=Path,
                      help="where to write the firmware-config TOML (default: print it)")
-    lst = sub.add_parser("list", help="list devices")
+    lst = sub.add_parser("list", parents=[common], help="list devices")
     lst.add_argument("--json", action="store_true", help="JSON output")
-    show = sub.add_parser("show", help="one device")
+    show = sub.add_parser("show", parents=[common], help="one device")
     show.add_argument("device_id")
     show.add_argument("--json", action="store_true", help="JSON output")
     for name, text in (("disable", "refuse the device's events and MQTT login"),
                        ("enable", "accept the device again"),
                        ("remove", "delete the device from the registry"),
                        ("rotate-credentials", "new MQTT password (printed once)")):
-        sub.add_parser(name, help=text).add_argument("device_id")
+        sub.add_parser(name, parents=[common], help=text).add_argument("device_id")
     return parser
 
 
