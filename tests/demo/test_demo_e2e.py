@@ -6,14 +6,14 @@ import json
 import subprocess
 import tomllib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from ulid import ULID
 
 import protocol as p
-from tests.support.mqtt import MqttProbe
+from tests.support.mqtt import MqttProbe, Received
 from tests.support.net import free_port
 from tests.support.proc import run_cli, spawn_cli
 
@@ -91,7 +91,7 @@ def test_a_device_press_becomes_one_order_and_survives_a_restart(demo: Demo) -> 
     event = event_for("demo-01")
     client.publish(p.device_topic("demo-01", p.Channel.EVENTS), p.encode(event))
 
-    def state_of(msg_state: str) -> object:
+    def state_of(msg_state: str) -> Callable[[Received], bool]:
         return lambda m: (m.topic == status_topic
                           and json.loads(m.payload).get("event_id") == event.event_id
                           and json.loads(m.payload)["state"] == msg_state)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,7 +41,7 @@ def pressed_event_id(output: str) -> str:
     return output.rsplit("event ", 1)[1].split()[0]
 
 
-def status_of(event_id: str, state: str) -> object:
+def status_of(event_id: str, state: str) -> Callable[[Received], bool]:
     def match(m: Received) -> bool:
         body = json.loads(m.payload)
         return bool(body.get("event_id") == event_id and body["state"] == state)
@@ -88,11 +88,13 @@ def test_a_cli_press_becomes_an_order_and_a_second_press_is_throttled(running: D
 def test_press_says_what_is_wrong(running: Demo, tmp_path: Path) -> None:
     code, output = press(running, "demo-09")
     assert code == 1
-    assert "unknown simulated device 'demo-09'" in output and "demo-01" in output
+    assert "unknown simulated device 'demo-09'" in output
+    assert "demo-01" in output
 
     code, output = press(running, "demo-01", data_dir=tmp_path / "elsewhere")
     assert code == 1
-    assert "secrets.json" in output and "--data-dir" in output
+    assert "secrets.json" in output
+    assert "--data-dir" in output
 
     code, output = press(running, "demo-01", http_port=free_port())
     assert code == 1
@@ -116,4 +118,5 @@ def test_demo_help_explains_every_option() -> None:
         assert option in result.stdout, option
     press_help = run_cli("demo", "press", "--help")
     assert press_help.returncode == 0
-    assert "DEVICE" in press_help.stdout and "{single,double,long}" in press_help.stdout
+    assert "DEVICE" in press_help.stdout
+    assert "{single,double,long}" in press_help.stdout
