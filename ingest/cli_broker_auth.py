@@ -38,10 +38,10 @@ def render_acl(service_accounts: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write(path: Path, text: str) -> None:
+def _write(path: Path, text: str, mode: int) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.touch(mode=0o600)
-    tmp.chmod(0o600)
+    tmp.chmod(mode)
     tmp.write_text(text)
     tmp.replace(path)
 
@@ -54,6 +54,9 @@ def main(argv: list[str], prog: str) -> int:
     parser.add_argument("--data-dir", type=Path,
                         default=os.environ.get("EDGEORDER_INGEST_DATA_DIR"),
                         help="ingest data directory (env EDGEORDER_INGEST_DATA_DIR)")
+    parser.add_argument("--mode", type=lambda v: int(v, 8), default=0o640,
+                        help="octal file mode (default 640: make the group mosquitto's; a root-"
+                        "started Mosquitto reads its files as user mosquitto)")
     args = parser.parse_args(argv)
     db_path = Path(args.data_dir or Settings().data_dir) / "ingest.db"
     if not db_path.exists():
@@ -70,8 +73,8 @@ def main(argv: list[str], prog: str) -> int:
               file=sys.stderr)
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
-    _write(args.out / "passwd", render_passwd({**devices, **services}))
-    _write(args.out / "acl", render_acl(list(services)))
+    _write(args.out / "passwd", render_passwd({**devices, **services}), args.mode)
+    _write(args.out / "acl", render_acl(list(services)), args.mode)
     print(f"wrote {args.out / 'passwd'} ({len(devices)} devices, {len(services)} service "
           f"accounts) and {args.out / 'acl'}")
     return 0
