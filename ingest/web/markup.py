@@ -46,10 +46,11 @@ _NAV = (("/", "Fleet", "fleet"), ("/buffer", "Buffer", "buffer"),
 
 
 def layout(title: str, body: Markup, *, user: str | None, csrf: str | None,
-           active: str = "", live: str = "") -> Markup:
+           active: str = "", live: str = "", device: str | None = None) -> Markup:
     """The whole page: header with navigation and logout, then ``body``.
 
-    ``live`` names what the page's live script refreshes (``data-live`` on ``<body>``).
+    ``live`` turns on the live script's refreshes (``data-live`` on ``<body>``); ``device``
+    limits them to notices about that device.
     """
     nav = join(
         Markup(f'<a href="{href}"{attrs(aria_current="page" if key == active else None)}>'
@@ -66,7 +67,7 @@ def layout(title: str, body: Markup, *, user: str | None, csrf: str | None,
         f"<title>{esc(title)} · edgeorder</title>"
         '<link rel="stylesheet" href="/static/app.css">'
         '<script src="/static/live.js" defer></script></head>'
-        f"<body{attrs(data_live=live or None, data_csrf=csrf)}>"
+        f"<body{attrs(data_live=live or None, data_csrf=csrf, data_device=device)}>"
         f'<header><strong class="brand">edgeorder</strong><nav>{nav}</nav>{logout}</header>'
         f'<main><h1>{esc(title)}</h1>{body}</main></body></html>'
     )

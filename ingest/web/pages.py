@@ -17,10 +17,11 @@ __all__ = ["install_pages", "page", "simulated_ids"]
 
 
 def page(request: web.Request, title: str, body: Markup, *, active: str = "",
-         status: int = 200) -> web.Response:
+         status: int = 200, device: str | None = None) -> web.Response:
     """``body`` inside the layout, for the logged-in operator."""
     who = identity_of(request)
-    html = layout(title, body, user=who.name, csrf=who.csrf_token, active=active, live="1")
+    html = layout(title, body, user=who.name, csrf=who.csrf_token, active=active, live="1",
+                  device=device)
     return web.Response(text=html, content_type="text/html", status=status,
                         headers={"Cache-Control": "no-store"})
 
@@ -68,7 +69,8 @@ async def device_page(request: web.Request, *, secret: str | None = None,
     body = views.device_body(dev, events, audit, csrf,
                              simulated=device_id in simulated_ids(request.app),
                              secret=secret, notice=notice)
-    return page(request, f"Device {device_id}", body, active="fleet", status=status)
+    return page(request, f"Device {device_id}", body, active="fleet", status=status,
+                device=device_id)
 
 
 async def device_get(request: web.Request) -> web.Response:

@@ -204,8 +204,10 @@ def device_body(dev: Row, events: Sequence[Row], audit: Sequence[Row], csrf: str
         + _post_form(f"{url}/enabled", csrf, "Disable" if dev["enabled"] else "Enable",
                      fields={"enabled": "0" if dev["enabled"] else "1"})
         + _post_form(f"{url}/env", csrf,
-                     "Test orders: on" if dev["env"] == "dev" else "Test orders: off",
-                     fields={"env": env_to})
+                     "Switch to prod (real orders)" if dev["env"] == "dev"
+                     else "Switch to dev (test orders)", fields={"env": env_to},
+                     confirm="Real orders will be charged from now on." if env_to == "prod"
+                     else None)
         + _post_form(f"{url}/rotate", csrf, "Rotate credentials",
                      confirm="Rotate this device's MQTT password? The device must be "
                              "re-configured with the new one.")

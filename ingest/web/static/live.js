@@ -5,10 +5,13 @@
   const body = document.body;
 
   // Re-read the current page and swap every live region ([data-region] with an id).
-  let timer = null, running = false, again = false;
+  // At most one refresh per second, whatever the notice rate (a big fleet's telemetry).
+  const MIN_GAP_MS = 1000;
+  let timer = null, running = false, again = false, last = 0;
   async function refresh() {
     if (running) { again = true; return; }
     running = true;
+    last = Date.now();
     try {
       const resp = await fetch(location.href, { credentials: "same-origin",
         headers: { Accept: "text/html" } });
@@ -30,7 +33,8 @@
   }
   function schedule() {
     if (timer !== null) return;
-    timer = setTimeout(() => { timer = null; refresh(); }, 150);
+    const wait = Math.max(150, MIN_GAP_MS - (Date.now() - last));
+    timer = setTimeout(() => { timer = null; refresh(); }, wait);
   }
 
   // "12 s ago" next to every <time datetime>, kept current.
@@ -84,6 +88,15 @@
     if (connectedOnce) schedule(); // catch up on what happened while disconnected
     connectedOnce = true;
   });
-  source.addEventListener("notice", schedule);
+  // A device page only cares about its own device (and the buffer, and resyncs).
+  const only = body.dataset.device;
+  source.addEventListener("notice", (ev) => {
+    if (only) {
+      let n = {};
+      try { n = JSON.parse(ev.data); } catch (err) { /* refresh anyway */ }
+      if (n.device_id && n.device_id !== only) return;
+    }
+    schedule();
+  });
   source.onerror = () => { state.textContent = "reconnecting…"; body.dataset.liveConnected = "0"; };
 })();
