@@ -63,6 +63,13 @@ RECENT_EVENTS = 64
 """Statuses for these most recent events drive the LED (older retained ones only ack)."""
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 @dataclass(frozen=True)
 class _SimClick:
     click: Click
@@ -156,21 +163,28 @@ class Agent:
     # -- thread-safe input ------------------------------------------------------------------
 
     def press(self, click: str) -> None:
-        """Simulate a classified click (``single``/``double``/``long``); any thread."""
-        self._handoff(_SimClick(Click(click), self._clock()))
+        """Simulate a classified click (``single``/``double``/``long``); any thread.
+
+        From another thread this waits while the worker's queue is full (back-pressure for
+        scripted floods); on the agent's own loop it never blocks.
+        """
+        self._submit(_SimClick(Click(click), self._clock()))
 
     def sensor(self, name: str, value: float) -> None:
-        """Simulate one sensor reading; any thread."""
-        self._handoff(_SensorValue(name, float(value), self._clock()))
+        """Simulate one sensor reading; any thread (same queueing as ``press``)."""
+        self._submit(_SensorValue(name, float(value), self._clock()))
 
-    def _handoff(self, item: object) -> None:
+    def _submit(self, item: object) -> None:
         loop = self._loop
         if loop is None:
             raise AgentNotRunningError(f"agent {self.device_id} is not running")
+        if loop.is_running() and _running_loop() is loop:
+            self._offer(item)
+            return
         try:
-            loop.call_soon_threadsafe(self._offer, item)
-        except RuntimeError:  # loop closed during shutdown: nothing left to tell
-            pass
+            asyncio.run_coroutine_threadsafe(self._queue.put(item), loop).result(timeout=30)
+        except RuntimeError as exc:  # loop closed during shutdown
+            raise AgentNotRunningError(f"agent {self.device_id} stopped") from exc
 
     def _offer(self, item: object) -> None:
         try:
