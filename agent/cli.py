@@ -91,7 +91,10 @@ def _read_stdin(agent: Agent, quit_: Callable[[], None]) -> None:
         if name == "quit":
             break
         try:
-            agent.press(*args) if name == "press" else agent.sensor(*args)
+            if name == "press":
+                agent.press(*args)
+            else:
+                agent.sensor(*args)
         except AgentError as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
     quit_()
@@ -140,3 +143,6 @@ def main(argv: list[str], prog: str = "edgeorder agent") -> int:
         for line in exc.errors:
             print(f"  {line}", file=sys.stderr)
         return 2
+    except AgentError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1

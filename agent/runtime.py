@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
@@ -23,12 +24,13 @@ from functools import partial
 from typing import Any
 
 import structlog
+from gpiozero.exc import GPIOZeroError
 from ulid import ULID
 
 from agent.backoff import Backoff
 from agent.classifier import ClickClassifier, ClickTimings
 from agent.config import AgentConfig
-from agent.errors import AgentNotRunningError, OutboxFullError
+from agent.errors import AgentError, AgentNotRunningError, OutboxFullError
 from agent.gpio import Edge, SensorReader, make_button, make_sensor_reader
 from agent.led import LedDriver
 from agent.led_patterns import Choice, LedInputs, Pattern, choose_pattern
@@ -219,18 +221,24 @@ class Agent:
             self._loop = None
 
     async def _open(self) -> None:
-        await self._outbox.open()
+        try:
+            await self._outbox.open()
+        except (OSError, sqlite3.Error) as exc:
+            raise AgentError(f"cannot open outbox {self.config.outbox.path}: {exc}") from exc
         self._seq = await self._outbox.last_seq()
         depth_dropped = await self._outbox.counts()
         self._counters.dropped = depth_dropped[1]
         now = self._clock()
         for stored in await self._outbox.pending():
             self._track(stored.event_id, stored.payload, now)
-        self._led = LedDriver(self.config.led, self._factory)
-        self._button = make_button(self.config.button, self._factory, self._paho_handoff,
-                                   self._clock)
-        if self.config.sensor is not None:
-            self._sensor = make_sensor_reader(self.config.sensor, self._factory)
+        try:
+            self._led = LedDriver(self.config.led, self._factory)
+            self._button = make_button(self.config.button, self._factory, self._paho_handoff,
+                                       self._clock)
+            if self.config.sensor is not None:
+                self._sensor = make_sensor_reader(self.config.sensor, self._factory)
+        except GPIOZeroError as exc:
+            raise AgentError(f"GPIO set-up failed: {exc}") from exc
         self._link = MqttLink(self.config, FW_VERSION, self._paho_handoff)
         self._refresh_led()
         log.info("agent.started", device_id=self.device_id, pending=len(self._unacked),

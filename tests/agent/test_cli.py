@@ -153,3 +153,11 @@ def test_parse_command() -> None:
         parse_command("sensor beans lots")
     with pytest.raises(ValueError, match="unknown command"):
         parse_command("press twice")
+
+
+def test_unwritable_outbox_is_a_clear_error(tmp_path: Path) -> None:
+    path = write_config(tmp_path, free_port())
+    (tmp_path / "outbox.db").mkdir()  # a directory where the database file should be
+    result = run_cli("agent", "--config", str(path), "--simulate")
+    assert result.returncode == 1
+    assert f"cannot open outbox {tmp_path / 'outbox.db'}" in result.stderr
