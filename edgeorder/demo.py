@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import signal
 import sys
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
+from agent.errors import ConfigError
 from edgeorder.broker import EmbeddedBroker, PortInUseError, ensure_port_free
 from edgeorder.demo_fleet import DemoFleet
 from edgeorder.demo_press import install_press_route, press_main
@@ -119,8 +121,9 @@ def check_ports(opts: DemoOptions) -> None:
     seen: dict[int, str] = {}
     for what, port, flag in wanted:
         if port in seen:
-            raise PortInUseError(98, f"{what}: port {port} is also given to {seen[port]}; "
-                                     f"choose another with {flag} PORT")
+            raise PortInUseError(errno.EADDRINUSE,
+                                 f"{what}: port {port} is also given to {seen[port]}; "
+                                 f"choose another with {flag} PORT")
         seen[port] = flag
         ensure_port_free(opts.host, port, what=what, flag=flag)
 
@@ -138,7 +141,7 @@ def main(argv: list[str], prog: str) -> int:
     except PortInUseError as exc:
         print(f"{prog}: {exc.strerror}", file=sys.stderr)
         return 2
-    except SecretsFileError as exc:
+    except (SecretsFileError, ConfigError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
 
@@ -169,11 +172,13 @@ async def run_demo(opts: DemoOptions, *, on_ready: Callable[[], None] | None = N
         await broker.start()
         stack.push_async_callback(broker.stop)
         core = await _serve(_ordercore_app(opts, paths, ready.secrets), opts.host,
-                            opts.ordercore_port)
+                            opts.ordercore_port, what="order core", flag="--ordercore-port")
         stack.push_async_callback(core.cleanup)
         fleet = DemoFleet.from_files(list(ready.configs.values()), on_led=led_line)
         ingest = _ingest_app(opts, paths, ready.secrets, fleet)
-        stack.push_async_callback((await _serve(ingest, opts.host, opts.http_port)).cleanup)
+        site = await _serve(ingest, opts.host, opts.http_port, what="dashboard/ingest",
+                            flag="--http-port")
+        stack.push_async_callback(site.cleanup)
         await fleet.start()
         stack.push_async_callback(fleet.stop)
         _banner(opts, paths, ready)
@@ -219,13 +224,17 @@ def _ingest_app(opts: DemoOptions, paths: DemoPaths, secrets: DemoSecrets,
     return app
 
 
-async def _serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+async def _serve(app: web.Application, host: str, port: int, *, what: str,
+                 flag: str) -> web.AppRunner:
+    """Start ``app`` on ``host:port``; a port taken since the check is still a PortInUseError."""
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
-    except BaseException:
+    except BaseException as exc:
         await runner.cleanup()
+        if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+            ensure_port_free(host, port, what=what, flag=flag)  # raises with the message
         raise
     return runner
 

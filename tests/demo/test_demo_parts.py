@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import stat
 import tomllib
 from collections.abc import AsyncIterator
@@ -13,6 +14,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from agent.config import load_config
+from edgeorder.broker import PortInUseError
+from edgeorder.demo import DemoOptions, check_ports
 from edgeorder.demo_fleet import DemoFleet, UnknownSimulatedDeviceError
 from edgeorder.demo_press import install_press_route
 from edgeorder.demo_provision import DemoPaths, demo_device_ids, provision
@@ -205,3 +208,27 @@ def test_secrets_dataclass_round_trips(tmp_path: Path) -> None:
     value = DemoSecrets("a", "b", "c", "d", "e")
     save_secrets(tmp_path / "s.json", value)
     assert load_secrets(tmp_path / "s.json", env={}) == value
+
+
+# -- ports are checked up front ---------------------------------------------------------------
+
+
+def options(tmp_path: Path, mqtt: int, http: int, core: int) -> DemoOptions:
+    return DemoOptions(tmp_path, "127.0.0.1", mqtt, http, core, devices=1)
+
+
+def test_a_taken_port_names_the_option_to_change(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(PortInUseError) as taken:
+            check_ports(options(tmp_path, free_port(), free_port(), port))
+    assert taken.value.strerror == (f"order core: port {port} on 127.0.0.1 is already in use; "
+                                    "choose another with --ordercore-port PORT")
+
+
+def test_one_port_for_two_listeners_is_refused(tmp_path: Path) -> None:
+    port = free_port()
+    with pytest.raises(PortInUseError, match="--http-port"):
+        check_ports(options(tmp_path, port, port, free_port()))
