@@ -1,0 +1,83 @@
+"""Filters, pricing, signatures and backoff: pure functions."""
+
+from __future__ import annotations
+
+import pytest
+
+from ordercore.catalog import Catalog, CatalogSku
+from ordercore.checkout import body_hash, parse_checkout, price_checkout
+from ordercore.errors import ApiError
+from ordercore.filters import parse_order_filter
+from ordercore.signing import backoff_delay, sign, verify
+from tests.ordercore.conftest import checkout_body
+
+CATALOG = Catalog(
+    [
+        CatalogSku(1, 1, "A", "a", 100, "BRL", "m1", "Shop 1"),
+        CatalogSku(2, 2, "B", "b", 250, "BRL", "m2", "Shop 2"),
+        CatalogSku(3, 3, "C", "c", 999, "USD", "m1", "Shop 1"),
+    ]
+)
+
+
+def test_filter_defaults_and_dates() -> None:
+    f = parse_order_filter({"startDate": "01-06-2017", "endDate": "10-06-2017", "order": "desc"})
+    assert (f.paging.page_index, f.paging.page_size, f.descending) == (1, 25, True)
+    assert (f.start, f.end) == ("2017-06-01T00:00:00", "2017-06-11T00:00:00")
+
+
+def test_filter_names_every_bad_parameter() -> None:
+    with pytest.raises(ApiError) as info:
+        parse_order_filter(
+            {"pageIndex": "0", "pageSize": "201", "status": "3", "id": "x", "order": "up",
+             "startDate": "2017-06-01", "device": "bad device!"}
+        )
+    assert info.value.status == 400
+    names = {f.field for f in info.value.fields}
+    assert names == {"pageIndex", "pageSize", "status", "id", "order", "startDate", "device"}
+
+
+def test_end_before_start_is_rejected() -> None:
+    with pytest.raises(ApiError) as info:
+        parse_order_filter({"startDate": "02-01-2026", "endDate": "01-01-2026"})
+    assert [f.field for f in info.value.fields] == ["endDate"]
+
+
+def test_pricing_splits_by_merchant_and_sums_cents() -> None:
+    body = checkout_body(MerchantId=None, Items=[
+        {"Sku": "A", "Quantity": 3}, {"SkuId": 2, "Quantity": 2}, {"Sku": "A", "Quantity": 1},
+    ])
+    drafts = price_checkout(parse_checkout(body, CATALOG), CATALOG)
+    assert [(d.merchant_id, d.amount, len(d.lines)) for d in drafts] == [
+        ("m1", 400, 2),
+        ("m2", 500, 1),
+    ]
+
+
+def test_pricing_rejects_currency_and_merchant_mismatch() -> None:
+    body = checkout_body(MerchantId="m1", Items=[{"Sku": "C", "Quantity": 1}, {"Sku": "B", "Quantity": 1}])
+    with pytest.raises(ApiError) as info:
+        price_checkout(parse_checkout(body, CATALOG), CATALOG)
+    fields = [(f.field, f.reason) for f in info.value.fields]
+    assert fields[0] == ("Items[0].Sku", "priced in USD, checkout is in BRL")
+    assert fields[1][0] == "Items[1].Sku" and "m2" in fields[1][1]
+
+
+def test_body_hash_ignores_key_order() -> None:
+    assert body_hash({"a": 1, "b": [1, 2]}) == body_hash({"b": [1, 2], "a": 1})
+    assert body_hash({"a": 1}) != body_hash({"a": 2})
+
+
+def test_signature_round_trip() -> None:
+    header = sign("s3cret", b'{"x":1}')
+    assert header.startswith("sha256=") and len(header) == 7 + 64
+    assert verify("s3cret", b'{"x":1}', header)
+    assert not verify("other", b'{"x":1}', header)
+    assert not verify("s3cret", b'{"x":2}', header)
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    top = [backoff_delay(n, 1.0, 30.0, rand=lambda lo, hi: hi) for n in range(1, 8)]
+    low = [backoff_delay(n, 1.0, 30.0, rand=lambda lo, hi: lo) for n in range(1, 8)]
+    assert top == [1, 2, 4, 8, 16, 30, 30]
+    assert low == [0.5, 1, 2, 4, 8, 15, 15]
