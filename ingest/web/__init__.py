@@ -19,6 +19,7 @@ from ingest.store.db import open_db
 from ingest.web.access import auth_middleware, install_login_routes
 from ingest.web.auth import create_api_token, ensure_operator
 from ingest.web.db import WebDb
+from ingest.web.live import LIVE_STREAMS_KEY, LiveStreams
 from ingest.web.pages import install_pages
 from ingest.web.state import LOGIN_DELAY_KEY, WEBDB_KEY
 
@@ -40,6 +41,8 @@ def setup_web(app: web.Application, *, login_failure_delay_s: float = 0.5) -> No
     install_login_routes(app)
     install_pages(app)
     app.router.add_static("/static", STATIC_DIR, name="static")
+    app[LIVE_STREAMS_KEY] = streams = LiveStreams()
+    app.on_shutdown.append(streams.close_all)
     app.cleanup_ctx.append(_web_db)
 
 

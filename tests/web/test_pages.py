@@ -212,3 +212,12 @@ async def test_live_stream_forwards_bus_notices(webenv: WebEnv) -> None:
     frame = await resp.content.readuntil(b"\n\n")
     assert frame == b'event: notice\ndata: {"kind":"presence","device_id":"kitchen-01"}\n\n'
     resp.close()
+
+
+async def test_shutdown_ends_open_live_streams(webenv: WebEnv) -> None:
+    await webenv.login()
+    resp = await webenv.client.get("/live")
+    assert b"event: hello" in await resp.content.readuntil(b"\n\n")
+    await webenv.app.shutdown()  # what AppRunner.cleanup runs before waiting for handlers
+    assert await resp.content.read() == b""  # the stream ended instead of hanging
+    assert webenv.bus.subscriber_count == 0
