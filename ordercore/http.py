@@ -101,7 +101,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
         body = {"Error": code, "Message": exc.reason}
-        return json_response(body, exc.status, dict(exc.headers) if exc.status == 405 else None)
+        allow = exc.headers.get("Allow")
+        return json_response(body, exc.status, {"Allow": allow} if allow else None)
     except Exception:
         log.exception("unhandled_error", path=request.path, method=request.method)
         return json_response({"Error": "internal", "Message": "internal error"}, 500)
