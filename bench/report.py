@@ -12,6 +12,10 @@ __all__ = ["render_table", "write_json"]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
+def _ratio(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else "-"
+
+
 def _fmt(value: object, unit: str = "") -> str:
     if value is None:
         return "-"
@@ -39,8 +43,8 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, str]]:
         ("end to end, published -> ordered", _fmt(flood.get("ordered_per_s"), "/s")),
         ("  steady state (10th-90th percentile)", _fmt(flood.get("sustained_ordered_per_s"), "/s")),
         ("ingest accepted", _fmt(flood.get("accepted_per_s"), "/s")),
-        ("ingest/raw (accepted)", _fmt(summary.get("ingest_raw_ratio"))),
-        ("end to end/raw (ordered)", _fmt(summary.get("ordered_raw_ratio"))),
+        ("ingest/raw (accepted)", _ratio(summary.get("ingest_raw_ratio"))),
+        ("end to end/raw (ordered)", _ratio(summary.get("ordered_raw_ratio"))),
         ("flood publish -> accepted", _latency(flood.get("publish_to_accepted"))),
         ("flood publish -> ordered", _latency(flood.get("publish_to_ordered"))),
         (f"latency phase at {_fmt(latency.get('target_rate_per_s'), '/s')}: -> accepted",
