@@ -77,7 +77,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "(demo-01, demo-02, ...) running the real agent code on gpiozero's MockFactory. "
         "Ctrl-C or SIGTERM stops everything cleanly.",
         epilog=f"Press a simulated device from another terminal: '{prog} press demo-01 "
-        "[single|double|long]' (see '{prog} press --help'). Environment: "
+        "[single|double|long]' (see '{prog} press --help'), or from its page on the dashboard. "
+        "A single click reorders COFFEE-1KG, a double click TEA-250G, a long press cancels the "
+        "last order; demo devices run with env dev, so their orders are Test orders. Environment: "
         "EDGEORDER_ADMIN_PASSWORD sets the dashboard password of 'admin', "
         "EDGEORDER_ORDERCORE_TOKEN the order core's bearer token; otherwise both are generated "
         "once and kept in DATA_DIR/secrets.json.".replace("{prog}", prog),

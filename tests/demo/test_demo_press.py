@@ -73,7 +73,16 @@ def test_a_cli_press_becomes_an_order_and_a_second_press_is_throttled(running: D
     second = pressed_event_id(output)
     assert second != first
     watcher.wait_for(status_of(second, "throttled"), timeout=30)
+
+    # A long press cancels the last order, and the event that made the order hears it.
+    code, output = press(running, "demo-01", "long")
+    assert code == 0, output
+    watcher.wait_for(status_of(first, "cancelled"), timeout=30)
     watcher.close()
+    cancelled = get_json(f"http://127.0.0.1:{running.core_port}/api/order/received/{order_id}",
+                         secrets["ordercore_token"])
+    assert isinstance(cancelled, dict)
+    assert cancelled["CancelledOn"] is not None
 
     page = get_json(f"http://127.0.0.1:{running.core_port}/api/order/received?device=demo-01",
                     secrets["ordercore_token"])
