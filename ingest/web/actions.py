@@ -185,7 +185,10 @@ def _credentials(device_id: str, password: str, toml: str) -> Markup:
 
 async def _outbox_action(request: web.Request, name: Literal["retry", "discard"]
                          ) -> web.Response:
-    outbox_id = int(request.match_info["outbox_id"])
+    raw_id = request.match_info["outbox_id"]
+    if len(raw_id) > 18:  # beyond SQLite's 64-bit integers: no such row
+        raise web.HTTPNotFound(text=f"order #{raw_id} is not waiting in the buffer\n")
+    outbox_id = int(raw_id)
     actor = identity_of(request).actor
     fn = outbox.retry_now if name == "retry" else outbox.discard
     changed = await request.app[WEBDB_KEY].write_db(lambda db: fn(db, outbox_id, actor=actor))

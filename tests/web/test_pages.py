@@ -221,3 +221,12 @@ async def test_shutdown_ends_open_live_streams(webenv: WebEnv) -> None:
     await webenv.app.shutdown()  # what AppRunner.cleanup runs before waiting for handlers
     assert await resp.content.read() == b""  # the stream ended instead of hanging
     assert webenv.bus.subscriber_count == 0
+
+
+async def test_bad_ids_are_clear_errors(webenv: WebEnv) -> None:
+    await webenv.login()
+    assert (await webenv.post("/buffer/99999999999999999999999/retry")).status == 404
+    assert (await webenv.post("/buffer/5/discard")).status == 404
+    assert (await webenv.post("/devices/nobody/enabled", enabled="0")).status == 404
+    assert (await webenv.post("/devices/nobody/mapping", single_type="none")).status == 404
+    assert (await webenv.post("/devices/nobody/rotate")).status == 404
