@@ -77,7 +77,9 @@ async def checkout(
     client: TestClient[Any, Any], body: dict[str, Any] | None = None, **headers: str
 ) -> dict[str, Any]:
     """POST a checkout that must succeed; the 201 body."""
-    resp = await client.post("/api/checkout", json=body or checkout_body(), headers={**AUTH, **headers})
+    resp = await client.post(
+        "/api/checkout", json=body or checkout_body(), headers={**AUTH, **headers}
+    )
     assert resp.status == 201, await resp.text()
     data: dict[str, Any] = await resp.json()
     return data

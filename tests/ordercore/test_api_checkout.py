@@ -16,7 +16,8 @@ async def test_checkout_creates_an_order_priced_from_the_catalog(client: Client)
     data = await checkout(client, checkout_body(Test=True))
     assert isinstance(data["CheckoutId"], int)
     [order] = data["Orders"]
-    assert order["CheckoutId"] == data["CheckoutId"] and isinstance(order["Id"], int)
+    assert order["CheckoutId"] == data["CheckoutId"]
+    assert isinstance(order["Id"], int)
     assert order["Status"] == {"Code": 0, "Label": "Created"}
     assert (order["Amount"], order["Currency"], order["Test"]) == (17980, "BRL", True)
     assert order["Device"] == {"Id": "demo-01"}
@@ -27,16 +28,28 @@ async def test_checkout_creates_an_order_priced_from_the_catalog(client: Client)
     assert order["CreatedOn"].endswith("Z")
     [item] = order["OrderItems"]
     assert item | {"Id": 0} == {
-        "Id": 0, "ProductId": 1, "SkuId": 1001, "Sku": "COFFEE-1KG",
-        "SkuDescription": "Coffee beans, 1 kg", "Amount": 17980, "Quantity": 2, "Status": 0,
+        "Id": 0,
+        "ProductId": 1,
+        "SkuId": 1001,
+        "Sku": "COFFEE-1KG",
+        "SkuDescription": "Coffee beans, 1 kg",
+        "Amount": 17980,
+        "Quantity": 2,
+        "Status": 0,
     }
     again = await client.get(f"/api/order/received/{order['Id']}", headers=AUTH)
     assert await again.json() == order
 
 
 async def test_one_order_per_merchant_sharing_a_checkout(client: Client) -> None:
-    other = {"Sku": "BREAD-1", "SkuDescription": "Bread", "Price": 500, "Currency": "BRL",
-             "MerchantId": "m-2", "MerchantName": "Bakery"}
+    other = {
+        "Sku": "BREAD-1",
+        "SkuDescription": "Bread",
+        "Price": 500,
+        "Currency": "BRL",
+        "MerchantId": "m-2",
+        "MerchantName": "Bakery",
+    }
     resp = await client.post("/api/sku", json=other, headers=AUTH)
     assert resp.status == 201, await resp.text()
     items = [{"Sku": "TEA-250G", "Quantity": 1}, {"Sku": "BREAD-1", "Quantity": 3}]
@@ -52,8 +65,12 @@ async def test_every_bad_field_is_named(client: Client) -> None:
     body = checkout_body(
         Customer={"Name": "", "Email": "not-an-email"},
         Currency="reais",
-        Items=[{"Sku": "NOPE", "Quantity": 1}, {"Sku": "TEA-250G", "Quantity": 0}, {"Quantity": 1},
-               {"SkuId": 999, "Quantity": 1}],
+        Items=[
+            {"Sku": "NOPE", "Quantity": 1},
+            {"Sku": "TEA-250G", "Quantity": 0},
+            {"Quantity": 1},
+            {"SkuId": 999, "Quantity": 1},
+        ],
         Device={"Id": "bad id!"},
         Test="yes",
     )
@@ -62,8 +79,15 @@ async def test_every_bad_field_is_named(client: Client) -> None:
     err = await resp.json()
     assert err["Error"] == "validation_error"
     assert {f["Field"] for f in err["Fields"]} == {
-        "Customer.Name", "Customer.Email", "Currency", "Items[0].Sku", "Items[1].Quantity",
-        "Items[2]", "Items[3].SkuId", "Device.Id", "Test",
+        "Customer.Name",
+        "Customer.Email",
+        "Currency",
+        "Items[0].Sku",
+        "Items[1].Quantity",
+        "Items[2]",
+        "Items[3].SkuId",
+        "Device.Id",
+        "Test",
     }
     assert any("unknown SKU 'NOPE'" in f["Reason"] for f in err["Fields"])
 
@@ -88,7 +112,8 @@ async def test_malformed_json_is_400(client: Client) -> None:
 async def test_idempotency_key_replays_the_original_response(client: Client) -> None:
     key = {"Idempotency-Key": "01JDZ8Q7M3N4P5R6S7T8V9W0XY"}
     first = await client.post("/api/checkout", json=checkout_body(), headers={**AUTH, **key})
-    assert first.status == 201 and "Idempotent-Replayed" not in first.headers
+    assert first.status == 201
+    assert "Idempotent-Replayed" not in first.headers
     # same body, different key order: still the same request
     reordered = dict(reversed(list(checkout_body().items())))
     second = await client.post("/api/checkout", json=reordered, headers={**AUTH, **key})
@@ -138,5 +163,6 @@ async def test_unauthorized(client: Client) -> None:
         resp = await client.post("/api/checkout", json=checkout_body(), headers=headers)
         assert resp.status == 401
         body = await resp.json()
-        assert body["Error"] == "unauthorized" and body["Message"]
+        assert body["Error"] == "unauthorized"
+        assert body["Message"]
     assert (await client.get("/healthz")).status == 200

@@ -31,24 +31,32 @@ async def test_full_lifecycle_and_history(client: Client) -> None:
     oid = await new_order(client)
     for action, code in (("authorize", 1), ("capture", 2), ("ship", 5), ("complete", 10)):
         status, order = await post(client, f"/api/order/{oid}/{action}")
-        assert status == 200 and order["Status"]["Code"] == code
+        assert status == 200
+        assert order["Status"]["Code"] == code
         assert all(item["Status"] == code for item in order["OrderItems"])
     status, order = await post(client, f"/api/order/{oid}/close")
-    assert status == 200 and order["ClosedOn"] and order["Status"]["Code"] == 10
+    assert status == 200
+    assert order["ClosedOn"]
+    assert order["Status"]["Code"] == 10
     status, err = await post(client, f"/api/order/{oid}/ship")
-    assert status == 409 and err["Error"] == "illegal_transition"
+    assert status == 409
+    assert err["Error"] == "illegal_transition"
     assert err["Status"] == {"Code": 10, "Label": "Completed"}
     status, order = await post(client, f"/api/order/{oid}/reopen")
-    assert status == 200 and order["ClosedOn"] is None
+    assert status == 200
+    assert order["ClosedOn"] is None
     status, history = await get(client, f"/api/order/{oid}/history")
     assert status == 200
     steps = [(h["Action"], h["Field"], h["From"], h["To"]) for h in history]
     assert steps[:2] == [("create", "Status", None, 0), ("create", "Amount", None, 17980)]
     assert steps[2:6] == [
-        ("authorize", "Status", 0, 1), ("capture", "Status", 1, 2),
-        ("ship", "Status", 2, 5), ("complete", "Status", 5, 10),
+        ("authorize", "Status", 0, 1),
+        ("capture", "Status", 1, 2),
+        ("ship", "Status", 2, 5),
+        ("complete", "Status", 5, 10),
     ]
-    assert steps[6][:3] == ("close", "ClosedOn", None) and steps[7][:2] == ("reopen", "ClosedOn")
+    assert steps[6][:3] == ("close", "ClosedOn", None)
+    assert steps[7][:2] == ("reopen", "ClosedOn")
     assert all(h["At"].endswith("Z") for h in history)
 
 
@@ -58,9 +66,12 @@ async def test_illegal_transitions_are_409_with_the_current_status(client: Clien
     status, err = await post(client, f"/api/order/{oid}/capture")
     assert (status, err["Status"]) == (409, {"Code": 2, "Label": "Payment captured"})
     status, order = await post(client, f"/api/order/{oid}/cancel", {"Reason": "fraud"})
-    assert status == 200 and order["Status"]["Code"] == 21 and order["CancelReason"] == "fraud"
+    assert status == 200
+    assert order["Status"]["Code"] == 21
+    assert order["CancelReason"] == "fraud"
     status, err = await post(client, f"/api/order/{oid}/ship")
-    assert status == 409 and err["Status"]["Code"] == 21
+    assert status == 409
+    assert err["Status"]["Code"] == 21
     status, history = await get(client, f"/api/order/{oid}/history")
     assert [h["Action"] for h in history].count("ship") == 0
 
@@ -68,13 +79,17 @@ async def test_illegal_transitions_are_409_with_the_current_status(client: Clien
 async def test_cancel_by_user_and_bad_cancel_bodies(client: Client) -> None:
     oid = await new_order(client)
     status, err = await post(client, f"/api/order/{oid}/cancel", {"Reason": "bored", "By": "cat"})
-    assert status == 422 and {f["Field"] for f in err["Fields"]} == {"Reason", "By"}
+    assert status == 422
+    assert {f["Field"] for f in err["Fields"]} == {"Reason", "By"}
     resp = await client.post(f"/api/order/{oid}/cancel", data=b"{oops", headers=AUTH)
     assert resp.status == 400
-    status, order = await post(client, f"/api/order/{oid}/cancel", {"Reason": "customer", "By": "user"})
+    status, order = await post(
+        client, f"/api/order/{oid}/cancel", {"Reason": "customer", "By": "user"}
+    )
     assert status == 200
     assert order["Status"] == {"Code": 22, "Label": "Cancelled by user"}
-    assert order["CancelledOn"] and order["CancelReason"] == "customer"
+    assert order["CancelledOn"]
+    assert order["CancelReason"] == "customer"
 
 
 async def test_deny(client: Client) -> None:
@@ -85,14 +100,19 @@ async def test_deny(client: Client) -> None:
 
 
 async def test_unknown_order_is_404(client: Client) -> None:
-    for path in ("/api/order/sent/999", "/api/order/received/999", "/api/order/999/history",
-                 "/api/order/sent/99999999999999999999999"):
+    for path in (
+        "/api/order/sent/999",
+        "/api/order/received/999",
+        "/api/order/999/history",
+        "/api/order/sent/99999999999999999999999",
+    ):
         status, err = await get(client, path)
-        assert status == 404 and err["Error"] == "not_found", path
+        assert (status, err["Error"]) == (404, "not_found"), path
     status, err = await post(client, "/api/order/999/ship")
     assert status == 404
     status, err = await get(client, "/api/order/sent/abc")
-    assert status == 404 and err["Error"] == "not_found"
+    assert status == 404
+    assert err["Error"] == "not_found"
 
 
 async def test_list_filters_and_paging(start_core: StartCore) -> None:
@@ -118,7 +138,7 @@ async def test_list_filters_and_paging(start_core: StartCore) -> None:
     assert await listed("endDate=02-06-2026") == ids[:2]
     assert await listed("startDate=02-06-2026&endDate=02-06-2026") == [ids[1]]
     assert await listed("merchantId=nobody") == []
-    status, page = await get(client, "/api/order/sent?pageSize=2&pageIndex=2")
+    _status, page = await get(client, "/api/order/sent?pageSize=2&pageIndex=2")
     assert (page["Total"], page["PageSize"], page["PageIndex"]) == (3, 2, 2)
     assert [o["Id"] for o in page["Data"]] == [ids[2]]
     assert page["Data"][0]["CreatedOn"] == "2026-06-03T12:00:00.000Z"
@@ -132,28 +152,45 @@ async def test_bad_filters_are_400(client: Client) -> None:
 
 async def test_catalog_endpoints(client: Client) -> None:
     status, page = await get(client, "/api/sku")
-    assert status == 200 and page["Total"] == 4
+    assert status == 200
+    assert page["Total"] == 4
     assert {s["Sku"] for s in page["Data"]} == {"COFFEE-1KG", "TEA-250G", "FILTER-100", "WATER-5L"}
-    new = {"Sku": "MILK-1L", "SkuDescription": "Milk", "Price": 650, "Currency": "BRL",
-           "MerchantId": "00000000-0000-4000-8000-000000000001"}
+    new = {
+        "Sku": "MILK-1L",
+        "SkuDescription": "Milk",
+        "Price": 650,
+        "Currency": "BRL",
+        "MerchantId": "00000000-0000-4000-8000-000000000001",
+    }
     status, sku = await post(client, "/api/sku", new)
-    assert status == 201 and sku["SkuId"] > 1004 and sku["MerchantName"] == "edgeorder demo store"
+    assert status == 201
+    assert sku["SkuId"] > 1004
+    assert sku["MerchantName"] == "edgeorder demo store"
     status, err = await post(client, "/api/sku", new)
-    assert status == 409 and err["Error"] == "sku_exists"
-    status, err = await post(client, "/api/sku", {"Sku": "X", "Price": -1, "Currency": "R$",
-                                                  "SkuDescription": "x", "MerchantId": "zz"})
-    assert status == 422 and {f["Field"] for f in err["Fields"]} == {"Price", "Currency"}
+    assert status == 409
+    assert err["Error"] == "sku_exists"
+    status, err = await post(
+        client,
+        "/api/sku",
+        {"Sku": "X", "Price": -1, "Currency": "R$", "SkuDescription": "x", "MerchantId": "zz"},
+    )
+    assert status == 422
+    assert {f["Field"] for f in err["Fields"]} == {"Price", "Currency"}
     status, err = await post(client, "/api/sku", {**new, "Sku": "Y", "MerchantId": "new-shop"})
-    assert status == 422 and err["Fields"][0]["Field"] == "MerchantName"
+    assert status == 422
+    assert err["Fields"][0]["Field"] == "MerchantName"
     data = await checkout(client, checkout_body(Items=[{"SkuId": sku["SkuId"], "Quantity": 2}]))
     assert data["Orders"][0]["Amount"] == 1300
     status, page = await get(client, "/api/sku?pageSize=2&pageIndex=3")
-    assert page["Total"] == 5 and [s["Sku"] for s in page["Data"]] == ["MILK-1L"]
+    assert page["Total"] == 5
+    assert [s["Sku"] for s in page["Data"]] == ["MILK-1L"]
 
 
 async def test_unknown_route_and_method_are_json(client: Client) -> None:
     status, err = await get(client, "/api/nothing")
-    assert status == 404 and err["Error"] == "not_found"
+    assert status == 404
+    assert err["Error"] == "not_found"
     resp = await client.put("/api/checkout", headers=AUTH)
-    assert resp.status == 405 and (await resp.json())["Error"] == "method_not_allowed"
+    assert resp.status == 405
+    assert (await resp.json())["Error"] == "method_not_allowed"
     assert "POST" in resp.headers["Allow"]

@@ -29,8 +29,15 @@ def test_filter_defaults_and_dates() -> None:
 def test_filter_names_every_bad_parameter() -> None:
     with pytest.raises(ApiError) as info:
         parse_order_filter(
-            {"pageIndex": "0", "pageSize": "201", "status": "3", "id": "x", "order": "up",
-             "startDate": "2017-06-01", "device": "bad device!"}
+            {
+                "pageIndex": "0",
+                "pageSize": "201",
+                "status": "3",
+                "id": "x",
+                "order": "up",
+                "startDate": "2017-06-01",
+                "device": "bad device!",
+            }
         )
     assert info.value.status == 400
     names = {f.field for f in info.value.fields}
@@ -44,9 +51,14 @@ def test_end_before_start_is_rejected() -> None:
 
 
 def test_pricing_splits_by_merchant_and_sums_cents() -> None:
-    body = checkout_body(MerchantId=None, Items=[
-        {"Sku": "A", "Quantity": 3}, {"SkuId": 2, "Quantity": 2}, {"Sku": "A", "Quantity": 1},
-    ])
+    body = checkout_body(
+        MerchantId=None,
+        Items=[
+            {"Sku": "A", "Quantity": 3},
+            {"SkuId": 2, "Quantity": 2},
+            {"Sku": "A", "Quantity": 1},
+        ],
+    )
     drafts = price_checkout(parse_checkout(body, CATALOG), CATALOG)
     assert [(d.merchant_id, d.amount, len(d.lines)) for d in drafts] == [
         ("m1", 400, 2),
@@ -55,12 +67,15 @@ def test_pricing_splits_by_merchant_and_sums_cents() -> None:
 
 
 def test_pricing_rejects_currency_and_merchant_mismatch() -> None:
-    body = checkout_body(MerchantId="m1", Items=[{"Sku": "C", "Quantity": 1}, {"Sku": "B", "Quantity": 1}])
+    body = checkout_body(
+        MerchantId="m1", Items=[{"Sku": "C", "Quantity": 1}, {"Sku": "B", "Quantity": 1}]
+    )
     with pytest.raises(ApiError) as info:
         price_checkout(parse_checkout(body, CATALOG), CATALOG)
     fields = [(f.field, f.reason) for f in info.value.fields]
     assert fields[0] == ("Items[0].Sku", "priced in USD, checkout is in BRL")
-    assert fields[1][0] == "Items[1].Sku" and "m2" in fields[1][1]
+    assert fields[1][0] == "Items[1].Sku"
+    assert "m2" in fields[1][1]
 
 
 def test_body_hash_ignores_key_order() -> None:
@@ -70,7 +85,8 @@ def test_body_hash_ignores_key_order() -> None:
 
 def test_signature_round_trip() -> None:
     header = sign("s3cret", b'{"x":1}')
-    assert header.startswith("sha256=") and len(header) == 7 + 64
+    assert header.startswith("sha256=")
+    assert len(header) == 7 + 64
     assert verify("s3cret", b'{"x":1}', header)
     assert not verify("other", b'{"x":1}', header)
     assert not verify("s3cret", b'{"x":2}', header)
