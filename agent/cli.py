@@ -95,7 +95,7 @@ def _read_stdin(agent: Agent, quit_: Callable[[], None]) -> None:
                 agent.press(*args)
             else:
                 agent.sensor(*args)
-        except AgentError as exc:
+        except (AgentError, TimeoutError) as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
     quit_()
 

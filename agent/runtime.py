@@ -281,11 +281,7 @@ class Agent:
                 await asyncio.wait({stopper, getter}, timeout=timeout,
                                    return_when=asyncio.FIRST_COMPLETED)
                 if getter.done():
-                    await self._handle(getter.result())
-                    # Drain what is queued before any timer runs: a click deadline must not
-                    # be judged at "now" while older edges still wait in the queue.
-                    while not self._queue.empty():
-                        await self._handle(self._queue.get_nowait())
+                    await self._handle_safely(getter.result())
                     getter = asyncio.ensure_future(self._queue.get())
                 await self._on_time(self._clock())
         finally:
@@ -299,6 +295,13 @@ class Agent:
                  self._due[0][0] if self._due and self._led_state.connected else None,
                  self._next_poll if self._sensor is not None else None]
         return min((t for t in times if t is not None), default=self._clock() + 3600)
+
+    async def _handle_safely(self, item: object) -> None:
+        """Handle one input; a bug or a failing disk is logged, never the end of the loop."""
+        try:
+            await self._handle(item)
+        except Exception:
+            log.exception("agent.handle_failed", device_id=self.device_id, item=repr(item))
 
     async def _handle(self, item: object) -> None:
         if isinstance(item, Edge):
@@ -316,7 +319,8 @@ class Agent:
             await self._on_inbound(item)
 
     async def _on_time(self, now: float) -> None:
-        for click in self._classifier.tick(now):
+        # A click deadline is judged only once no older edge waits in the queue.
+        for click in self._classifier.tick(now) if self._queue.empty() else []:
             await self._make_event(now, click=click)
         choice = self._led_state.choice
         if choice is not None and choice.until is not None and now >= choice.until:
