@@ -94,6 +94,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     add("--out", type=Path, default=RESULTS_DIR,
         help="folder of the JSON result (default bench/results/)")
     add("--no-progress", action="store_true", help="no progress bar on stderr")
+    add("--profile", action="store_true",
+        help="sample ingest and the order core with py-spy during the flood phase (needs "
+        "`pip install py-spy`; stacks kept in WORK_DIR/profile/, top functions in the JSON)")
     return parser
 
 
@@ -122,6 +125,7 @@ def build_config(args: argparse.Namespace) -> BenchConfig:
         skip_raw=args.no_raw,
         skip_latency=latency_events <= 0,
         skip_burst=burst <= 0,
+        profile=args.profile,
     )
 
 

@@ -17,6 +17,7 @@ from bench.events import PlannedEvent, device_ids, plan_events
 from bench.load import LoadGenerator, StatusWatcher
 from bench.ordercore_api import fetch_orders
 from bench.phases import PhaseResult, Runner
+from bench.profile import Profiler, top_functions
 from bench.progress import Progress
 from bench.raw import run_raw
 from bench.reconcile import reconcile
@@ -46,6 +47,7 @@ class BenchConfig:
     skip_raw: bool = False
     skip_latency: bool = False
     skip_burst: bool = False
+    profile: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -123,9 +125,12 @@ def _chain(config: BenchConfig, services: Services, runner: Runner, devices: lis
     # Warm-up: one event per device through the whole chain (connections, caches, JIT-less
     # but lazy imports), not measured; its events are still checked at the end.
     _phase(runner, services, "warmup", plan_events(devices, len(devices), seqs))
+    profiler = _start_profiler(config, services, runner) if config.profile else None
     flood = _phase(runner, services, "flood", plan_events(devices, config.events, seqs),
                    config.rate)
     result["flood"] = flood.as_dict()
+    if profiler is not None:
+        result["profile"] = _profile_report(profiler)
     if not config.skip_latency:
         half = max(1.0, float(flood.figures["ordered_per_s"]) / 2)
         latency = _phase(runner, services, "latency",
@@ -133,6 +138,32 @@ def _chain(config: BenchConfig, services: Services, runner: Runner, devices: lis
         result["latency"] = {"target_rate_per_s": round(half, 1), **latency.as_dict()}
     if not config.skip_burst:
         result["burst"] = _burst(config, services, runner, devices, seqs)
+
+
+def _start_profiler(config: BenchConfig, services: Services, runner: Runner
+                    ) -> Profiler | None:
+    assert services.ingest is not None
+    assert services.ordercore is not None
+    profiler = Profiler(services.work_dir / "profile")
+    try:
+        profiler.start({"ingest": services.ingest.pid, "ordercore": services.ordercore.pid})
+    except (FileNotFoundError, OSError) as exc:
+        runner.progress.note(f"not profiling: {exc}")
+        return None
+    return profiler
+
+
+def _profile_report(profiler: Profiler) -> dict[str, Any]:
+    """Per process: where the collapsed stacks are and the busiest functions (self time)."""
+    report: dict[str, Any] = {}
+    for name, path in profiler.stop().items():
+        top = top_functions(path.read_text(), limit=20)
+        report[name] = {
+            "stacks": str(path),
+            "top_self": [{"function": f, "self_pct": round(s, 1), "inclusive_pct": round(i, 1)}
+                         for f, s, i in top],
+        }
+    return report
 
 
 def _burst(config: BenchConfig, services: Services, runner: Runner, devices: list[str],
