@@ -106,6 +106,7 @@ class StatusTracker:
         """
         now = clock or time.monotonic
         deadline = now() + timeout
+        next_tick = now() + tick
         with self._cond:
             while True:
                 live = self._phases[phase]
@@ -115,7 +116,8 @@ class StatusTracker:
                 if left <= 0:
                     return False
                 self._cond.wait(min(tick, left))
-                if on_tick is not None:
+                if on_tick is not None and now() >= next_tick:
+                    next_tick = now() + tick
                     on_tick(PhaseCounts(live.expected, live.published, Counter(live.states)))
 
     def phase_events(self, phase: str) -> list[str]:
