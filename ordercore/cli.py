@@ -12,6 +12,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from ordercore.app import create_app
+from ordercore.errors import StoreError
 from ordercore.settings import DEFAULT_PORT, SEED_CATALOG, Settings
 
 __all__ = ["main"]
@@ -93,13 +94,18 @@ def main(argv: list[str], prog: str) -> int:
         port=settings.port,
         data_dir=str(settings.data_dir),
     )
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        print=lambda _: log.info("ordercore_listening", host=settings.host, port=settings.port),
-        shutdown_timeout=10,
-        access_log=None,
-    )
+    try:
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            print=lambda _: log.info("ordercore_listening", host=settings.host, port=settings.port),
+            shutdown_timeout=10,
+            access_log=None,
+        )
+    except (StoreError, ValueError, OSError) as exc:  # bad data dir, bad seed file, port in use
+        log.error("ordercore_failed", error=str(exc))
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
     log.info("ordercore_stopped")
     return 0

@@ -133,7 +133,8 @@ class Dispatcher:
                 "webhook_retry", delivery=delivery.id, url=sub.url, error=error, delay=delay
             )
             failed = partial(wh.mark_failed_attempt, delivery_id=delivery.id, error=error)
-            await self._writer.run(partial(failed, next_ts=due))
+            if not await self._writer.run(partial(failed, next_ts=due)):
+                return  # dropped: the subscriber was deleted
 
     async def _post(self, sub: wh.Subscriber, delivery: wh.Delivery) -> str | None:
         """POST one delivery; None on a 2xx answer, else the reason it failed."""

@@ -137,10 +137,14 @@ def mark_delivered(conn: sqlite3.Connection, delivery_id: int, now: float) -> No
 
 def mark_failed_attempt(
     conn: sqlite3.Connection, delivery_id: int, error: str, next_ts: float | None
-) -> None:
-    """Record a failed attempt; ``next_ts`` None means give up (state ``failed``)."""
-    conn.execute(
+) -> bool:
+    """Record a failed attempt; ``next_ts`` None means give up (state ``failed``).
+
+    False if the delivery is no longer pending (its subscriber was deleted meanwhile).
+    """
+    cur = conn.execute(
         "UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_attempt_ts = ?,"
-        " state = ? WHERE id = ?",
+        " state = ? WHERE id = ? AND state = 'pending'",
         (error[:500], next_ts or 0, "pending" if next_ts is not None else "failed", delivery_id),
     )
+    return cur.rowcount == 1

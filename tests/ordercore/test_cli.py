@@ -66,3 +66,14 @@ def test_serves_from_env_settings_and_stops_on_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_bad_seed_file_stops_start_up_with_its_name(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.json"
+    seed.write_text('{"Skus": [{"Sku": "X", "Price": "free"}]}')
+    result = run_cli(
+        "ordercore", "--data-dir", str(tmp_path / "oc"), "--token", "t", "--seed-catalog", str(seed)
+    )
+    assert result.returncode == 1
+    assert str(seed) in result.stderr
+    assert "Price" in result.stderr
