@@ -30,10 +30,17 @@ class Bus:
 
     def __init__(self, queue_size: int = 1000) -> None:
         self._queue_size = queue_size
-        self._subscribers: set[asyncio.Queue[Notice]] = set()
+        # queue -> the kinds it wants (None: every kind); "resync" always goes to everyone
+        self._subscribers: dict[asyncio.Queue[Notice], frozenset[str] | None] = {}
+
+    def wants(self, kind: str) -> bool:
+        """True if some subscriber would receive a notice of ``kind`` (skip building it if not)."""
+        return any(kinds is None or kind in kinds for kinds in self._subscribers.values())
 
     def publish(self, notice: Notice) -> None:
-        for queue in self._subscribers:
+        for queue, kinds in self._subscribers.items():
+            if kinds is not None and notice.kind not in kinds:
+                continue
             if queue.full():
                 queue.get_nowait()
                 queue.put_nowait(Notice("resync"))
@@ -41,14 +48,16 @@ class Bus:
             queue.put_nowait(notice)
 
     @asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[asyncio.Queue[Notice]]:
-        """``async with bus.subscribe() as queue: notice = await queue.get()``."""
+    async def subscribe(self, kinds: frozenset[str] | None = None
+                        ) -> AsyncIterator[asyncio.Queue[Notice]]:
+        """``async with bus.subscribe() as queue: notice = await queue.get()``; ``kinds``
+        limits the notices to those kinds (plus ``resync``)."""
         queue: asyncio.Queue[Notice] = asyncio.Queue(self._queue_size)
-        self._subscribers.add(queue)
+        self._subscribers[queue] = None if kinds is None else kinds | {"resync"}
         try:
             yield queue
         finally:
-            self._subscribers.discard(queue)
+            self._subscribers.pop(queue, None)
 
     @property
     def subscriber_count(self) -> int:

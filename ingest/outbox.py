@@ -20,6 +20,7 @@ import structlog
 
 import protocol as p
 from ingest import ledger
+from ingest.bus import Bus, Notice
 from ingest.connectors.base import Connector, OrderRequest, PermanentError, TransientError
 from ingest.devices import DeviceCache
 from ingest.ledger import OutboxRow, StatusOut
@@ -28,7 +29,10 @@ from ingest.statuses import StatusPublisher
 from ingest.store.db import atomic
 from ingest.writer import Writer
 
-__all__ = ["OutboxWorker", "buffer_depth", "discard", "retry_delay", "retry_now"]
+__all__ = ["WORKER", "OutboxWorker", "buffer_depth", "discard", "retry_delay", "retry_now"]
+
+WORKER = "outbox-worker"
+"""``source`` of the worker's own ``outbox`` notices (which must not wake the worker again)."""
 
 log = structlog.get_logger(__name__)
 
@@ -98,7 +102,9 @@ class OutboxWorker:
         retry_max_s: float,
         concurrency: int = 64,
         clock: Callable[[], datetime] = p.utcnow,
+        bus: Bus | None = None,
     ) -> None:
+        self._bus = bus
         self._writer, self._read, self._connector = writer, read, connector
         self._devices, self._statuses, self._metrics = devices, statuses, metrics
         self._profile = default_profile
@@ -150,6 +156,10 @@ class OutboxWorker:
         try:
             outs = await self._attempt(row)
             self._statuses.publish(outs)
+            if self._bus is not None:
+                self._bus.publish(Notice("outbox", row.device_id, {
+                    "source": WORKER, "id": row.id, "event_id": row.event_id,
+                    "states": [o.status.state.value for o in outs]}))
         except asyncio.CancelledError:
             raise
         except Exception:

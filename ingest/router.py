@@ -122,10 +122,11 @@ class Router:
         self._ack(message)
         if outcome.outbox_created:
             self._on_outbox()
-        status = outcome.status.status
-        self._bus.publish(Notice("event", event.device_id,
-                                 {"event_id": event.event_id, "state": status.state.value,
-                                  "duplicate": outcome.duplicate}))
+        if self._bus.wants("event"):
+            status = outcome.status.status
+            self._bus.publish(Notice("event", event.device_id,
+                                     {"event_id": event.event_id, "state": status.state.value,
+                                      "duplicate": outcome.duplicate}))
 
     def _count(self, event: p.Event, outcome: EventOutcome) -> None:
         m, status = self._metrics, outcome.status.status

@@ -24,7 +24,7 @@ from ingest.devices import DeviceCache
 from ingest.metrics import Metrics
 from ingest.mqtt import MqttLink, MqttOptions
 from ingest.orderstate import OrderStateSync, register_webhook
-from ingest.outbox import OutboxWorker
+from ingest.outbox import WORKER, OutboxWorker
 from ingest.registry import get_device
 from ingest.router import Router
 from ingest.settings import Settings
@@ -80,7 +80,7 @@ class IngestService:
             writer=self.writer, read=self.reader, connector=self.connector,
             devices=self.devices, statuses=self.statuses, metrics=self.metrics,
             default_profile=settings.default_profile, retry_base_s=settings.retry_base_s,
-            retry_max_s=settings.retry_max_s)
+            retry_max_s=settings.retry_max_s, bus=bus)
         self.router = Router(
             writer=self.writer, devices=self.devices, statuses=self.statuses,
             metrics=self.metrics, bus=bus, ack=self.link.ack, on_outbox=self.worker.wake,
@@ -142,12 +142,13 @@ class IngestService:
 
     async def _follow_bus(self) -> None:
         """Registry changes reload the device cache; buffer actions wake the worker."""
-        async with self.bus.subscribe() as notices:
+        async with self.bus.subscribe(frozenset({"device", "outbox"})) as notices:
             while True:
                 notice = await notices.get()
                 if notice.kind in ("device", "resync"):
                     await self.devices.reload()
-                if notice.kind in ("outbox", "resync"):
+                if notice.kind == "resync" or (
+                        notice.kind == "outbox" and notice.data.get("source") != WORKER):
                     self.worker.wake()
 
     # --- Publisher ----------------------------------------------------------------------------

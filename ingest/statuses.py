@@ -30,5 +30,9 @@ class StatusPublisher:
         for out in outs:
             topic = p.device_topic(out.device_id, p.Channel.STATUS)
             self._transport.publish(topic, p.encode(out.status), qos=1, retain=True)
-            self._bus.publish(Notice("status", out.device_id,
-                                     out.status.model_dump(mode="json")))
+            if not self._bus.wants("status") and not self._bus.wants("order"):
+                continue  # nobody watches: don't build notices on the hot path
+            data = out.status.model_dump(mode="json")
+            self._bus.publish(Notice("status", out.device_id, data))
+            if out.status.order_id is not None:  # an order was created or changed state
+                self._bus.publish(Notice("order", out.device_id, data))
