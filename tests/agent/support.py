@@ -146,8 +146,9 @@ class Responder(MqttProbe):
     """Plays ingest: answers every event with ``accepted`` (then ``then`` if given), retained
     on the device's status topic, and records every event id it saw (duplicates included)."""
 
-    def __init__(self, port: int, *, then: p.State | None = None, **kwargs: Any) -> None:
-        self.then = then
+    def __init__(self, port: int, *, then: p.State | None = None, ignore_first: bool = False,
+                 **kwargs: Any) -> None:
+        self.then, self.ignore_first = then, ignore_first
         self.seen: list[str] = []
         self.seen_cond = threading.Condition()
         self._connects = 0
@@ -168,7 +169,10 @@ class Responder(MqttProbe):
             return
         event = p.decode(p.Event, bytes(msg.payload))
         topic = p.device_topic(event.device_id, p.Channel.STATUS)
+        first = event.event_id not in self.seen
         for state in filter(None, (p.State.ACCEPTED, self.then)):
+            if first and self.ignore_first:
+                break
             status = p.Status(event_id=event.event_id, state=state, ts=p.utcnow(),
                               order_id="100" if state is p.State.ORDERED else None)
             client.publish(topic, p.encode(status), qos=1, retain=True)

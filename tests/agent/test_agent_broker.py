@@ -110,6 +110,24 @@ async def test_broker_goes_away_mid_stream_and_comes_back(
         responder.close()
 
 
+async def test_unanswered_events_are_republished_on_a_timer(
+    tmp_path: Path, mosquitto: MosquittoServer
+) -> None:
+    responder = Responder(mosquitto.port, ignore_first=True)  # a lost first delivery
+    rec = Recorder()
+    agent = Agent(make_config(tmp_path, mosquitto.port), pin_factory=signal_factory(),
+                  **rec.hooks())
+    try:
+        async with running(agent):
+            await rec.led("off", "idle")
+            ids = await press_n(agent, rec, 3)
+            await rec.until(lambda: rec.answered() >= ids)  # only the re-sent copies answer
+            assert agent.queue_depth == 0
+        assert sorted(responder.seen) == sorted([*ids, *ids])  # same event_id, sent again
+    finally:
+        responder.close()
+
+
 async def test_reconnects_after_broker_kicks_it(
     tmp_path: Path, mosquitto: MosquittoServer
 ) -> None:

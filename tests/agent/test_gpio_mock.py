@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 
 import protocol as p
+from agent.outbox import Outbox
 from agent.runtime import Agent
 from tests.agent.support import Recorder, SkewClock, make_config, running, signal_factory
 from tests.support.net import free_port
@@ -129,3 +130,18 @@ async def test_unknown_sensor_name_is_ignored(tmp_path: Path) -> None:
         await rec.until(lambda: len(rec.events) == 2)
     assert rec.events[0].sensor == p.SensorReading(name="beans", value=0.1)
     assert rec.events[1].click is p.Click.SINGLE
+
+
+async def test_full_outbox_drops_oldest_and_counts(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, free_port(), outbox={"max_events": 2})
+    rec = Recorder()
+    agent = Agent(cfg, pin_factory=signal_factory(), on_event=rec.on_event)
+    async with running(agent):
+        for click in ("single", "double", "long"):
+            agent.press(click)
+        await rec.until(lambda: len(rec.events) == 3)
+        assert agent.queue_depth == 2
+    assert stored_clicks(cfg.outbox.path) == ["double", "long"]  # the newest two are kept
+    box = Outbox(cfg.outbox.path)
+    assert box.dropped() == 1
+    box.close()
