@@ -22,7 +22,7 @@ from aiohttp import web
 
 from ingest.keys import SETTINGS_KEY
 from ingest.web import auth
-from ingest.web.markup import Markup, attrs, esc, layout
+from ingest.web.markup import Markup, attrs, esc, html_response, layout
 from ingest.web.state import LOGIN_DELAY_KEY, WEBDB_KEY
 
 __all__ = [
@@ -172,7 +172,7 @@ def _login_page(next_url: str, message: str = "", username: str = "") -> Markup:
 
 async def login_form(request: web.Request) -> web.Response:
     page = _login_page(_safe_next(request.query.get("next")))
-    return web.Response(text=page, content_type="text/html")
+    return html_response(page)
 
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
@@ -203,7 +203,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         message = ("Too many failed attempts: this account is locked for a while."
                    if locked else "Wrong username or password.")
         page = _login_page(next_url, message, username)
-        return web.Response(text=page, content_type="text/html", status=429 if locked else 401)
+        return html_response(page, status=429 if locked else 401)
     log.info("login", user=username, peer=request.remote)
     resp = see_other(next_url)
     resp.set_cookie(COOKIE_NAME, cookie, max_age=settings.session_ttl_s, path="/",

@@ -10,7 +10,7 @@ from ingest.keys import SIMULATOR_KEY
 from ingest.web import queries, views
 from ingest.web.access import identity_of
 from ingest.web.chart import hourly_chart
-from ingest.web.markup import Markup, layout
+from ingest.web.markup import Markup, html_response, layout
 from ingest.web.state import WEBDB_KEY
 
 __all__ = ["install_pages", "page", "simulated_ids"]
@@ -22,8 +22,7 @@ def page(request: web.Request, title: str, body: Markup, *, active: str = "",
     who = identity_of(request)
     html = layout(title, body, user=who.name, csrf=who.csrf_token, active=active, live="1",
                   device=device)
-    return web.Response(text=html, content_type="text/html", status=status,
-                        headers={"Cache-Control": "no-store"})
+    return html_response(html, status=status)
 
 
 def simulated_ids(app: web.Application) -> set[str]:

@@ -204,3 +204,14 @@ async def test_admin_password_from_settings_is_applied_at_start(webenv: WebEnv) 
     resp = await webenv.client.post("/login", data={"username": "admin",
                                                     "password": ADMIN_PASSWORD})
     assert resp.status == 401
+
+
+async def test_pages_forbid_framing_and_foreign_content(webenv: WebEnv) -> None:
+    for resp in (await webenv.client.get("/login"),
+                 await webenv.client.post("/login", data={"username": "admin",
+                                                          "password": ADMIN_PASSWORD})):
+        assert resp.status == 200
+        csp = resp.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in csp
+        assert "frame-ancestors 'none'" in csp
+        assert resp.headers["X-Frame-Options"] == "DENY"

@@ -93,6 +93,9 @@ async def test_login_see_online_press_and_order_without_reload(
     await asyncio.to_thread(add_device, running.db_path, "demo-01", simulated=True)
     running.simulator.devices.add("demo-01")
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []  # CSP violations and script errors land in the console
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
     await log_in(page, running.url)
     row = page.locator("#dev-demo-01")
     await expect(row.locator("[data-online]")).to_have_text("offline")
@@ -115,6 +118,7 @@ async def test_login_see_online_press_and_order_without_reload(
     await expect(event.locator(".order [data-state=ordered]")).to_have_count(1)
     await assert_not_reloaded(page)
     assert running.simulator.presses == [("demo-01", "single")]
+    assert errors == []
     await page.screenshot(path=str(tmp_path / "device.png"), full_page=True)
 
 
