@@ -103,11 +103,18 @@ class Dispatcher:
             )
             if not batch:
                 return
+            # Marks are not awaited one by one: the next POST goes out while the writer
+            # group-commits them; the in-memory cursor keeps them from being fetched again.
+            marks: list[asyncio.Future[None]] = []
             for delivery in batch:
-                await self._deliver_until_done(sub, delivery)
+                if await self._deliver_until_done(sub, delivery):
+                    mark = partial(wh.mark_delivered, delivery_id=delivery.id, now=self._clock())
+                    marks.append(asyncio.ensure_future(self._writer.run(mark)))
                 self._cursor[webhook_id] = delivery.id
+            await asyncio.gather(*marks)
 
-    async def _deliver_until_done(self, sub: wh.Subscriber, delivery: wh.Delivery) -> None:
+    async def _deliver_until_done(self, sub: wh.Subscriber, delivery: wh.Delivery) -> bool:
+        """POST until a 2xx (True) or until given up / dropped (False, already recorded)."""
         attempts, due = delivery.attempts, delivery.next_attempt_ts
         while True:
             wait = due - self._clock()
@@ -116,13 +123,12 @@ class Dispatcher:
             error = await self._post(sub, delivery)
             attempts += 1
             if error is None:
-                await self._writer.run(lambda c: wh.mark_delivered(c, delivery.id, self._clock()))
-                return
+                return True
             if attempts >= self._settings.webhook_max_attempts:
                 log.error("webhook_gave_up", delivery=delivery.id, url=sub.url, error=error)
                 gave_up = partial(wh.mark_failed_attempt, delivery_id=delivery.id, error=error)
                 await self._writer.run(partial(gave_up, next_ts=None))
-                return
+                return False
             delay = backoff_delay(
                 attempts,
                 self._settings.webhook_backoff_base_s,
@@ -134,7 +140,7 @@ class Dispatcher:
             )
             failed = partial(wh.mark_failed_attempt, delivery_id=delivery.id, error=error)
             if not await self._writer.run(partial(failed, next_ts=due)):
-                return  # dropped: the subscriber was deleted
+                return False  # dropped: the subscriber was deleted
 
     async def _post(self, sub: wh.Subscriber, delivery: wh.Delivery) -> str | None:
         """POST one delivery; None on a 2xx answer, else the reason it failed."""
