@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
 import protocol as p
+from ingest.store.db import open_db
 from tests.ingest.support import (
     COFFEE_PRICE,
     Ingest,
     OrderCore,
     add_device,
+    ingest_settings,
     press,
     status_is,
     wait_for,
 )
+from tests.support.mosquitto import MosquittoServer
 from tests.support.mqtt import MqttProbe
 
 pytestmark = pytest.mark.integration
@@ -42,6 +46,50 @@ async def test_one_press_becomes_exactly_one_order(
     assert [(i["Sku"], i["Quantity"]) for i in order["OrderItems"]] == [("COFFEE-1KG", 2)]
     assert order["Amount"] == 2 * COFFEE_PRICE
     assert order["Test"] is False
+    _, text = await ingest.get("/metrics")
+    assert "edgeorder_ingest_publish_to_accepted_seconds_count 1.0" in text
+    assert "edgeorder_ingest_publish_to_ordered_seconds_count 1.0" in text
+    assert "edgeorder_ingest_events_accepted_total 1.0" in text
+
+
+async def test_presence_and_telemetry_are_recorded(
+    ingest: Ingest, ingest_dir: Path, probe: MqttProbe
+) -> None:
+    add_device(ingest_dir, "tele-01")
+    await ingest.service.devices.reload()
+    seen: list[str] = []
+    async with ingest.service.bus.subscribe(frozenset({"presence", "telemetry"})) as notices:
+        presence = p.Presence(online=True, fw="1.2.3", ts=p.utcnow())
+        probe.publish(p.device_topic("tele-01", p.Channel.PRESENCE), p.encode(presence),
+                      retain=True)
+        probe.publish(p.device_topic("tele-01", p.Channel.TELEMETRY),
+                      b'{"v":1,"uptime_s":42,"queue_depth":3,"fw":"1.2.3","rssi":-61}', qos=0)
+        async with asyncio.timeout(10):
+            while len(seen) < 2:
+                seen.append((await notices.get()).kind)
+    assert sorted(seen) == ["presence", "telemetry"]
+    db = open_db(ingest_dir / "ingest.db", migrate_schema=False)
+    assert db.execute("SELECT online, fw FROM presence").fetchall() == [(1, "1.2.3")]
+    row = db.execute("SELECT uptime_s, queue_depth, extra FROM telemetry").fetchone()
+    assert row[:2] == (42, 3)
+    assert json.loads(row[2]) == {"rssi": -61}
+    db.conn.close()
+
+
+async def test_a_shared_subscription_group_still_orders_once(
+    ingest_dir: Path, mosquitto: MosquittoServer, ordercore: OrderCore, probe: MqttProbe
+) -> None:
+    settings = ingest_settings(ingest_dir, mosquitto.url, ordercore.url,
+                               mqtt_shared_group="workers")
+    add_device(ingest_dir, "share-01")
+    running = await Ingest(settings).start()
+    try:
+        event = press("share-01")
+        probe.publish(p.device_topic("share-01", p.Channel.EVENTS), p.encode(event))
+        await wait_for(probe, status_is("share-01", event.event_id, "ordered"))
+    finally:
+        await running.stop()
+    assert len(await ordercore.orders("share-01")) == 1
 
 
 async def test_the_same_event_five_times_is_one_order(
