@@ -96,7 +96,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     add("--no-progress", action="store_true", help="no progress bar on stderr")
     add("--profile", action="store_true",
         help="sample ingest and the order core with py-spy during the flood phase (needs "
-        "`pip install py-spy`; stacks kept in WORK_DIR/profile/, top functions in the JSON)")
+        "`pip install py-spy`; the stacks are kept in WORK_DIR/profile/, the work directory is "
+        "kept, the top functions go in the JSON)")
     return parser
 
 

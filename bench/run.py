@@ -66,7 +66,7 @@ def run_bench(config: BenchConfig, progress: Progress) -> dict[str, Any]:
     finally:
         services.stop()
         progress.finish()
-        if not config.keep and config.work_dir is None:
+        if not (config.keep or config.profile) and config.work_dir is None:
             shutil.rmtree(work_dir, ignore_errors=True)
     return result
 
