@@ -24,7 +24,7 @@ from ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY, SIMULATOR_KEY
 from ingest.web import forms, views
 from ingest.web.access import identity_of, see_other
 from ingest.web.markup import Markup, esc
-from ingest.web.pages import buffer_page, device_page, page, simulated_ids
+from ingest.web.pages import device_page, page, simulated_ids
 from ingest.web.state import WEBDB_KEY
 
 __all__ = ["install"]
@@ -200,8 +200,7 @@ async def _outbox_action(request: web.Request, name: Literal["retry", "discard"]
     log.info("outbox_" + name, outbox_id=outbox_id, actor=actor)
     if _wants_json(request):
         return web.json_response({"ok": True, "id": outbox_id, "action": name})
-    verb = "will be retried now" if name == "retry" else "was discarded"
-    return await buffer_page(request, notice=f"Order #{outbox_id} {verb}.")
+    return see_other(f"/buffer?{name}={outbox_id}")  # a reload never repeats the action
 
 
 async def retry_now(request: web.Request) -> web.Response:

@@ -76,14 +76,16 @@ async def device_get(request: web.Request) -> web.Response:
     return await device_page(request)
 
 
-async def buffer_page(request: web.Request, *, notice: str | None = None) -> web.Response:
+async def buffer_get(request: web.Request) -> web.Response:
+    """Pending orders; ``?retry=ID`` / ``?discard=ID`` confirm the action just taken."""
     rows = await request.app[WEBDB_KEY].read(queries.buffer_rows)
     csrf = identity_of(request).csrf_token or ""
+    notice = None
+    if request.query.get("retry", "").isdigit():
+        notice = f"Order #{request.query['retry']} will be retried now."
+    elif request.query.get("discard", "").isdigit():
+        notice = f"Order #{request.query['discard']} was discarded."
     return page(request, "Buffer", views.buffer_body(rows, csrf, notice), active="buffer")
-
-
-async def buffer_get(request: web.Request) -> web.Response:
-    return await buffer_page(request)
 
 
 async def provision_get(request: web.Request) -> web.Response:

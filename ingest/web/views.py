@@ -168,76 +168,93 @@ def mapping_fields(mapping: dict[str, Any]) -> Markup:
                 for click in ("single", "double", "long"))
 
 
-def device_body(dev: Row, events: Sequence[Row], audit: Sequence[Row], csrf: str, *,
-                simulated: bool, secret: str | None = None, notice: str | None = None
-                ) -> Markup:
-    url = device_url(dev["device_id"])
-    mapping = json.loads(dev["mapping"]) if isinstance(dev["mapping"], str) else dev["mapping"]
-    flash = Markup(f'<p class="flash" role="status">{esc(notice)}</p>') if notice else Markup("")
-    shown = Markup(
-        '<div class="secret card" role="alert"><b>New MQTT password (shown once):</b> '
-        f'<code id="new-password">{esc(secret)}</code></div>') if secret else Markup("")
-    press = Markup(
-        '<section class="card"><h2>Press</h2><div class="press">' + join(
-            _post_form(f"{url}/press", csrf, click, fields={"click": click}, cls="press-btn",
-                       background=True)
-            for click in ("single", "double", "long")) + "</div></section>"
-    ) if simulated else Markup("")
-    env_to = "prod" if dev["env"] == "dev" else "dev"
-    summary = Markup(
+def _flash(notice: str | None) -> Markup:
+    return Markup(f'<p class="flash" role="status">{esc(notice)}</p>') if notice else Markup("")
+
+
+def _device_summary(dev: Row) -> Markup:
+    queue = "—" if dev["queue_depth"] is None else dev["queue_depth"]
+    reported = dev["config_reported"]
+    last_order = "#" + esc(dev["last_order_id"]) if dev["last_order_id"] else "—"
+    return Markup(
         f'<section id="summary" data-region class="card summary"><dl>'
         f"<dt>Presence</dt><dd>{_online(dev)}</dd>"
         f'<dt>Last seen</dt><dd>{ago(dev["last_seen"])}</dd>'
         f'<dt>Firmware</dt><dd>{esc(dev["fw"] or "—")}</dd>'
-        f'<dt>Queue depth</dt><dd>{esc("—" if dev["queue_depth"] is None else dev["queue_depth"])}'
-        f'</dd><dt>Env</dt><dd><span class="env {esc(dev["env"])}">{esc(dev["env"])}</span>'
+        f"<dt>Queue depth</dt><dd>{esc(queue)}</dd>"
+        f'<dt>Env</dt><dd><span class="env {esc(dev["env"])}">{esc(dev["env"])}</span>'
         f'{" (test orders, never charged)" if dev["env"] == "dev" else ""}</dd>'
         f'<dt>Enabled</dt><dd>{"yes" if dev["enabled"] else "<b>disabled</b>"}</dd>'
         f'<dt>Config</dt><dd>v{esc(dev["config_version"])} desired, '
-        f'{"v" + str(dev["config_reported"]) if dev["config_reported"] is not None else "none"}'
-        f" reported</dd>"
-        f'<dt>Last order</dt><dd>{"#" + esc(dev["last_order_id"]) if dev["last_order_id"] else "—"}'
-        f' {badge(dev["last_order_state"])}</dd></dl></section>'
+        f'{"none" if reported is None else "v" + esc(reported)} reported</dd>'
+        f'<dt>Last order</dt><dd>{last_order} {badge(dev["last_order_state"])}</dd>'
+        "</dl></section>"
     )
-    controls = Markup(
+
+
+def _device_press(url: str, csrf: str) -> Markup:
+    buttons = join(_post_form(f"{url}/press", csrf, click, fields={"click": click},
+                              cls="press-btn", background=True)
+                   for click in ("single", "double", "long"))
+    return Markup(f'<section class="card"><h2>Press</h2><div class="press">{buttons}</div>'
+                  "</section>")
+
+
+def _device_controls(dev: Row, url: str, csrf: str) -> Markup:
+    to_prod = dev["env"] == "dev"
+    return Markup(
         '<section class="card"><h2>Controls</h2><div class="controls">'
         + _post_form(f"{url}/enabled", csrf, "Disable" if dev["enabled"] else "Enable",
                      fields={"enabled": "0" if dev["enabled"] else "1"})
         + _post_form(f"{url}/env", csrf,
-                     "Switch to prod (real orders)" if dev["env"] == "dev"
-                     else "Switch to dev (test orders)", fields={"env": env_to},
-                     confirm="Real orders will be charged from now on." if env_to == "prod"
-                     else None)
+                     "Switch to prod (real orders)" if to_prod else "Switch to dev (test orders)",
+                     fields={"env": "prod" if to_prod else "dev"},
+                     confirm="Real orders will be charged from now on." if to_prod else None)
         + _post_form(f"{url}/rotate", csrf, "Rotate credentials",
                      confirm="Rotate this device's MQTT password? The device must be "
                              "re-configured with the new one.")
         + "</div></section>"
     )
-    mapping_form = Markup(
+
+
+def _mapping_form(dev: Row, url: str, csrf: str) -> Markup:
+    mapping = json.loads(dev["mapping"]) if isinstance(dev["mapping"], str) else dev["mapping"]
+    return Markup(
         f'<section class="card"><h2>Button mapping</h2><form method="post" '
         f'action="{esc(url)}/mapping" class="mapping">{csrf_field(csrf)}'
         f'{mapping_fields(mapping)}<button type="submit">Save and push to device</button>'
         "</form></section>"
     )
-    history = join(Markup(f'<li>{ago(a["at"])} <b>{esc(a["actor"])}</b> {esc(a["action"])} '
-                          f'<small>{esc(a["detail"])}</small></li>') for a in audit)
+
+
+def _audit_list(audit: Sequence[Row]) -> Markup:
+    items = join(Markup(f'<li>{ago(a["at"])} <b>{esc(a["actor"])}</b> {esc(a["action"])} '
+                        f'<small>{esc(a["detail"])}</small></li>') for a in audit)
+    return Markup(f'<ul class="audit" id="audit" data-region>{items}</ul>')
+
+
+def device_body(dev: Row, events: Sequence[Row], audit: Sequence[Row], csrf: str, *,
+                simulated: bool, secret: str | None = None, notice: str | None = None
+                ) -> Markup:
+    """Summary, press control (simulated devices), controls, mapping, timeline, audit."""
+    url = device_url(dev["device_id"])
+    shown = Markup(
+        '<div class="secret card" role="alert"><b>New MQTT password (shown once):</b> '
+        f'<code id="new-password">{esc(secret)}</code></div>') if secret else Markup("")
+    press = _device_press(url, csrf) if simulated else Markup("")
     return Markup(
-        f'{flash}{shown}<p class="muted">{esc(dev["name"])}</p>'
-        f'<div class="grid">{summary}{press}{controls}</div>{mapping_form}'
+        f'{_flash(notice)}{shown}<p class="muted">{esc(dev["name"])}</p>'
+        f'<div class="grid">{_device_summary(dev)}{press}{_device_controls(dev, url, csrf)}'
+        f"</div>{_mapping_form(dev, url, csrf)}"
         f"<section><h2>Timeline</h2>{_timeline(events)}</section>"
-        f'<section><h2>Operator history</h2><ul class="audit" id="audit" data-region>'
-        f"{history}</ul></section>"
+        f"<section><h2>Operator history</h2>{_audit_list(audit)}</section>"
     )
 
 
 # --- buffer and provisioning ------------------------------------------------------------------
 
-def buffer_body(rows: Sequence[Row], csrf: str, notice: str | None = None) -> Markup:
-    flash = Markup(f'<p class="flash" role="status">{esc(notice)}</p>') if notice else Markup("")
-    if not rows:
-        return Markup(f'{flash}<p id="buffer" data-region class="muted">Nothing is waiting for '
-                      "the order platform.</p>")
-    body = join(Markup(
+def _buffer_row(r: Row, csrf: str) -> Markup:
+    return Markup(
         f'<tr data-outbox="{r["id"]}"><td data-label="Device">'
         f'<a href="{esc(device_url(r["device_id"]))}">{esc(r["device_id"])}</a></td>'
         f'<td data-label="Op">{esc(r["op"])} {esc(r["sku"] or r["target_order_id"] or "")}'
@@ -249,7 +266,15 @@ def buffer_body(rows: Sequence[Row], csrf: str, notice: str | None = None) -> Ma
         + _post_form(f'/buffer/{r["id"]}/retry', csrf, "Retry now")
         + _post_form(f'/buffer/{r["id"]}/discard', csrf, "Discard", cls="danger",
                      confirm="Discard this order for good? No order will be made; the event fails.")
-        + "</td></tr>") for r in rows)
+        + "</td></tr>")
+
+
+def buffer_body(rows: Sequence[Row], csrf: str, notice: str | None = None) -> Markup:
+    flash = _flash(notice)
+    if not rows:
+        return Markup(f'{flash}<p id="buffer" data-region class="muted">Nothing is waiting for '
+                      "the order platform.</p>")
+    body = join(_buffer_row(r, csrf) for r in rows)
     return Markup(
         f'{flash}<table id="buffer" data-region class="buffer"><thead><tr><th>Device</th>'
         "<th>Order</th><th>Attempts</th><th>Next attempt</th><th>Last error</th><th>Since</th>"

@@ -182,8 +182,12 @@ async def test_buffer_retry_and_discard_are_audited(webenv: WebEnv) -> None:
     assert 'data-confirm="Discard' in html
     with reader(webenv) as conn:
         ids = [r[0] for r in conn.execute("SELECT id FROM order_outbox ORDER BY id")]
-    assert (await webenv.post(f"/buffer/{ids[0]}/retry")).status == 200
-    assert (await webenv.post(f"/buffer/{ids[1]}/discard")).status == 200
+    retried = await webenv.post(f"/buffer/{ids[0]}/retry")
+    assert retried.status == 303
+    assert retried.headers["Location"] == f"/buffer?retry={ids[0]}"
+    assert (await webenv.post(f"/buffer/{ids[1]}/discard")).status == 303
+    html = await (await webenv.client.get(f"/buffer?discard={ids[1]}")).text()
+    assert f"Order #{ids[1]} was discarded." in html
     assert (await webenv.post(f"/buffer/{ids[1]}/discard")).status == 404
     with reader(webenv) as conn:
         due = conn.execute("SELECT next_attempt_at FROM order_outbox WHERE id = ?",
