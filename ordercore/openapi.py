@@ -44,6 +44,12 @@ def _param(name: str, where: str, schema: J, description: str, required: bool = 
 
 
 ID_PARAM = _param("id", "path", {"type": "integer", "minimum": 1}, "order id")
+KEY_PARAM = _param(
+    "Idempotency-Key",
+    "header",
+    {"type": "string", "maxLength": 255},
+    "a retry with the same key and body replays the first answer (Idempotent-Replayed: true)",
+)
 PAGING = [
     _param("pageIndex", "query", {"type": "integer", "minimum": 1, "default": 1}, "page (1-based)"),
     _param(
@@ -91,7 +97,7 @@ def _order_get(side: str) -> J:
 def _action(action: Action) -> J:
     op: J = {
         "summary": f"{action.value} the order; emits webhook event {EVENTS[action]}",
-        "parameters": [ID_PARAM],
+        "parameters": [ID_PARAM, KEY_PARAM],
         "responses": {"200": _json(_ref("Order"), "the updated order"), **_errors(401, 404, 409)},
     }
     if action is Action.CANCEL:
@@ -122,9 +128,7 @@ def _paths() -> J:
         "/api/checkout": {
             "post": {
                 "summary": "Checkout: one order per merchant; Idempotency-Key makes it once",
-                "parameters": [
-                    _param("Idempotency-Key", "header", {"type": "string", "maxLength": 255}, "")
-                ],
+                "parameters": [KEY_PARAM],
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": _ref("Checkout")}},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -33,7 +33,7 @@ def _idempotency_key(request: web.Request) -> str | None:
     return key
 
 
-def _checkout_response(result: store.CheckoutResult) -> web.Response:
+def _stored_response(result: store.StoredResponse) -> web.Response:
     headers = {"Idempotent-Replayed": "true"} if result.replayed else None
     return json_response(result.body, result.status, headers)
 
@@ -54,7 +54,7 @@ async def checkout(request: web.Request) -> web.Response:
                 partial(store.idempotent_replay, key=key, body_hash=digest)
             )
             if replay is not None:
-                return _checkout_response(replay)
+                return _stored_response(replay)
         raise
     create = partial(
         store.create_checkout, req=req, drafts=drafts, now=core.clock(), key=key, body_hash=digest
@@ -62,7 +62,7 @@ async def checkout(request: web.Request) -> web.Response:
     result = await core.writer.run(create)
     if result.deliveries:
         core.dispatcher.wake()
-    return _checkout_response(result)
+    return _stored_response(result)
 
 
 async def get_order(request: web.Request) -> web.Response:
@@ -96,22 +96,29 @@ class CancelIn(BaseModel):
     By: Literal["merchant", "user"] = "merchant"
 
 
-async def _cancel_args(request: web.Request) -> tuple[str, str]:
+async def _action_body(request: web.Request, action: Action) -> tuple[Any, str | None, str]:
+    """(body, cancel reason, cancelled by) of an action request; only cancel reads fields."""
     body = await read_json(request, optional=True)
+    if action is not Action.CANCEL:
+        return body, None, "merchant"
     try:
         cancel = CancelIn.model_validate(body)
     except ValidationError as exc:
         raise ApiError.validation(field_errors(exc)) from exc
-    return cancel.Reason, cancel.By
+    return body, cancel.Reason, cancel.By
 
 
 def action_handler(action: Action) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """The handler of ``POST /api/order/{id}/<action>``: 200 with the updated Order."""
+    """The handler of ``POST /api/order/{id}/<action>``: 200 with the updated Order.
+
+    An ``Idempotency-Key`` makes a retried action replay its first answer.
+    """
 
     async def handle(request: web.Request) -> web.Response:
         core = request.app[CORE]
         order_id = path_id(request)
-        reason, by = await _cancel_args(request) if action is Action.CANCEL else (None, "merchant")
+        body, reason, by = await _action_body(request, action)
+        key = _idempotency_key(request)
         change = partial(
             store.transition,
             order_id=order_id,
@@ -119,11 +126,13 @@ def action_handler(action: Action) -> Callable[[web.Request], Awaitable[web.Resp
             now=core.clock(),
             cancel_reason=reason,
             cancelled_by=by,
+            key=key,
+            body_hash=body_hash(body) if key is not None else "",
         )
-        order, deliveries = await core.writer.run(change)
-        if deliveries:
+        result = await core.writer.run(change)
+        if result.deliveries:
             core.dispatcher.wake()
-        return json_response(order)
+        return _stored_response(result)
 
     handle.__name__ = f"order_{action.value}"
     return handle

@@ -25,7 +25,7 @@ from ordercore.store.webhooks import enqueue_event
 from ordercore.views import dumps, history_json, iso_utc, order_json, paged
 
 __all__ = [
-    "CheckoutResult",
+    "StoredResponse",
     "create_checkout",
     "get_order",
     "idempotent_replay",
@@ -37,8 +37,8 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class CheckoutResult:
-    """The response of a checkout: status, the exact JSON body, replayed or new."""
+class StoredResponse:
+    """A write's response: status, the exact JSON body, replayed (idempotency) or new."""
 
     status: int
     body: str
@@ -46,7 +46,7 @@ class CheckoutResult:
     deliveries: int = 0
 
 
-def idempotent_replay(conn: sqlite3.Connection, key: str, body_hash: str) -> CheckoutResult | None:
+def idempotent_replay(conn: sqlite3.Connection, key: str, body_hash: str) -> StoredResponse | None:
     """The stored response for ``key``; ApiError 422 if it was used with another body."""
     row = conn.execute(
         "SELECT body_hash, status, response FROM idempotency_keys WHERE key = ?", (key,)
@@ -59,7 +59,7 @@ def idempotent_replay(conn: sqlite3.Connection, key: str, body_hash: str) -> Che
             "idempotency_conflict",
             "this Idempotency-Key was already used with a different request body",
         )
-    return CheckoutResult(row["status"], row["response"], replayed=True)
+    return StoredResponse(row["status"], row["response"], replayed=True)
 
 
 def _insert_order(
@@ -125,7 +125,7 @@ def create_checkout(
     now: float,
     key: str | None = None,
     body_hash: str = "",
-) -> CheckoutResult:
+) -> StoredResponse:
     """One transaction: checkout, its orders, history, idempotency key, webhook deliveries."""
     if key is not None:
         replay = idempotent_replay(conn, key, body_hash)
@@ -145,7 +145,7 @@ def create_checkout(
             (key, body_hash, body, now),
         )
     deliveries = sum(enqueue_event(conn, "order/created", order, now) for order in orders)
-    return CheckoutResult(201, body, deliveries=deliveries)
+    return StoredResponse(201, body, deliveries=deliveries)
 
 
 def _load(conn: sqlite3.Connection, order_id: int) -> sqlite3.Row:
@@ -203,20 +203,27 @@ def transition(
     now: float,
     cancel_reason: str | None = None,
     cancelled_by: str = "merchant",
-) -> tuple[dict[str, Any], int]:
-    """Apply ``action``; record every changed field; enqueue its event. (Order, deliveries)."""
+    key: str | None = None,
+    body_hash: str = "",
+) -> StoredResponse:
+    """Apply ``action``; record every changed field; enqueue its event; 200 with the Order.
+
+    With an idempotency ``key`` a retry of the same action replays the first answer instead
+    of failing with 409 (the order already moved on).
+    """
+    scoped = None if key is None else f"order/{order_id}/{action.value}:{key}"
+    if scoped is not None:
+        replay = idempotent_replay(conn, scoped, body_hash)
+        if replay is not None:
+            return replay
     row = _load(conn, order_id)
     status = OrderStatus(row["status"])
     closed = row["closed_on"] is not None
     try:
         t = apply_action(action, status, closed, cancelled_by=cancelled_by)
     except IllegalTransitionError as exc:
-        raise ApiError(
-            409,
-            "illegal_transition",
-            str(exc),
-            extra={"Status": status_json(status), "Closed": closed},
-        ) from exc
+        extra = {"Status": status_json(status), "Closed": closed}
+        raise ApiError(409, "illegal_transition", str(exc), extra=extra) from exc
     ts = iso_utc(now)
     changes = _changes(t, row, ts, cancel_reason)
     sets = ", ".join(f"{col} = ?" for col in [*changes, "updated_on"])
@@ -242,7 +249,14 @@ def transition(
         ],
     )
     order = get_order(conn, order_id)
-    return order, enqueue_event(conn, EVENTS[action], order, now)
+    body = dumps(order)
+    if scoped is not None:
+        conn.execute(
+            "INSERT INTO idempotency_keys (key, body_hash, status, response, created_ts)"
+            " VALUES (?, ?, 200, ?, ?)",
+            (scoped, body_hash, body, now),
+        )
+    return StoredResponse(200, body, deliveries=enqueue_event(conn, EVENTS[action], order, now))
 
 
 def order_history(conn: sqlite3.Connection, order_id: int) -> list[dict[str, Any]]:

@@ -194,3 +194,23 @@ async def test_unknown_route_and_method_are_json(client: Client) -> None:
     assert resp.status == 405
     assert (await resp.json())["Error"] == "method_not_allowed"
     assert "POST" in resp.headers["Allow"]
+
+
+async def test_a_retried_action_with_its_key_replays_instead_of_409(client: Client) -> None:
+    oid = await new_order(client)
+    headers = {**AUTH, "Idempotency-Key": "long-press-1"}
+    body = {"Reason": "customer", "By": "user"}
+    first = await client.post(f"/api/order/{oid}/cancel", json=body, headers=headers)
+    again = await client.post(f"/api/order/{oid}/cancel", json=body, headers=headers)
+    assert (first.status, again.status) == (200, 200)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert await again.read() == await first.read()
+    other = await client.post(f"/api/order/{oid}/cancel", json=body, headers=AUTH)
+    assert other.status == 409
+    changed = await client.post(
+        f"/api/order/{oid}/cancel", json={"By": "merchant"}, headers=headers
+    )
+    assert changed.status == 422
+    assert (await changed.json())["Error"] == "idempotency_conflict"
+    _, history = await get(client, f"/api/order/{oid}/history")
+    assert [h["Action"] for h in history].count("cancel") == 3  # Status, CancelledOn, CancelReason
