@@ -15,7 +15,13 @@ from aiohttp.test_utils import TestServer
 from ingest.bus import Notice
 from tests.support.net import free_port
 from tests.web.conftest import make_app, make_settings
-from tests.web.support import ADMIN_PASSWORD, RecordingSimulator, add_device, set_presence
+from tests.web.support import (
+    ADMIN_PASSWORD,
+    RecordingSimulator,
+    add_device,
+    record_event,
+    set_presence,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -27,7 +33,7 @@ pytestmark = [
 ]
 
 if os.access(CHROMIUM, os.X_OK):
-    from playwright.async_api import Browser, Page, async_playwright, expect
+    from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
 
 
 class Running:
@@ -143,3 +149,31 @@ async def test_pages_fit_a_phone_screen(running: Running, browser: Browser) -> N
         overflow = await page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at 360px"
+
+
+async def test_discard_asks_for_confirmation(running: Running, browser: Browser) -> None:
+    await asyncio.to_thread(add_device, running.db_path, "kitchen-01")
+    await asyncio.to_thread(record_event, running.db_path, "kitchen-01", state="queued",
+                            pending=True, last_error="platform unreachable")
+    page = await browser.new_page()
+    await log_in(page, running.url)
+    await page.click("nav a:has-text('Buffer')")
+    row = page.locator("#buffer tr[data-outbox]")
+    await expect(row).to_contain_text("platform unreachable")
+
+    asked: list[str] = []
+
+    async def dismiss(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        await dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    await row.locator("button", has_text="Discard").click()
+    assert asked == ["Discard this order for good? No order will be made; the event fails."]
+    await page.reload()
+    await expect(row).to_have_count(1)  # dismissed: nothing happened
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    await row.locator("button", has_text="Discard").click()
+    await expect(page.locator(".flash")).to_contain_text("was discarded")
+    await expect(page.locator("#buffer tr[data-outbox]")).to_have_count(0)

@@ -1,6 +1,7 @@
 """The whole stack in headless Chromium: ``edgeorder demo`` as a subprocess (embedded broker,
 order core, ingest, simulated agents) on free ports. Log in, see the simulated devices online,
-press one from its page and watch the event become an order without reloading.
+press one from its page and watch the event become an order without reloading; edit its
+mapping and see the device report the pushed config.
 
 ``EDGEORDER_SCREENSHOTS=DIR`` also saves ``fleet.png`` and ``device.png`` there (how the
 README's docs/ screenshots are made).
@@ -67,6 +68,14 @@ def test_press_from_the_dashboard_becomes_an_order_live(demo: Demo) -> None:
         expect(page.locator("#timeline .event").first.locator(
             "[data-state=throttled]").first).to_be_visible(timeout=30_000)
         assert page.evaluate("window.__noReload") == "still-here"
+        # A mapping edit is saved, pushed as retained config, applied and reported back.
+        page.select_option("select[name=double_type]", "reorder")
+        page.fill("input[name=double_sku]", "TEA-250G")
+        page.fill("input[name=double_quantity]", "2")
+        page.click("form.mapping button[type=submit]")
+        expect(page.locator("#summary")).to_contain_text("v2 desired, v2 reported",
+                                                          timeout=30_000)
+        expect(page.locator("input[name=double_sku]")).to_have_value("TEA-250G")
         if shots:
             page.screenshot(path=str(Path(shots) / "device.png"), full_page=True)
             page.goto(base + "/")
