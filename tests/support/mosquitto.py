@@ -67,6 +67,11 @@ class MosquittoServer:
             auth = f"allow_anonymous false\npassword_file {password_file}"
             if acl_file is not None:
                 auth += f"\nacl_file {acl_file}"
+        if os.geteuid() == 0:
+            # Started as root, Mosquitto drops to the `mosquitto` user, which cannot write
+            # persistence into the test's root-owned tmp dir: sessions would not survive a
+            # restart. Stay root for the test broker (production runs as `mosquitto`).
+            auth += "\nuser root"
         text = TEMPLATE.read_text().format(port=self.port, data_dir=self.data_dir, auth=auth)
         self.conf_path.write_text(text)
 
