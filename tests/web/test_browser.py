@@ -177,3 +177,28 @@ async def test_discard_asks_for_confirmation(running: Running, browser: Browser)
     await row.locator("button", has_text="Discard").click()
     await expect(page.locator(".flash")).to_contain_text("was discarded")
     await expect(page.locator("#buffer tr[data-outbox]")).to_have_count(0)
+
+
+async def test_provisioning_offers_the_firmware_config_download(
+        running: Running, browser: Browser, tmp_path: Path) -> None:
+    import tomllib
+
+    page = await browser.new_page()
+    await log_in(page, running.url)
+    await page.click("nav a:has-text('Provisioning')")
+    await page.fill("input[name=device_id]", "porch-03")
+    await page.fill("input[name=name]", "Porch")
+    await page.select_option("select[name=env]", "dev")
+    await page.fill("input[name=single_sku]", "SALT-1KG")
+    await page.click("form.provision button[type=submit]")
+    password = await page.locator("#new-password").text_content()
+    assert password
+    async with page.expect_download() as info:
+        await page.click("#toml-download")
+    download = await info.value
+    assert download.suggested_filename == "porch-03.toml"
+    saved = tmp_path / "porch-03.toml"
+    await download.save_as(saved)
+    config = tomllib.loads(saved.read_text())
+    assert config["mqtt"] == {"url": "mqtt://127.0.0.1:1883", "username": "porch-03",
+                              "password": password}
