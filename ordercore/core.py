@@ -69,8 +69,7 @@ class Core:
             await self.purge_idempotency_keys()
             self.catalog = Catalog(await self.reader.run(catalog_store.all_skus))
             self._dispatcher = Dispatcher(self.settings, self.reader, self.writer, self.clock)
-            await self.dispatcher.start()
-            self.dispatcher.wake()  # deliveries left over from the last run
+            await self.dispatcher.start()  # resumes deliveries left over from the last run
         except BaseException:
             await self.close()
             raise

@@ -1,17 +1,18 @@
 """Webhook delivery: one task per subscriber, in order, retried with backoff.
 
 Deliveries are rows of the outbox table, written in the same transaction as the order change.
-The dispatcher wakes on ``wake()`` (after such a commit) and at start-up, and runs one worker
-per subscriber with pending deliveries. A worker posts them oldest first; a failure is retried
-(capped exponential backoff with jitter, persisted, so a restart keeps the schedule) before
-the next delivery of that subscriber is tried. Nothing here ever blocks an API request.
+After such a commit the handler calls ``notify(subscriber ids)``; at start-up the outbox is
+scanned once. Each subscriber with pending deliveries gets one worker task that posts them
+oldest first; a failure is retried (capped exponential backoff with jitter, persisted, so a
+restart keeps the schedule) before the next delivery of that subscriber is tried. Nothing
+here ever blocks an API request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 
 import aiohttp
@@ -28,7 +29,7 @@ log = structlog.get_logger("ordercore.webhooks")
 
 
 class Dispatcher:
-    """Runs the subscriber workers; ``wake()`` after committing new deliveries."""
+    """Runs one worker per subscriber with pending deliveries."""
 
     def __init__(
         self,
@@ -41,23 +42,31 @@ class Dispatcher:
         self._reader = reader
         self._writer = writer
         self._clock = clock
-        self._wake = asyncio.Event()
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._cursor: dict[int, int] = {}  # last delivery id handled per subscriber
+        # Subscribers notified since their worker last looked: a worker that finds nothing
+        # and exits while one of these arrives is started again by its done-callback.
+        self._dirty: set[int] = set()
         self._session: aiohttp.ClientSession | None = None
-        self._main: asyncio.Task[None] | None = None
-
-    def wake(self) -> None:
-        self._wake.set()
+        self._stopping = False
 
     async def start(self) -> None:
+        """Open the HTTP client and resume every subscriber with pending deliveries."""
         timeout = aiohttp.ClientTimeout(total=self._settings.webhook_timeout_s)
         self._session = aiohttp.ClientSession(timeout=timeout)
-        self._main = asyncio.create_task(self._run(), name="webhook-dispatcher")
+        self.notify(await self._reader.run(wh.pending_subscribers))
+
+    def notify(self, webhook_ids: Iterable[int]) -> None:
+        """New deliveries were committed for these subscribers."""
+        for webhook_id in webhook_ids:
+            self._dirty.add(webhook_id)
+            if webhook_id not in self._workers and not self._stopping:
+                self._spawn(webhook_id)
 
     async def stop(self) -> None:
         """Cancel every worker; undelivered deliveries stay in the outbox for the next start."""
-        tasks = [t for t in (self._main, *self._workers.values()) if t is not None]
+        self._stopping = True
+        tasks = list(self._workers.values())
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -66,37 +75,29 @@ class Dispatcher:
         if self._session is not None:
             await self._session.close()
 
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                heads = await self._reader.run(wh.pending_heads)
-            except Exception:
-                log.exception("webhook_scan_failed")
-                heads = {}
-            for webhook_id, head in heads.items():
-                running = webhook_id in self._workers
-                if not running and head > self._cursor.get(webhook_id, 0):
-                    self._spawn(webhook_id)
-            await self._wake.wait()
-
     def _spawn(self, webhook_id: int) -> None:
         task = asyncio.create_task(self._serve(webhook_id), name=f"webhook-{webhook_id}")
         self._workers[webhook_id] = task
 
         def done(t: asyncio.Task[None]) -> None:
             self._workers.pop(webhook_id, None)
-            if not t.cancelled() and t.exception() is not None:
+            if t.cancelled():
+                return
+            if t.exception() is not None:
                 log.error("webhook_worker_crashed", webhook=webhook_id, error=str(t.exception()))
-            self.wake()  # rows committed while it was finishing get a new worker
+                self._dirty.discard(webhook_id)  # no hot loop on a persistent error
+            if webhook_id in self._dirty and not self._stopping:
+                self._spawn(webhook_id)
 
         task.add_done_callback(done)
 
     async def _serve(self, webhook_id: int) -> None:
-        sub = await self._reader.run(lambda c: wh.subscriber(c, webhook_id))
+        self._dirty.discard(webhook_id)
+        sub = await self._reader.run(partial(wh.subscriber, webhook_id=webhook_id))
         if sub is None:
             return
         while True:
+            self._dirty.discard(webhook_id)
             after = self._cursor.get(webhook_id, 0)
             batch = await self._reader.run(
                 partial(wh.pending_deliveries, webhook_id=webhook_id, after_id=after)

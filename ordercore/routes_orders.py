@@ -60,8 +60,7 @@ async def checkout(request: web.Request) -> web.Response:
         store.create_checkout, req=req, drafts=drafts, now=core.clock(), key=key, body_hash=digest
     )
     result = await core.writer.run(create)
-    if result.deliveries:
-        core.dispatcher.wake()
+    core.dispatcher.notify(result.notify)
     return _stored_response(result)
 
 
@@ -130,8 +129,7 @@ def action_handler(action: Action) -> Callable[[web.Request], Awaitable[web.Resp
             body_hash=body_hash(body) if key is not None else "",
         )
         result = await core.writer.run(change)
-        if result.deliveries:
-            core.dispatcher.wake()
+        core.dispatcher.notify(result.notify)
         return _stored_response(result)
 
     handle.__name__ = f"order_{action.value}"

@@ -43,7 +43,7 @@ class StoredResponse:
     status: int
     body: str
     replayed: bool = False
-    deliveries: int = 0
+    notify: tuple[int, ...] = ()  # subscribers with new deliveries
 
 
 def idempotent_replay(conn: sqlite3.Connection, key: str, body_hash: str) -> StoredResponse | None:
@@ -144,8 +144,8 @@ def create_checkout(
             " VALUES (?, ?, 201, ?, ?)",
             (key, body_hash, body, now),
         )
-    deliveries = sum(enqueue_event(conn, "order/created", order, now) for order in orders)
-    return StoredResponse(201, body, deliveries=deliveries)
+    notify = {i for order in orders for i in enqueue_event(conn, "order/created", order, now)}
+    return StoredResponse(201, body, notify=tuple(sorted(notify)))
 
 
 def _load(conn: sqlite3.Connection, order_id: int) -> sqlite3.Row:
@@ -256,7 +256,7 @@ def transition(
             " VALUES (?, ?, 200, ?, ?)",
             (scoped, body_hash, body, now),
         )
-    return StoredResponse(200, body, deliveries=enqueue_event(conn, EVENTS[action], order, now))
+    return StoredResponse(200, body, notify=enqueue_event(conn, EVENTS[action], order, now))
 
 
 def order_history(conn: sqlite3.Connection, order_id: int) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ __all__ = [
     "mark_delivered",
     "mark_failed_attempt",
     "pending_deliveries",
-    "pending_heads",
+    "pending_subscribers",
     "subscriber",
 ]
 
@@ -80,10 +80,12 @@ def delete_webhook(conn: sqlite3.Connection, webhook_id: int) -> None:
     )
 
 
-def enqueue_event(conn: sqlite3.Connection, event: str, order: dict[str, Any], now: float) -> int:
-    """Add one delivery of ``event`` per interested subscriber; return how many."""
+def enqueue_event(
+    conn: sqlite3.Connection, event: str, order: dict[str, Any], now: float
+) -> tuple[int, ...]:
+    """Add one delivery of ``event`` per interested subscriber; return their ids."""
     subs = conn.execute("SELECT id, events FROM webhooks WHERE deleted = 0").fetchall()
-    count = 0
+    notified: list[int] = []
     ts = iso_utc(now)
     for sub in subs:
         events = json.loads(sub["events"])
@@ -96,16 +98,16 @@ def enqueue_event(conn: sqlite3.Connection, event: str, order: dict[str, Any], n
         )
         body = dumps({"Id": cur.lastrowid, "Event": event, "CreatedOn": ts, "Order": order})
         conn.execute("UPDATE deliveries SET body = ? WHERE id = ?", (body, cur.lastrowid))
-        count += 1
-    return count
+        notified.append(sub["id"])
+    return tuple(notified)
 
 
-def pending_heads(conn: sqlite3.Connection) -> dict[int, int]:
-    """Subscriber id -> the highest id of its pending deliveries."""
+def pending_subscribers(conn: sqlite3.Connection) -> list[int]:
+    """Ids of the subscribers that have pending deliveries (scanned once at start-up)."""
     rows = conn.execute(
-        "SELECT webhook_id, max(id) FROM deliveries WHERE state = 'pending' GROUP BY webhook_id"
+        "SELECT DISTINCT webhook_id FROM deliveries WHERE state = 'pending' ORDER BY webhook_id"
     ).fetchall()
-    return {r[0]: r[1] for r in rows}
+    return [r[0] for r in rows]
 
 
 def subscriber(conn: sqlite3.Connection, webhook_id: int) -> Subscriber | None:

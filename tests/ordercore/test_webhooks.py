@@ -196,3 +196,15 @@ async def test_webhook_api_errors_list_and_delete(client: Client, receiver: Rece
     data = await checkout(client, checkout_body())
     hit = await receiver.next()
     assert hit.body["Order"]["Id"] == data["Orders"][0]["Id"]
+
+
+async def test_a_burst_is_delivered_completely_once_and_in_order(
+    client: Client, receiver: Receiver
+) -> None:
+    await subscribe(client, receiver.url, ["order/created"])
+    created = await asyncio.gather(*(checkout(client) for _ in range(60)))
+    hits = [await receiver.next() for _ in range(60)]
+    ids = [h.body["Id"] for h in hits]
+    assert ids == sorted(set(ids))  # in order, no duplicates
+    assert {h.body["Order"]["Id"] for h in hits} == {c["Orders"][0]["Id"] for c in created}
+    assert receiver.hits.empty()
