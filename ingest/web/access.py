@@ -181,6 +181,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     username, password = str(form.get("username", "")), str(form.get("password", ""))
     next_url = _safe_next(form.get("next"))
     settings = request.app[SETTINGS_KEY]
+    previous = request.cookies.get(COOKIE_NAME)
 
     def attempt(conn: sqlite3.Connection) -> tuple[auth.LoginResult, str | None]:
         result = auth.check_login(conn, username, password,
@@ -188,6 +189,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
                                   lockout_s=settings.login_lockout_s)
         if result.outcome is not auth.LoginOutcome.OK:
             return result, None
+        if previous:  # a fresh session id at every login (no session fixation)
+            auth.delete_session(conn, previous)
         cookie, _ = auth.create_session(conn, username, ttl_s=settings.session_ttl_s)
         return result, cookie
 

@@ -215,3 +215,13 @@ async def test_pages_forbid_framing_and_foreign_content(webenv: WebEnv) -> None:
         assert "default-src 'self'" in csp
         assert "frame-ancestors 'none'" in csp
         assert resp.headers["X-Frame-Options"] == "DENY"
+
+
+async def test_a_new_login_replaces_the_previous_session(webenv: WebEnv) -> None:
+    await webenv.login()
+    first = webenv.client.session.cookie_jar.filter_cookies(webenv.client.make_url("/"))
+    old_cookie = first[COOKIE_NAME].value
+    await webenv.login()
+    resp = await webenv.client.get("/", cookies={COOKIE_NAME: old_cookie},
+                                   allow_redirects=False)
+    assert resp.status == 303  # the old session id is gone
