@@ -62,6 +62,32 @@ def idempotent_replay(conn: sqlite3.Connection, key: str, body_hash: str) -> Sto
     return StoredResponse(row["status"], row["response"], replayed=True)
 
 
+def _insert_items(
+    conn: sqlite3.Connection, order_id: int, draft: OrderDraft
+) -> list[dict[str, Any]]:
+    """One row per priced line; returns the rows with their new ids."""
+    items = []
+    for line in draft.lines:
+        item = {
+            "order_id": order_id,
+            "product_id": line.sku.product_id,
+            "sku_id": line.sku.sku_id,
+            "sku": line.sku.sku,
+            "description": line.sku.description,
+            "amount": line.amount,
+            "quantity": line.quantity,
+            "status": int(OrderStatus.CREATED),
+        }
+        cur = conn.execute(
+            "INSERT INTO order_items (order_id, product_id, sku_id, sku, description, amount,"
+            " quantity, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            tuple(item.values()),
+        )
+        item["id"] = cur.lastrowid
+        items.append(item)
+    return items
+
+
 def _insert_order(
     conn: sqlite3.Connection, checkout_id: int, draft: OrderDraft, req: CheckoutIn, ts: str
 ) -> dict[str, Any]:
@@ -89,26 +115,9 @@ def _insert_order(
     cols = ", ".join(row)
     marks = ", ".join("?" * len(row))
     cur = conn.execute(f"INSERT INTO orders ({cols}) VALUES ({marks})", tuple(row.values()))
-    row["id"] = order_id = cur.lastrowid
-    items = []
-    for line in draft.lines:
-        item = {
-            "order_id": order_id,
-            "product_id": line.sku.product_id,
-            "sku_id": line.sku.sku_id,
-            "sku": line.sku.sku,
-            "description": line.sku.description,
-            "amount": line.amount,
-            "quantity": line.quantity,
-            "status": int(OrderStatus.CREATED),
-        }
-        cur = conn.execute(
-            "INSERT INTO order_items (order_id, product_id, sku_id, sku, description, amount,"
-            " quantity, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            tuple(item.values()),
-        )
-        item["id"] = cur.lastrowid
-        items.append(item)
+    order_id = row["id"] = cur.lastrowid
+    assert order_id is not None
+    items = _insert_items(conn, order_id, draft)
     conn.executemany(
         "INSERT INTO order_history (order_id, at, action, status, field, from_value, to_value)"
         " VALUES (?, ?, 'create', 0, ?, NULL, ?)",
@@ -175,7 +184,8 @@ def get_order(conn: sqlite3.Connection, order_id: int) -> dict[str, Any]:
     return order_json(row, _items(conn, [order_id])[order_id])
 
 
-def _changes(t: Transition, row: sqlite3.Row, ts: str, reason: str | None) -> dict[str, Any]:
+def _changes(t: Transition, ts: str, reason: str | None) -> dict[str, Any]:
+    """Column -> new value for a transition."""
     changes: dict[str, Any] = {}
     if t.new_status != t.old_status:
         changes["status"] = int(t.new_status)
@@ -193,6 +203,35 @@ _FIELD_NAMES = {
     "cancelled_on": "CancelledOn",
     "cancel_reason": "CancelReason",
 }
+
+
+def _write_changes(
+    conn: sqlite3.Connection, row: sqlite3.Row, t: Transition, changes: dict[str, Any], ts: str
+) -> None:
+    """Update the order (and its items' status) and record one history entry per field."""
+    order_id = row["id"]
+    sets = ", ".join(f"{col} = ?" for col in [*changes, "updated_on"])
+    conn.execute(f"UPDATE orders SET {sets} WHERE id = ?", (*changes.values(), ts, order_id))
+    if "status" in changes:
+        conn.execute(
+            "UPDATE order_items SET status = ? WHERE order_id = ?", (changes["status"], order_id)
+        )
+    conn.executemany(
+        "INSERT INTO order_history (order_id, at, action, status, field, from_value, to_value)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                order_id,
+                ts,
+                t.action.value,
+                int(t.new_status),
+                _FIELD_NAMES[col],
+                dumps(row[col]),
+                dumps(value),
+            )
+            for col, value in changes.items()
+        ],
+    )
 
 
 def transition(
@@ -225,29 +264,7 @@ def transition(
         extra = {"Status": status_json(status), "Closed": closed}
         raise ApiError(409, "illegal_transition", str(exc), extra=extra) from exc
     ts = iso_utc(now)
-    changes = _changes(t, row, ts, cancel_reason)
-    sets = ", ".join(f"{col} = ?" for col in [*changes, "updated_on"])
-    conn.execute(f"UPDATE orders SET {sets} WHERE id = ?", (*changes.values(), ts, order_id))
-    if "status" in changes:
-        conn.execute(
-            "UPDATE order_items SET status = ? WHERE order_id = ?", (changes["status"], order_id)
-        )
-    conn.executemany(
-        "INSERT INTO order_history (order_id, at, action, status, field, from_value, to_value)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                order_id,
-                ts,
-                action.value,
-                int(t.new_status),
-                _FIELD_NAMES[col],
-                dumps(row[col]),
-                dumps(value),
-            )
-            for col, value in changes.items()
-        ],
-    )
+    _write_changes(conn, row, t, _changes(t, ts, cancel_reason), ts)
     order = get_order(conn, order_id)
     body = dumps(order)
     if scoped is not None:
