@@ -92,8 +92,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        if exc.status >= 500:
-            log.error("api_error", path=request.path, error=exc.code, message=exc.message)
+        if exc.status != 401:  # the auth middleware logged those already
+            log.info(
+                "request_rejected",
+                method=request.method,
+                path=request.path,
+                status=exc.status,
+                error=exc.code,
+                reason=exc.message,
+                fields=[f.field for f in exc.fields] or None,
+            )
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return json_response(exc.to_json(), exc.status, headers)
     except web.HTTPException as exc:
