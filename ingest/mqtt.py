@@ -77,13 +77,15 @@ class MqttLink:
     """Subscribes to the device channels and publishes statuses/configs.
 
     ``inbound`` is the bounded asyncio queue of received messages; ``subscribed`` is set once
-    the broker acknowledged the subscriptions of the current connection.
+    the broker acknowledged the subscriptions of the current connection, ``disconnected``
+    while the connection is down.
     """
 
     def __init__(self, options: MqttOptions) -> None:
         self.options = options
         self.inbound: asyncio.Queue[Inbound] = asyncio.Queue(options.queue_size)
         self.subscribed = asyncio.Event()
+        self.disconnected = asyncio.Event()
         self.dropped = 0
         self._generation = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -175,11 +177,13 @@ class MqttLink:
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
                       properties: Any = None) -> None:
         self._call(self.subscribed.set)
+        self._call(self.disconnected.clear)
         log.info("mqtt.subscribed", shared_group=self.options.shared_group)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any = None) -> None:
         self._call(self.subscribed.clear)
+        self._call(self.disconnected.set)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self._call(self._enqueue, Inbound(msg.topic, bytes(msg.payload), msg.qos, msg.mid,

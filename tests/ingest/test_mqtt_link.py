@@ -1,0 +1,51 @@
+"""The MQTT link: jittered backoff, and surviving a broker restart with its persistent session."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from itertools import islice
+from pathlib import Path
+
+import pytest
+
+import protocol as p
+from ingest.mqtt import backoff_delays
+from tests.ingest.support import Ingest, OrderCore, add_device, press, status_is, wait_for
+from tests.support.mosquitto import MosquittoServer
+from tests.support.mqtt import MqttProbe
+
+
+def test_backoff_grows_exponentially_is_jittered_and_capped() -> None:
+    delays = list(islice(backoff_delays(0.5, 8.0, random.Random(7)), 12))
+    ceilings = [min(8.0, 0.5 * 2 ** n) for n in range(12)]
+    assert all(0.5 <= d <= c for d, c in zip(delays, ceilings, strict=True))
+    assert max(delays) <= 8.0
+    assert len(set(delays)) == len(delays)  # jittered: no two retries line up
+    assert max(delays[6:]) > 2.0  # and it does grow
+
+
+@pytest.mark.integration
+async def test_ingest_reconnects_after_a_broker_restart_and_keeps_working(
+    ingest: Ingest, ingest_dir: Path, mosquitto: MosquittoServer, ordercore: OrderCore
+) -> None:
+    add_device(ingest_dir, "away-01")
+    await ingest.service.devices.reload()
+    link = ingest.service.link
+    await asyncio.to_thread(mosquitto.stop)
+    await asyncio.wait_for(link.disconnected.wait(), 10)
+    health, _ = await ingest.get("/healthz")
+    assert health == 503  # degraded while the broker is away
+    await asyncio.to_thread(mosquitto.start)
+    await asyncio.wait_for(link.subscribed.wait(), 60)  # reconnected with jittered backoff
+    probe = MqttProbe(mosquitto.port)
+    try:
+        assert probe.wait_connected()
+        probe.subscribe(p.device_topic("away-01", p.Channel.STATUS))
+        event = press("away-01")
+        probe.publish(p.device_topic("away-01", p.Channel.EVENTS), p.encode(event))
+        await wait_for(probe, status_is("away-01", event.event_id, "ordered"))
+    finally:
+        probe.close()
+    health, _ = await ingest.get("/healthz")
+    assert health == 200
