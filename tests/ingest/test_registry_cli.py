@@ -93,3 +93,11 @@ def test_device_cli_add_writes_the_config_and_prints_the_password_once(tmp_path:
     missing = run_cli("device", "show", "nope", "--data-dir", str(data))
     assert missing.returncode == 1
     assert "unknown device" in missing.stderr
+
+
+def test_ingest_refuses_bad_settings_listing_every_error(tmp_path: Path) -> None:
+    result = run_cli("ingest", "--data-dir", str(tmp_path), "--mqtt-url", "http://broker",
+                     "--http-port", "99999", EDGEORDER_INGEST_RETRY_BASE_S="-1")
+    assert result.returncode == 2
+    for field in ("mqtt_url", "http_port", "retry_base_s"):
+        assert field in result.stderr
