@@ -29,8 +29,19 @@ from ingest.statuses import StatusPublisher
 from ingest.store.db import atomic
 from ingest.writer import Writer
 
-__all__ = ["WORKER", "OutboxWorker", "buffer_depth", "discard", "retry_delay", "retry_now"]
+__all__ = [
+    "DISCARDED",
+    "WORKER",
+    "OutboxWorker",
+    "buffer_depth",
+    "discard",
+    "last_history_id",
+    "operator_statuses",
+    "retry_delay",
+    "retry_now",
+]
 
+DISCARDED = "discarded by an operator"
 WORKER = "outbox-worker"
 """``source`` of the worker's own ``outbox`` notices (which must not wake the worker again)."""
 
@@ -66,10 +77,33 @@ def discard(db: sqlite_utils.Database, outbox_id: int, *, actor: str = "system")
             "WHERE id = ? AND state = 'pending' RETURNING inbox_id", [now, outbox_id]).fetchone()
         if row is None:
             return False
-        db.execute("UPDATE inbox SET state = 'failed', reason = 'discarded by an operator', "
-                   "updated_at = ? WHERE id = ?", [now, row[0]])
+        event = db.execute(
+            "UPDATE inbox SET state = 'failed', reason = ?, updated_at = ? WHERE id = ? "
+            "RETURNING device_id, event_id", [DISCARDED, now, row[0]]).fetchone()
+        # source 'operator': the running service publishes it to the device (operator_statuses)
+        db.execute("INSERT INTO status_history (device_id, event_id, state, reason, source, at) "
+                   "VALUES (?, ?, 'failed', ?, 'operator', ?)", [event[0], event[1], DISCARDED,
+                                                                 now])
         _audit(db, actor, "outbox.discard", outbox_id, now)
     return True
+
+
+def operator_statuses(conn: sqlite3.Connection, after_id: int) -> tuple[int, list[StatusOut]]:
+    """Statuses operators caused (discards) after history row ``after_id``, to publish; and the
+    last row id seen."""
+    rows = conn.execute(
+        "SELECT id, device_id, event_id, state, order_id, reason, at FROM status_history "
+        "WHERE id > ? AND source = 'operator' ORDER BY id", [after_id]).fetchall()
+    last = last_history_id(conn)
+    outs = [StatusOut(r[1], p.Status(event_id=r[2], state=p.State(r[3]), order_id=r[4],
+                                     reason=r[5], ts=datetime.fromisoformat(r[6])))
+            for r in rows]
+    return max(last, after_id), outs
+
+
+def last_history_id(conn: sqlite3.Connection) -> int:
+    """The newest ``status_history`` row id (0 when empty)."""
+    return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM status_history").fetchone()[0])
 
 
 def _audit(db: sqlite_utils.Database, actor: str, action: str, outbox_id: int, now: str) -> None:

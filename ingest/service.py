@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import Coroutine
+from functools import partial
 from typing import Any
 
 import structlog
@@ -24,7 +25,7 @@ from ingest.devices import DeviceCache
 from ingest.metrics import Metrics
 from ingest.mqtt import MqttLink, MqttOptions
 from ingest.orderstate import OrderStateSync, register_webhook
-from ingest.outbox import WORKER, OutboxWorker
+from ingest.outbox import WORKER, OutboxWorker, last_history_id, operator_statuses
 from ingest.registry import get_device
 from ingest.router import Router
 from ingest.settings import Settings
@@ -141,7 +142,9 @@ class IngestService:
             self.router.handle(queue.get_nowait())
 
     async def _follow_bus(self) -> None:
-        """Registry changes reload the device cache; buffer actions wake the worker."""
+        """Registry changes reload the device cache; operators' buffer actions wake the worker
+        and their statuses (a discard fails the event) go to the device."""
+        seen = await self.reader(last_history_id)
         async with self.bus.subscribe(frozenset({"device", "outbox"})) as notices:
             while True:
                 notice = await notices.get()
@@ -150,6 +153,8 @@ class IngestService:
                 if notice.kind == "resync" or (
                         notice.kind == "outbox" and notice.data.get("source") != WORKER):
                     self.worker.wake()
+                    seen, outs = await self.reader(partial(operator_statuses, after_id=seen))
+                    self.statuses.publish(outs)
 
     # --- Publisher ----------------------------------------------------------------------------
 

@@ -177,6 +177,8 @@ async def test_operator_can_retry_and_discard_buffered_orders(
     assert status == 200
     status, _ = await api(ingest, "POST", f"/api/buffer/{rows[drop.event_id]}/discard", token)
     assert status == 409
+    (told,) = await wait_for(probe, status_is("buf-01", drop.event_id, "failed"))
+    assert json.loads(told.payload)["reason"] == "discarded by an operator"
     await ordercore.start()
     status, _ = await api(ingest, "POST", f"/api/buffer/{rows[keep.event_id]}/retry", token)
     assert status == 200
