@@ -146,6 +146,8 @@ class OutboxWorker:
         self._limit, self._clock = concurrency, clock
         self._wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task[None]] = {}
+        # rows finished while a dispatch read ran: that read may predate their commit
+        self._finished: set[int] = set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -166,12 +168,14 @@ class OutboxWorker:
         """Start due rows in free slots; seconds until the next future row is due (or None)."""
         now = self._clock()
         free = self._limit - len(self._inflight)
+        self._finished.clear()
         rows, next_due, depth = await self._read(
             lambda conn: (ledger.due_outbox(conn, now, free + len(self._inflight)),
                           _next_due(conn, now), buffer_depth(conn)))
         self._metrics.buffer_depth.set(depth)
         for row in rows:
-            if row.id in self._inflight or len(self._inflight) >= self._limit:
+            if (row.id in self._inflight or row.id in self._finished
+                    or len(self._inflight) >= self._limit):
                 continue
             task = asyncio.create_task(self._process(row))
             self._inflight[row.id] = task
@@ -200,6 +204,7 @@ class OutboxWorker:
             log.exception("outbox.attempt_crashed", outbox_id=row.id, event_id=row.event_id)
         finally:
             self._inflight.pop(row.id, None)
+            self._finished.add(row.id)
             self._wake.set()
 
     async def _attempt(self, row: OutboxRow) -> list[StatusOut]:
@@ -225,6 +230,8 @@ class OutboxWorker:
         outs = await self._writer.run(lambda c: ledger.mark_created(
             c, row, order_id=result.order_id, state=result.state, platform_status=status,
             amount=result.amount, currency=result.currency, now=now))
+        if not outs:
+            return outs  # already recorded (the platform replayed its answer to our key)
         self._metrics.orders_created.inc()
         delay = (now - datetime.fromisoformat(row.event_ts)).total_seconds()
         if delay >= 0:

@@ -152,3 +152,11 @@ async def wait_for(probe: MqttProbe, pred: Callable[[Received], bool], count: in
                    within_s: float = 20) -> list[Received]:
     """``probe.wait_for`` off the loop (ingest runs on this loop and must keep running)."""
     return await asyncio.to_thread(probe.wait_for, pred, within_s, count)
+
+
+def metric(text: str, name: str) -> float | None:
+    """The value of sample ``name`` (with its labels, if any) in a Prometheus text page."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
