@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -144,8 +145,10 @@ def main(argv: list[str], prog: str) -> int:
     }
     try:
         result.update(run_bench(config, progress))
-    except (RuntimeError, OSError, TimeoutError) as exc:
+    except Exception as exc:  # a failed run still leaves its JSON and a clear reason
         result["error"] = f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, RuntimeError | OSError | TimeoutError):
+            traceback.print_exc(file=sys.stderr)
         print(f"{prog}: {result['error']}", file=sys.stderr)
     result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     path = write_json(result, args.out, started)

@@ -117,6 +117,9 @@ class Runner:
             svc: round(usage_after[svc].cpu_s - usage_before.get(svc, ResourceUsage(0, 0)).cpu_s, 2)
             for svc in usage_after
         }
+        figures["cpu_ms_per_event"] = {
+            svc: round(1000 * cpu / counts.expected, 3) for svc, cpu in figures["cpu_s"].items()
+        }
         return PhaseResult(name, counts.expected, run, complete, counts, figures)
 
 

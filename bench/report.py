@@ -55,6 +55,8 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, str]]:
         ("burst drain once order core is back",
          f"{_fmt(burst.get('drain_per_s'), '/s')} in {_fmt(burst.get('drain_s'), ' s')}"),
     ]
+    for name, cpu_ms in flood.get("cpu_ms_per_event", {}).items():
+        rows.append((f"flood CPU per event: {name}", f"{cpu_ms:.2f} ms"))
     for name, usage in result.get("resources", {}).items():
         rows.append((f"{name}: CPU / peak RSS",
                      f"{usage['cpu_s']:.1f} s / {usage['peak_rss_mb']:.0f} MB"))

@@ -57,6 +57,10 @@ class BenchConfig:
 
 def run_bench(config: BenchConfig, progress: Progress) -> dict[str, Any]:
     """Run every phase and return the result document (see bench/README.md)."""
+    if config.work_dir is not None and config.work_dir.exists() and any(
+            config.work_dir.iterdir()):
+        raise RuntimeError(f"work directory {config.work_dir} is not empty: every run starts "
+                           "from fresh data (give a new or empty directory)")
     work_dir = Path(config.work_dir or tempfile.mkdtemp(prefix="edgeorder-bench-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     services = Services(work_dir, ingest_args=list(config.ingest_args))
