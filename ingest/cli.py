@@ -138,6 +138,6 @@ def main(argv: list[str], prog: str) -> int:
         return 2
     try:
         return asyncio.run(serve(settings))
-    except OSError as exc:  # e.g. the HTTP port is taken
+    except (OSError, ValueError) as exc:  # the HTTP port is taken, bad connector options
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1

@@ -40,19 +40,16 @@ log = structlog.get_logger(__name__)
 
 
 def make_connector(settings: Settings) -> Connector:
-    """The connector named by ``settings.connector.kind``."""
+    """The connector named by ``settings.connector.kind``; the built-in order core also gets
+    the default buyer profile. Bad platform options raise ``ConnectorOptionsError``."""
     c = settings.connector
-    profile = {**DEFAULT_PROFILE, **settings.default_profile}
     if c.kind == "ordercore":
+        profile = {**DEFAULT_PROFILE, **settings.default_profile}
         return OrderCoreConnector(c.base_url, c.token.get_secret_value(), timeout_s=c.timeout_s,
                                   default_profile=profile)
-    # The other platforms live beside the order core's connector (issue of the connectors).
-    import importlib
+    from ingest.connectors.factory import make_connector as make_platform
 
-    module = importlib.import_module(f"ingest.connectors.{c.kind}")
-    factory: Any = module.from_settings
-    connector: Connector = factory(c)
-    return connector
+    return make_platform(c)
 
 
 class IngestService:
