@@ -53,7 +53,8 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, str]]:
         (f"burst of {_fmt(burst.get('events'))} with order core down: accepted",
          _fmt(burst.get("accepted_per_s"), "/s")),
         ("burst drain once order core is back",
-         f"{_fmt(burst.get('drain_per_s'), '/s')} in {_fmt(burst.get('drain_s'), ' s')}"),
+         f"{_fmt(burst.get('drain_per_s'), '/s')} in {_fmt(burst.get('drain_s'), ' s')} "
+         f"(first order after {_fmt(burst.get('first_ordered_after_s'), ' s')})"),
     ]
     for name, cpu_ms in flood.get("cpu_ms_per_event", {}).items():
         rows.append((f"flood CPU per event: {name}", f"{cpu_ms:.2f} ms"))

@@ -197,6 +197,7 @@ def _burst(config: BenchConfig, services: Services, runner: Runner, devices: lis
         "accepted_per_s": summary.figures["accepted_per_s"],
         "accept_s": round(max(accepted_at) - run.first_publish, 3) if accepted_at else None,
         "queued_before_back": queued,
+        "first_ordered_after_s": round(min(ordered_at) - back, 3) if ordered_at else None,
         "drain_s": round(drain_s, 3),
         "drain_per_s": round(len(ordered_at) / drain_s, 1) if drain_s > 0 else 0.0,
         "cpu_s": summary.figures["cpu_s"],
