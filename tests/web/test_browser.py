@@ -33,7 +33,7 @@ pytestmark = [
 ]
 
 if os.access(CHROMIUM, os.X_OK):
-    from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
+    from playwright.async_api import Browser, Dialog, Page, Route, async_playwright, expect
 
 
 class Running:
@@ -202,3 +202,21 @@ async def test_provisioning_offers_the_firmware_config_download(
     config = tomllib.loads(saved.read_text())
     assert config["mqtt"] == {"url": "mqtt://127.0.0.1:1883", "username": "porch-03",
                               "password": password}
+
+
+async def test_a_change_before_the_stream_connects_is_not_missed(
+        running: Running, browser: Browser) -> None:
+    await asyncio.to_thread(add_device, running.db_path, "kitchen-01")
+    page = await browser.new_page()
+    gate = asyncio.Event()
+
+    async def hold(route: Route) -> None:  # the page's stream connects only once gate is set
+        await gate.wait()
+        await route.continue_()
+
+    await page.route("**/live", hold)
+    await log_in(page, running.url)
+    await expect(page.locator("#dev-kitchen-01 [data-online]")).to_have_text("offline")
+    await come_online(running, "kitchen-01")  # its notice reaches no subscriber of this page
+    gate.set()
+    await expect(page.locator("#dev-kitchen-01 [data-online]")).to_have_text("online")

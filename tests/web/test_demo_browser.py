@@ -73,8 +73,12 @@ def test_press_from_the_dashboard_becomes_an_order_live(demo: Demo) -> None:
         page.fill("input[name=double_sku]", "TEA-250G")
         page.fill("input[name=double_quantity]", "2")
         page.click("form.mapping button[type=submit]")
-        expect(page.locator("#summary")).to_contain_text("v2 desired, v2 reported",
-                                                          timeout=30_000)
+        try:
+            expect(page.locator("#summary")).to_contain_text("v2 desired, v2 reported",
+                                                              timeout=30_000)
+        except AssertionError as exc:
+            demo.stop()
+            raise AssertionError("".join(demo.output[-80:])) from exc
         expect(page.locator("input[name=double_sku]")).to_have_value("TEA-250G")
         if shots:
             page.screenshot(path=str(Path(shots) / "device.png"), full_page=True)

@@ -81,12 +81,12 @@
   state.textContent = "connecting…";
   document.querySelector("header")?.appendChild(state);
   const source = new EventSource("/live");
-  let connectedOnce = false;
   source.addEventListener("hello", () => {
     state.textContent = "live";
     body.dataset.liveConnected = "1";
-    if (connectedOnce) schedule(); // catch up on what happened while disconnected
-    connectedOnce = true;
+    // Catch up on what changed between rendering the page (or losing the stream) and
+    // this subscription: a notice sent in that gap reached nobody.
+    schedule();
   });
   // A device page only cares about its own device (and the buffer, and resyncs).
   const only = body.dataset.device;
