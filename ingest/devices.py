@@ -4,6 +4,8 @@ Reloaded (off the event loop) at start, on every ``device`` notice of the bus (a
 by the dashboard or the REST API), and when an event names a device the cache does not know (a
 device added by the CLI in another process) -- such miss reloads at most once per
 ``miss_refresh_s``, so a stream of unknown ids cannot turn into a stream of queries.
+``on_config_change`` hears of every device that is new or has a new config version (so the
+service can publish its retained config, also for devices added by the CLI).
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ class DeviceCache:
     """``get(device_id)`` answers from memory; ``reload()`` re-reads the registry."""
 
     def __init__(self, db_path: Path, *, miss_refresh_s: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_config_change: Callable[[Device], None] | None = None) -> None:
         self._db_path = db_path
+        self._on_config_change = on_config_change
         self._devices: dict[str, Device] = {}
         self._miss_refresh_s = miss_refresh_s
         self._clock = clock
@@ -48,7 +52,13 @@ class DeviceCache:
 
     async def reload(self) -> None:
         async with self._lock:
-            self._devices = await asyncio.to_thread(_load, self._db_path)
+            old, self._devices = self._devices, await asyncio.to_thread(_load, self._db_path)
+        if self._on_config_change is None:
+            return
+        for device_id, device in self._devices.items():
+            before = old.get(device_id)
+            if before is None or before.config_version != device.config_version:
+                self._on_config_change(device)
 
     async def lookup(self, device_id: str) -> Device | None:
         """Like ``get``, but an unknown id may trigger a (rate-limited) reload first; lookups

@@ -26,7 +26,7 @@ from ingest.metrics import Metrics
 from ingest.mqtt import MqttLink, MqttOptions
 from ingest.orderstate import OrderStateSync, register_webhook
 from ingest.outbox import WORKER, OutboxWorker, last_history_id, operator_statuses
-from ingest.registry import get_device
+from ingest.registry import Device, get_device
 from ingest.router import Router
 from ingest.settings import Settings
 from ingest.statuses import StatusPublisher
@@ -66,7 +66,7 @@ class IngestService:
         self.writer = Writer(settings.db_path, batch_max=settings.commit_batch_max,
                              on_commit=self.metrics.on_commit)
         self.reader = Reader(settings.db_path)
-        self.devices = DeviceCache(settings.db_path)
+        self.devices = DeviceCache(settings.db_path, on_config_change=self._config_changed)
         self.link = MqttLink(MqttOptions(
             url=settings.mqtt_url, username=settings.mqtt_username or None,
             password=settings.mqtt_password.get_secret_value() or None,
@@ -145,7 +145,8 @@ class IngestService:
         async with self.bus.subscribe(frozenset({"device", "outbox"})) as notices:
             while True:
                 notice = await notices.get()
-                if notice.kind in ("device", "resync"):
+                if notice.kind == "resync" or (
+                        notice.kind == "device" and notice.data.get("source") != "publisher"):
                     await self.devices.reload()
                 if notice.kind == "resync" or (
                         notice.kind == "outbox" and notice.data.get("source") != WORKER):
@@ -165,9 +166,17 @@ class IngestService:
                 db.conn.close()
 
         row = await asyncio.to_thread(load)
-        config = p.DeviceConfig(version=row["config_version"],
-                                mapping=p.ButtonMapping.model_validate(row["mapping"]),
-                                env=row["env"])
+        self._send_config(device_id, p.DeviceConfig(
+            version=row["config_version"], mapping=p.ButtonMapping.model_validate(row["mapping"]),
+            env=row["env"]))
+
+    def _config_changed(self, device: Device) -> None:
+        """A device is new to the cache or has a new config version: (re)publish its config.
+        At start-up that is every device; the messages wait in paho until the link is up."""
+        self._send_config(device.device_id, p.DeviceConfig(
+            version=device.config_version, mapping=device.mapping, env=device.env))
+
+    def _send_config(self, device_id: str, config: p.DeviceConfig) -> None:
         self.link.publish(p.device_topic(device_id, p.Channel.CONFIG), p.encode(config),
                           qos=1, retain=True)
         self.bus.publish(Notice("device", device_id, {"config_version": config.version,

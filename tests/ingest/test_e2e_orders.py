@@ -193,3 +193,28 @@ async def test_an_order_the_platform_refuses_is_failed_with_its_reason(
     (msg,) = await wait_for(probe, status_is("odd-01", event.event_id, "failed"))
     assert json.loads(msg.payload)["reason"]
     assert await ordercore.orders("odd-01") == []
+
+
+async def test_devices_get_their_config_retained_at_start_and_on_change(
+    ingest_dir: Path, mosquitto: MosquittoServer, ordercore: OrderCore, probe: MqttProbe
+) -> None:
+    add_device(ingest_dir, "cfg-01", env="dev")
+    running = await Ingest(ingest_settings(ingest_dir, mosquitto.url, ordercore.url)).start()
+    try:
+        topic = p.device_topic("cfg-01", p.Channel.CONFIG)
+        probe.subscribe(topic)
+        (first,) = await wait_for(probe, lambda m: m.topic == topic)
+        config = p.DeviceConfig.model_validate_json(first.payload)
+        assert first.retain
+        assert (config.version, config.env, config.mapping.single) == (
+            1, "dev", p.ReorderAction(sku="COFFEE-1KG"))
+        from ingest import registry
+
+        db = open_db(ingest_dir / "ingest.db")
+        registry.set_env(db, "cfg-01", "prod")
+        db.conn.close()
+        await running.service.devices.reload()  # what a dashboard/API change notice triggers
+        (_, second) = await wait_for(probe, lambda m: m.topic == topic, count=2)
+        assert p.DeviceConfig.model_validate_json(second.payload).version == 2
+    finally:
+        await running.stop()
