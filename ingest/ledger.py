@@ -29,6 +29,7 @@ __all__ = [
     "mark_created",
     "mark_failed",
     "mark_transient",
+    "recent_statuses",
     "record_event",
     "record_rejection",
 ]
@@ -340,6 +341,22 @@ def open_orders(conn: sqlite3.Connection, limit: int = 500) -> list[str]:
         [limit],
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def recent_statuses(conn: sqlite3.Connection, since: datetime, limit: int = 10_000
+                    ) -> list[StatusOut]:
+    """The current status of every event changed since ``since``, oldest change first.
+
+    A status is committed before it is published, so a crash between the two would leave the
+    device uninformed; re-publishing these at start-up closes that gap (devices match statuses
+    by ``event_id``, so a repeat is harmless).
+    """
+    rows = conn.execute(
+        "SELECT device_id, event_id, state, order_id, reason, updated_at FROM inbox "
+        "WHERE updated_at >= ? ORDER BY updated_at, id LIMIT ?", [_ts(since), limit]).fetchall()
+    return [StatusOut(r[0], p.Status(event_id=r[1], state=p.State(r[2]), order_id=r[3],
+                                     reason=r[4], ts=datetime.fromisoformat(r[5])))
+            for r in rows]
 
 
 def as_json(value: Any) -> str:

@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import Coroutine
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
 import structlog
 
 import protocol as p
+from ingest import ledger
 from ingest.bus import Bus, Notice
 from ingest.connectors.base import Connector
 from ingest.connectors.ordercore import DEFAULT_PROFILE, OrderCoreConnector
@@ -37,6 +39,9 @@ from ingest.writer import Writer
 __all__ = ["IngestService", "make_connector"]
 
 log = structlog.get_logger(__name__)
+
+REPUBLISH_WINDOW_S = 900
+"""At start-up, statuses changed this recently are published again (see _republish_recent)."""
 
 
 def make_connector(settings: Settings) -> Connector:
@@ -103,10 +108,20 @@ class IngestService:
         if public_url and hasattr(self.connector, "register_webhook"):
             url = public_url.rstrip("/") + "/webhooks/ordercore"
             self._spawn("webhook", register_webhook(self.connector, url, self.webhook_secret))
+        await self._republish_recent()
         self.link.start()
         self.ready.set()
         log.info("ingest.started", db=str(self.settings.db_path), mqtt=self.settings.mqtt_url,
                  devices=len(self.devices), public_url=public_url)
+
+    async def _republish_recent(self) -> None:
+        """Statuses of the last ``REPUBLISH_WINDOW_S`` again: the previous process may have
+        died between a commit and its publish (queued in paho until the link is up)."""
+        since = p.utcnow() - timedelta(seconds=REPUBLISH_WINDOW_S)
+        outs = await self.reader(partial(ledger.recent_statuses, since=since))
+        self.statuses.publish(outs)
+        if outs:
+            log.info("ingest.republished", statuses=len(outs))
 
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         self._tasks[name] = asyncio.create_task(coro, name=f"ingest-{name}")
