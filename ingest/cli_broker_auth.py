@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import protocol as p
-from ingest.registry import device_hashes, service_account_hashes
+from ingest.registry import device_hashes, ensure_service_account, service_account_hashes
 from ingest.settings import Settings
 from ingest.store.db import open_db
 from protocol.topics import DEVICE_READS, DEVICE_WRITES
@@ -46,6 +46,20 @@ def _write(path: Path, text: str, mode: int) -> None:
     tmp.replace(path)
 
 
+def _service_arg(value: str) -> tuple[str, str]:
+    """``USER=PASSWORD_FILE`` -> (user, password read from the file's first line)."""
+    user, sep, path = value.partition("=")
+    if not sep or not p.is_valid_device_id(user) or not path:
+        raise ValueError(f"--service {value!r}: expected USER=PASSWORD_FILE")
+    try:
+        password = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"--service {value!r}: cannot read {path}: {exc.strerror}") from exc
+    if not password:
+        raise ValueError(f"--service {value!r}: {path} is empty")
+    return user, password
+
+
 def main(argv: list[str], prog: str) -> int:
     parser = argparse.ArgumentParser(
         prog=prog, description="Write DIR/passwd and DIR/acl for Mosquitto from the device "
@@ -57,13 +71,22 @@ def main(argv: list[str], prog: str) -> int:
     parser.add_argument("--mode", type=lambda v: int(v, 8), default=0o640,
                         help="octal file mode (default 640: make the group mosquitto's; a root-"
                         "started Mosquitto reads its files as user mosquitto)")
+    parser.add_argument("--service", action="append", default=[], metavar="USER=PASSWORD_FILE",
+                        help="create or update service account USER (e.g. ingest) with the "
+                        "password in PASSWORD_FILE before writing; repeatable")
     args = parser.parse_args(argv)
+    try:
+        accounts = [_service_arg(value) for value in args.service]
+    except ValueError as exc:
+        parser.error(str(exc))
     db_path = Path(args.data_dir or Settings().data_dir) / "ingest.db"
-    if not db_path.exists():
+    if not db_path.exists() and not accounts:
         print(f"{prog}: no registry at {db_path}", file=sys.stderr)
         return 1
     db = open_db(db_path)
     try:
+        for user, password in accounts:
+            ensure_service_account(db, user, password, actor="cli")
         devices, services = device_hashes(db), service_account_hashes(db)
     finally:
         db.conn.close()

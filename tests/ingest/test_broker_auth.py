@@ -94,3 +94,26 @@ def test_real_mosquitto_lets_a_device_publish_only_its_own_events(
         for client in clients:
             client.close()
         server.stop()
+
+
+def test_service_option_registers_ingests_own_account(tmp_path: Path) -> None:
+    data = tmp_path / "ingest"
+    add_device(data, "dev-a")
+    secret = tmp_path / "ingest.pass"
+    secret.write_text("svc-from-file\n")
+    out = tmp_path / "auth"
+    result = run_cli("broker-auth", "--out", str(out), "--data-dir", str(data),
+                     "--service", f"ingest={secret}")
+    assert result.returncode == 0, result.stderr
+    hashes = parse_passwd((out / "passwd").read_text())
+    assert verify_password(hashes["ingest"], "svc-from-file")
+    assert "user ingest" in (out / "acl").read_text()
+
+
+@pytest.mark.parametrize("value", ["ingest", "ingest=", "bad user=x", "ingest=/no/such/file"])
+def test_service_option_refuses_a_bad_value(tmp_path: Path, value: str) -> None:
+    result = run_cli("broker-auth", "--out", str(tmp_path / "auth"), "--data-dir",
+                     str(tmp_path / "ingest"), "--service", value)
+    assert result.returncode == 2
+    assert "--service" in result.stderr
+    assert not (tmp_path / "auth").exists()
