@@ -4,6 +4,7 @@ own process, configured as in production (except anonymous MQTT on loopback)."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,30 +59,37 @@ class Services:
         return f"http://127.0.0.1:{self.ordercore_port}"
 
     def start_ordercore(self) -> ServiceProcess:
-        """Start the order core (again, on the same port and data, after a stop)."""
-        if self.ordercore is None:
-            data = self.work_dir / "ordercore"
-            args = ["ordercore", "--port", str(self.ordercore_port), "--data-dir", str(data),
-                    "--token", self.token, "--seed-catalog"]
-            self.ordercore = ServiceProcess(
-                "ordercore", args, ready_mark=ORDERCORE_READY,
-                log_path=self.work_dir / "ordercore.log",
-            )
-        return self.ordercore.start()
+        """Start the order core; again on the same port and data after a stop."""
+        if self.ordercore is not None:
+            return self.ordercore.start()
+
+        def make(port: int) -> ServiceProcess:
+            self.ordercore_port = port
+            args = ["ordercore", "--port", str(port), "--data-dir",
+                    str(self.work_dir / "ordercore"), "--token", self.token, "--seed-catalog"]
+            return ServiceProcess("ordercore", args, ready_mark=ORDERCORE_READY,
+                                  log_path=self.work_dir / "ordercore.log")
+
+        self.ordercore = _start_on_free_port(make, self.ordercore_port)
+        return self.ordercore
 
     def start_ingest(self, devices: list[str]) -> ServiceProcess:
         assert self.broker is not None
         assert self.ordercore is not None
         data = self.work_dir / "ingest"
         register_devices(data, devices)
-        args = ["ingest", "--data-dir", str(data), "--mqtt-url", self.broker.url,
-                "--mqtt-username", "ingest", "--mqtt-password", "bench",
-                "--http-port", str(free_port()), "--ordercore-url", self.ordercore_url,
-                "--ordercore-token", self.token, *self.ingest_args]
-        self.ingest = ServiceProcess(
-            "ingest", args, ready_mark=INGEST_READY, log_path=self.work_dir / "ingest.log"
-        )
-        return self.ingest.start()
+        broker_url = self.broker.url
+
+        def make(port: int) -> ServiceProcess:
+            args = ["ingest", "--data-dir", str(data), "--mqtt-url", broker_url,
+                    "--mqtt-username", "ingest", "--mqtt-password", "bench",
+                    "--http-port", str(port), "--ordercore-url", self.ordercore_url,
+                    "--ordercore-token", self.token, *self.ingest_args]
+            return ServiceProcess("ingest", args, ready_mark=INGEST_READY,
+                                  log_path=self.work_dir / "ingest.log")
+
+        self.ingest = _start_on_free_port(make, free_port())
+        return self.ingest
 
     def usage(self) -> dict[str, ResourceUsage]:
         """CPU seconds so far and peak RSS of each service (the order core across restarts)."""
@@ -101,3 +109,19 @@ class Services:
                 svc.stop()
         if self.broker is not None:
             self.broker.stop()
+
+
+def _start_on_free_port(make: Callable[[int], ServiceProcess], port: int,
+                        attempts: int = 3) -> ServiceProcess:
+    """Start ``make(port)``; if another process took the port between ``free_port()`` and the
+    bind (other test suites share the machine), try again on a new one."""
+    for attempt in range(attempts):
+        service = make(port)
+        try:
+            return service.start()
+        except RuntimeError:
+            taken = any("address already in use" in line for line in service.tail)
+            if not taken or attempt == attempts - 1:
+                raise
+            port = free_port()
+    raise AssertionError("unreachable")
