@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,24 +24,27 @@ __all__ = [
     "OutboxRow",
     "StatusOut",
     "apply_order_state",
+    "confirm_published",
     "due_outbox",
     "event_hash",
     "mark_cancelled",
     "mark_created",
     "mark_failed",
     "mark_transient",
-    "recent_statuses",
     "record_event",
     "record_rejection",
+    "unconfirmed_statuses",
 ]
 
 
 @dataclass(frozen=True)
 class StatusOut:
-    """One status to publish (retained) on ``device_id``'s status topic."""
+    """One status to publish (retained) on ``device_id``'s status topic; ``history_ids`` are
+    the ``status_history`` rows its confirmed delivery settles (none for a mere repeat)."""
 
     device_id: str
     status: p.Status
+    history_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,13 +90,16 @@ def _status(device_id: str, event_id: str | None, state: p.State, now: datetime,
     return StatusOut(device_id, status)
 
 
-def _history(conn: sqlite3.Connection, out: StatusOut, source: str) -> None:
+def _history(conn: sqlite3.Connection, out: StatusOut, source: str) -> StatusOut:
+    """Record ``out`` (unconfirmed until its publish is acknowledged); ``out`` with its row."""
     s = out.status
-    conn.execute(
+    cursor = conn.execute(
         "INSERT INTO status_history (device_id, event_id, state, order_id, reason, source, at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         [out.device_id, s.event_id, s.state.value, s.order_id, s.reason, source, _ts(s.ts)],
     )
+    assert cursor.lastrowid is not None
+    return replace(out, history_ids=(cursor.lastrowid,))
 
 
 def record_rejection(conn: sqlite3.Connection, device_id: str | None, event_id: str | None,
@@ -105,8 +112,7 @@ def record_rejection(conn: sqlite3.Connection, device_id: str | None, event_id: 
     if device_id is None:
         return None
     out = _status(device_id, event_id, p.State.REJECTED, now, reason=detail)
-    _history(conn, out, "ingest")
-    return out
+    return _history(conn, out, "ingest")
 
 
 def _sku_in_flight(conn: sqlite3.Connection, device_id: str, sku: str) -> bool:
@@ -164,7 +170,7 @@ def record_event(conn: sqlite3.Connection, event: p.Event, device: Device | None
     if decision.op is not None:
         _insert_outbox(conn, inbox_id, event, decision, now)
     out = _status(event.device_id, event.event_id, decision.state, now, reason=decision.reason)
-    _history(conn, out, "ingest")
+    out = _history(conn, out, "ingest")
     code = None
     if decision.state is p.State.REJECTED:
         code = rules.CODES.get(decision.reason or "", "rejected")
@@ -237,8 +243,7 @@ def _set_event(conn: sqlite3.Connection, inbox_id: int, state: p.State, now: dat
         [state.value, order_id, reason, _ts(now), inbox_id],
     ).fetchone()
     out = _status(row[0], row[1], state, now, order_id=row[2], reason=reason)
-    _history(conn, out, source)
-    return out
+    return _history(conn, out, source)
 
 
 def _outbox_state(conn: sqlite3.Connection, outbox_id: int) -> tuple[str, int] | None:
@@ -343,20 +348,67 @@ def open_orders(conn: sqlite3.Connection, limit: int = 500) -> list[str]:
     return [r[0] for r in rows]
 
 
-def recent_statuses(conn: sqlite3.Connection, since: datetime, limit: int = 10_000
-                    ) -> list[StatusOut]:
-    """The current status of every event changed since ``since``, oldest change first.
+def confirm_published(conn: sqlite3.Connection, history_ids: Iterable[int], now: datetime
+                      ) -> int:
+    """Mark history rows as delivered to the broker (PUBACK seen); the number marked."""
+    ids = sorted(set(history_ids))
+    marked = 0
+    for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+        chunk = ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        marked += conn.execute(
+            f"UPDATE status_history SET published_at = ? WHERE id IN ({marks}) "
+            "AND published_at IS NULL", [_ts(now), *chunk]).rowcount
+    return marked
 
-    A status is committed before it is published, so a crash between the two would leave the
-    device uninformed; re-publishing these at start-up closes that gap (devices match statuses
-    by ``event_id``, so a repeat is harmless).
-    """
-    rows = conn.execute(
-        "SELECT device_id, event_id, state, order_id, reason, updated_at FROM inbox "
-        "WHERE updated_at >= ? ORDER BY updated_at, id LIMIT ?", [_ts(since), limit]).fetchall()
-    return [StatusOut(r[0], p.Status(event_id=r[1], state=p.State(r[2]), order_id=r[3],
-                                     reason=r[4], ts=datetime.fromisoformat(r[5])))
-            for r in rows]
+
+_UNCONFIRMED_EVENTS = """
+WITH pending AS (
+    SELECT device_id, event_id, MAX(id) AS last_pending FROM status_history
+    WHERE published_at IS NULL GROUP BY device_id, event_id
+), latest_of_device AS (   -- so each device's retained status ends on its newest one
+    SELECT h.device_id, h.event_id FROM status_history h JOIN (
+        SELECT device_id, MAX(id) AS newest FROM status_history
+        WHERE device_id IN (SELECT device_id FROM pending) GROUP BY device_id
+    ) d ON h.id = d.newest
+), wanted AS (
+    SELECT device_id, event_id FROM pending UNION SELECT device_id, event_id FROM latest_of_device
+)
+SELECT w.device_id, w.event_id,
+       (SELECT MAX(id) FROM status_history WHERE device_id = w.device_id
+          AND event_id IS w.event_id) AS last_id
+FROM wanted w ORDER BY last_id
+"""
+
+
+def unconfirmed_statuses(conn: sqlite3.Connection) -> list[StatusOut]:
+    """What to publish at start-up: the CURRENT status of every event that has a history row
+    whose publish was never confirmed (the previous process died between a commit and the
+    broker's PUBACK, or the broker was away), oldest change first; plus each such device's
+    newest status, last, so its retained status ends up being its latest. Each ``StatusOut``
+    carries the event's unconfirmed rows, which its confirmed publish settles. Any age."""
+    out: list[StatusOut] = []
+    for device_id, event_id, last_id in conn.execute(_UNCONFIRMED_EVENTS).fetchall():
+        pending = tuple(r[0] for r in conn.execute(
+            "SELECT id FROM status_history WHERE device_id = ? AND event_id IS ? "
+            "AND published_at IS NULL ORDER BY id", [device_id, event_id]).fetchall())
+        out.append(StatusOut(device_id, _current_status(conn, device_id, event_id, last_id),
+                             history_ids=pending))
+    return out
+
+
+def _current_status(conn: sqlite3.Connection, device_id: str, event_id: str | None,
+                    last_id: int) -> p.Status:
+    """The inbox's state for a recorded event, else its newest history row (rejections that
+    never entered the inbox)."""
+    row = conn.execute(
+        "SELECT state, order_id, reason, updated_at FROM inbox "
+        "WHERE device_id = ? AND event_id = ?", [device_id, event_id]).fetchone()
+    if row is None:
+        row = conn.execute("SELECT state, order_id, reason, at FROM status_history "
+                           "WHERE id = ?", [last_id]).fetchone()
+    return p.Status(event_id=event_id, state=p.State(row[0]), order_id=row[1], reason=row[2],
+                    ts=datetime.fromisoformat(row[3]))
 
 
 def as_json(value: Any) -> str:

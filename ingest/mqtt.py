@@ -14,6 +14,7 @@ import asyncio
 import random
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -78,7 +79,8 @@ class MqttLink:
 
     ``inbound`` is the bounded asyncio queue of received messages; ``subscribed`` is set once
     the broker acknowledged the subscriptions of the current connection, ``disconnected``
-    while the connection is down.
+    while the connection is down. ``on_published(mid)`` is called on the event loop when the
+    broker acknowledged our QoS 1 publish ``mid`` (PUBACK).
     """
 
     def __init__(self, options: MqttOptions) -> None:
@@ -87,6 +89,7 @@ class MqttLink:
         self.subscribed = asyncio.Event()
         self.disconnected = asyncio.Event()
         self.dropped = 0
+        self.on_published: Callable[[int], None] | None = None
         self._generation = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
@@ -111,6 +114,7 @@ class MqttLink:
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         return client
 
     def start(self) -> None:
@@ -189,6 +193,14 @@ class MqttLink:
         self._call(self._enqueue, Inbound(msg.topic, bytes(msg.payload), msg.qos, msg.mid,
                                           self._generation))
 
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any,
+                    properties: Any = None) -> None:
+        if getattr(reason, "is_failure", False):  # MQTT 5 only: the broker refused it
+            log.error("mqtt.publish_refused", mid=mid, reason=str(reason))
+            return
+        if self.on_published is not None:
+            self._call(self.on_published, mid)
+
     def _call(self, fn: Any, *args: Any) -> None:
         if self._loop is not None and not self._loop.is_closed():
             try:
@@ -212,6 +224,13 @@ class MqttLink:
         if message.qos > 0 and message.generation == self._generation:
             self._client.ack(message.mid, message.qos)
 
-    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
-        """Queue a publish (paho sends it from the network thread; kept while disconnected)."""
-        self._client.publish(topic, payload, qos=qos, retain=retain)
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+                ) -> int | None:
+        """Queue a publish (paho sends it from the network thread; kept while disconnected and
+        re-sent after a reconnect); its message id, which ``on_published`` reports back, or
+        None when paho could not queue it (every message id still unanswered)."""
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+            log.error("mqtt.publish_not_queued", topic=topic, mid=info.mid)
+            return None
+        return info.mid

@@ -96,7 +96,8 @@ def operator_statuses(conn: sqlite3.Connection, after_id: int) -> tuple[int, lis
         "WHERE id > ? AND source = 'operator' ORDER BY id", [after_id]).fetchall()
     last = last_history_id(conn)
     outs = [StatusOut(r[1], p.Status(event_id=r[2], state=p.State(r[3]), order_id=r[4],
-                                     reason=r[5], ts=datetime.fromisoformat(r[6])))
+                                     reason=r[5], ts=datetime.fromisoformat(r[6])),
+                      history_ids=(r[0],))
             for r in rows]
     return max(last, after_id), outs
 

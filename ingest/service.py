@@ -3,7 +3,9 @@ sync, device cache. Started and stopped by ``ingest.app`` through aiohttp's clea
 
 Shutdown order is what makes it lose nothing: stop taking messages (disconnect), let the router
 hand everything already received to the writer, stop the outbox worker (rows in flight stay
-pending), flush the writer (its futures ack what was committed before the link goes), close.
+pending), flush the writer (its futures ack what was committed before the link goes), give the
+broker a moment to acknowledge the statuses sent, record those confirmations, close. A status
+whose PUBACK never came is published again by the next start (``ingest.delivery``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import Coroutine
-from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -23,6 +24,7 @@ from ingest import ledger
 from ingest.bus import Bus, Notice
 from ingest.connectors.base import Connector
 from ingest.connectors.ordercore import DEFAULT_PROFILE, OrderCoreConnector
+from ingest.delivery import DeliveryTracker
 from ingest.devices import DeviceCache
 from ingest.metrics import Metrics
 from ingest.mqtt import MqttLink, MqttOptions
@@ -40,8 +42,8 @@ __all__ = ["IngestService", "make_connector"]
 
 log = structlog.get_logger(__name__)
 
-REPUBLISH_WINDOW_S = 900
-"""At start-up, statuses changed this recently are published again (see _republish_recent)."""
+SETTLE_TIMEOUT_S = 3.0
+"""At shutdown, how long to wait for the PUBACKs of statuses already sent."""
 
 
 def make_connector(settings: Settings) -> Connector:
@@ -68,8 +70,10 @@ class IngestService:
         self.connector = connector or make_connector(settings)
         self.webhook_secret = (settings.webhook_secret.get_secret_value()
                                or secrets.token_hex(32))
+        self.delivery = DeliveryTracker()
         self.writer = Writer(settings.db_path, batch_max=settings.commit_batch_max,
-                             on_commit=self.metrics.on_commit)
+                             on_commit=self.metrics.on_commit,
+                             before_commit=self.delivery.write_confirmed)
         self.reader = Reader(settings.db_path)
         self.devices = DeviceCache(settings.db_path, on_config_change=self._config_changed)
         self.link = MqttLink(MqttOptions(
@@ -78,7 +82,8 @@ class IngestService:
             client_id=settings.mqtt_client_id,
             ca_file=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
             shared_group=settings.mqtt_shared_group))
-        self.statuses = StatusPublisher(self.link, bus)
+        self.link.on_published = self.delivery.confirmed
+        self.statuses = StatusPublisher(self.link, bus, self.delivery)
         self.worker = OutboxWorker(
             writer=self.writer, read=self.reader, connector=self.connector,
             devices=self.devices, statuses=self.statuses, metrics=self.metrics,
@@ -101,6 +106,7 @@ class IngestService:
         await asyncio.to_thread(lambda: open_db(self.settings.db_path).conn.close())  # migrate
         await self.devices.reload()
         self.writer.start()
+        self.delivery.start(lambda: self.writer.submit(self.delivery.write_confirmed))
         self._spawn("router", self.router.run(self.link.inbound))
         self._spawn("outbox", self.worker.run())
         self._spawn("poller", self.sync.poll_forever())
@@ -108,20 +114,21 @@ class IngestService:
         if public_url and hasattr(self.connector, "register_webhook"):
             url = public_url.rstrip("/") + "/webhooks/ordercore"
             self._spawn("webhook", register_webhook(self.connector, url, self.webhook_secret))
-        await self._republish_recent()
+        await self._republish_unconfirmed()
         self.link.start()
         self.ready.set()
         log.info("ingest.started", db=str(self.settings.db_path), mqtt=self.settings.mqtt_url,
                  devices=len(self.devices), public_url=public_url)
 
-    async def _republish_recent(self) -> None:
-        """Statuses of the last ``REPUBLISH_WINDOW_S`` again: the previous process may have
-        died between a commit and its publish (queued in paho until the link is up)."""
-        since = p.utcnow() - timedelta(seconds=REPUBLISH_WINDOW_S)
-        outs = await self.reader(partial(ledger.recent_statuses, since=since))
+    async def _republish_unconfirmed(self) -> None:
+        """The current status of every event whose status publish the broker never confirmed:
+        the previous process may have died between a commit and the PUBACK. They wait in
+        paho until the link is up, and are tracked like any other publish."""
+        outs = await self.reader(ledger.unconfirmed_statuses)
         self.statuses.publish(outs)
         if outs:
-            log.info("ingest.republished", statuses=len(outs))
+            log.info("ingest.republished", statuses=len(outs),
+                     rows=sum(len(o.history_ids) for o in outs))
 
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         self._tasks[name] = asyncio.create_task(coro, name=f"ingest-{name}")
@@ -133,7 +140,14 @@ class IngestService:
         for name in ("outbox", "poller", "bus", "webhook"):
             await self._cancel(name)  # orders in flight stay pending: safe to retry
         await self.writer.run(lambda conn: None)  # barrier: every earlier write acked
+        if self.link.subscribed.is_set():  # connected: PUBACKs can still come
+            try:
+                await asyncio.wait_for(self.delivery.settled(), SETTLE_TIMEOUT_S)
+            except TimeoutError:  # re-published by the next start
+                log.warning("ingest.statuses_unconfirmed", publishes=self.delivery.unanswered)
         await self.link.stop()  # the acks and statuses above leave before DISCONNECT
+        self.delivery.cancel_timer()
+        await self.writer.run(self.delivery.write_confirmed)
         await self.writer.stop()
         await self.connector.close()
         self.reader.close()

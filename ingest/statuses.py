@@ -1,6 +1,7 @@
 """Statuses back to devices: retained QoS 1 on ``edgeorder/v1/devices/{id}/status``, plus a
 bus notice for the live dashboard. The rows were already written in ``status_history`` by the
-transaction that produced them (``ingest.ledger``)."""
+transaction that produced them (``ingest.ledger``); each publish is handed to the
+``DeliveryTracker``, which marks those rows confirmed once the broker acknowledged it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Protocol
 
 import protocol as p
 from ingest.bus import Bus, Notice
+from ingest.delivery import DeliveryTracker
 from ingest.ledger import StatusOut
 
 __all__ = ["StatusPublisher", "Transport"]
@@ -16,20 +18,24 @@ __all__ = ["StatusPublisher", "Transport"]
 
 class Transport(Protocol):
     def publish(self, topic: str, payload: bytes, *, qos: int = 1,
-                retain: bool = False) -> None: ...
+                retain: bool = False) -> int | None: ...
 
 
 class StatusPublisher:
     """Publishes ``StatusOut`` values after their commit."""
 
-    def __init__(self, transport: Transport, bus: Bus) -> None:
+    def __init__(self, transport: Transport, bus: Bus,
+                 delivery: DeliveryTracker | None = None) -> None:
         self._transport = transport
         self._bus = bus
+        self._delivery = delivery
 
     def publish(self, outs: Iterable[StatusOut]) -> None:
         for out in outs:
             topic = p.device_topic(out.device_id, p.Channel.STATUS)
-            self._transport.publish(topic, p.encode(out.status), qos=1, retain=True)
+            mid = self._transport.publish(topic, p.encode(out.status), qos=1, retain=True)
+            if self._delivery is not None and mid is not None:
+                self._delivery.sent(mid, out.history_ids)
             if not self._bus.wants("status") and not self._bus.wants("order"):
                 continue  # nobody watches: don't build notices on the hot path
             data = out.status.model_dump(mode="json")

@@ -5,6 +5,11 @@ takes everything that is waiting (up to ``batch_max`` jobs), runs it in ONE tran
 job in its own savepoint, so a failing job fails alone), commits once (one fsync), and only
 then resolves the jobs' futures. Durable throughput therefore grows with load instead of
 collapsing to one fsync per message, and a future resolved means "on disk".
+
+``before_commit(conn)``, when given, runs at the end of every group commit's transaction (in
+its own savepoint; its failure fails nothing else): bookkeeping that rides along with the
+commits there are anyway (ingest.delivery's publish confirmations) instead of paying for its
+own.
 """
 
 from __future__ import annotations
@@ -46,10 +51,12 @@ class Writer:
     result once that commit is durable."""
 
     def __init__(self, path: Path, *, batch_max: int = 512,
-                 on_commit: Callable[[int], None] | None = None) -> None:
+                 on_commit: Callable[[int], None] | None = None,
+                 before_commit: Callable[[sqlite3.Connection], object] | None = None) -> None:
         self._path = path
         self._batch_max = batch_max
         self._on_commit = on_commit
+        self._before_commit = before_commit
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -113,6 +120,8 @@ class Writer:
             conn.execute("BEGIN IMMEDIATE")
             for job in batch:
                 results.append(self._one(conn, job))
+            if self._before_commit is not None:
+                self._piggyback(conn, self._before_commit)
             conn.execute("COMMIT")
         except Exception as exc:  # the commit itself failed: nothing of this batch is durable
             log.error("writer.commit_failed", error=str(exc), jobs=len(batch))
@@ -126,6 +135,17 @@ class Writer:
             self._loop.call_soon_threadsafe(_resolve, results)
         except RuntimeError:  # the loop is closed: nobody is waiting any more
             pass
+
+    @staticmethod
+    def _piggyback(conn: sqlite3.Connection, hook: Callable[[sqlite3.Connection], object]
+                   ) -> None:
+        conn.execute("SAVEPOINT hook")
+        try:
+            hook(conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO hook")
+            log.error("writer.hook_failed", error=repr(exc))
+        conn.execute("RELEASE hook")
 
     @staticmethod
     def _one(conn: sqlite3.Connection, job: _Job[Any]

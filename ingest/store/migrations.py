@@ -169,5 +169,17 @@ _V2 = (
     "CREATE INDEX orders_device_created ON orders (device_id, created_at)",
 )
 
-MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2]
+_V3 = (
+    # Tracked status delivery: a history row is unconfirmed until the broker acknowledged its
+    # QoS 1 publish (PUBACK); ingest re-publishes the current status of every event with an
+    # unconfirmed row at start-up (ingest.delivery).
+    "ALTER TABLE status_history ADD COLUMN published_at TEXT",
+    "CREATE INDEX status_history_unconfirmed ON status_history (id) WHERE published_at IS NULL",
+    # Rows written before tracking existed: the old start-up re-published the last 15 minutes,
+    # so keep exactly those unconfirmed (same ISO format as protocol.format_ts).
+    "UPDATE status_history SET published_at = at "
+    "WHERE at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-15 minutes')",
+)
+
+MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2, _V3]
 """``MIGRATIONS[n]`` takes the schema from version ``n`` to ``n + 1`` (``PRAGMA user_version``)."""
