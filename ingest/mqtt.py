@@ -224,6 +224,11 @@ class MqttLink:
         if message.qos > 0 and message.generation == self._generation:
             self._client.ack(message.mid, message.qos)
 
+    def is_current(self, message: Inbound) -> bool:
+        """True while the connection ``message`` arrived on lasts (an ack can still settle
+        it); after a reconnect the broker redelivers it instead."""
+        return message.generation == self._generation
+
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
                 ) -> int | None:
         """Queue a publish (paho sends it from the network thread; kept while disconnected and

@@ -3,12 +3,19 @@
 The router never awaits one message's commit before taking the next (that would make every
 batch one message long): it submits the write and attaches the answer (status, metrics, ack)
 to the write's future, which the writer resolves right after the group commit.
+
+A write that fails (disk full, database locked, a bug) leaves its message unacknowledged, and a
+broker redelivers an unacknowledged message only on a NEW connection: left alone it would wait
+for a reconnect that may never come, holding one of the broker's in-flight slots. So the router
+processes it again after a jittered, capped backoff for as long as its connection lasts (after
+a reconnect the broker redelivers it itself, and the inbox dedups).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
@@ -25,7 +32,7 @@ from ingest.metrics import Metrics
 from ingest.mqtt import Inbound
 from ingest.registry import Device
 from ingest.statuses import StatusPublisher
-from ingest.writer import Writer
+from ingest.writer import Writer, WriterClosedError
 from protocol.codec import peek_event_id
 
 __all__ = ["Router"]
@@ -48,19 +55,71 @@ class Router:
         on_outbox: Callable[[], None],
         stale_after_s: float,
         clock: Callable[[], datetime] = p.utcnow,
+        is_current: Callable[[Inbound], bool] = lambda message: True,
+        retry_base_s: float = 0.1,
+        retry_max_s: float = 10.0,
     ) -> None:
         self._writer, self._devices, self._statuses = writer, devices, statuses
         self._metrics, self._bus, self._ack = metrics, bus, ack
         self._on_outbox, self._stale_after_s, self._clock = on_outbox, stale_after_s, clock
+        self._is_current = is_current
+        self._retry_base_s, self._retry_max_s = retry_base_s, retry_max_s
         self._pending: set[asyncio.Task[None]] = set()
+        self._attempts: dict[tuple[int, int], int] = {}  # (generation, mid) -> failed writes
+        self._timers: set[asyncio.TimerHandle] = set()
+        self.retried = 0
 
     async def run(self, inbound: asyncio.Queue[Inbound]) -> None:
         while True:
             message = await inbound.get()
             try:
                 self.handle(message)
-            except Exception:  # a bug must not stop the stream; the message stays unacked
+            except Exception as exc:  # a bug must not stop the stream
                 log.exception("router.crashed_on_message", topic=message.topic)
+                self._failed(message, exc)
+
+    def close(self) -> None:
+        """Shutdown: drop the pending re-tries (those messages stay unacknowledged, so the
+        broker redelivers them to the next session)."""
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+
+    # --- acknowledgement and re-tries ------------------------------------------------------
+
+    def _done(self, message: Inbound) -> None:
+        """``message`` is on disk (or needs nothing): acknowledge it."""
+        self._attempts.pop((message.generation, message.mid), None)
+        self._ack(message)
+
+    def _failed(self, message: Inbound, error: BaseException | None) -> None:
+        """Its write failed: handle ``message`` again after a backoff (see the module doc)."""
+        key = (message.generation, message.mid)
+        if message.qos == 0 or not self._is_current(message):
+            self._attempts.pop(key, None)  # QoS 0: lossy by contract; else redelivered anyway
+            return
+        attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
+        ceiling = min(self._retry_max_s, self._retry_base_s * 2 ** min(attempts - 1, 20))
+        delay = random.uniform(min(self._retry_base_s, ceiling), ceiling)
+        log.warning("router.write_retry", topic=message.topic, attempts=attempts,
+                    retry_in_s=round(delay, 3), error=repr(error))
+        loop = asyncio.get_running_loop()
+        timer: asyncio.TimerHandle | None = None
+
+        def again() -> None:
+            assert timer is not None
+            self._timers.discard(timer)
+            self.retried += 1
+            try:
+                self.handle(message)
+            except WriterClosedError:  # shutting down: the next session gets it
+                self._attempts.pop(key, None)
+            except Exception as exc:
+                log.exception("router.crashed_on_message", topic=message.topic)
+                self._failed(message, exc)
+
+        timer = loop.call_later(delay, again)
+        self._timers.add(timer)
 
     def handle(self, message: Inbound) -> None:
         """Route one message (never raises for bad input)."""
@@ -79,7 +138,7 @@ class Router:
         elif channel is p.Channel.CONFIG_REPORTED:
             self._on_report(message, device_id, p.ConfigReported, _config_sql)
         else:  # status/config are ours; a device cannot publish them through the ACL
-            self._ack(message)
+            self._done(message)
 
     # --- events ---------------------------------------------------------------------------
 
@@ -99,7 +158,13 @@ class Router:
         self._record(message, event, device)
 
     async def _event_unknown(self, message: Inbound, event: p.Event) -> None:
-        self._record(message, event, await self._devices.lookup(event.device_id))
+        try:
+            self._record(message, event, await self._devices.lookup(event.device_id))
+        except WriterClosedError:  # shutting down: the next session gets it
+            return
+        except Exception as exc:
+            log.exception("router.lookup_failed", device_id=event.device_id)
+            self._failed(message, exc)
 
     def _record(self, message: Inbound, event: p.Event, device: Device | None) -> None:
         now = self._clock()
@@ -112,14 +177,15 @@ class Router:
     def _recorded(self, message: Inbound, event: p.Event, future: asyncio.Future[EventOutcome]
                   ) -> None:
         if future.cancelled() or future.exception() is not None:
-            # Not acknowledged: the broker redelivers it and the inbox dedups.
+            error = None if future.cancelled() else future.exception()
             log.error("event.write_failed", device_id=event.device_id, event_id=event.event_id,
-                      error=repr(None if future.cancelled() else future.exception()))
+                      error=repr(error))
+            self._failed(message, error)
             return
         outcome = future.result()
         self._statuses.publish([outcome.status])
         self._count(event, outcome)
-        self._ack(message)
+        self._done(message)
         if outcome.outbox_created:
             self._on_outbox()
         if self._bus.wants("event"):
@@ -164,11 +230,12 @@ class Router:
     def _rejected(self, message: Inbound, device_id: str | None, code: str, detail: str,
                   future: asyncio.Future[StatusOut | None]) -> None:
         if future.cancelled() or future.exception() is not None:
+            self._failed(message, None if future.cancelled() else future.exception())
             return
         out = future.result()
         if out is not None:
             self._statuses.publish([out])
-        self._ack(message)
+        self._done(message)
         self._bus.publish(Notice("rejection", device_id, {"code": code, "reason": detail}))
 
     # --- presence, telemetry, config/reported ------------------------------------------------
@@ -180,11 +247,11 @@ class Router:
         except p.PayloadError as exc:
             log.warning("report.invalid", device_id=device_id, topic=message.topic,
                         code=exc.code, reason=exc.detail)
-            self._ack(message)
+            self._done(message)
             return
         if self._devices.get(device_id) is None:
             log.info("report.unknown_device", device_id=device_id, topic=message.topic)
-            self._ack(message)
+            self._done(message)
             return
         now = self._clock()
         future = self._writer.submit(lambda conn: sql(conn, device_id, report, now))
@@ -193,8 +260,9 @@ class Router:
     def _reported(self, message: Inbound, device_id: str, report: Any,
                   future: asyncio.Future[None]) -> None:
         if future.cancelled() or future.exception() is not None:
+            self._failed(message, None if future.cancelled() else future.exception())
             return
-        self._ack(message)
+        self._done(message)
         kind = ("presence" if isinstance(report, p.Presence)
                 else "telemetry" if isinstance(report, p.Telemetry) else "device")
         self._bus.publish(Notice(kind, device_id, report.model_dump(mode="json")))

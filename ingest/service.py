@@ -92,7 +92,7 @@ class IngestService:
         self.router = Router(
             writer=self.writer, devices=self.devices, statuses=self.statuses,
             metrics=self.metrics, bus=bus, ack=self.link.ack, on_outbox=self.worker.wake,
-            stale_after_s=settings.stale_event_s)
+            stale_after_s=settings.stale_event_s, is_current=self.link.is_current)
         self.sync = OrderStateSync(
             writer=self.writer, read=self.reader, connector=self.connector,
             statuses=self.statuses, secret=self.webhook_secret,
@@ -137,6 +137,7 @@ class IngestService:
         log.info("ingest.stopping")
         await self._cancel("router")  # take no new messages
         await self._drain_inbound()
+        self.router.close()  # pending re-tries: unacked, so redelivered to the next session
         for name in ("outbox", "poller", "bus", "webhook"):
             await self._cancel(name)  # orders in flight stay pending: safe to retry
         await self.writer.run(lambda conn: None)  # barrier: every earlier write acked
