@@ -91,6 +91,7 @@ class MqttLink:
         self.dropped = 0
         self.on_published: Callable[[int], None] | None = None
         self._generation = 0
+        self._resync_generation = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
         self._had_session = threading.Event()
@@ -214,9 +215,23 @@ class MqttLink:
         try:
             self.inbound.put_nowait(message)
         except asyncio.QueueFull:
-            # Not acknowledged, so the broker redelivers it on the next session.
             self.dropped += 1
-            log.error("mqtt.queue_full", topic=message.topic, dropped=self.dropped)
+            log.error("mqtt.queue_full", topic=message.topic, qos=message.qos,
+                      dropped=self.dropped)
+            if message.qos > 0:
+                self._resync(message.generation)
+
+    def _resync(self, generation: int) -> None:
+        """A QoS 1 message was dropped unacknowledged. The broker resends it only on a NEW
+        connection, so without one it would wait forever (holding an in-flight slot): reconnect
+        (once per connection; the session persists, and what is still queued from this one is
+        handled but no longer acknowledged, as ``ack`` explains)."""
+        if (generation != self._generation or self._resync_generation == generation
+                or self._stopping.is_set()):
+            return
+        self._resync_generation = generation
+        log.warning("mqtt.resync", generation=generation)
+        self._client.disconnect()
 
     def ack(self, message: Inbound) -> None:
         """Acknowledge ``message`` (after its commit). A message from an earlier connection is
