@@ -107,6 +107,9 @@ class IngestService:
         await self.devices.reload()
         self.writer.start()
         self.delivery.start(lambda: self.writer.submit(self.delivery.write_confirmed))
+        # Before anything that makes statuses runs: a re-published (older) status must never
+        # be queued after a newer one of the same event (the retained one would go backwards).
+        await self._republish_unconfirmed()
         self._spawn("router", self.router.run(self.link.inbound))
         self._spawn("outbox", self.worker.run())
         self._spawn("poller", self.sync.poll_forever())
@@ -114,7 +117,6 @@ class IngestService:
         if public_url and hasattr(self.connector, "register_webhook"):
             url = public_url.rstrip("/") + "/webhooks/ordercore"
             self._spawn("webhook", register_webhook(self.connector, url, self.webhook_secret))
-        await self._republish_unconfirmed()
         self.link.start()
         self.ready.set()
         log.info("ingest.started", db=str(self.settings.db_path), mqtt=self.settings.mqtt_url,

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import protocol as p
 from ingest import ledger
 from ingest.delivery import DeliveryTracker
 from ingest.registry import load_devices
+from ingest.statuses import StatusPublisher
 from ingest.store.db import atomic, connect, migrate, open_db
 from ingest.store.migrations import MIGRATIONS
 from ingest.writer import Writer
@@ -142,6 +144,48 @@ async def test_unconfirmed_statuses_are_republished_by_the_next_process_at_any_a
     finally:
         await again.stop()
     assert after == sent
+
+
+@pytest.mark.integration
+async def test_a_republished_status_never_overtakes_a_newer_one_of_the_same_event(
+    data_dir: Path, mosquitto: MosquittoServer, ordercore: OrderCore, probe: MqttProbe,
+    retained_probe: MqttProbe, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    add_device(data_dir, "race-01")
+    event = press("race-01")
+    conn = open_db(data_dir / "ingest.db").conn
+    with atomic(conn):  # committed, never published; its order is still to be made
+        devices = load_devices(sqlite_utils.Database(conn))
+        ledger.record_event(conn, event, devices["race-01"], now=p.utcnow(), stale_after_s=60)
+    conn.close()
+    # Widen the race: the start-up read takes its snapshot, then stays "slow" until a newer
+    # status was published (or 2 s pass, which is all the fixed start-up ever waits here).
+    newer_out = threading.Event()
+    real_publish, real_read = StatusPublisher.publish, ledger.unconfirmed_statuses
+
+    def publish(self: StatusPublisher, outs: Iterable[ledger.StatusOut]) -> None:
+        outs = list(outs)
+        real_publish(self, outs)
+        if any(o.status.state is p.State.ORDERED for o in outs):
+            newer_out.set()
+
+    def slow_read(conn: sqlite3.Connection) -> list[ledger.StatusOut]:
+        snapshot = real_read(conn)
+        newer_out.wait(2)
+        return snapshot
+
+    monkeypatch.setattr(StatusPublisher, "publish", publish)
+    monkeypatch.setattr(ledger, "unconfirmed_statuses", slow_read)
+    ingest = await Ingest(ingest_settings(data_dir, mosquitto.url, ordercore.url)).start()
+    try:
+        await wait_for(probe, status_is("race-01", event.event_id, "ordered"))
+        sent = await _settle_and_mark(ingest, probe, "race")
+    finally:
+        await ingest.stop()
+    assert [_body(m)["state"] for m in sent] == ["accepted", "ordered"]
+    retained_probe.subscribe(p.device_topic("race-01", p.Channel.STATUS))
+    (kept,) = await wait_for(retained_probe, lambda m: m.retain)
+    assert _body(kept)["state"] == "ordered"
 
 
 @pytest.mark.integration
