@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
@@ -30,6 +29,7 @@ from ingest.devices import DeviceCache
 from ingest.ledger import EventOutcome, StatusOut
 from ingest.metrics import Metrics
 from ingest.mqtt import Inbound
+from ingest.outbox import retry_delay
 from ingest.registry import Device
 from ingest.statuses import StatusPublisher
 from ingest.writer import Writer, WriterClosedError
@@ -99,27 +99,28 @@ class Router:
             self._attempts.pop(key, None)  # QoS 0: lossy by contract; else redelivered anyway
             return
         attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
-        ceiling = min(self._retry_max_s, self._retry_base_s * 2 ** min(attempts - 1, 20))
-        delay = random.uniform(min(self._retry_base_s, ceiling), ceiling)
+        delay = retry_delay(attempts - 1, self._retry_base_s, self._retry_max_s)
         log.warning("router.write_retry", topic=message.topic, attempts=attempts,
                     retry_in_s=round(delay, 3), error=repr(error))
-        loop = asyncio.get_running_loop()
         timer: asyncio.TimerHandle | None = None
 
         def again() -> None:
             assert timer is not None
             self._timers.discard(timer)
-            self.retried += 1
-            try:
-                self.handle(message)
-            except WriterClosedError:  # shutting down: the next session gets it
-                self._attempts.pop(key, None)
-            except Exception as exc:
-                log.exception("router.crashed_on_message", topic=message.topic)
-                self._failed(message, exc)
+            self._again(message)
 
-        timer = loop.call_later(delay, again)
+        timer = asyncio.get_running_loop().call_later(delay, again)
         self._timers.add(timer)
+
+    def _again(self, message: Inbound) -> None:
+        self.retried += 1
+        try:
+            self.handle(message)
+        except WriterClosedError:  # shutting down: the next session gets it
+            self._attempts.pop((message.generation, message.mid), None)
+        except Exception as exc:
+            log.exception("router.crashed_on_message", topic=message.topic)
+            self._failed(message, exc)
 
     def handle(self, message: Inbound) -> None:
         """Route one message (never raises for bad input)."""
