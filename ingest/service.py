@@ -36,7 +36,7 @@ from ingest.settings import Settings
 from ingest.statuses import StatusPublisher
 from ingest.store.db import open_db
 from ingest.store.reader import Reader
-from ingest.writer import Writer
+from ingest.writer import Writer, WriterClosedError
 
 __all__ = ["IngestService", "make_connector"]
 
@@ -106,7 +106,7 @@ class IngestService:
         await asyncio.to_thread(lambda: open_db(self.settings.db_path).conn.close())  # migrate
         await self.devices.reload()
         self.writer.start()
-        self.delivery.start(lambda: self.writer.submit(self.delivery.write_confirmed))
+        self.delivery.start(self._flush_confirmations)
         # Before anything that makes statuses runs: a re-published (older) status must never
         # be queued after a newer one of the same event (the retained one would go backwards).
         await self._republish_unconfirmed()
@@ -131,6 +131,15 @@ class IngestService:
         if outs:
             log.info("ingest.republished", statuses=len(outs),
                      rows=sum(len(o.history_ids) for o in outs))
+
+    def _flush_confirmations(self) -> None:
+        """The writer is idle but PUBACKs wait to be recorded: one small commit for them."""
+        try:
+            future = self.writer.submit(self.delivery.write_confirmed)
+        except WriterClosedError:  # stopping: stop() writes them itself
+            return
+        # a failure is logged by the writer and the ids wait for the next commit
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         self._tasks[name] = asyncio.create_task(coro, name=f"ingest-{name}")
