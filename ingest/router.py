@@ -68,6 +68,7 @@ class Router:
         self._attempts: dict[tuple[int, int], int] = {}  # (generation, mid) -> failed writes
         self._timers: set[asyncio.TimerHandle] = set()
         self.retried = 0
+        self._retrying = False  # while re-handling: the message was counted the first time
 
     async def run(self, inbound: asyncio.Queue[Inbound]) -> None:
         while True:
@@ -114,6 +115,7 @@ class Router:
 
     def _again(self, message: Inbound) -> None:
         self.retried += 1
+        self._retrying = True
         try:
             self.handle(message)
         except WriterClosedError:  # shutting down: the next session gets it
@@ -121,13 +123,15 @@ class Router:
         except Exception as exc:
             log.exception("router.crashed_on_message", topic=message.topic)
             self._failed(message, exc)
+        finally:
+            self._retrying = False
 
     def handle(self, message: Inbound) -> None:
         """Route one message (never raises for bad input)."""
         try:
             device_id, channel = p.parse_device_topic(message.topic)
         except p.TopicError as exc:
-            self._metrics.received.inc()
+            self._count_received()
             self._reject(message, None, peek_event_id(message.payload), exc.code, exc.detail)
             return
         if channel is p.Channel.EVENTS:
@@ -143,8 +147,12 @@ class Router:
 
     # --- events ---------------------------------------------------------------------------
 
+    def _count_received(self) -> None:
+        if not self._retrying:
+            self._metrics.received.inc()
+
     def _on_event(self, message: Inbound, device_id: str) -> None:
-        self._metrics.received.inc()
+        self._count_received()
         try:
             event = p.decode_event(message.payload, topic_device_id=device_id)
         except p.PayloadError as exc:
@@ -220,7 +228,8 @@ class Router:
     def _reject(self, message: Inbound, device_id: str | None, event_id: str | None,
                 code: str, detail: str) -> None:
         now = self._clock()
-        self._metrics.rejected.labels(code).inc()
+        if not self._retrying:
+            self._metrics.rejected.labels(code).inc()
         log.warning("event.rejected", device_id=device_id, event_id=event_id, code=code,
                     reason=detail, topic=message.topic, size=len(message.payload))
         future = self._writer.submit(

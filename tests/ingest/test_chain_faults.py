@@ -12,7 +12,15 @@ import pytest
 
 import protocol as p
 from ingest import ledger
-from tests.ingest.support import Ingest, OrderCore, add_device, press, status_is, wait_for
+from tests.ingest.support import (
+    Ingest,
+    OrderCore,
+    add_device,
+    metric,
+    press,
+    status_is,
+    wait_for,
+)
 from tests.support.mqtt import MqttProbe
 
 pytestmark = pytest.mark.integration
@@ -48,6 +56,9 @@ async def test_an_event_whose_write_failed_is_processed_again_on_the_same_connec
     assert ingest.service.router.retried == 1
     assert not ingest.service.link.disconnected.is_set()  # no reconnect was needed
     assert len(await ordercore.orders("flaky-01")) == 1
+    _, text = await ingest.get("/metrics")
+    assert metric(text, "edgeorder_ingest_events_received_total") == 1  # counted once
+    assert metric(text, "edgeorder_ingest_events_accepted_total") == 1
 
 
 async def test_a_rejection_whose_write_failed_still_reaches_the_device(
@@ -60,3 +71,6 @@ async def test_a_rejection_whose_write_failed_still_reaches_the_device(
     (msg,) = await wait_for(probe, lambda m: m.topic.endswith("flaky-02/status"), within_s=10)
     assert json.loads(msg.payload)["state"] == "rejected"
     assert len(calls) == 2
+    _, text = await ingest.get("/metrics")
+    assert metric(text, "edgeorder_ingest_events_received_total") == 1
+    assert metric(text, 'edgeorder_ingest_events_rejected_total{reason="malformed_json"}') == 1
