@@ -149,6 +149,9 @@ class OutboxWorker:
         self._inflight: dict[int, asyncio.Task[None]] = {}
         # rows finished while a dispatch read ran: that read may predate their commit
         self._finished: set[int] = set()
+        # rows whose attempt crashed (e.g. the commit after the platform call failed): they
+        # stay due in SQL, so without a hold they would be re-sent at once, again and again
+        self._held: dict[int, tuple[datetime, int]] = {}  # id -> (not before, crashes)
 
     def wake(self) -> None:
         self._wake.set()
@@ -175,14 +178,30 @@ class OutboxWorker:
                           _next_due(conn, now), buffer_depth(conn)))
         self._metrics.buffer_depth.set(depth)
         for row in rows:
-            if (row.id in self._inflight or row.id in self._finished
+            if (row.id in self._inflight or row.id in self._finished or self._is_held(row.id, now)
                     or len(self._inflight) >= self._limit):
                 continue
             task = asyncio.create_task(self._process(row))
             self._inflight[row.id] = task
-        if next_due is None:
+        wakes = [t for t in (next_due, self._next_release(now)) if t is not None]
+        if not wakes:
             return None
-        return max(0.0, (next_due - self._clock()).total_seconds())
+        return max(0.0, (min(wakes) - self._clock()).total_seconds())
+
+    def _is_held(self, row_id: int, now: datetime) -> bool:
+        held = self._held.get(row_id)
+        return held is not None and held[0] > now
+
+    def _next_release(self, now: datetime) -> datetime | None:
+        return min((until for until, _ in self._held.values() if until > now), default=None)
+
+    def _hold(self, row: OutboxRow) -> None:
+        """The attempt crashed: keep the row back for a growing, jittered delay."""
+        crashes = self._held.get(row.id, (self._clock(), 0))[1] + 1
+        delay = retry_delay(crashes - 1, self._base, self._max)
+        self._held[row.id] = (self._clock() + timedelta(seconds=delay), crashes)
+        log.warning("outbox.attempt_held", outbox_id=row.id, crashes=crashes,
+                    retry_in_s=round(delay, 3))
 
     async def _cancel_inflight(self) -> None:
         """Shutdown: abandon calls in flight; their rows stay pending (safe to retry)."""
@@ -194,6 +213,7 @@ class OutboxWorker:
     async def _process(self, row: OutboxRow) -> None:
         try:
             outs = await self._attempt(row)
+            self._held.pop(row.id, None)
             self._statuses.publish(outs)
             if self._bus is not None:
                 self._bus.publish(Notice("outbox", row.device_id, {
@@ -203,6 +223,7 @@ class OutboxWorker:
             raise
         except Exception:
             log.exception("outbox.attempt_crashed", outbox_id=row.id, event_id=row.event_id)
+            self._hold(row)
         finally:
             self._inflight.pop(row.id, None)
             self._finished.add(row.id)

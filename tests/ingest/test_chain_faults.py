@@ -3,16 +3,32 @@ unacknowledged until some later reconnect (the broker redelivers only on a new c
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlite_utils
 
 import protocol as p
 from ingest import ledger
+from ingest.bus import Bus
+from ingest.connectors.base import OrderRequest, OrderResult
+from ingest.connectors.ordercore import OrderCoreConnector
+from ingest.devices import DeviceCache
+from ingest.metrics import Metrics
+from ingest.outbox import OutboxWorker
+from ingest.registry import load_devices
+from ingest.statuses import StatusPublisher
+from ingest.store.db import atomic, open_db
+from ingest.store.reader import Reader
+from ingest.writer import Writer
 from tests.ingest.support import (
+    CORE_TOKEN,
     Ingest,
     OrderCore,
     add_device,
@@ -74,3 +90,85 @@ async def test_a_rejection_whose_write_failed_still_reaches_the_device(
     _, text = await ingest.get("/metrics")
     assert metric(text, "edgeorder_ingest_events_received_total") == 1
     assert metric(text, 'edgeorder_ingest_events_rejected_total{reason="malformed_json"}') == 1
+
+
+class _Transport:
+    """Where the worker's statuses go in this test: a list, and an event per state."""
+
+    def __init__(self) -> None:
+        self.states: list[str] = []
+        self.ordered = asyncio.Event()
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+                ) -> int | None:
+        state = json.loads(payload)["state"]
+        self.states.append(state)
+        if state == "ordered":
+            self.ordered.set()
+        return None
+
+
+async def test_an_order_attempt_whose_commit_failed_is_held_back_before_the_next_call(
+    ingest_dir: Path, ordercore: OrderCore, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    add_device(ingest_dir, "hold-01")
+    db_path = ingest_dir / "ingest.db"
+    now = [p.utcnow()]
+    event = press("hold-01", ts=now[0])
+    conn = open_db(db_path).conn
+    with atomic(conn):
+        devices = load_devices(sqlite_utils.Database(conn))
+        ledger.record_event(conn, event, devices["hold-01"], now=now[0], stale_after_s=60)
+    conn.close()
+    failing = [True]
+    real_mark = ledger.mark_created
+
+    def mark_created(*args: Any, **kwargs: Any) -> list[ledger.StatusOut]:
+        if failing[0]:  # the platform made the order; recording it fails
+            raise sqlite3.OperationalError("disk I/O error")
+        return real_mark(*args, **kwargs)
+
+    monkeypatch.setattr(ledger, "mark_created", mark_created)
+    connector = OrderCoreConnector(ordercore.url, CORE_TOKEN, timeout_s=2)
+    calls: list[str] = []
+    real_create = connector.create_order
+
+    async def create_order(request: OrderRequest) -> OrderResult:
+        calls.append(request.idempotency_key)
+        return await real_create(request)
+
+    monkeypatch.setattr(connector, "create_order", create_order)
+    reader, looked = Reader(db_path), asyncio.Event()
+    reads = [0]
+
+    async def read(fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        reads[0] += 1
+        if reads[0] >= 6:
+            looked.set()
+        return await reader(fn)
+
+    writer, transport = Writer(db_path), _Transport()
+    writer.start()
+    cache = DeviceCache(db_path)
+    await cache.reload()
+    worker = OutboxWorker(
+        writer=writer, read=read, connector=connector, devices=cache,
+        statuses=StatusPublisher(transport, Bus()), metrics=Metrics(), default_profile={},
+        retry_base_s=0.01, retry_max_s=0.02, clock=lambda: now[0])
+    task = asyncio.create_task(worker.run())
+    try:
+        await asyncio.wait_for(looked.wait(), 10)  # the worker looked at the row again...
+        assert calls == [event.event_id]  # ...but did not call the platform again yet
+        failing[0] = False
+        now[0] += timedelta(hours=1)  # past the hold
+        worker.wake()
+        await asyncio.wait_for(transport.ordered.wait(), 10)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await writer.stop()
+        reader.close()
+        await connector.close()
+    assert calls == [event.event_id, event.event_id]
+    assert transport.states == ["ordered"]
+    assert len(await ordercore.orders("hold-01")) == 1  # the platform's key: one order
