@@ -159,7 +159,10 @@ class IngestService:
                 log.warning("ingest.statuses_unconfirmed", publishes=self.delivery.unanswered)
         await self.link.stop()  # the acks and statuses above leave before DISCONNECT
         self.delivery.cancel_timer()
-        await self.writer.run(self.delivery.write_confirmed)
+        try:
+            await self.writer.run(self.delivery.write_confirmed)
+        except Exception as exc:  # not fatal: those statuses are published again next start
+            log.warning("ingest.confirmations_not_written", error=repr(exc))
         await self.writer.stop()
         await self.connector.close()
         self.reader.close()
