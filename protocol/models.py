@@ -35,7 +35,8 @@ def utcnow() -> datetime:
 
 def format_ts(ts: datetime) -> str:
     """``2026-11-22T13:00:00.123Z``: UTC, millisecond precision, ``Z`` suffix."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    # isoformat, not strftime: half the cost, and ingest formats a dozen timestamps per event.
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _aware_utc(ts: datetime) -> datetime:
