@@ -6,6 +6,20 @@ and RSS from /proc), ``tracker``/``phases``/``run`` (measuring), ``stats``/``rec
 (pure figures and the exactly-once check), ``progress``/``report``/``cli`` (output).
 """
 
-from bench.run import BenchConfig, run_bench
+import sys
+from pathlib import Path
+
+# The bench runs the project's own test Mosquitto (deploy/mosquitto/, tests/support/) and the
+# services from this checkout, so it needs the checkout on sys.path even when started through
+# the installed ``edgeorder`` script (an editable install maps only the packages).
+_CHECKOUT = Path(__file__).resolve().parents[1]
+if not (_CHECKOUT / "tests" / "support" / "mosquitto.py").is_file():
+    raise ImportError(
+        f"edgeorder bench runs from a source checkout (tests/support/ missing under {_CHECKOUT})"
+    )
+if str(_CHECKOUT) not in sys.path:
+    sys.path.append(str(_CHECKOUT))
+
+from bench.run import BenchConfig, run_bench  # noqa: E402
 
 __all__ = ["BenchConfig", "run_bench"]
