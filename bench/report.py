@@ -41,7 +41,8 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [
         ("raw ceiling (broker -> counting subscriber)", _fmt(raw.get("events_per_s"), "/s")),
         ("end to end, published -> ordered", _fmt(flood.get("ordered_per_s"), "/s")),
-        ("  steady state (10th-90th percentile)", _fmt(flood.get("sustained_ordered_per_s"), "/s")),
+        ("  backlog drain, 10th-90th pct of the flood",
+         _fmt(flood.get("sustained_ordered_per_s"), "/s")),
         ("ingest accepted", _fmt(flood.get("accepted_per_s"), "/s")),
         ("ingest/raw (accepted)", _ratio(summary.get("ingest_raw_ratio"))),
         ("end to end/raw (ordered)", _ratio(summary.get("ordered_raw_ratio"))),
