@@ -26,8 +26,8 @@ def settled(counts: PhaseCounts, target: State) -> bool:
 
 
 def sustained_rate(times: list[float], low: float = 10, high: float = 90) -> float:
-    """Rate between the ``low``-th and ``high``-th percentile of completion times: the
-    steady state, without the ramp-up and the tail."""
+    """Rate between the ``low``-th and ``high``-th percentile of completion times, without
+    the ramp-up and the tail: in a flood, the rate at which the backlog drains."""
     if len(times) < 10:
         return 0.0
     ordered = sorted(times)
