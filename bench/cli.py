@@ -14,9 +14,11 @@ from bench.run import BenchConfig, machine, run_bench
 
 __all__ = ["QUICK", "build_config", "main"]
 
-FULL = {"devices": 200, "events": 20_000, "latency_events": 5_000, "burst": 10_000,
+FULL = {"devices": 200, "events": 20_000, "sustain_events": 10_000, "latency_events": 5_000,
+        "burst": 10_000,
         "timeout": 300.0}
-QUICK = {"devices": 200, "events": 3_000, "latency_events": 1_000, "burst": 2_000,
+QUICK = {"devices": 200, "events": 3_000, "sustain_events": 2_000, "latency_events": 1_000,
+         "burst": 2_000,
          "timeout": 40.0}
 
 DESCRIPTION = """\
@@ -26,6 +28,7 @@ separate processes, register N simulated devices, and measure in one run:
   raw      the broker ceiling: the same events to a subscriber that only counts
   flood    events as fast as the broker acknowledges (or --rate): published -> ordered/s,
            p50/p95/p99 of publish -> accepted and publish -> ordered
+  sustain  the flood's ordered rate offered at a constant pace: does the chain keep up?
   latency  half the flood's ordered rate: the latency an unsaturated system gives
   burst    the order core stopped, a burst accepted and buffered, the order core
            started again: drain rate and time
@@ -42,7 +45,7 @@ enforced.
 examples:
   edgeorder bench --quick                  # about 30-60 s
   edgeorder bench                          # 200 devices, 20,000 + 5,000 + 10,000 events
-  edgeorder bench --devices 5 --events 50 --latency-events 20 --burst 50
+  edgeorder bench --devices 5 --events 50 --sustain-events 20 --latency-events 20 --burst 50
 """
 
 
@@ -67,11 +70,14 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--quick", action="store_true",
-        help=f"a short run (under 60 s): {QUICK['events']} flood, {QUICK['latency_events']} "
-        f"latency, {QUICK['burst']} burst events; explicit options still win")
+        help=f"a short run (under 60 s): {QUICK['events']} flood, {QUICK['sustain_events']} "
+        f"sustain, {QUICK['latency_events']} latency, {QUICK['burst']} burst events; explicit "
+        "options still win")
     add("--devices", type=_positive_int, help=f"simulated devices (default {FULL['devices']})")
     add("--events", type=_positive_int,
         help=f"events of the raw and flood phases (default {FULL['events']})")
+    add("--sustain-events", type=int,
+        help=f"events of the sustain phase, 0 to skip (default {FULL['sustain_events']})")
     add("--latency-events", type=int,
         help=f"events of the latency phase, 0 to skip (default {FULL['latency_events']})")
     add("--burst", type=int,
@@ -111,11 +117,13 @@ def build_config(args: argparse.Namespace) -> BenchConfig:
         return base[key] if value is None else value
 
     latency_events = int(str(pick("latency_events", "latency_events")))
+    sustain_events = int(str(pick("sustain_events", "sustain_events")))
     burst = int(str(pick("burst", "burst")))
     return BenchConfig(
         devices=int(str(pick("devices", "devices"))),
         events=int(str(pick("events", "events"))),
         latency_events=max(latency_events, 0),
+        sustain_events=max(sustain_events, 0),
         burst=max(burst, 0),
         rate=args.rate,
         window=args.window,
@@ -126,6 +134,7 @@ def build_config(args: argparse.Namespace) -> BenchConfig:
         ingest_args=list(args.ingest_arg),
         skip_raw=args.no_raw,
         skip_latency=latency_events <= 0,
+        skip_sustain=sustain_events <= 0,
         skip_burst=burst <= 0,
         profile=args.profile,
     )
@@ -160,7 +169,7 @@ def main(argv: list[str], prog: str) -> int:
 
 def _correct(result: dict[str, object]) -> bool:
     check = result.get("verification")
-    phases = [result.get(p) for p in ("flood", "latency", "burst")]
+    phases = [result.get(p) for p in ("flood", "sustain", "latency", "burst")]
     complete = all(p.get("complete") for p in phases if isinstance(p, dict))
     return (isinstance(check, dict) and check.get("lost") == 0
             and check.get("duplicates") == 0 and complete)

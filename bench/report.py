@@ -37,12 +37,17 @@ def _latency(doc: dict[str, Any] | None) -> str:
 def _rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     raw, flood = result.get("raw", {}), result.get("flood", {})
     latency, burst = result.get("latency", {}), result.get("burst", {})
+    sustain = result.get("sustain", {})
     summary, check = result.get("summary", {}), result.get("verification", {})
     rows = [
         ("raw ceiling (broker -> counting subscriber)", _fmt(raw.get("events_per_s"), "/s")),
         ("end to end, published -> ordered", _fmt(flood.get("ordered_per_s"), "/s")),
         ("  backlog drain, 10th-90th pct of the flood",
          _fmt(flood.get("sustained_ordered_per_s"), "/s")),
+        (f"sustain: {_fmt(sustain.get('offered_per_s'), '/s')} offered at a constant pace",
+         f"{_fmt(sustain.get('sustained_ordered_per_s'), '/s')} ordered, kept up: "
+         f"{_fmt(sustain.get('kept_up'))}, p99 -> ordered "
+         f"{_fmt((sustain.get('publish_to_ordered') or {}).get('p99_ms'), ' ms')}"),
         ("ingest accepted", _fmt(flood.get("accepted_per_s"), "/s")),
         ("ingest/raw (accepted)", _ratio(summary.get("ingest_raw_ratio"))),
         ("end to end/raw (ordered)", _ratio(summary.get("ordered_raw_ratio"))),

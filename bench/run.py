@@ -1,4 +1,5 @@
-"""The whole benchmark: raw ceiling, then the chain (flood, latency, burst), then the check."""
+"""The whole benchmark: raw ceiling, then the chain (flood, sustain, latency, burst), then the
+check against the order core."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class BenchConfig:
     devices: int = 200
     events: int = 20_000
     latency_events: int = 5_000
+    sustain_events: int = 10_000
     burst: int = 10_000
     rate: float | None = None
     window: int = 1_000
@@ -46,6 +48,7 @@ class BenchConfig:
     ingest_args: list[str] = field(default_factory=list)
     skip_raw: bool = False
     skip_latency: bool = False
+    skip_sustain: bool = False
     skip_burst: bool = False
     profile: bool = False
 
@@ -135,6 +138,8 @@ def _chain(config: BenchConfig, services: Services, runner: Runner, devices: lis
     result["flood"] = flood.as_dict()
     if profiler is not None:
         result["profile"] = _profile_report(profiler)
+    if not config.skip_sustain:
+        result["sustain"] = _sustain(config, services, runner, devices, seqs, flood)
     if not config.skip_latency:
         half = max(1.0, float(flood.figures["ordered_per_s"]) / 2)
         latency = _phase(runner, services, "latency",
@@ -142,6 +147,23 @@ def _chain(config: BenchConfig, services: Services, runner: Runner, devices: lis
         result["latency"] = {"target_rate_per_s": round(half, 1), **latency.as_dict()}
     if not config.skip_burst:
         result["burst"] = _burst(config, services, runner, devices, seqs)
+
+
+def _sustain(config: BenchConfig, services: Services, runner: Runner, devices: list[str],
+             seqs: list[int], flood: PhaseResult) -> dict[str, Any]:
+    """Offer the flood's ordered rate at a constant pace: does the chain keep up with it?
+
+    A flood drains a backlog in big batches; a constant input gets smaller batches, so this
+    is the check of the flood's figure as a rate the chain sustains.
+    """
+    offered = max(1.0, float(flood.figures["ordered_per_s"]))
+    phase = _phase(runner, services, "sustain",
+                   plan_events(devices, config.sustain_events, seqs), offered)
+    # Completions between the 10th and 90th percentile: at a constant input that is the
+    # output rate, without the last event's own latency that a short phase would divide by.
+    ordered = float(phase.figures["sustained_ordered_per_s"])
+    return {"offered_per_s": round(offered, 1), "kept_up": ordered >= 0.95 * offered,
+            **phase.as_dict()}
 
 
 def _start_profiler(config: BenchConfig, services: Services, runner: Runner
@@ -211,8 +233,11 @@ def _summary(result: dict[str, Any]) -> dict[str, Any]:
     check = result.get("verification", {})
     raw_rate = float(raw.get("events_per_s", 0.0))
     accepted_p99 = (latency.get("publish_to_accepted") or {}).get("p99_ms")
+    sustain = result.get("sustain", {})
     summary = {
         "ordered_per_s": flood.get("ordered_per_s"),
+        "sustained_offered_per_s": sustain.get("offered_per_s"),
+        "sustained_ordered_per_s": sustain.get("sustained_ordered_per_s"),
         "accepted_per_s": flood.get("accepted_per_s"),
         "raw_per_s": raw.get("events_per_s"),
         "ingest_raw_ratio": _round(ratio(float(flood.get("accepted_per_s", 0.0)), raw_rate)),
