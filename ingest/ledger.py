@@ -76,7 +76,11 @@ class OutboxRow:
 
 def event_hash(event: p.Event) -> str:
     """sha256 of the canonical JSON of ``event`` (so whitespace or unknown fields don't count)."""
-    return hashlib.sha256(p.encode(event)).hexdigest()
+    return _digest(p.encode(event))
+
+
+def _digest(canonical: bytes) -> str:
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def _ts(now: datetime) -> str:
@@ -90,13 +94,16 @@ def _status(device_id: str, event_id: str | None, state: p.State, now: datetime,
     return StatusOut(device_id, status)
 
 
-def _history(conn: sqlite3.Connection, out: StatusOut, source: str) -> StatusOut:
-    """Record ``out`` (unconfirmed until its publish is acknowledged); ``out`` with its row."""
+def _history(conn: sqlite3.Connection, out: StatusOut, source: str,
+             at: str | None = None) -> StatusOut:
+    """Record ``out`` (unconfirmed until its publish is acknowledged); ``out`` with its row.
+    ``at``: ``out.status.ts`` already formatted by the caller (saves formatting it again)."""
     s = out.status
     cursor = conn.execute(
         "INSERT INTO status_history (device_id, event_id, state, order_id, reason, source, at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [out.device_id, s.event_id, s.state.value, s.order_id, s.reason, source, _ts(s.ts)],
+        [out.device_id, s.event_id, s.state.value, s.order_id, s.reason, source,
+         at or _ts(s.ts)],
     )
     assert cursor.lastrowid is not None
     return replace(out, history_ids=(cursor.lastrowid,))
@@ -140,7 +147,8 @@ def _last_order(conn: sqlite3.Connection, device_id: str) -> rules.CancelTarget 
 def record_event(conn: sqlite3.Connection, event: p.Event, device: Device | None, *,
                  now: datetime, stale_after_s: float) -> EventOutcome:
     """Dedup, decide and record one decoded event (inbox + outbox rows + history)."""
-    digest = event_hash(event)
+    canonical = p.encode(event)  # encoded once: hashed here, stored in the inbox below
+    digest = _digest(canonical)
     known = conn.execute(
         "SELECT payload_hash, state, order_id, reason FROM inbox "
         "WHERE device_id = ? AND event_id = ?",
@@ -166,37 +174,38 @@ def record_event(conn: sqlite3.Connection, event: p.Event, device: Device | None
         sku_in_flight=lambda sku: _sku_in_flight(conn, event.device_id, sku),
         last_order=lambda: _last_order(conn, event.device_id),
     )
-    inbox_id = _insert_inbox(conn, event, digest, decision, now)
+    at = _ts(now)  # formatted once for every row of this event
+    inbox_id = _insert_inbox(conn, event, canonical.decode(), digest, decision, at)
     if decision.op is not None:
-        _insert_outbox(conn, inbox_id, event, decision, now)
+        _insert_outbox(conn, inbox_id, event, decision, at)
     out = _status(event.device_id, event.event_id, decision.state, now, reason=decision.reason)
-    out = _history(conn, out, "ingest")
+    out = _history(conn, out, "ingest", at)
     code = None
     if decision.state is p.State.REJECTED:
         code = rules.CODES.get(decision.reason or "", "rejected")
         conn.execute(
             "INSERT INTO rejections (device_id, event_id, code, detail, at) VALUES (?,?,?,?,?)",
-            [event.device_id, event.event_id, code, decision.reason or "", _ts(now)],
+            [event.device_id, event.event_id, code, decision.reason or "", at],
         )
     return EventOutcome(out, rejection_code=code, outbox_created=decision.op is not None)
 
 
-def _insert_inbox(conn: sqlite3.Connection, event: p.Event, digest: str,
-                  decision: rules.Decision, now: datetime) -> int:
+def _insert_inbox(conn: sqlite3.Connection, event: p.Event, payload: str, digest: str,
+                  decision: rules.Decision, at: str) -> int:
     cursor = conn.execute(
         "INSERT INTO inbox (device_id, event_id, payload_hash, payload, kind, trigger, seq, ts, "
         "received_at, action, state, reason, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [event.device_id, event.event_id, digest, p.encode(event).decode(), event.kind.value,
-         event.trigger, event.seq, _ts(event.ts), _ts(now),
-         decision.action.model_dump_json(), decision.state.value, decision.reason, _ts(now)],
+        [event.device_id, event.event_id, digest, payload, event.kind.value,
+         event.trigger, event.seq, _ts(event.ts), at,
+         decision.action.model_dump_json(), decision.state.value, decision.reason, at],
     )
     assert cursor.lastrowid is not None
     return cursor.lastrowid
 
 
 def _insert_outbox(conn: sqlite3.Connection, inbox_id: int, event: p.Event,
-                   decision: rules.Decision, now: datetime) -> None:
+                   decision: rules.Decision, at: str) -> None:
     sku = quantity = None
     if isinstance(decision.action, p.ReorderAction):
         sku, quantity = decision.action.sku, decision.action.quantity
@@ -206,7 +215,7 @@ def _insert_outbox(conn: sqlite3.Connection, inbox_id: int, event: p.Event,
         "target_order_id, next_attempt_at, created_at, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [inbox_id, event.device_id, event.event_id, decision.op, sku, quantity,
-         int(decision.test), target, _ts(now), _ts(now), _ts(now)],
+         int(decision.test), target, at, at, at],
     )
 
 
@@ -236,14 +245,15 @@ def next_due_at(conn: sqlite3.Connection) -> str | None:
 
 def _set_event(conn: sqlite3.Connection, inbox_id: int, state: p.State, now: datetime, *,
                order_id: str | None = None, reason: str | None = None,
-               source: str = "ingest") -> StatusOut:
+               source: str = "ingest", at: str | None = None) -> StatusOut:
+    at = at or _ts(now)
     row = conn.execute(
         "UPDATE inbox SET state = ?, order_id = COALESCE(?, order_id), reason = ?, "
         "updated_at = ? WHERE id = ? RETURNING device_id, event_id, order_id",
-        [state.value, order_id, reason, _ts(now), inbox_id],
+        [state.value, order_id, reason, at, inbox_id],
     ).fetchone()
     out = _status(row[0], row[1], state, now, order_id=row[2], reason=reason)
-    return _history(conn, out, source)
+    return _history(conn, out, source, at)
 
 
 def _outbox_state(conn: sqlite3.Connection, outbox_id: int) -> tuple[str, int] | None:
@@ -259,17 +269,17 @@ def mark_created(conn: sqlite3.Connection, row: OutboxRow, *, order_id: str, sta
     """The platform created the order: outbox done, ``orders`` row, event ``ordered``."""
     if _outbox_state(conn, row.id) != ("pending", row.inbox_id):
         return []  # discarded by an operator meanwhile; the platform's key prevents a double
+    at = _ts(now)  # formatted once for every row of this change
     conn.execute("UPDATE order_outbox SET state = 'done', attempts = attempts + 1, "
-                 "last_error = NULL, updated_at = ? WHERE id = ?", [_ts(now), row.id])
+                 "last_error = NULL, updated_at = ? WHERE id = ?", [at, row.id])
     conn.execute(
         "INSERT INTO orders (order_id, inbox_id, device_id, event_id, sku, quantity, amount, "
         "currency, test, state, platform_status, created_at, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING",
         [order_id, row.inbox_id, row.device_id, row.event_id, row.sku or "", row.quantity or 0,
-         amount, currency, int(row.test), p.State.ORDERED.value, platform_status, _ts(now),
-         _ts(now)],
+         amount, currency, int(row.test), p.State.ORDERED.value, platform_status, at, at],
     )
-    out = [_set_event(conn, row.inbox_id, p.State.ORDERED, now, order_id=order_id)]
+    out = [_set_event(conn, row.inbox_id, p.State.ORDERED, now, order_id=order_id, at=at)]
     if state is not p.State.ORDERED:  # the platform already moved on (e.g. paid at once)
         out += apply_order_state(conn, order_id, state, platform_status, now, source="ingest")
     return out
