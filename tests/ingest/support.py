@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -149,9 +150,18 @@ def status_is(device_id: str, event_id: str | None, state: str) -> Callable[[Rec
 
 
 async def wait_for(probe: MqttProbe, pred: Callable[[Received], bool], count: int = 1,
-                   within_s: float = 20) -> list[Received]:
-    """``probe.wait_for`` off the loop (ingest runs on this loop and must keep running)."""
-    return await asyncio.to_thread(probe.wait_for, pred, within_s, count)
+                   within_s: float = 20, *, distinct_events: bool = False) -> list[Received]:
+    """``probe.wait_for`` off the loop (ingest runs on this loop and must keep running).
+
+    ``distinct_events``: count distinct ``event_id``s, not messages (statuses may be re-sent).
+    """
+    key = event_id_of if distinct_events else None
+    return await asyncio.to_thread(partial(probe.wait_for, pred, within_s, count, key=key))
+
+
+def event_id_of(message: Received) -> object:
+    """The ``event_id`` of a Status message (None if it has none)."""
+    return json.loads(message.payload).get("event_id")
 
 
 def metric(text: str, name: str) -> float | None:

@@ -89,7 +89,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_orders_nothing_twice(
         try:
             ordered = await wait_for(
                 probe, lambda m: json.loads(m.payload)["state"] == "ordered", count=300,
-                within_s=120)
+                within_s=120, distinct_events=True)
         finally:
             assert second.terminate() == 0
     finally:

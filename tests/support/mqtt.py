@@ -59,7 +59,7 @@ class MqttProbe:
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         with self._cond:
-            self.messages.append(Received(msg.topic, msg.payload, bool(msg.retain), msg.qos))
+            self.messages.append(Received(msg.topic, bytes(msg.payload), bool(msg.retain), msg.qos))
             self._cond.notify_all()
 
     def wait_connected(self, timeout: float = 10) -> bool:
@@ -80,17 +80,26 @@ class MqttProbe:
         info.wait_for_publish(10)
 
     def wait_for(
-        self, predicate: Callable[[Received], bool], timeout: float = 15, count: int = 1
+        self, predicate: Callable[[Received], bool], timeout: float = 15, count: int = 1,
+        *, key: Callable[[Received], object] | None = None,
     ) -> list[Received]:
-        """Block until ``count`` recorded messages satisfy ``predicate``; return them."""
+        """Block until ``count`` recorded messages satisfy ``predicate``; return them all.
+
+        With ``key``, wait for ``count`` distinct keys instead: a status that is legitimately
+        published twice (re-sent after a restart) must not stand in for a missing one.
+        """
 
         def matches() -> list[Received]:
             return [m for m in self.messages if predicate(m)]
 
+        def counted() -> int:
+            found = matches()
+            return len({key(m) for m in found}) if key is not None else len(found)
+
         with self._cond:
-            if not self._cond.wait_for(lambda: len(matches()) >= count, timeout):
+            if not self._cond.wait_for(lambda: counted() >= count, timeout):
                 raise TimeoutError(
-                    f"waited {timeout}s for {count} matching messages, got {len(matches())}; "
+                    f"waited {timeout}s for {count} matching messages, got {counted()}; "
                     f"last seen: {[(m.topic, m.payload[:120]) for m in self.messages[-5:]]}"
                 )
             return matches()
