@@ -48,6 +48,9 @@ class MqttProbe:
             self.client.username_pw_set(username, password)
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.disconnects: list[str] = []
+        self._subscriptions: dict[str, int] = {}  # re-sent by _on_connect after a reconnect
         self.client.connect(host, port)
         self.client.loop_start()
 
@@ -55,7 +58,17 @@ class MqttProbe:
         self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object = None
     ) -> None:
         self.connect_rc = rc
+        # Like any well-behaved client: after a reconnect without a kept session, subscribe
+        # again (paho does not). A broker that drops a fresh connection (the embedded amqtt
+        # occasionally closes one right after its CONNACK) then costs no subscription.
+        if not getattr(flags, "session_present", False) and not getattr(rc, "is_failure", False):
+            for topic, qos in list(self._subscriptions.items()):
+                client.subscribe(topic, qos)
         self._connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, rc: object,
+                       props: object = None) -> None:
+        self.disconnects.append(str(rc))
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         with self._cond:
@@ -71,9 +84,12 @@ class MqttProbe:
     def subscribe(self, topic: str, qos: int = 1) -> None:
         done = threading.Event()
         self.client.on_subscribe = lambda *a, **k: done.set()
-        self.client.subscribe(topic, qos)
+        self._subscriptions[topic] = qos
+        rc, mid = self.client.subscribe(topic, qos)
         if not done.wait(10):
-            raise TimeoutError(f"no SUBACK for {topic}")
+            raise TimeoutError(f"no SUBACK for {topic} (subscribe rc={rc} mid={mid}, "
+                               f"connected={self.client.is_connected()}, "
+                               f"disconnects={self.disconnects})")
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> None:
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
