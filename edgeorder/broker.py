@@ -1,9 +1,10 @@
 """The embedded MQTT broker of ``edgeorder demo``: amqtt (the maintained fork of hbmqtt, which
 no longer imports on Python >= 3.10), locked down like the production Mosquitto.
 
-Two amqtt plugins enforce the Mosquitto password file and ACL that ``edgeorder broker-auth``
-writes: no anonymous access, and a device may touch only its own topics. Both files are re-read
-when they change, so a device added while the demo runs can connect at once.
+Two amqtt plugins enforce what a production Mosquitto gets from ``edgeorder broker-auth``: the
+password hashes (read from ingest's registry at each CONNECT: no anonymous access) and the ACL
+file (a device may touch only its own topics; re-read when it changes), so a device added while
+the demo runs can connect at once.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from amqtt.contexts import Action, BaseContext
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
-from edgeorder.mosquitto_files import Access, Acl, parse_acl, parse_passwd
+from edgeorder.mosquitto_files import Access, Acl, parse_acl
 from ingest.credentials import verify_password
 from ingest.registry import device_hashes, service_account_hashes
 from ingest.store.db import open_db
@@ -32,7 +33,6 @@ log = structlog.get_logger(__name__)
 __all__ = [
     "AclFilePlugin",
     "EmbeddedBroker",
-    "PasswordFilePlugin",
     "PortInUseError",
     "RegistryAuthPlugin",
     "ensure_port_free",
@@ -60,29 +60,10 @@ class _ReloadingFile:
         return self.value
 
 
-class PasswordFilePlugin(BaseAuthPlugin):
-    """Accepts a CONNECT only with a username and the password matching its ``$7$`` hash."""
-
-    @dataclass
-    class Config:
-        password_file: str = ""
-
-    def __init__(self, context: BaseContext) -> None:
-        super().__init__(context)
-        self._file = _ReloadingFile(Path(self.config.password_file), parse_passwd)
-
-    async def authenticate(self, *, session: Session) -> bool | None:
-        username, password = session.username, session.password
-        hashed = self._file.get().get(username) if username else None
-        ok = bool(hashed and password is not None and verify_password(hashed, password))
-        if not ok:
-            log.warning("broker.auth_refused", username=username, client_id=session.client_id)
-        return ok
-
-
 class RegistryAuthPlugin(BaseAuthPlugin):
-    """Like PasswordFilePlugin, but reads the hashes from ingest's registry at each CONNECT,
-    so a device provisioned or disabled from the dashboard takes effect without a reload."""
+    """Accepts a CONNECT only with a username and the password matching its ``$7$`` hash in
+    ingest's registry, read at each CONNECT, so a device provisioned or disabled from the
+    dashboard takes effect without a reload."""
 
     @dataclass
     class Config:
@@ -137,14 +118,13 @@ class AclFilePlugin(BaseTopicPlugin):
 
 @dataclass
 class EmbeddedBroker:
-    """amqtt on ``host:port`` enforcing ``acl_file`` and either ``password_file`` or, with
-    ``registry_db``, the hashes in ingest's registry."""
+    """amqtt on ``host:port`` enforcing ``acl_file`` and the password hashes in ingest's
+    registry (``registry_db``): never anonymous."""
 
     host: str
     port: int
     acl_file: Path
-    password_file: Path | None = None
-    registry_db: Path | None = None
+    registry_db: Path
     _broker: Broker | None = field(default=None, init=False)
 
     def config(self) -> dict[str, Any]:
@@ -153,17 +133,10 @@ class EmbeddedBroker:
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}",
                                       "max_connections": 0}},
             "plugins": {
-                **self._auth_plugin(),
+                f"{module}.RegistryAuthPlugin": {"db_path": str(self.registry_db)},
                 f"{module}.AclFilePlugin": {"acl_file": str(self.acl_file)},
             },
         }
-
-    def _auth_plugin(self) -> dict[str, Any]:
-        if self.registry_db is not None:
-            return {f"{__name__}.RegistryAuthPlugin": {"db_path": str(self.registry_db)}}
-        if self.password_file is not None:
-            return {f"{__name__}.PasswordFilePlugin": {"password_file": str(self.password_file)}}
-        raise ValueError("EmbeddedBroker needs password_file or registry_db: never anonymous")
 
     async def start(self) -> None:
         """Listen, or raise PortInUseError with a message that says what to do."""
