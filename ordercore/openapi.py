@@ -8,6 +8,7 @@ from typing import Any
 from ordercore.catalog import SkuIn
 from ordercore.checkout import CheckoutIn
 from ordercore.lifecycle import ACTIONS, EVENTS, Action, OrderStatus
+from ordercore.routes_orders import MAX_BATCH
 
 __all__ = ["openapi_document"]
 
@@ -109,6 +110,29 @@ def _action(action: Action) -> J:
     return {"post": op}
 
 
+def _checkouts() -> J:
+    return {
+        "post": {
+            "summary": f"Batch checkout: 1..{MAX_BATCH} checkouts, each answered as /api/checkout",
+            "description": (
+                "Every item gets exactly the Status and Body that POST /api/checkout with its"
+                " Checkout body and Idempotency-Key would answer (keys are shared with it, so"
+                " either endpoint replays the other). The valid items are written in one group"
+                " commit; a failing item fails alone. A bad envelope fails the whole request"
+                " and writes nothing."
+            ),
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("CheckoutBatch")}},
+            },
+            "responses": {
+                "200": _json(_ref("CheckoutBatchResult"), "one result per item, in order"),
+                **_errors(400, 401, 422),
+            },
+        }
+    }
+
+
 def _paths() -> J:
     paths: J = {
         "/healthz": {
@@ -143,6 +167,7 @@ def _paths() -> J:
                 },
             }
         },
+        "/api/checkouts": _checkouts(),
         "/api/order/sent": _order_list("sent"),
         "/api/order/received": _order_list("received"),
         "/api/order/sent/{id}": _order_get("sent"),
@@ -266,6 +291,48 @@ def _schemas() -> J:
         "Checkout": CheckoutIn.model_json_schema(ref_template="#/components/schemas/{model}"),
         "CheckoutResult": _obj(
             {"CheckoutId": INT, "Orders": {"type": "array", "items": _ref("Order")}}
+        ),
+        "CheckoutBatch": _obj(
+            {
+                "Checkouts": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": MAX_BATCH,
+                    "items": _obj(
+                        {
+                            "IdempotencyKey": {
+                                "type": ["string", "null"],
+                                "minLength": 1,
+                                "maxLength": 255,
+                                "description": "as the Idempotency-Key header; a bad one"
+                                " is this item's 400",
+                            },
+                            "Checkout": _ref("Checkout"),
+                        },
+                        ["Checkout"],
+                    ),
+                }
+            },
+            ["Checkouts"],
+        ),
+        "CheckoutBatchResult": _obj(
+            {
+                "Results": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "Status": {"type": "integer", "description": "201, 400, 422, 500"},
+                            "Replayed": {
+                                "type": "boolean",
+                                "description": "the stored answer of an earlier request",
+                            },
+                            "Body": {"oneOf": [_ref("CheckoutResult"), _ref("Error")]},
+                        },
+                        ["Status", "Replayed", "Body"],
+                    ),
+                }
+            },
+            ["Results"],
         ),
         "Order": order,
         "OrderPage": _page(_ref("Order")),
