@@ -1,7 +1,9 @@
 """The order-outbox worker, and the operator's buffer actions (retry now, discard).
 
-Due rows go to the connector with ``Idempotency-Key = event_id``, many at once (bounded). A
-transient failure keeps the row (``queued`` once) with capped, jittered exponential backoff;
+Due rows go to the connector with ``Idempotency-Key = event_id``, many at once (bounded; in
+groups of one request where the platform takes several). The answers of one call are recorded
+in one writer job (one commit). A transient failure keeps the row (``queued`` once) with capped,
+jittered exponential backoff;
 a permanent one marks the event ``failed`` with the platform's reason. Rows live in SQLite,
 so they survive restarts; the platform's idempotency key makes a retry after a crash safe.
 """
@@ -21,7 +23,14 @@ import structlog
 import protocol as p
 from ingest import ledger
 from ingest.bus import Bus, Notice
-from ingest.connectors.base import Connector, OrderRequest, PermanentError, TransientError
+from ingest.connectors.base import (
+    BatchConnector,
+    Connector,
+    OrderRequest,
+    OrderResult,
+    PlatformError,
+    TransientError,
+)
 from ingest.devices import DeviceCache
 from ingest.ledger import OutboxRow, StatusOut
 from ingest.metrics import Metrics
@@ -46,6 +55,9 @@ WORKER = "outbox-worker"
 """``source`` of the worker's own ``outbox`` notices (which must not wake the worker again)."""
 
 log = structlog.get_logger(__name__)
+
+Outcome = OrderResult | PlatformError
+"""What the platform answered for one row: the order, or why not."""
 
 
 def retry_delay(attempts: int, base_s: float, max_s: float,
@@ -135,7 +147,7 @@ class OutboxWorker:
         default_profile: dict[str, Any],
         retry_base_s: float,
         retry_max_s: float,
-        concurrency: int = 64,
+        concurrency: int = 256,
         clock: Callable[[], datetime] = p.utcnow,
         bus: Bus | None = None,
     ) -> None:
@@ -161,15 +173,21 @@ class OutboxWorker:
             while True:
                 self._wake.clear()
                 timeout = await self._dispatch()
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
+                # lands as the wake-up completes (the service's shutdown then hung here)
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
         finally:
             await self._cancel_inflight()
 
     async def _dispatch(self) -> float | None:
-        """Start due rows in free slots; seconds until the next future row is due (or None)."""
+        """Start due rows in free slots; seconds until the next future row is due (or None).
+
+        With a ``BatchConnector`` the due ``create`` rows go out in groups of up to its
+        ``batch_max`` (one request each); every other row gets a call of its own."""
         now = self._clock()
         free = self._limit - len(self._inflight)
         self._finished.clear()
@@ -177,16 +195,31 @@ class OutboxWorker:
             lambda conn: (ledger.due_outbox(conn, now, free + len(self._inflight)),
                           _next_due(conn, now), buffer_depth(conn)))
         self._metrics.buffer_depth.set(depth)
+        batch_max = (self._connector.batch_max
+                     if isinstance(self._connector, BatchConnector) else 1)
+        group: list[OutboxRow] = []
         for row in rows:
             if (row.id in self._inflight or row.id in self._finished or self._is_held(row.id, now)
-                    or len(self._inflight) >= self._limit):
+                    or len(self._inflight) + len(group) >= self._limit):
                 continue
-            task = asyncio.create_task(self._process(row))
-            self._inflight[row.id] = task
+            if batch_max > 1 and row.op == "create":
+                group.append(row)
+                if len(group) >= batch_max:
+                    self._start(group)
+                    group = []
+            else:
+                self._start([row])
+        if group:
+            self._start(group)
         wakes = [t for t in (next_due, self._next_release(now)) if t is not None]
         if not wakes:
             return None
         return max(0.0, (min(wakes) - self._clock()).total_seconds())
+
+    def _start(self, rows: list[OutboxRow]) -> None:
+        task = asyncio.create_task(self._process(rows))
+        for row in rows:
+            self._inflight[row.id] = task
 
     def _is_held(self, row_id: int, now: datetime) -> bool:
         held = self._held.get(row_id)
@@ -210,72 +243,98 @@ class OutboxWorker:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _process(self, row: OutboxRow) -> None:
+    async def _process(self, rows: list[OutboxRow]) -> None:
         try:
-            outs = await self._attempt(row)
-            self._held.pop(row.id, None)
-            self._statuses.publish(outs)
-            if self._bus is not None:
-                self._bus.publish(Notice("outbox", row.device_id, {
-                    "source": WORKER, "id": row.id, "event_id": row.event_id,
-                    "states": [o.status.state.value for o in outs]}))
+            outcomes = await self._call(rows)
+            now = self._clock()
+            delays = [retry_delay(r.attempts, self._base, self._max)
+                      if isinstance(o, TransientError) else 0.0
+                      for r, o in zip(rows, outcomes, strict=True)]
+            settled = await self._writer.run(lambda c: [
+                self._settle(c, row, outcome, now, delay)
+                for row, outcome, delay in zip(rows, outcomes, delays, strict=True)])
+            for row, outcome, delay, outs in zip(rows, outcomes, delays, settled,
+                                                 strict=True):
+                self._held.pop(row.id, None)
+                self._account(row, outcome, outs, now, delay)
+                self._statuses.publish(outs)
+                if self._bus is not None:
+                    self._bus.publish(Notice("outbox", row.device_id, {
+                        "source": WORKER, "id": row.id, "event_id": row.event_id,
+                        "states": [o.status.state.value for o in outs]}))
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("outbox.attempt_crashed", outbox_id=row.id, event_id=row.event_id)
-            self._hold(row)
+            log.exception("outbox.attempt_crashed", outbox_ids=[r.id for r in rows],
+                          event_ids=[r.event_id for r in rows])
+            for row in rows:
+                self._hold(row)
         finally:
-            self._inflight.pop(row.id, None)
-            self._finished.add(row.id)
+            for row in rows:
+                self._inflight.pop(row.id, None)
+                self._finished.add(row.id)
             # Refill in batches: under load a dispatch (a read of the due rows on a thread) per
             # finished call cost more than the call's own bookkeeping. Every row in flight
             # finishes, and the last ones always wake the worker, so nothing due is left behind.
             if len(self._inflight) <= self._limit // 2:
                 self._wake.set()
 
-    async def _attempt(self, row: OutboxRow) -> list[StatusOut]:
+    async def _call(self, rows: list[OutboxRow]) -> list[Outcome]:
+        """The platform's answer for each row (an error is an answer too); a call that failed
+        as a whole is every row's answer."""
+        row = rows[0]
         try:
+            if len(rows) > 1 or (row.op == "create"
+                                 and isinstance(self._connector, BatchConnector)):
+                assert isinstance(self._connector, BatchConnector)
+                return await self._connector.create_orders([self._request(r) for r in rows])
             if row.op == "cancel":
                 assert row.target_order_id is not None
-                await self._connector.cancel_order(row.target_order_id,
-                                                   idempotency_key=row.event_id)
-                return await self._writer.run(
-                    lambda c: ledger.mark_cancelled(c, row, now=self._clock()))
-            result = await self._connector.create_order(self._request(row))
-        except TransientError as exc:
-            return await self._transient(row, exc.reason)
-        except PermanentError as exc:
+                return [await self._connector.cancel_order(row.target_order_id,
+                                                           idempotency_key=row.event_id)]
+            return [await self._connector.create_order(self._request(row))]
+        except PlatformError as exc:
+            return [exc] * len(rows)
+
+    def _settle(self, conn: sqlite3.Connection, row: OutboxRow, outcome: Outcome,
+                now: datetime, delay: float) -> list[StatusOut]:
+        """Record one row's outcome (writer thread, inside the group's transaction)."""
+        if isinstance(outcome, TransientError):
+            return ledger.mark_transient(conn, row, error=outcome.reason,
+                                         next_attempt_at=now + timedelta(seconds=delay), now=now)
+        if isinstance(outcome, PlatformError):
+            return ledger.mark_failed(conn, row, reason=outcome.reason, now=now)
+        if row.op == "cancel":
+            return ledger.mark_cancelled(conn, row, now=now)
+        status = outcome.platform_status if isinstance(outcome.platform_status, int) else None
+        return ledger.mark_created(
+            conn, row, order_id=outcome.order_id, state=outcome.state, platform_status=status,
+            amount=outcome.amount, currency=outcome.currency, now=now)
+
+    def _account(self, row: OutboxRow, outcome: Outcome, outs: list[StatusOut],
+                 now: datetime, delay: float) -> None:
+        """Metrics and log lines of one settled row (after its commit)."""
+        if isinstance(outcome, TransientError):
+            self._metrics.platform_retries.inc()
+            log.info("outbox.retry", outbox_id=row.id, event_id=row.event_id,
+                     reason=outcome.reason, attempts=row.attempts + 1,
+                     retry_in_s=round(delay, 3))
+            return
+        if isinstance(outcome, PlatformError):
             self._metrics.orders_failed.inc()
-            reason = exc.reason
             log.warning("outbox.refused", outbox_id=row.id, event_id=row.event_id, op=row.op,
-                        reason=reason, status=exc.status)
-            return await self._writer.run(
-                lambda c: ledger.mark_failed(c, row, reason=reason, now=self._clock()))
-        now = self._clock()
-        status = result.platform_status if isinstance(result.platform_status, int) else None
-        outs = await self._writer.run(lambda c: ledger.mark_created(
-            c, row, order_id=result.order_id, state=result.state, platform_status=status,
-            amount=result.amount, currency=result.currency, now=now))
-        if not outs:
-            return outs  # already recorded (the platform replayed its answer to our key)
+                        reason=outcome.reason, status=outcome.status)
+            return
+        if row.op != "create" or not outs:
+            return  # a cancel, or already recorded (the platform replayed its answer to our key)
         self._metrics.orders_created.inc()
-        delay = (now - datetime.fromisoformat(row.event_ts)).total_seconds()
-        if delay >= 0:
-            self._metrics.ordered_latency.observe(delay)
+        elapsed = (now - datetime.fromisoformat(row.event_ts)).total_seconds()
+        if elapsed >= 0:
+            self._metrics.ordered_latency.observe(elapsed)
         # debug, not info: one line per order cost ~4% of ingest's CPU under load; the
         # orders_created metric and the dashboard already count them
         log.debug("outbox.ordered", event_id=row.event_id, device_id=row.device_id,
-                  order_id=result.order_id, attempts=row.attempts + 1)
-        return outs
-
-    async def _transient(self, row: OutboxRow, reason: str) -> list[StatusOut]:
-        self._metrics.platform_retries.inc()
-        delay = retry_delay(row.attempts, self._base, self._max)
-        now = self._clock()
-        log.info("outbox.retry", outbox_id=row.id, event_id=row.event_id, reason=reason,
-                 attempts=row.attempts + 1, retry_in_s=round(delay, 3))
-        return await self._writer.run(lambda c: ledger.mark_transient(
-            c, row, error=reason, next_attempt_at=now + timedelta(seconds=delay), now=now))
+                  order_id=outcome.order_id, attempts=row.attempts + 1)
 
     def _request(self, row: OutboxRow) -> OrderRequest:
         device = self._devices.get(row.device_id)

@@ -53,7 +53,7 @@ def make_connector(settings: Settings) -> Connector:
     if c.kind == "ordercore":
         profile = {**DEFAULT_PROFILE, **settings.default_profile}
         return OrderCoreConnector(c.base_url, c.token.get_secret_value(), timeout_s=c.timeout_s,
-                                  default_profile=profile)
+                                  default_profile=profile, batch_max=settings.outbox_batch_max)
     from ingest.connectors.factory import make_connector as make_platform
 
     return make_platform(c)
@@ -88,7 +88,7 @@ class IngestService:
             writer=self.writer, read=self.reader, connector=self.connector,
             devices=self.devices, statuses=self.statuses, metrics=self.metrics,
             default_profile=settings.default_profile, retry_base_s=settings.retry_base_s,
-            retry_max_s=settings.retry_max_s, bus=bus)
+            retry_max_s=settings.retry_max_s, concurrency=settings.outbox_concurrency, bus=bus)
         self.router = Router(
             writer=self.writer, devices=self.devices, statuses=self.statuses,
             metrics=self.metrics, bus=bus, ack=self.link.ack, on_outbox=self.worker.wake,

@@ -8,11 +8,12 @@ platform's order states onto ``protocol.State``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from protocol import State
 
 __all__ = [
+    "BatchConnector",
     "Connector",
     "OrderRequest",
     "OrderResult",
@@ -84,3 +85,18 @@ class Connector(Protocol):
 
     async def close(self) -> None:
         """Release HTTP sessions."""
+
+
+@runtime_checkable
+class BatchConnector(Protocol):
+    """A connector whose platform takes many orders in one request (the built-in order core's
+    ``POST /api/checkouts``). The outbox worker hands it up to ``batch_max`` due rows at once;
+    each request keeps its own idempotency key and gets its own answer."""
+
+    batch_max: int
+
+    async def create_orders(self, requests: list[OrderRequest]
+                            ) -> list[OrderResult | PlatformError]:
+        """One answer per request, in order: the order, or why it was not made (a
+        ``TransientError`` to retry, a ``PermanentError`` to fail). Raises ``TransientError``
+        when the call as a whole did not get through (every request is retried)."""

@@ -2,6 +2,9 @@
 
 BlackBox Order API dialect: ``POST /api/checkout`` with ``Idempotency-Key: <event_id>``,
 ``GET /api/order/received/{id}``, ``POST /api/order/{id}/cancel``, ``POST /api/webhooks``.
+Under load the outbox hands several orders at once to ``create_orders``, which sends them in one
+``POST /api/checkouts`` (each with its own idempotency key and its own answer): one HTTP round
+trip per order was the largest cost of both services per event (see bench/README.md).
 """
 
 from __future__ import annotations
@@ -14,9 +17,15 @@ import aiohttp
 import structlog
 
 import protocol as p
-from ingest.connectors.base import OrderRequest, OrderResult, PermanentError, TransientError
+from ingest.connectors.base import (
+    OrderRequest,
+    OrderResult,
+    PermanentError,
+    PlatformError,
+    TransientError,
+)
 
-__all__ = ["DEFAULT_PROFILE", "WEBHOOK_EVENTS", "OrderCoreConnector", "order_result",
+__all__ = ["DEFAULT_PROFILE", "MAX_BATCH", "WEBHOOK_EVENTS", "OrderCoreConnector", "order_result",
            "state_for_code"]
 
 log = structlog.get_logger(__name__)
@@ -81,6 +90,29 @@ def order_result(order: dict[str, Any]) -> OrderResult:
     )
 
 
+MAX_BATCH = 100
+"""Most checkouts the order core takes in one ``POST /api/checkouts``."""
+
+
+def _batch_item(item: Any) -> OrderResult | PlatformError:
+    """One entry of a ``POST /api/checkouts`` reply, as the single call would have ended."""
+    if not isinstance(item, dict) or not isinstance(item.get("Status"), int):
+        return TransientError(f"order core: unexpected batch entry {str(item)[:200]}")
+    status, body = item["Status"], item.get("Body")
+    if 200 <= status < 300:
+        orders = body.get("Orders") if isinstance(body, dict) else None
+        if isinstance(orders, list) and orders and isinstance(orders[0], dict):
+            try:
+                return order_result(orders[0])
+            except (KeyError, TypeError, ValueError):
+                pass
+        return TransientError(f"order core: unexpected checkout reply {str(body)[:200]}")
+    reason = _reason(status, body)
+    if status == 429 or status >= 500:
+        return TransientError(f"order core HTTP {status}: {reason}", status=status)
+    return PermanentError(reason, status=status)
+
+
 def _reason(status: int, body: Any) -> str:
     if isinstance(body, dict):
         message = body.get("Message") or body.get("Error") or ""
@@ -98,8 +130,12 @@ class OrderCoreConnector:
     name = "ordercore"
 
     def __init__(self, base_url: str, token: str, *, timeout_s: float = 5.0,
-                 default_profile: dict[str, Any] | None = None) -> None:
+                 default_profile: dict[str, Any] | None = None, batch_max: int = 32) -> None:
+        if not 1 <= batch_max <= MAX_BATCH:
+            raise ValueError(f"batch_max must be 1-{MAX_BATCH}")
         self.base_url = base_url.rstrip("/")
+        self.batch_max = batch_max
+        self._batch_endpoint = batch_max > 1  # False once the order core proved not to have it
         self._token = token
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._profile = default_profile or DEFAULT_PROFILE
@@ -159,6 +195,41 @@ class OrderCoreConnector:
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise TransientError(f"order core: unexpected checkout reply {str(data)[:200]}"
                                  ) from exc
+
+    async def create_orders(self, requests: list[OrderRequest]
+                            ) -> list[OrderResult | PlatformError]:
+        """Several orders in one ``POST /api/checkouts``; one answer per request, in order.
+
+        An order core without that endpoint (404/405), or one that refuses the request as a
+        whole, gets the orders one by one instead, so every order still has its own verdict."""
+        if len(requests) == 1 or not self._batch_endpoint:
+            return await self._one_by_one(requests)
+        body = {"Checkouts": [{"IdempotencyKey": r.idempotency_key,
+                               "Checkout": self.checkout_body(r)} for r in requests]}
+        try:
+            data = await self._call("POST", "/api/checkouts", body=body)
+        except PermanentError as exc:
+            if exc.status in (404, 405):
+                self._batch_endpoint = False
+                log.warning("ordercore.no_batch_endpoint", status=exc.status)
+            else:
+                log.error("ordercore.batch_refused", status=exc.status, reason=exc.reason,
+                          orders=len(requests))
+            return await self._one_by_one(requests)
+        results = data.get("Results") if isinstance(data, dict) else None
+        if not isinstance(results, list) or len(results) != len(requests):
+            raise TransientError(f"order core: unexpected batch reply {str(data)[:200]}")
+        return [_batch_item(item) for item in results]
+
+    async def _one_by_one(self, requests: list[OrderRequest]
+                          ) -> list[OrderResult | PlatformError]:
+        async def one(request: OrderRequest) -> OrderResult | PlatformError:
+            try:
+                return await self.create_order(request)
+            except PlatformError as exc:
+                return exc
+
+        return list(await asyncio.gather(*(one(r) for r in requests)))
 
     async def cancel_order(self, order_id: str, *, idempotency_key: str) -> OrderResult:
         data = await self._call("POST", f"/api/order/{order_id}/cancel",
