@@ -96,6 +96,9 @@ class MqttLink:
         self._stopping = threading.Event()
         self._had_session = threading.Event()
         self._thread: threading.Thread | None = None
+        self._handoff: list[tuple[Any, tuple[Any, ...]]] = []  # guarded by _handoff_lock
+        self._handoff_scheduled = False
+        self._handoff_lock = threading.Lock()
         self._client = self._make_client()
 
     # --- set-up -----------------------------------------------------------------------------
@@ -105,7 +108,12 @@ class MqttLink:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=o.client_id,
                              clean_session=False)
         client.manual_ack_set(True)
-        client.max_inflight_messages_set(1000)
+        # 0 = no client-side in-flight cap. With a cap, paho scans EVERY unanswered message on
+        # each PUBACK to find queued ones (``_update_inflight``): with ~1000 statuses in flight
+        # that scan was the paho thread's largest cost under load. The broker bounds what it
+        # takes (deploy/mosquitto: max_inflight/max_queued), and while disconnected paho keeps
+        # publishes queued and sends them after the reconnect either way.
+        client.max_inflight_messages_set(0)
         client.max_queued_messages_set(0)
         if o.username:
             client.username_pw_set(o.username, o.password)
@@ -203,11 +211,33 @@ class MqttLink:
             self._call(self.on_published, mid)
 
     def _call(self, fn: Any, *args: Any) -> None:
+        """Run ``fn(*args)`` on the event loop, in call order. Calls made while an earlier
+        hand-off is still waiting ride along with it: under load one loop wake-up (a write to
+        its self-pipe) carries hundreds of messages and PUBACKs instead of one each."""
+        with self._handoff_lock:
+            self._handoff.append((fn, args))
+            if self._handoff_scheduled:
+                return
+            self._handoff_scheduled = True
         if self._loop is not None and not self._loop.is_closed():
             try:
-                self._loop.call_soon_threadsafe(fn, *args)
+                self._loop.call_soon_threadsafe(self._run_handoff)
+                return
             except RuntimeError:  # loop closed between the check and the call
                 pass
+        with self._handoff_lock:  # nobody will run them: don't keep them
+            self._handoff.clear()
+            self._handoff_scheduled = False
+
+    def _run_handoff(self) -> None:
+        with self._handoff_lock:
+            calls, self._handoff = self._handoff, []
+            self._handoff_scheduled = False
+        for fn, args in calls:
+            try:
+                fn(*args)
+            except Exception:  # one failing callback must not lose the ones after it
+                log.exception("mqtt.callback_failed", callback=getattr(fn, "__qualname__", fn))
 
     # --- event-loop side --------------------------------------------------------------------
 
