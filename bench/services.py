@@ -44,7 +44,8 @@ class Services:
 
     work_dir: Path
     ingest_args: list[str] = field(default_factory=list)
-    token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    # prefixed: a token_urlsafe may start with "-", which argparse takes for an option
+    token: str = field(default_factory=lambda: "bench_" + secrets.token_urlsafe(16))
     ordercore_port: int = field(default_factory=free_port)
     broker: MosquittoServer | None = None
     ordercore: ServiceProcess | None = None
@@ -66,7 +67,7 @@ class Services:
         def make(port: int) -> ServiceProcess:
             self.ordercore_port = port
             args = ["ordercore", "--port", str(port), "--data-dir",
-                    str(self.work_dir / "ordercore"), "--token", self.token, "--seed-catalog"]
+                    str(self.work_dir / "ordercore"), f"--token={self.token}", "--seed-catalog"]
             return ServiceProcess("ordercore", args, ready_mark=ORDERCORE_READY,
                                   log_path=self.work_dir / "ordercore.log")
 
@@ -84,7 +85,7 @@ class Services:
             args = ["ingest", "--data-dir", str(data), "--mqtt-url", broker_url,
                     "--mqtt-username", "ingest", "--mqtt-password", "bench",
                     "--http-port", str(port), "--ordercore-url", self.ordercore_url,
-                    "--ordercore-token", self.token, *self.ingest_args]
+                    f"--ordercore-token={self.token}", *self.ingest_args]
             return ServiceProcess("ingest", args, ready_mark=INGEST_READY,
                                   log_path=self.work_dir / "ingest.log")
 
