@@ -1,16 +1,22 @@
-"""ingest's MQTT link: the ONE place where paho-mqtt's thread meets asyncio.
+"""ingest's MQTT link: the ONE place where paho-mqtt meets asyncio.
 
-paho's callbacks only convert and hand off (``loop.call_soon_threadsafe``) into a bounded
-queue. Messages are acknowledged by hand (``manual_ack``) and only after the caller has
-committed them, on a persistent session (``clean_session=False``, stable client id): if ingest
-dies, the broker redelivers every event that was not yet on disk.
+paho runs ON the event loop, in its external-loop mode (as aiomqtt drives it): the socket is
+watched with ``add_reader``/``add_writer``, keep-alive runs from a timer task, and only the
+blocking TCP/TLS connect goes to a worker thread. There is no network thread: no self-pipe
+write per message or acknowledgement, no GIL hand-over between two busy threads, and the
+callbacks below run on the loop itself. Reads are buffered (``_BufferedClient``): paho asks the
+socket for one byte at a time while it parses a packet header, three system calls per packet.
 
-The network loop runs in its own thread and reconnects with jittered exponential backoff.
+Messages are acknowledged by hand (``manual_ack``) and only after the caller has committed
+them, on a persistent session (``clean_session=False``, stable client id): if ingest dies, the
+broker redelivers every event that was not yet on disk. Lost connections are re-made with
+jittered exponential backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import ssl
 import threading
@@ -74,13 +80,45 @@ def backoff_delays(minimum: float, maximum: float, rng: random.Random | None = N
         ceiling = min(maximum, ceiling * 2)
 
 
+_READ_CHUNK = 65536
+_MISC_INTERVAL_S = 1.0
+
+
+class _BufferedClient(mqtt.Client):
+    """paho's client reading the socket in 64 KiB chunks instead of asking it for each header
+    byte. ``buffered()`` says whether parsed-but-unhandled bytes are waiting (the selector will
+    not report them: they already left the socket)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rbuf = bytearray()
+
+    def buffered(self) -> bool:
+        return bool(self._rbuf)
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if not self._rbuf:
+            chunk = super()._sock_recv(_READ_CHUNK)  # BlockingIOError when nothing is there
+            if not chunk:
+                return chunk  # end of stream: paho treats it as a lost connection
+            self._rbuf += chunk
+        data = bytes(self._rbuf[:bufsize])
+        del self._rbuf[:bufsize]
+        return data
+
+    def _sock_close(self) -> None:
+        self._rbuf.clear()  # bytes of a dead connection must not prefix the next one
+        super()._sock_close()
+
+
 class MqttLink:
     """Subscribes to the device channels and publishes statuses/configs.
 
     ``inbound`` is the bounded asyncio queue of received messages; ``subscribed`` is set once
     the broker acknowledged the subscriptions of the current connection, ``disconnected``
-    while the connection is down. ``on_published(mid)`` is called on the event loop when the
-    broker acknowledged our QoS 1 publish ``mid`` (PUBACK).
+    while the connection is down. ``on_published(mid)`` is called when the broker acknowledged
+    our QoS 1 publish ``mid`` (PUBACK). Everything runs on the event loop that called
+    ``start()``.
     """
 
     def __init__(self, options: MqttOptions) -> None:
@@ -88,30 +126,32 @@ class MqttLink:
         self.inbound: asyncio.Queue[Inbound] = asyncio.Queue(options.queue_size)
         self.subscribed = asyncio.Event()
         self.disconnected = asyncio.Event()
+        self.disconnected.set()
         self.dropped = 0
         self.on_published: Callable[[int], None] | None = None
         self._generation = 0
         self._resync_generation = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping = threading.Event()
-        self._had_session = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._handoff: list[tuple[Any, tuple[Any, ...]]] = []  # guarded by _handoff_lock
-        self._handoff_scheduled = False
-        self._handoff_lock = threading.Lock()
+        self._loop_thread: int | None = None
+        self._stopping = asyncio.Event()
+        self._closed = asyncio.Event()  # the current connection's socket was closed
+        self._had_session = False
+        self._sock: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._misc: asyncio.Task[None] | None = None
         self._client = self._make_client()
 
     # --- set-up -----------------------------------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
         o = self.options
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=o.client_id,
-                             clean_session=False)
+        client = _BufferedClient(CallbackAPIVersion.VERSION2, client_id=o.client_id,
+                                 clean_session=False)
         client.manual_ack_set(True)
         # 0 = no client-side in-flight cap. With a cap, paho scans EVERY unanswered message on
         # each PUBACK to find queued ones (``_update_inflight``): with ~1000 statuses in flight
-        # that scan was the paho thread's largest cost under load. The broker bounds what it
-        # takes (deploy/mosquitto: max_inflight/max_queued), and while disconnected paho keeps
+        # that scan was the link's largest cost under load. The broker bounds what it takes
+        # (deploy/mosquitto: max_inflight/max_queued), and while disconnected paho keeps
         # publishes queued and sends them after the reconnect either way.
         client.max_inflight_messages_set(0)
         client.max_queued_messages_set(0)
@@ -124,56 +164,143 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_register_write
+        client.on_socket_unregister_write = self._on_unregister_write
         return client
 
     def start(self) -> None:
-        """Start the network thread (call from the event loop)."""
+        """Start connecting (call from the event loop); reconnects until ``stop()``."""
         self._loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._network, name="ingest-mqtt", daemon=True)
-        self._thread.start()
+        self._loop_thread = threading.get_ident()
+        self._task = self._loop.create_task(self._connection_loop(), name="ingest-mqtt")
 
     async def stop(self) -> None:
-        """Disconnect (sending what is queued first) and join the network thread."""
+        """Disconnect (sending what is queued first) and stop reconnecting."""
         self._stopping.set()
-        self._client.disconnect()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 10)
+        if self._sock is not None:
+            self._client.disconnect()  # queued behind what is already waiting to be written
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10):
+                    await self._closed.wait()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._drop_socket()
 
-    # --- the network thread ---------------------------------------------------------------
+    # --- the connection loop ----------------------------------------------------------------
 
-    def _network(self) -> None:
+    async def _connection_loop(self) -> None:
         url = urlsplit(self.options.url)
         host = url.hostname or "127.0.0.1"
         port = url.port or (8883 if url.scheme == "mqtts" else 1883)
         delays = backoff_delays(self.options.backoff_min_s, self.options.backoff_max_s)
         while not self._stopping.is_set():
+            self._closed.clear()
             try:
-                self._client.connect(host, port, keepalive=self.options.keepalive_s)
-            except OSError as exc:
+                # blocking socket connect and TLS handshake: off the loop
+                await asyncio.to_thread(self._client.connect, host, port,
+                                        self.options.keepalive_s)
+            except (OSError, ssl.SSLError) as exc:
                 delay = next(delays)
                 log.warning("mqtt.connect_failed", error=str(exc), retry_in_s=round(delay, 2))
-                self._stopping.wait(delay)
+                await self._pause(delay)
                 continue
-            rc = MQTTErrorCode.MQTT_ERR_SUCCESS
-            while not self._stopping.is_set() and rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
-                rc = self._client.loop(timeout=0.5)
+            await self._closed.wait()
             if self._stopping.is_set():
-                self._drain()
                 return
-            if self._had_session.is_set():  # it worked until now: start the backoff afresh
-                self._had_session.clear()
+            if self._had_session:  # it worked until now: start the backoff afresh
+                self._had_session = False
                 delays = backoff_delays(self.options.backoff_min_s, self.options.backoff_max_s)
             delay = next(delays)
-            log.warning("mqtt.connection_lost", rc=str(rc), retry_in_s=round(delay, 2))
-            self._stopping.wait(delay)
+            log.warning("mqtt.connection_lost", retry_in_s=round(delay, 2))
+            await self._pause(delay)
 
-    def _drain(self) -> None:
-        """Let the final DISCONNECT (and anything queued before it) leave the socket."""
-        for _ in range(20):
-            if self._client.loop(timeout=0.1) != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                break
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
 
-    # --- paho callbacks (network thread): convert and hand off, nothing else ----------------
+    async def _keepalive(self) -> None:
+        """paho's periodic duties (PINGREQ, keep-alive timeout) while a socket is open."""
+        while True:
+            await asyncio.sleep(_MISC_INTERVAL_S)
+            self._client.loop_misc()
+
+    # --- socket callbacks (paho calls them; connect() does so from its worker thread) --------
+
+    def _on_loop(self, fn: Callable[..., Any], *args: Any) -> None:
+        if threading.get_ident() == self._loop_thread:
+            fn(*args)
+        elif self._loop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # loop closed meanwhile
+                self._loop.call_soon_threadsafe(fn, *args)
+
+    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._on_loop(self._watch, sock)
+
+    def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._on_loop(self._unwatch, sock)
+
+    def _on_register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._on_loop(self._want_write, sock)
+
+    def _on_unregister_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._on_loop(self._no_write, sock)
+
+    def _watch(self, sock: Any) -> None:
+        assert self._loop is not None
+        self._drop_socket()
+        self._sock = sock
+        self._loop.add_reader(sock, self._readable)
+        self._misc = self._loop.create_task(self._keepalive())
+
+    def _unwatch(self, sock: Any) -> None:
+        if sock is self._sock:
+            self._drop_socket()
+            self._closed.set()
+
+    def _drop_socket(self) -> None:
+        if self._sock is not None and self._loop is not None and not self._loop.is_closed():
+            with contextlib.suppress(ValueError, OSError):  # already closed
+                self._loop.remove_reader(self._sock)
+                self._loop.remove_writer(self._sock)
+        self._sock = None
+        if self._misc is not None:
+            self._misc.cancel()
+            self._misc = None
+
+    def _want_write(self, sock: Any) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(ValueError, OSError):  # closed meanwhile
+                self._loop.add_writer(sock, self._writable)
+
+    def _no_write(self, sock: Any) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.remove_writer(sock)
+
+    def _readable(self) -> None:
+        client = self._client
+        try:
+            while True:  # a buffered chunk can hold many packets; the selector won't say so
+                if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    return
+                if not isinstance(client, _BufferedClient) or not client.buffered():
+                    return
+        except OSError as exc:  # e.g. a reset in the middle of a packet
+            log.warning("mqtt.read_failed", error=str(exc))
+            client._sock_close()  # paho's own close: runs on_socket_close -> reconnect
+
+    def _writable(self) -> None:
+        try:
+            self._client.loop_write()
+        except OSError as exc:
+            log.warning("mqtt.write_failed", error=str(exc))
+            self._client._sock_close()
+
+    # --- paho callbacks (on the loop, from loop_read) ---------------------------------------
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                     properties: Any = None) -> None:
@@ -181,7 +308,7 @@ class MqttLink:
             log.error("mqtt.refused", reason=str(reason))
             return
         self._generation += 1
-        self._had_session.set()
+        self._had_session = True
         topics = [(p.subscription(ch, shared_group=self.options.shared_group), qos)
                   for ch, qos in _SUBSCRIPTIONS]
         client.subscribe(topics)
@@ -189,59 +316,17 @@ class MqttLink:
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
                       properties: Any = None) -> None:
-        self._call(self.subscribed.set)
-        self._call(self.disconnected.clear)
+        self.subscribed.set()
+        self.disconnected.clear()
         log.info("mqtt.subscribed", shared_group=self.options.shared_group)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any = None) -> None:
-        self._call(self.subscribed.clear)
-        self._call(self.disconnected.set)
+        self.subscribed.clear()
+        self.disconnected.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self._call(self._enqueue, Inbound(msg.topic, bytes(msg.payload), msg.qos, msg.mid,
-                                          self._generation))
-
-    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any,
-                    properties: Any = None) -> None:
-        if getattr(reason, "is_failure", False):  # MQTT 5 only: the broker refused it
-            log.error("mqtt.publish_refused", mid=mid, reason=str(reason))
-            return
-        if self.on_published is not None:
-            self._call(self.on_published, mid)
-
-    def _call(self, fn: Any, *args: Any) -> None:
-        """Run ``fn(*args)`` on the event loop, in call order. Calls made while an earlier
-        hand-off is still waiting ride along with it: under load one loop wake-up (a write to
-        its self-pipe) carries hundreds of messages and PUBACKs instead of one each."""
-        with self._handoff_lock:
-            self._handoff.append((fn, args))
-            if self._handoff_scheduled:
-                return
-            self._handoff_scheduled = True
-        if self._loop is not None and not self._loop.is_closed():
-            try:
-                self._loop.call_soon_threadsafe(self._run_handoff)
-                return
-            except RuntimeError:  # loop closed between the check and the call
-                pass
-        with self._handoff_lock:  # nobody will run them: don't keep them
-            self._handoff.clear()
-            self._handoff_scheduled = False
-
-    def _run_handoff(self) -> None:
-        with self._handoff_lock:
-            calls, self._handoff = self._handoff, []
-            self._handoff_scheduled = False
-        for fn, args in calls:
-            try:
-                fn(*args)
-            except Exception:  # one failing callback must not lose the ones after it
-                log.exception("mqtt.callback_failed", callback=getattr(fn, "__qualname__", fn))
-
-    # --- event-loop side --------------------------------------------------------------------
-
-    def _enqueue(self, message: Inbound) -> None:
+        message = Inbound(msg.topic, bytes(msg.payload), msg.qos, msg.mid, self._generation)
         try:
             self.inbound.put_nowait(message)
         except asyncio.QueueFull:
@@ -250,6 +335,19 @@ class MqttLink:
                       dropped=self.dropped)
             if message.qos > 0:
                 self._resync(message.generation)
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any,
+                    properties: Any = None) -> None:
+        if getattr(reason, "is_failure", False):  # MQTT 5 only: the broker refused it
+            log.error("mqtt.publish_refused", mid=mid, reason=str(reason))
+            return
+        if self.on_published is not None:
+            try:
+                self.on_published(mid)
+            except Exception:  # a bookkeeping bug must not break the connection
+                log.exception("mqtt.on_published_failed", mid=mid)
+
+    # --- event-loop side --------------------------------------------------------------------
 
     def _resync(self, generation: int) -> None:
         """A QoS 1 message was dropped unacknowledged. The broker resends it only on a NEW
@@ -276,7 +374,7 @@ class MqttLink:
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
                 ) -> int | None:
-        """Queue a publish (paho sends it from the network thread; kept while disconnected and
+        """Queue a publish (written when the socket is writable; kept while disconnected and
         re-sent after a reconnect); its message id, which ``on_published`` reports back, or
         None when paho could not queue it (every message id still unanswered)."""
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
