@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 import structlog
 from aiohttp import web
 
@@ -46,8 +46,8 @@ async def read_json(request: web.Request, *, optional: bool = False) -> Any:
             400, "malformed_json", "the request body is empty; a JSON object is required"
         )
     try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:  # also invalid UTF-8
         raise ApiError(400, "malformed_json", f"the request body is not JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise ApiError(400, "malformed_json", "the request body must be a JSON object")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+import orjson
 
 from ordercore.lifecycle import status_json
 
@@ -24,11 +25,13 @@ def iso_utc(ts: float) -> str:
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON text (orjson: several times cheaper than ``json.dumps``, and the order core
+    writes every order's JSON twice per checkout)."""
+    return orjson.dumps(value).decode()
 
 
 def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    return None if text is None else orjson.loads(text)
 
 
 def item_json(row: Row) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 import aiohttp
+import orjson
 import structlog
 
 import protocol as p
@@ -152,19 +153,22 @@ class OrderCoreConnector:
 
     async def _call(self, method: str, path: str, *, body: Any = None,
                     headers: dict[str, str] | None = None) -> Any:
+        if body is not None:  # orjson: the batch bodies and replies are most of the bytes
+            headers = {**(headers or {}), "Content-Type": "application/json"}
         try:
-            async with self._http().request(method, self.base_url + path, json=body,
-                                            headers=headers) as resp:
-                text = await resp.text()
+            async with self._http().request(
+                method, self.base_url + path, headers=headers,
+                data=None if body is None else orjson.dumps(body)) as resp:
+                raw = await resp.read()
                 status = resp.status
         except TimeoutError as exc:
             raise TransientError("order core: no answer within the timeout") from exc
         except aiohttp.ClientError as exc:
             raise TransientError(f"order core unreachable: {exc.__class__.__name__}") from exc
         try:
-            data = json.loads(text) if text.strip() else None
-        except json.JSONDecodeError:
-            data = text
+            data = orjson.loads(raw) if raw.strip() else None
+        except orjson.JSONDecodeError:
+            data = raw.decode("utf-8", errors="replace")
         if 200 <= status < 300:
             return data
         reason = _reason(status, data)
