@@ -11,7 +11,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -106,7 +106,7 @@ def _history(conn: sqlite3.Connection, out: StatusOut, source: str,
          at or _ts(s.ts)],
     )
     assert cursor.lastrowid is not None
-    return replace(out, history_ids=(cursor.lastrowid,))
+    return StatusOut(out.device_id, s, (cursor.lastrowid,))
 
 
 def record_rejection(conn: sqlite3.Connection, device_id: str | None, event_id: str | None,

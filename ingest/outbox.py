@@ -157,6 +157,10 @@ class OutboxWorker:
         self._profile = default_profile
         self._base, self._max = retry_base_s, retry_max_s
         self._limit, self._clock = concurrency, clock
+        # checked once: isinstance against a runtime Protocol walks its attributes each time
+        self._batch: BatchConnector | None = (
+            connector if isinstance(connector, BatchConnector) and connector.batch_max > 1
+            else None)
         self._wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task[None]] = {}
         # rows finished while a dispatch read ran: that read may predate their commit
@@ -195,8 +199,7 @@ class OutboxWorker:
             lambda conn: (ledger.due_outbox(conn, now, free + len(self._inflight)),
                           _next_due(conn, now), buffer_depth(conn)))
         self._metrics.buffer_depth.set(depth)
-        batch_max = (self._connector.batch_max
-                     if isinstance(self._connector, BatchConnector) else 1)
+        batch_max = self._batch.batch_max if self._batch is not None else 1
         group: list[OutboxRow] = []
         for row in rows:
             if (row.id in self._inflight or row.id in self._finished or self._is_held(row.id, now)
@@ -284,10 +287,8 @@ class OutboxWorker:
         as a whole is every row's answer."""
         row = rows[0]
         try:
-            if len(rows) > 1 or (row.op == "create"
-                                 and isinstance(self._connector, BatchConnector)):
-                assert isinstance(self._connector, BatchConnector)
-                return await self._connector.create_orders([self._request(r) for r in rows])
+            if self._batch is not None and row.op == "create":
+                return await self._batch.create_orders([self._request(r) for r in rows])
             if row.op == "cancel":
                 assert row.target_order_id is not None
                 return [await self._connector.cancel_order(row.target_order_id,

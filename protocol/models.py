@@ -33,10 +33,19 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_last_formatted: tuple[datetime | None, str] = (None, "")
+
+
 def format_ts(ts: datetime) -> str:
     """``2026-11-22T13:00:00.123Z``: UTC, millisecond precision, ``Z`` suffix."""
+    global _last_formatted
+    last = _last_formatted  # one read: another thread may replace it meanwhile
+    if last[0] is ts:  # the same object again (ingest writes one "now" into several rows)
+        return last[1]
     # isoformat, not strftime: half the cost, and ingest formats a dozen timestamps per event.
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    text = ts.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    _last_formatted = (ts, text)
+    return text
 
 
 def _aware_utc(ts: datetime) -> datetime:
