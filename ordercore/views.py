@@ -21,7 +21,8 @@ class Row(Protocol):
 
 def iso_utc(ts: float) -> str:
     """Epoch seconds -> ``2026-11-23T17:44:09.123Z``."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    # isoformat, not strftime: a third of the cost, once per order and webhook delivery
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def dumps(value: Any) -> str:
