@@ -146,29 +146,14 @@ def _last_order(conn: sqlite3.Connection, device_id: str) -> rules.CancelTarget 
 
 def record_event(conn: sqlite3.Connection, event: p.Event, device: Device | None, *,
                  now: datetime, stale_after_s: float) -> EventOutcome:
-    """Dedup, decide and record one decoded event (inbox + outbox rows + history)."""
+    """Dedup, decide and record one decoded event (inbox + outbox rows + history).
+
+    A new event (the common case) costs one INSERT that the inbox's UNIQUE (device_id,
+    event_id) turns into nothing for a repeat, instead of a look-up before every insert."""
     canonical = p.encode(event)  # encoded once: hashed here, stored in the inbox below
     digest = _digest(canonical)
-    known = conn.execute(
-        "SELECT payload_hash, state, order_id, reason FROM inbox "
-        "WHERE device_id = ? AND event_id = ?",
-        [event.device_id, event.event_id],
-    ).fetchone()
-    if known is not None:
-        if known[0] != digest:
-            out = record_rejection(conn, event.device_id, event.event_id, "payload_conflict",
-                                   rules.REASON_PAYLOAD_CONFLICT, now)
-            assert out is not None
-            return EventOutcome(out, rejection_code="payload_conflict")
-        current = _status(event.device_id, event.event_id, p.State(known[1]), now,
-                          order_id=known[2], reason=known[3])
-        return EventOutcome(current, duplicate=True)
     if device is None:
-        # Not kept in the inbox: once the device is registered, its re-sent event counts.
-        out = record_rejection(conn, event.device_id, event.event_id, "unknown_device",
-                               rules.REASON_UNKNOWN_DEVICE, now)
-        assert out is not None
-        return EventOutcome(out, rejection_code="unknown_device")
+        return _unknown_device(conn, event, digest, now)
     decision = rules.evaluate(
         event, device, now=now, stale_after_s=stale_after_s,
         sku_in_flight=lambda sku: _sku_in_flight(conn, event.device_id, sku),
@@ -176,6 +161,8 @@ def record_event(conn: sqlite3.Connection, event: p.Event, device: Device | None
     )
     at = _ts(now)  # formatted once for every row of this event
     inbox_id = _insert_inbox(conn, event, canonical.decode(), digest, decision, at)
+    if inbox_id is None:
+        return _repeat(conn, event, digest, now)
     if decision.op is not None:
         _insert_outbox(conn, inbox_id, event, decision, at)
     out = _status(event.device_id, event.event_id, decision.state, now, reason=decision.reason)
@@ -190,18 +177,53 @@ def record_event(conn: sqlite3.Connection, event: p.Event, device: Device | None
     return EventOutcome(out, rejection_code=code, outbox_created=decision.op is not None)
 
 
+def _repeat(conn: sqlite3.Connection, event: p.Event, digest: str, now: datetime
+            ) -> EventOutcome:
+    """The inbox already holds ``event``'s id: a redelivery (answer its current state) or the
+    id reused with another payload (a conflict)."""
+    known = conn.execute(
+        "SELECT payload_hash, state, order_id, reason FROM inbox "
+        "WHERE device_id = ? AND event_id = ?",
+        [event.device_id, event.event_id],
+    ).fetchone()
+    if known[0] != digest:
+        out = record_rejection(conn, event.device_id, event.event_id, "payload_conflict",
+                               rules.REASON_PAYLOAD_CONFLICT, now)
+        assert out is not None
+        return EventOutcome(out, rejection_code="payload_conflict")
+    current = _status(event.device_id, event.event_id, p.State(known[1]), now,
+                      order_id=known[2], reason=known[3])
+    return EventOutcome(current, duplicate=True)
+
+
+def _unknown_device(conn: sqlite3.Connection, event: p.Event, digest: str, now: datetime
+                    ) -> EventOutcome:
+    """No such device (any more): a repeat of an event it recorded earlier still answers its
+    state; anything else is rejected and NOT kept in the inbox, so once the device is
+    registered its re-sent event counts."""
+    exists = conn.execute("SELECT 1 FROM inbox WHERE device_id = ? AND event_id = ?",
+                          [event.device_id, event.event_id]).fetchone()
+    if exists is not None:
+        return _repeat(conn, event, digest, now)
+    out = record_rejection(conn, event.device_id, event.event_id, "unknown_device",
+                           rules.REASON_UNKNOWN_DEVICE, now)
+    assert out is not None
+    return EventOutcome(out, rejection_code="unknown_device")
+
+
 def _insert_inbox(conn: sqlite3.Connection, event: p.Event, payload: str, digest: str,
-                  decision: rules.Decision, at: str) -> int:
-    cursor = conn.execute(
+                  decision: rules.Decision, at: str) -> int | None:
+    """The new inbox row's id; None when the event's id is already there."""
+    row = conn.execute(
         "INSERT INTO inbox (device_id, event_id, payload_hash, payload, kind, trigger, seq, ts, "
         "received_at, action, state, reason, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (device_id, event_id) DO NOTHING RETURNING id",
         [event.device_id, event.event_id, digest, payload, event.kind.value,
          event.trigger, event.seq, _ts(event.ts), at,
          decision.action.model_dump_json(), decision.state.value, decision.reason, at],
-    )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    ).fetchone()
+    return None if row is None else int(row[0])
 
 
 def _insert_outbox(conn: sqlite3.Connection, inbox_id: int, event: p.Event,

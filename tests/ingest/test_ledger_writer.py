@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -147,3 +148,40 @@ async def test_a_failing_job_fails_alone(db_path: Path) -> None:
     await writer.stop()
     rows = open_db(db_path).execute("SELECT action FROM audit WHERE actor = 'x'").fetchall()
     assert rows == [("kept",)]
+
+
+async def test_a_failing_job_in_a_batch_leaves_the_others_committed_once(db_path: Path) -> None:
+    """The batch runs without savepoints first; a failure rolls it back and runs it again with
+    a savepoint per job: the others are kept exactly once, nothing of the failing job is."""
+    commits: list[int] = []
+    writer = Writer(db_path, on_commit=commits.append)
+    writer.start()
+    gate, inside = threading.Event(), threading.Event()
+
+    def blocker(conn: sqlite3.Connection) -> None:
+        inside.set()
+        gate.wait(10)
+
+    def insert(action: str) -> Callable[[sqlite3.Connection], int | None]:
+        return lambda conn: conn.execute(
+            "INSERT INTO audit (at, actor, action) VALUES ('t', 'y', ?)", [action]).lastrowid
+
+    def boom(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO audit (at, actor, action) VALUES ('t', 'y', 'half')")
+        raise ValueError("boom")
+
+    first = writer.submit(blocker)
+    await asyncio.to_thread(inside.wait, 10)
+    before, bad, after = writer.submit(insert("before")), writer.submit(boom), writer.submit(
+        insert("after"))
+    gate.set()
+    await first
+    assert await before
+    assert await after
+    with pytest.raises(ValueError, match="boom"):
+        await bad
+    await writer.stop()
+    assert commits == [1, 3]  # the three waiting jobs still shared one commit
+    rows = open_db(db_path).execute(
+        "SELECT action FROM audit WHERE actor = 'y' ORDER BY id").fetchall()
+    assert rows == [("before",), ("after",)]
