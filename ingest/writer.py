@@ -21,6 +21,7 @@ import asyncio
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,12 @@ class _Job(Generic[T]):
 
 
 _STOP = object()
+
+SLOW_COMMIT_S = 0.05
+SLOW_JOB_S = 0.001
+"""A group commit slower than SLOW_COMMIT_S is logged (every write in it waited that long)
+unless it was merely big: a flood's 512-write commits take ~0.2 ms per write; a disk stall or
+a WAL checkpoint shows as much more per write."""
 
 
 class _JobFailed(Exception):
@@ -122,6 +129,7 @@ class Writer:
             conn.close()
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> None:
+        started = time.perf_counter()
         try:
             results = self._transaction(conn, batch, careful=False)
         except _JobFailed:
@@ -136,6 +144,9 @@ class Writer:
             results = self._failed(conn, batch, exc)
         if self._on_commit is not None:
             self._on_commit(len(batch))
+        took = time.perf_counter() - started
+        if took >= SLOW_COMMIT_S and took / len(batch) >= SLOW_JOB_S:
+            log.warning("writer.slow_commit", ms=round(took * 1000, 1), jobs=len(batch))
         assert self._loop is not None
         try:
             self._loop.call_soon_threadsafe(_resolve, results)
