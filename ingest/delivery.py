@@ -12,8 +12,8 @@ hook), so they cost no transaction of their own under load. When the writer is i
 submits one flush after ``idle_flush_s``. A confirmation lost in a crash only means one
 harmless repeat at the next start (devices match statuses by ``event_id``).
 
-Thread use: ``sent``/``confirmed`` run on the event loop (the MQTT link hands PUBACKs over
-with ``call_soon_threadsafe``); ``write_confirmed`` runs on the writer thread and takes the
+Thread use: ``sent``/``confirmed`` run on the event loop (the MQTT link runs paho there and
+reports PUBACKs directly); ``write_confirmed`` runs on the writer thread and takes the
 collected ids under a lock.
 """
 
