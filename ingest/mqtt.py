@@ -141,6 +141,12 @@ class _BufferedClient(mqtt.Client):
                 on_message(self, self._userdata, message)
 
 
+def _tls_pending(sock: Any) -> bool:
+    """Decrypted bytes waiting inside a TLS socket (0 for plain TCP)."""
+    pending = getattr(sock, "pending", None)
+    return bool(pending and pending() > 0)
+
+
 class MqttLink:
     """Subscribes to the device channels and publishes statuses/configs.
 
@@ -313,11 +319,12 @@ class MqttLink:
 
     def _readable(self) -> None:
         client = self._client
+        assert isinstance(client, _BufferedClient)
         try:
-            while True:  # a buffered chunk can hold many packets; the selector won't say so
+            while True:  # bytes already read (by us or by TLS) are invisible to the selector
                 if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     return
-                if not isinstance(client, _BufferedClient) or not client.buffered():
+                if not client.buffered() and not _tls_pending(client.socket()):
                     return
         except OSError as exc:  # e.g. a reset in the middle of a packet
             log.warning("mqtt.read_failed", error=str(exc))
