@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +75,7 @@ class Runner:
         self.tracker.begin_phase(name, (e.event_id for e in events))
         self.sent.update((e.event_id, e.device_id) for e in events)
         self.progress.begin(name)
+        gc.freeze()  # the planned events and the records so far: no full collection walks them
         pool = ThreadPoolExecutor(1, thread_name_prefix=f"publish-{name}")
         future = pool.submit(self.generator.publish, events, rate=rate_per_s,
                              on_published=self.tracker.mark_published)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -118,6 +119,10 @@ async def serve(settings: Settings) -> int:
     try:
         site = web.TCPSite(runner, settings.http_host, settings.http_port)
         await site.start()
+        # Everything made during start-up (modules, schemas, the app) lives as long as the
+        # process: out of the collector's way, a full collection no longer walks it (pauses
+        # of ~70 ms under load before, the bench's latency tail).
+        gc.freeze()
         log.info("ingest.ready", http=f"http://{settings.http_host}:{settings.http_port}",
                  mqtt=settings.mqtt_url)
         await stop.wait()
