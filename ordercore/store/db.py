@@ -1,9 +1,12 @@
 """SQLite access off the event loop: one writer thread with group commit, pooled readers.
 
 Every write is a function ``fn(conn) -> T`` run on the single writer thread. The thread takes
-every queued write (up to ``batch_max``), runs each inside its own SAVEPOINT of one
-transaction, commits once (one fsync for the whole batch), then resolves each caller's future.
-A write that raises is rolled back alone; the others still commit.
+every queued write (up to ``batch_max``), runs them in one transaction, commits once (one fsync
+for the whole batch), then resolves the callers' futures (one loop wake-up per batch). A write
+that raises is rolled back alone and the others still commit: the batch runs without
+savepoints first (they cost two statements per write) and, only if a write raises, is rolled
+back and run again with a savepoint around each. Writes must therefore only change the
+database (they may run twice; nothing of the first run is kept).
 """
 
 from __future__ import annotations
@@ -109,12 +112,15 @@ class Writer:
 
     def _commit_batch(self, batch: list[_Job]) -> None:
         conn = self._conn
-        outcomes: list[tuple[Any, BaseException | None]] = []
+        outcomes: list[tuple[Any, BaseException | None]]
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for fn, _, _ in batch:
-                outcomes.append(self._run_one(fn))
-            conn.execute("COMMIT")
+            try:
+                outcomes = self._transaction([fn for fn, _, _ in batch], careful=False)
+            except _JobFailed:
+                # Jobs only touch the database: roll the batch back and run it again with a
+                # savepoint around each job, so the failing one fails alone.
+                conn.execute("ROLLBACK")
+                outcomes = self._transaction([fn for fn, _, _ in batch], careful=True)
             self.commits += 1
             self.writes += len(batch)
         except sqlite3.Error as exc:  # the commit itself failed: nothing of the batch stuck
@@ -122,11 +128,35 @@ class Writer:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             outcomes = [(None, exc)] * len(batch)
+        # one wake-up of each caller's loop per batch, not one per job
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any,
+                                                            BaseException | None]]] = {}
         for (_, fut, loop), (result, error) in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(loop, []).append((fut, result, error))
+        for loop, resolved in by_loop.items():
             try:
-                loop.call_soon_threadsafe(_resolve, fut, result, error)
+                loop.call_soon_threadsafe(_resolve_all, resolved)
             except RuntimeError:  # the caller's loop is gone (shutdown)
                 pass
+
+    def _transaction(self, fns: list[Callable[[sqlite3.Connection], Any]], *, careful: bool
+                     ) -> list[tuple[Any, BaseException | None]]:
+        """One transaction over the jobs. Optimistic (``careful=False``): no savepoint per job
+        (two statements fewer per write) and ``_JobFailed`` at the first job that raises,
+        the transaction left open for the caller's rollback."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        if careful:
+            outcomes = [self._run_one(fn) for fn in fns]
+        else:
+            outcomes = []
+            for fn in fns:
+                try:
+                    outcomes.append((fn(conn), None))
+                except Exception as exc:
+                    raise _JobFailed from exc
+        conn.execute("COMMIT")
+        return outcomes
 
     def _run_one(self, fn: Callable[[sqlite3.Connection], Any]) -> tuple[Any, BaseException | None]:
         conn = self._conn
@@ -139,6 +169,15 @@ class Writer:
             return None, exc
         conn.execute("RELEASE job")
         return result, None
+
+
+class _JobFailed(Exception):
+    """A job raised inside an optimistic (savepoint-free) transaction."""
+
+
+def _resolve_all(resolved: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for fut, result, error in resolved:
+        _resolve(fut, result, error)
 
 
 class Reader:
