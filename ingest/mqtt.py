@@ -101,6 +101,9 @@ class _BufferedClient(mqtt.Client):
       object each (~5% of ingest's CPU with two statuses per event);
     - messages go straight to ``on_message``: the link registers no per-topic callbacks, so
       paho's walk of its topic trie for each message (~5%) finds nothing anyway.
+
+    These override private methods of paho-mqtt 2.1-2.2 (pinned in pyproject.toml); the link's
+    tests (broker restart, resync, TLS) run through all of them.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
