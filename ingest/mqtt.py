@@ -290,6 +290,9 @@ class MqttLink:
 
     def _watch(self, sock: Any) -> None:
         assert self._loop is not None
+        if self._stopping.is_set():  # a connect that finished after stop(): don't serve it
+            self._client._sock_close()
+            return
         self._drop_socket()
         self._sock = sock
         self._loop.add_reader(sock, self._readable)
