@@ -64,3 +64,38 @@ def test_tiny_run_orders_every_event_exactly_once(tmp_path: Path) -> None:
     assert result["burst"]["complete"]
     assert result["burst"]["states"]["ordered"] == 50
     assert "lost" in done.stdout  # the table
+
+
+def test_tracker_wakes_its_waiter_when_every_event_reached_the_state() -> None:
+    from bench.tracker import PhaseCounts, StatusTracker
+    from protocol import State
+
+    tracker = StatusTracker()
+    ids = [f"01JDZ8Q7M3N4P5R6S7T8V9W0{i:02d}" for i in range(50)]
+    tracker.begin_phase("p", ids)
+    for event_id in ids:
+        tracker.mark_published(event_id, 0.0)
+
+    def deliver() -> None:
+        for n, event_id in enumerate(ids):
+            tracker.on_status(event_id, State.ACCEPTED.value, None, None, float(n))
+
+    import threading
+    import time
+
+    thread = threading.Thread(target=deliver)
+
+    def done(counts: PhaseCounts) -> bool:
+        if not thread.is_alive() and counts.reached(State.ACCEPTED) == 0:
+            # first look, under the tracker's lock: the statuses can only arrive once the
+            # waiter sleeps (and releases it)
+            thread.start()
+        return counts.reached(State.ACCEPTED) == len(ids)
+
+    started = time.monotonic()
+    # No tick and a long timeout: without the tracker's own wake-up the wait would only end
+    # at the timeout (then find the phase done), 30 s from now.
+    assert tracker.wait("p", done, timeout=30, tick=3600)
+    assert time.monotonic() - started < 15
+    thread.join()
+    assert tracker.counts("p").reached(State.ACCEPTED) == len(ids)
