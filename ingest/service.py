@@ -154,7 +154,8 @@ class IngestService:
         await self.writer.run(lambda conn: None)  # barrier: every earlier write acked
         if self.link.subscribed.is_set():  # connected: PUBACKs can still come
             try:
-                await asyncio.wait_for(self.delivery.settled(), SETTLE_TIMEOUT_S)
+                async with asyncio.timeout(SETTLE_TIMEOUT_S):
+                    await self.delivery.settled()
             except TimeoutError:  # re-published by the next start
                 log.warning("ingest.statuses_unconfirmed", publishes=self.delivery.unanswered)
         await self.link.stop()  # the acks and statuses above leave before DISCONNECT

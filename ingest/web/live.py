@@ -75,8 +75,9 @@ async def _pump(resp: web.StreamResponse, bus: Bus) -> None:
         # Tells the page it is connected; sent after subscribing so nothing is missed.
         await resp.write(b"retry: 2000\nevent: hello\ndata: {}\n\n")
         while True:
-            try:
-                notice = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+            try:  # asyncio.timeout: on 3.11 wait_for can swallow the disconnect's cancel
+                async with asyncio.timeout(HEARTBEAT_S):
+                    notice = await queue.get()
             except TimeoutError:
                 await resp.write(b": keep-alive\n\n")
                 continue
