@@ -49,7 +49,8 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "poll_interval_s": ("poll_interval_s", "polling fallback period in seconds (default 30)"),
     "retry_base_s": ("retry_base_s", "first retry delay while the platform is down"),
     "retry_max_s": ("retry_max_s", "longest retry delay (cap of the backoff)"),
-    "outbox_concurrency": ("outbox_concurrency", "orders in flight to the platform (default 256)"),
+    "outbox_concurrency": ("outbox_concurrency", "orders in flight to the platform "
+                           "(default 256 for ordercore, 64 for the other platforms)"),
     "outbox_batch_max": ("outbox_batch_max",
                          "most orders per platform request where it takes several (default 32)"),
     "stale_event_s": ("stale_event_s", "reject events older than this many seconds"),

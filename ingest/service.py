@@ -46,6 +46,12 @@ SETTLE_TIMEOUT_S = 3.0
 """At shutdown, how long to wait for the PUBACKs of statuses already sent."""
 
 
+def _outbox_concurrency(settings: Settings) -> int:
+    if settings.outbox_concurrency is not None:
+        return settings.outbox_concurrency
+    return 256 if settings.connector.kind == "ordercore" else 64
+
+
 def make_connector(settings: Settings) -> Connector:
     """The connector named by ``settings.connector.kind``; the built-in order core also gets
     the default buyer profile. Bad platform options raise ``ConnectorOptionsError``."""
@@ -88,7 +94,7 @@ class IngestService:
             writer=self.writer, read=self.reader, connector=self.connector,
             devices=self.devices, statuses=self.statuses, metrics=self.metrics,
             default_profile=settings.default_profile, retry_base_s=settings.retry_base_s,
-            retry_max_s=settings.retry_max_s, concurrency=settings.outbox_concurrency, bus=bus)
+            retry_max_s=settings.retry_max_s, concurrency=_outbox_concurrency(settings), bus=bus)
         self.router = Router(
             writer=self.writer, devices=self.devices, statuses=self.statuses,
             metrics=self.metrics, bus=bus, ack=self.link.ack, on_outbox=self.worker.wake,

@@ -50,8 +50,9 @@ class Settings(BaseModel):
     poll_interval_s: float = Field(default=30.0, gt=0)
     retry_base_s: float = Field(default=0.5, gt=0)
     retry_max_s: float = Field(default=60.0, gt=0)
-    outbox_concurrency: int = Field(default=256, ge=1, le=10_000)
-    """Order-outbox rows handed to the platform at once (in flight)."""
+    outbox_concurrency: int | None = Field(default=None, ge=1, le=10_000)
+    """Order-outbox rows handed to the platform at once (in flight); default 256 for the
+    built-in order core (batched requests), 64 for the other platforms (a request each)."""
     outbox_batch_max: int = Field(default=32, ge=1, le=100)
     """Most orders per request where the platform takes several (the built-in order core's
     ``POST /api/checkouts``); 1 sends one request per order."""
