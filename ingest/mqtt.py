@@ -200,7 +200,6 @@ class MqttLink:
             client.tls_set(ca_certs=o.ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
-        client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.on_socket_open = self._on_socket_open
@@ -299,8 +298,12 @@ class MqttLink:
         self._misc = self._loop.create_task(self._keepalive())
 
     def _unwatch(self, sock: Any) -> None:
+        """The socket closed, however the connection ended (broker, keep-alive, read error,
+        our own DISCONNECT): the link is down until the next connection subscribes."""
         if sock is self._sock:
             self._drop_socket()
+            self.subscribed.clear()
+            self.disconnected.set()
             self._closed.set()
 
     def _drop_socket(self) -> None:
@@ -362,11 +365,6 @@ class MqttLink:
         self.subscribed.set()
         self.disconnected.clear()
         log.info("mqtt.subscribed", shared_group=self.options.shared_group)
-
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
-                       properties: Any = None) -> None:
-        self.subscribed.clear()
-        self.disconnected.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         message = Inbound(msg.topic, bytes(msg.payload), msg.qos, msg.mid, self._generation)
