@@ -108,6 +108,11 @@ def _batch_item(item: Any) -> OrderResult | PlatformError:
             except (KeyError, TypeError, ValueError):
                 pass
         return TransientError(f"order core: unexpected checkout reply {str(body)[:200]}")
+    return _refusal(status, body)
+
+
+def _refusal(status: int, body: Any) -> PlatformError:
+    """A non-2xx answer: 429 and 5xx are worth a retry, any other refusal is final."""
     reason = _reason(status, body)
     if status == 429 or status >= 500:
         return TransientError(f"order core HTTP {status}: {reason}", status=status)
@@ -171,10 +176,7 @@ class OrderCoreConnector:
             data = raw.decode("utf-8", errors="replace")
         if 200 <= status < 300:
             return data
-        reason = _reason(status, data)
-        if status == 429 or status >= 500:
-            raise TransientError(f"order core HTTP {status}: {reason}", status=status)
-        raise PermanentError(reason, status=status)
+        raise _refusal(status, data)
 
     def checkout_body(self, request: OrderRequest) -> dict[str, Any]:
         """The ``POST /api/checkout`` body for one device order."""
