@@ -46,9 +46,15 @@ async def test_one_request_many_orders_each_with_its_own_answer(ordercore: Order
 
 
 @pytest.fixture
-async def core_without_batches() -> AsyncIterator[tuple[str, list[str]]]:
-    """An order core of an older release: ``POST /api/checkout`` only."""
+async def core_without_batches() -> AsyncIterator[tuple[str, list[str], list[int]]]:
+    """An order core of an older release: ``POST /api/checkout`` only; ``/api/checkouts``
+    answers 404 (and counts how often it was asked)."""
     keys: list[str] = []
+    batch_calls: list[int] = []
+
+    async def no_batches(request: web.Request) -> web.Response:
+        batch_calls.append(1)
+        return web.json_response({"Error": "not_found", "Message": "no such route"}, status=404)
 
     async def checkout(request: web.Request) -> web.Response:
         keys.append(request.headers["Idempotency-Key"])
@@ -58,18 +64,19 @@ async def core_without_batches() -> AsyncIterator[tuple[str, list[str]]]:
 
     app = web.Application()
     app.router.add_post("/api/checkout", checkout)
+    app.router.add_post("/api/checkouts", no_batches)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}", keys
+    yield f"http://127.0.0.1:{port}", keys, batch_calls
     await runner.cleanup()
 
 
 async def test_without_the_batch_endpoint_it_sends_one_request_per_order(
-    core_without_batches: tuple[str, list[str]],
+    core_without_batches: tuple[str, list[str], list[int]],
 ) -> None:
-    url, keys = core_without_batches
+    url, keys, batch_calls = core_without_batches
     connector = OrderCoreConnector(url, CORE_TOKEN, batch_max=8)
     requests = [_request() for _ in range(3)]
     try:
@@ -78,5 +85,6 @@ async def test_without_the_batch_endpoint_it_sends_one_request_per_order(
     finally:
         await connector.close()
     assert sorted(keys[:3]) == sorted(r.idempotency_key for r in requests)
-    assert len(keys) == 5  # the second batch went one by one at once (404 remembered)
+    assert len(keys) == 5
+    assert len(batch_calls) == 1  # the 404 is remembered: the second batch went one by one
     assert all(isinstance(r, OrderResult) for r in [*results, *later])
