@@ -166,7 +166,7 @@ async def checkouts(request: web.Request) -> web.Response:
     """POST /api/checkouts: up to MAX_BATCH checkouts, each answered as POST /api/checkout.
 
     Every item is parsed first, then all writes are submitted together so they land in one
-    group commit (each in its own savepoint, in request order).
+    group commit, in request order; a write that fails fails alone.
     """
     core = request.app[CORE]
     try:
