@@ -3,11 +3,11 @@
 ``Agent(config).run(stop)`` runs one device; ``load_config(path)`` reads its firmware-config.
 """
 
-from agent.config import AgentConfig, load_config
-from agent.errors import AgentError, AgentNotRunningError, ConfigError, OutboxFullError
-from agent.led_patterns import Pattern
-from agent.runtime import Agent
-from agent.version import FW_VERSION
+from edgeorder.agent.config import AgentConfig, load_config
+from edgeorder.agent.errors import AgentError, AgentNotRunningError, ConfigError, OutboxFullError
+from edgeorder.agent.led_patterns import Pattern
+from edgeorder.agent.runtime import Agent
+from edgeorder.agent.version import FW_VERSION
 
 __all__ = [
     "FW_VERSION",

@@ -20,9 +20,9 @@ from typing import Any
 
 import structlog
 
-from agent.config import load_config
-from agent.errors import AgentError, ConfigError
-from agent.runtime import Agent
+from edgeorder.agent.config import load_config
+from edgeorder.agent.errors import AgentError, ConfigError
+from edgeorder.agent.runtime import Agent
 
 __all__ = ["main", "on_a_pi", "parse_command"]
 

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agent.errors import ConfigError
-from protocol.topics import DEVICE_ID_PATTERN
+from edgeorder.agent.errors import ConfigError
+from edgeorder.protocol.topics import DEVICE_ID_PATTERN
 
 __all__ = [
     "AgentConfig",

@@ -1,4 +1,4 @@
-"""``python -m agent.config_schema [OUT]``: the JSON Schema of firmware-config TOML files.
+"""``python -m edgeorder.agent.config_schema [OUT]``: the JSON Schema of firmware-config TOML files.
 
 The committed copy lives in ``firmware-config/schema.json``; a test keeps it in step.
 """
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.config import AgentConfig
+from edgeorder.agent.config import AgentConfig
 
 __all__ = ["SCHEMA_PATH", "config_schema", "schema_text"]
 

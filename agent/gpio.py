@@ -20,7 +20,7 @@ from gpiozero import (
 )
 from gpiozero.pins.mock import MockFactory
 
-from agent.config import (
+from edgeorder.agent.config import (
     ButtonConfig,
     DistanceSensorConfig,
     LevelSwitchConfig,

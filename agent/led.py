@@ -12,8 +12,8 @@ from typing import Any
 from gpiozero import LED, RGBLED
 from gpiozero.exc import PinPWMUnsupported
 
-from agent.config import LedConfig
-from agent.led_patterns import PATTERNS, Pattern, Rgb
+from edgeorder.agent.config import LedConfig
+from edgeorder.agent.led_patterns import PATTERNS, Pattern, Rgb
 
 __all__ = ["LedDriver"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from protocol.models import State
+from edgeorder.protocol.models import State
 
 __all__ = [
     "PATTERNS",

@@ -19,10 +19,10 @@ import paho.mqtt.client as mqtt
 import structlog
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.config import AgentConfig
-from protocol.codec import encode
-from protocol.models import Presence, utcnow
-from protocol.topics import Channel, device_topic
+from edgeorder.agent.config import AgentConfig
+from edgeorder.protocol.codec import encode
+from edgeorder.protocol.models import Presence, utcnow
+from edgeorder.protocol.topics import Channel, device_topic
 
 __all__ = ["Inbound", "LinkDown", "LinkEvent", "LinkUp", "MqttLink"]
 

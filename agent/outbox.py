@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Literal, ParamSpec, TypeVar
 
-from agent.errors import OutboxFullError
+from edgeorder.agent.errors import OutboxFullError
 
 __all__ = ["AsyncOutbox", "Outbox", "StoredEvent"]
 

@@ -27,20 +27,20 @@ import structlog
 from gpiozero.exc import GPIOZeroError
 from ulid import ULID
 
-from agent.backoff import Backoff
-from agent.classifier import ClickClassifier, ClickTimings
-from agent.config import AgentConfig
-from agent.errors import AgentError, AgentNotRunningError, OutboxFullError
-from agent.gpio import Edge, SensorReader, make_button, make_sensor_reader
-from agent.led import LedDriver
-from agent.led_patterns import Choice, LedInputs, Pattern, choose_pattern
-from agent.mqtt_link import Inbound, LinkDown, LinkUp, MqttLink
-from agent.outbox import AsyncOutbox, Outbox
-from agent.sensor_trigger import SensorTrigger, TriggerSettings
-from agent.version import FW_VERSION
-from protocol.codec import decode, encode
-from protocol.errors import ProtocolError, TopicError
-from protocol.models import (
+from edgeorder.agent.backoff import Backoff
+from edgeorder.agent.classifier import ClickClassifier, ClickTimings
+from edgeorder.agent.config import AgentConfig
+from edgeorder.agent.errors import AgentError, AgentNotRunningError, OutboxFullError
+from edgeorder.agent.gpio import Edge, SensorReader, make_button, make_sensor_reader
+from edgeorder.agent.led import LedDriver
+from edgeorder.agent.led_patterns import Choice, LedInputs, Pattern, choose_pattern
+from edgeorder.agent.mqtt_link import Inbound, LinkDown, LinkUp, MqttLink
+from edgeorder.agent.outbox import AsyncOutbox, Outbox
+from edgeorder.agent.sensor_trigger import SensorTrigger, TriggerSettings
+from edgeorder.agent.version import FW_VERSION
+from edgeorder.protocol.codec import decode, encode
+from edgeorder.protocol.errors import ProtocolError, TopicError
+from edgeorder.protocol.models import (
     Click,
     ConfigReported,
     DeviceConfig,
@@ -52,7 +52,7 @@ from protocol.models import (
     Telemetry,
     utcnow,
 )
-from protocol.topics import Channel, parse_device_topic
+from edgeorder.protocol.topics import Channel, parse_device_topic
 
 __all__ = ["Agent"]
 

@@ -20,6 +20,6 @@ if not (_CHECKOUT / "tests" / "support" / "mosquitto.py").is_file():
 if str(_CHECKOUT) not in sys.path:
     sys.path.append(str(_CHECKOUT))
 
-from bench.run import BenchConfig, run_bench  # noqa: E402
+from edgeorder.bench.run import BenchConfig, run_bench  # noqa: E402
 
 __all__ = ["BenchConfig", "run_bench"]

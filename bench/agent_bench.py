@@ -1,4 +1,4 @@
-"""``python -m bench.agent_bench``: figures of one device agent (printed, never asserted).
+"""``python -m edgeorder.bench.agent_bench``: figures of one device agent (printed, never asserted).
 
 1. Memory: ``edgeorder agent --simulate`` as its own process against a fresh Mosquitto, with a
    responder that answers every event ``accepted`` (as ingest does). Resident memory (VmRSS)
@@ -25,9 +25,9 @@ import paho.mqtt.client as mqtt
 from gpiozero.pins.mock import MockFactory
 from paho.mqtt.enums import CallbackAPIVersion
 
-import protocol as p
-from agent.config import parse_config
-from agent.runtime import Agent
+from edgeorder import protocol as p
+from edgeorder.agent.config import parse_config
+from edgeorder.agent.runtime import Agent
 from edgeorder.logs import configure_logging
 from tests.support.mosquitto import MosquittoServer
 from tests.support.proc import spawn_cli
@@ -165,7 +165,7 @@ async def press_to_led(port: int, folder: Path, samples: int) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.agent_bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m edgeorder.bench.agent_bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presses", type=int, default=10_000)
     parser.add_argument("--samples", type=int, default=1_000)

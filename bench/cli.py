@@ -8,9 +8,9 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.progress import Progress
-from bench.report import RESULTS_DIR, render_table, write_json
-from bench.run import BenchConfig, machine, run_bench
+from edgeorder.bench.progress import Progress
+from edgeorder.bench.report import RESULTS_DIR, render_table, write_json
+from edgeorder.bench.run import BenchConfig, machine, run_bench
 
 __all__ = ["QUICK", "build_config", "main"]
 

@@ -2,7 +2,7 @@
 
 It uses the same client library and subscription as ingest (paho, QoS 1, every device's
 ``events``), so ``ingest/raw`` compares ingest with the cheapest possible consumer. Runs as
-``python -m bench.counter --port P --expect N``; talks to the bench in JSON lines on stdout:
+``python -m edgeorder.bench.counter --port P --expect N``; talks to the bench in JSON lines on stdout:
 ``{"ready": true}`` once subscribed, then ``{"count", "first", "last"}`` (monotonic seconds,
 comparable across processes on Linux) once N messages arrived or ``--timeout`` passed.
 """
@@ -18,8 +18,8 @@ import uuid
 
 import paho.mqtt.client as mqtt
 
-from bench.load import connect_client
-from protocol import Channel, subscription
+from edgeorder.bench.load import connect_client
+from edgeorder.protocol import Channel, subscription
 
 __all__ = ["Counter", "main"]
 
@@ -49,7 +49,7 @@ class Counter:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.counter",
+        prog="python -m edgeorder.bench.counter",
         description="Subscribe to every device's events (QoS 1) and count them.",
     )
     parser.add_argument("--host", default="127.0.0.1")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ulid import ULID
 
-from protocol import Channel, Click, Event, EventKind, device_topic, encode, utcnow
+from edgeorder.protocol import Channel, Click, Event, EventKind, device_topic, encode, utcnow
 
 __all__ = ["BENCH_FW", "PlannedEvent", "device_ids", "plan_events"]
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.events import PlannedEvent
-from protocol import Channel, PayloadError, Status, decode, subscription
+from edgeorder.bench.events import PlannedEvent
+from edgeorder.protocol import Channel, PayloadError, Status, decode, subscription
 
 __all__ = ["LoadGenerator", "PublishRun", "StatusWatcher", "connect_client"]
 

@@ -7,13 +7,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from bench.events import PlannedEvent
-from bench.load import LoadGenerator, PublishRun
-from bench.procs import ResourceUsage
-from bench.progress import Progress
-from bench.stats import percentile, rate, summarize_ms
-from bench.tracker import PhaseCounts, StatusTracker
-from protocol import State
+from edgeorder.bench.events import PlannedEvent
+from edgeorder.bench.load import LoadGenerator, PublishRun
+from edgeorder.bench.procs import ResourceUsage
+from edgeorder.bench.progress import Progress
+from edgeorder.bench.stats import percentile, rate, summarize_ms
+from edgeorder.bench.tracker import PhaseCounts, StatusTracker
+from edgeorder.protocol import State
 
 __all__ = ["PhaseResult", "Runner", "settled"]
 

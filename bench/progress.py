@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from bench.tracker import PhaseCounts
-from protocol import State
+from edgeorder.bench.tracker import PhaseCounts
+from edgeorder.protocol import State
 
 __all__ = ["Progress", "render_bar"]
 

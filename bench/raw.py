@@ -8,9 +8,9 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from bench.events import PlannedEvent
-from bench.load import LoadGenerator
-from bench.stats import rate
+from edgeorder.bench.events import PlannedEvent
+from edgeorder.bench.load import LoadGenerator
+from edgeorder.bench.stats import rate
 from tests.support.proc import ROOT, cli_env
 
 __all__ = ["RawResult", "run_raw"]
@@ -50,7 +50,7 @@ def run_raw(
 ) -> RawResult:
     """Publish ``events`` through the broker on ``port`` to ``bench.counter``; return the rate."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.counter", "--port", str(port),
+        [sys.executable, "-m", "edgeorder.bench.counter", "--port", str(port),
          "--expect", str(len(events)), "--timeout", str(timeout)],
         env=cli_env(), cwd=ROOT, text=True, stdout=subprocess.PIPE,
     )

@@ -14,18 +14,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.events import PlannedEvent, device_ids, plan_events
-from bench.load import LoadGenerator, StatusWatcher
-from bench.ordercore_api import fetch_orders
-from bench.phases import PhaseResult, Runner
-from bench.profile import Profiler, top_functions
-from bench.progress import Progress
-from bench.raw import run_raw
-from bench.reconcile import reconcile
-from bench.services import Services
-from bench.stats import ratio
-from bench.tracker import StatusTracker
-from protocol import State
+from edgeorder.bench.events import PlannedEvent, device_ids, plan_events
+from edgeorder.bench.load import LoadGenerator, StatusWatcher
+from edgeorder.bench.ordercore_api import fetch_orders
+from edgeorder.bench.phases import PhaseResult, Runner
+from edgeorder.bench.profile import Profiler, top_functions
+from edgeorder.bench.progress import Progress
+from edgeorder.bench.raw import run_raw
+from edgeorder.bench.reconcile import reconcile
+from edgeorder.bench.services import Services
+from edgeorder.bench.stats import ratio
+from edgeorder.bench.tracker import StatusTracker
+from edgeorder.protocol import State
 
 __all__ = ["BenchConfig", "run_bench"]
 

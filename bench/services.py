@@ -8,10 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.procs import ResourceUsage, ServiceProcess, read_usage
-from ingest.registry import add_device
-from ingest.store.db import open_db
-from protocol import ButtonMapping, ReorderAction
+from edgeorder.bench.procs import ResourceUsage, ServiceProcess, read_usage
+from edgeorder.ingest.store.db import open_db
+from edgeorder.ingest.store.registry import add_device
+from edgeorder.protocol import ButtonMapping, ReorderAction
 from tests.support.mosquitto import MosquittoServer
 from tests.support.net import free_port
 

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from protocol import State
+from edgeorder.protocol import State
 
 __all__ = ["PhaseCounts", "StatusTracker"]
 

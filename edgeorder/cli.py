@@ -17,22 +17,22 @@ from edgeorder.logs import configure_logging
 # name -> (module with ``main(argv, prog) -> int``, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": (
-        "edgeorder.demo",
+        "edgeorder.demo.cli",
         "run everything on one machine: broker, order core, ingest, "
         "dashboard and simulated devices (also: demo press DEVICE)",
     ),
-    "agent": ("agent.cli", "run the device agent (GPIO button/sensor -> MQTT -> LED)"),
-    "ingest": ("ingest.cli", "run the backend: MQTT events -> orders, status back, dashboard"),
-    "ordercore": ("ordercore.cli", "run the built-in order core HTTP service"),
+    "agent": ("edgeorder.agent.cli", "run the device agent (GPIO button/sensor -> MQTT -> LED)"),
+    "ingest": ("edgeorder.ingest.cli.run", "run the backend: MQTT events -> orders, status back, dashboard"),
+    "ordercore": ("edgeorder.ordercore.cli", "run the built-in order core HTTP service"),
     "device": (
-        "ingest.cli_device",
+        "edgeorder.ingest.cli.device",
         "manage the device registry: add, list, show, disable, enable, remove, rotate-credentials",
     ),
     "broker-auth": (
-        "ingest.cli_broker_auth",
+        "edgeorder.ingest.cli.broker_auth",
         "write a Mosquitto password file and ACL from the device registry",
     ),
-    "bench": ("bench.cli", "measure end-to-end throughput and latency on this machine"),
+    "bench": ("edgeorder.bench.cli", "measure end-to-end throughput and latency on this machine"),
 }
 
 

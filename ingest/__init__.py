@@ -1,13 +1,22 @@
 """The ingestion service: MQTT events -> exactly-once orders, statuses back to the device.
 
-Modules by role: ``mqtt`` (the one paho<->asyncio bridge), ``router`` (decode, validate, hand
-off), ``writer`` (one SQLite writer, group commit), ``ledger`` (inbox/outbox/orders SQL),
-``rules`` (pure business rules), ``outbox`` (order worker, operator buffer actions),
-``orderstate`` (webhook + polling), ``statuses`` and ``delivery`` (statuses out, tracked
-until the broker's PUBACK), ``devices`` (in-memory registry cache),
-``registry`` and ``firmware`` (provisioning), ``api`` (REST), ``app``/``service`` (assembly),
-``cli``/``cli_device``/``cli_broker_auth`` (commands). Import the module you need; this package
-itself stays import-light so the broker and the agent's tools can use ``ingest.registry``.
+Sub-packages by role, in the order an event meets them:
+
+- ``mqtt/``: ``link`` (the one paho<->asyncio bridge), ``router`` (decode, validate, hand off),
+  ``statuses`` and ``delivery`` (statuses out, tracked until the broker's PUBACK);
+- ``domain/``: pure logic: ``rules`` (business rules), ``devices`` (the ``Device`` model),
+  ``credentials``, ``firmware`` and ``mosquitto_files`` (provisioning formats);
+- ``store/``: SQLite: ``db`` and ``migrations``, ``writer`` (the single writer, group commit),
+  ``reader``, ``ledger`` (inbox/outbox/orders SQL), ``registry``, ``device_cache``;
+- ``orders/``: ``outbox`` (the order worker, operators' buffer actions) and ``state_sync``
+  (webhooks + polling of order states);
+- ``connectors/``: one client per order platform;
+- ``web/``: the REST API (``api``) and the operator dashboard;
+- ``cli/``: the ``edgeorder ingest``, ``device`` and ``broker-auth`` commands.
+
+``app`` and ``service`` assemble the pieces; ``settings`` is the process's one config model.
+Import the module you need; this package itself stays import-light so the demo broker and the
+agent's tools can use ``ingest.store.registry``.
 """
 
 __all__: list[str] = []

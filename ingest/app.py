@@ -13,13 +13,13 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from ingest.api import install_api
-from ingest.bus import Bus
-from ingest.connectors.base import Connector
-from ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY, SIMULATOR_KEY
-from ingest.service import IngestService
-from ingest.settings import Settings
-from ingest.simulator import Simulator
+from edgeorder.ingest.bus import Bus
+from edgeorder.ingest.connectors.base import Connector
+from edgeorder.ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY, SIMULATOR_KEY
+from edgeorder.ingest.service import IngestService
+from edgeorder.ingest.settings import Settings
+from edgeorder.ingest.simulator import Simulator
+from edgeorder.ingest.web.api import install_api
 
 __all__ = ["SERVICE_KEY", "create_app", "public_url"]
 
@@ -61,7 +61,7 @@ def create_app(settings: Settings, *, simulator: Simulator | None = None,
 
 def _setup_web(app: web.Application) -> None:
     try:
-        from ingest.web import setup_web
+        from edgeorder.ingest.web import setup_web
     except ImportError as exc:  # the dashboard is optional for a headless worker
         log.warning("ingest.no_dashboard", error=str(exc))
         return

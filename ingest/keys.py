@@ -6,9 +6,9 @@ from typing import Protocol
 
 from aiohttp import web
 
-from ingest.bus import Bus
-from ingest.settings import Settings
-from ingest.simulator import Simulator
+from edgeorder.ingest.bus import Bus
+from edgeorder.ingest.settings import Settings
+from edgeorder.ingest.simulator import Simulator
 
 __all__ = ["BUS_KEY", "PUBLISHER_KEY", "SETTINGS_KEY", "SIMULATOR_KEY", "Publisher"]
 

@@ -19,24 +19,25 @@ from typing import Any
 
 import structlog
 
-import protocol as p
-from ingest import ledger
-from ingest.bus import Bus, Notice
-from ingest.connectors.base import Connector
-from ingest.connectors.ordercore import DEFAULT_PROFILE, OrderCoreConnector
-from ingest.delivery import DeliveryTracker
-from ingest.devices import DeviceCache
-from ingest.metrics import Metrics
-from ingest.mqtt import MqttLink, MqttOptions
-from ingest.orderstate import OrderStateSync, register_webhook
-from ingest.outbox import WORKER, OutboxWorker, last_history_id, operator_statuses
-from ingest.registry import Device, get_device
-from ingest.router import Router
-from ingest.settings import Settings
-from ingest.statuses import StatusPublisher
-from ingest.store.db import open_db
-from ingest.store.reader import Reader
-from ingest.writer import Writer, WriterClosedError
+from edgeorder import protocol as p
+from edgeorder.ingest.bus import Bus, Notice
+from edgeorder.ingest.connectors.base import Connector
+from edgeorder.ingest.connectors.ordercore import DEFAULT_PROFILE, OrderCoreConnector
+from edgeorder.ingest.domain.devices import Device
+from edgeorder.ingest.metrics import Metrics
+from edgeorder.ingest.mqtt.delivery import DeliveryTracker
+from edgeorder.ingest.mqtt.link import MqttLink, MqttOptions
+from edgeorder.ingest.mqtt.router import Router
+from edgeorder.ingest.mqtt.statuses import StatusPublisher
+from edgeorder.ingest.orders.outbox import WORKER, OutboxWorker, last_history_id, operator_statuses
+from edgeorder.ingest.orders.state_sync import OrderStateSync, register_webhook
+from edgeorder.ingest.settings import Settings
+from edgeorder.ingest.store import ledger
+from edgeorder.ingest.store.db import open_db
+from edgeorder.ingest.store.device_cache import DeviceCache
+from edgeorder.ingest.store.reader import Reader
+from edgeorder.ingest.store.registry import get_device
+from edgeorder.ingest.store.writer import Writer, WriterClosedError
 
 __all__ = ["IngestService", "make_connector"]
 
@@ -60,7 +61,7 @@ def make_connector(settings: Settings) -> Connector:
         profile = {**DEFAULT_PROFILE, **settings.default_profile}
         return OrderCoreConnector(c.base_url, c.token.get_secret_value(), timeout_s=c.timeout_s,
                                   default_profile=profile, batch_max=settings.outbox_batch_max)
-    from ingest.connectors.factory import make_connector as make_platform
+    from edgeorder.ingest.connectors.factory import make_connector as make_platform
 
     return make_platform(c)
 

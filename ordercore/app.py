@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from ordercore import routes_admin, routes_orders
-from ordercore.core import CORE, Core, core_context
-from ordercore.http import auth_middleware, error_middleware
-from ordercore.settings import Settings
+from edgeorder.ordercore import routes_admin, routes_orders
+from edgeorder.ordercore.core import CORE, Core, core_context
+from edgeorder.ordercore.http import auth_middleware, error_middleware
+from edgeorder.ordercore.settings import Settings
 
 __all__ = ["create_app"]
 

@@ -19,8 +19,8 @@ from pydantic import (
     model_validator,
 )
 
-from ordercore.catalog import CURRENCY_PATTERN, Catalog, CatalogSku
-from ordercore.errors import ApiError, FieldError
+from edgeorder.ordercore.catalog import CURRENCY_PATTERN, Catalog, CatalogSku
+from edgeorder.ordercore.errors import ApiError, FieldError
 
 __all__ = [
     "CheckoutIn",

@@ -12,9 +12,9 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from ordercore.app import create_app
-from ordercore.errors import StoreError
-from ordercore.settings import DEFAULT_PORT, SEED_CATALOG, Settings
+from edgeorder.ordercore.app import create_app
+from edgeorder.ordercore.errors import StoreError
+from edgeorder.ordercore.settings import DEFAULT_PORT, SEED_CATALOG, Settings
 
 __all__ = ["main"]
 

@@ -11,14 +11,14 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from ordercore.catalog import Catalog, load_seed
-from ordercore.delivery import Dispatcher
-from ordercore.errors import StoreError
-from ordercore.settings import Settings
-from ordercore.store import catalog as catalog_store
-from ordercore.store.db import Reader, Writer, connect
-from ordercore.store.migrations import migrate
-from ordercore.store.orders import purge_idempotency_keys
+from edgeorder.ordercore.catalog import Catalog, load_seed
+from edgeorder.ordercore.delivery import Dispatcher
+from edgeorder.ordercore.errors import StoreError
+from edgeorder.ordercore.settings import Settings
+from edgeorder.ordercore.store import catalog as catalog_store
+from edgeorder.ordercore.store.db import Reader, Writer, connect
+from edgeorder.ordercore.store.migrations import migrate
+from edgeorder.ordercore.store.orders import purge_idempotency_keys
 
 __all__ = ["CORE", "Core", "core_context"]
 

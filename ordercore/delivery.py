@@ -18,10 +18,10 @@ from functools import partial
 import aiohttp
 import structlog
 
-from ordercore.settings import Settings
-from ordercore.signing import backoff_delay, sign
-from ordercore.store import webhooks as wh
-from ordercore.store.db import Reader, Writer
+from edgeorder.ordercore.settings import Settings
+from edgeorder.ordercore.signing import backoff_delay, sign
+from edgeorder.ordercore.store import webhooks as wh
+from edgeorder.ordercore.store.db import Reader, Writer
 
 __all__ = ["Dispatcher"]
 

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ordercore.errors import ApiError, FieldError
-from ordercore.lifecycle import OrderStatus
+from edgeorder.ordercore.errors import ApiError, FieldError
+from edgeorder.ordercore.lifecycle import OrderStatus
 
 __all__ = ["MAX_PAGE_SIZE", "OrderFilter", "Paging", "parse_order_filter", "parse_paging"]
 

@@ -10,9 +10,9 @@ import orjson
 import structlog
 from aiohttp import web
 
-from ordercore.core import CORE
-from ordercore.errors import ApiError
-from ordercore.views import dumps
+from edgeorder.ordercore.core import CORE
+from edgeorder.ordercore.errors import ApiError
+from edgeorder.ordercore.views import dumps
 
 __all__ = [
     "PUBLIC_PATHS",
@@ -23,7 +23,7 @@ __all__ = [
     "read_json",
 ]
 
-log = structlog.get_logger("ordercore.http")
+log = structlog.get_logger("edgeorder.ordercore.http")
 PUBLIC_PATHS = frozenset({"/healthz", "/api/openapi.json"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_ID = 2**63 - 1

@@ -5,10 +5,10 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from ordercore.catalog import SkuIn
-from ordercore.checkout import CheckoutIn
-from ordercore.lifecycle import ACTIONS, EVENTS, Action, OrderStatus
-from ordercore.routes_orders import MAX_BATCH
+from edgeorder.ordercore.catalog import SkuIn
+from edgeorder.ordercore.checkout import CheckoutIn
+from edgeorder.ordercore.lifecycle import ACTIONS, EVENTS, Action, OrderStatus
+from edgeorder.ordercore.routes_orders import MAX_BATCH
 
 __all__ = ["openapi_document"]
 

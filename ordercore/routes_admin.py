@@ -10,17 +10,17 @@ from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from yarl import URL
 
-from ordercore.catalog import SkuIn
-from ordercore.checkout import field_errors
-from ordercore.core import CORE
-from ordercore.errors import ApiError
-from ordercore.filters import parse_paging
-from ordercore.http import json_response, path_id, read_json
-from ordercore.lifecycle import EVENTS
-from ordercore.openapi import openapi_document
-from ordercore.store import catalog as catalog_store
-from ordercore.store import webhooks as webhook_store
-from ordercore.views import paged
+from edgeorder.ordercore.catalog import SkuIn
+from edgeorder.ordercore.checkout import field_errors
+from edgeorder.ordercore.core import CORE
+from edgeorder.ordercore.errors import ApiError
+from edgeorder.ordercore.filters import parse_paging
+from edgeorder.ordercore.http import json_response, path_id, read_json
+from edgeorder.ordercore.lifecycle import EVENTS
+from edgeorder.ordercore.openapi import openapi_document
+from edgeorder.ordercore.store import catalog as catalog_store
+from edgeorder.ordercore.store import webhooks as webhook_store
+from edgeorder.ordercore.views import paged
 
 __all__ = ["EVENT_NAMES", "add_routes"]
 

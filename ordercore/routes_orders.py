@@ -13,15 +13,15 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ordercore.checkout import body_hash, field_errors, parse_checkout, price_checkout
-from ordercore.core import CORE, Core
-from ordercore.errors import ApiError
-from ordercore.filters import parse_order_filter
-from ordercore.http import json_response, path_id, read_json
-from ordercore.lifecycle import ACTIONS, Action
-from ordercore.store import orders as store
-from ordercore.store.orders import StoredResponse
-from ordercore.views import dumps
+from edgeorder.ordercore.checkout import body_hash, field_errors, parse_checkout, price_checkout
+from edgeorder.ordercore.core import CORE, Core
+from edgeorder.ordercore.errors import ApiError
+from edgeorder.ordercore.filters import parse_order_filter
+from edgeorder.ordercore.http import json_response, path_id, read_json
+from edgeorder.ordercore.lifecycle import ACTIONS, Action
+from edgeorder.ordercore.store import orders as store
+from edgeorder.ordercore.store.orders import StoredResponse
+from edgeorder.ordercore.views import dumps
 
 __all__ = ["MAX_BATCH", "BatchIn", "BatchItemIn", "add_routes"]
 

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from ordercore.lifecycle import status_json
+from edgeorder.ordercore.lifecycle import status_json
 
 __all__ = ["dumps", "history_json", "iso_utc", "order_json", "paged"]
 

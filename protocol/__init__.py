@@ -3,9 +3,9 @@
 Pure: imports pydantic only, performs no I/O. Shared by ``agent`` and ``ingest``.
 """
 
-from protocol.codec import decode, decode_event, encode
-from protocol.errors import PayloadError, ProtocolError, TopicError
-from protocol.models import (
+from edgeorder.protocol.codec import decode, decode_event, encode
+from edgeorder.protocol.errors import PayloadError, ProtocolError, TopicError
+from edgeorder.protocol.models import (
     Action,
     ButtonMapping,
     CancelLastAction,
@@ -24,7 +24,7 @@ from protocol.models import (
     format_ts,
     utcnow,
 )
-from protocol.topics import (
+from edgeorder.protocol.topics import (
     DEVICE_ID_PATTERN,
     Channel,
     device_topic,
@@ -32,7 +32,7 @@ from protocol.topics import (
     parse_device_topic,
     subscription,
 )
-from protocol.version import CONTRACT_VERSION, MAX_EVENT_BYTES, TOPIC_ROOT
+from edgeorder.protocol.version import CONTRACT_VERSION, MAX_EVENT_BYTES, TOPIC_ROOT
 
 __all__ = [
     "CONTRACT_VERSION",

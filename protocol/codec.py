@@ -7,9 +7,9 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from protocol.errors import PayloadError
-from protocol.models import Event
-from protocol.version import MAX_EVENT_BYTES
+from edgeorder.protocol.errors import PayloadError
+from edgeorder.protocol.models import Event
+from edgeorder.protocol.version import MAX_EVENT_BYTES
 
 M = TypeVar("M", bound=BaseModel)
 

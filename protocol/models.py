@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from protocol.topics import DEVICE_ID_PATTERN
+from edgeorder.protocol.topics import DEVICE_ID_PATTERN
 
 ULID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
 _ULID_RE = re.compile(ULID_PATTERN)

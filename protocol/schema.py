@@ -1,4 +1,4 @@
-"""``python -m protocol.schema OUT.json``: write the JSON Schema of every payload."""
+"""``python -m edgeorder.protocol.schema OUT.json``: write the JSON Schema of every payload."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from protocol.models import json_schemas
+from edgeorder.protocol.models import json_schemas
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-from protocol.errors import TopicError
-from protocol.version import TOPIC_ROOT
+from edgeorder.protocol.errors import TopicError
+from edgeorder.protocol.version import TOPIC_ROOT
 
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)

@@ -1,6 +1,6 @@
 """Order-platform connectors: the built-in order core, Nuvemshop/Tiendanube, e-vendi, OneEntry."""
 
-from ingest.connectors.base import (
+from edgeorder.ingest.connectors.base import (
     Connector,
     OrderRequest,
     OrderResult,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from protocol import State
+from edgeorder.protocol import State
 
 __all__ = [
     "BatchConnector",

@@ -15,7 +15,7 @@ import aiohttp
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from ingest.connectors.base import PermanentError, TransientError
+from edgeorder.ingest.connectors.base import PermanentError, TransientError
 
 __all__ = [
     "ConnectorOptionsError",

@@ -35,10 +35,10 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from ingest.connectors.base import OrderRequest, OrderResult, PermanentError
-from ingest.connectors.common import http_request, open_session, parse_options
-from ingest.settings import ConnectorSettings
-from protocol import State
+from edgeorder.ingest.connectors.base import OrderRequest, OrderResult, PermanentError
+from edgeorder.ingest.connectors.common import http_request, open_session, parse_options
+from edgeorder.ingest.settings import ConnectorSettings
+from edgeorder.protocol import State
 
 __all__ = ["EvendiConnector", "EvendiOptions", "build_close_body", "order_id_for"]
 

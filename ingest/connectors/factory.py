@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ingest.connectors.base import Connector
-from ingest.settings import ConnectorSettings
+from edgeorder.ingest.connectors.base import Connector
+from edgeorder.ingest.settings import ConnectorSettings
 
 __all__ = ["make_connector"]
 
@@ -14,19 +14,19 @@ def make_connector(settings: ConnectorSettings) -> Connector:
     Imports are local so a process only loads the platform it talks to.
     """
     if settings.kind == "nuvemshop":
-        from ingest.connectors.nuvemshop import NuvemshopConnector
+        from edgeorder.ingest.connectors.nuvemshop import NuvemshopConnector
 
         return NuvemshopConnector(settings)
     if settings.kind == "evendi":
-        from ingest.connectors.evendi import EvendiConnector
+        from edgeorder.ingest.connectors.evendi import EvendiConnector
 
         return EvendiConnector(settings)
     if settings.kind == "oneentry":
-        from ingest.connectors.oneentry import OneEntryConnector
+        from edgeorder.ingest.connectors.oneentry import OneEntryConnector
 
         return OneEntryConnector(settings)
     if settings.kind == "ordercore":
-        from ingest.connectors.ordercore import OrderCoreConnector
+        from edgeorder.ingest.connectors.ordercore import OrderCoreConnector
 
         # The ingest engineer's class takes plain values, not the settings model.
         return OrderCoreConnector(

@@ -50,10 +50,15 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 from ulid import ULID
 
-from ingest.connectors.base import OrderRequest, OrderResult, PermanentError
-from ingest.connectors.common import http_request, open_session, parse_options, to_minor_units
-from ingest.settings import ConnectorSettings
-from protocol import State
+from edgeorder.ingest.connectors.base import OrderRequest, OrderResult, PermanentError
+from edgeorder.ingest.connectors.common import (
+    http_request,
+    open_session,
+    parse_options,
+    to_minor_units,
+)
+from edgeorder.ingest.settings import ConnectorSettings
+from edgeorder.protocol import State
 
 __all__ = ["NuvemshopConnector", "NuvemshopOptions", "build_order_body", "order_state"]
 

@@ -34,15 +34,15 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from ingest.connectors.base import OrderRequest, OrderResult, PermanentError
-from ingest.connectors.common import (
+from edgeorder.ingest.connectors.base import OrderRequest, OrderResult, PermanentError
+from edgeorder.ingest.connectors.common import (
     http_request,
     open_session,
     parse_options,
     to_minor_units,
 )
-from ingest.settings import ConnectorSettings
-from protocol import State
+from edgeorder.ingest.settings import ConnectorSettings
+from edgeorder.protocol import State
 
 __all__ = ["OneEntryConnector", "OneEntryOptions", "build_order_body", "order_state"]
 

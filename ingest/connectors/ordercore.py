@@ -17,8 +17,8 @@ import aiohttp
 import orjson
 import structlog
 
-import protocol as p
-from ingest.connectors.base import (
+from edgeorder import protocol as p
+from edgeorder.ingest.connectors.base import (
     OrderRequest,
     OrderResult,
     PermanentError,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from ingest.store.migrations import MIGRATIONS
+from edgeorder.ingest.store.migrations import MIGRATIONS
 
 __all__ = ["SCHEMA_VERSION", "atomic", "connect", "open_db"]
 

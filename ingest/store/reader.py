@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from ingest.store.db import connect
+from edgeorder.ingest.store.db import connect
 
 __all__ = ["Reader"]
 

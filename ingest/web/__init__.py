@@ -14,18 +14,18 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from ingest.keys import SETTINGS_KEY
-from ingest.store.db import open_db
-from ingest.web.access import auth_middleware, install_login_routes
-from ingest.web.auth import create_api_token, ensure_operator
-from ingest.web.db import WebDb
-from ingest.web.live import LIVE_STREAMS_KEY, LiveStreams
-from ingest.web.pages import install_pages
-from ingest.web.state import LOGIN_DELAY_KEY, WEBDB_KEY
+from edgeorder.ingest.keys import SETTINGS_KEY
+from edgeorder.ingest.store.db import open_db
+from edgeorder.ingest.web.access import auth_middleware, install_login_routes
+from edgeorder.ingest.web.auth import create_api_token, ensure_operator
+from edgeorder.ingest.web.db import WebDb
+from edgeorder.ingest.web.live import LIVE_STREAMS_KEY, LiveStreams
+from edgeorder.ingest.web.pages import install_pages
+from edgeorder.ingest.web.state import LOGIN_DELAY_KEY, WEBDB_KEY
 
 __all__ = ["WEBDB_KEY", "create_api_token", "ensure_operator", "setup_web"]
 
-log = structlog.get_logger("ingest.web")
+log = structlog.get_logger("edgeorder.ingest.web")
 STATIC_DIR = Path(__file__).parent / "static"
 
 

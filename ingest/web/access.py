@@ -20,10 +20,10 @@ from urllib.parse import quote
 import structlog
 from aiohttp import web
 
-from ingest.keys import SETTINGS_KEY
-from ingest.web import auth
-from ingest.web.markup import Markup, attrs, esc, html_response, layout
-from ingest.web.state import LOGIN_DELAY_KEY, WEBDB_KEY
+from edgeorder.ingest.keys import SETTINGS_KEY
+from edgeorder.ingest.web import auth
+from edgeorder.ingest.web.markup import Markup, attrs, esc, html_response, layout
+from edgeorder.ingest.web.state import LOGIN_DELAY_KEY, WEBDB_KEY
 
 __all__ = [
     "COOKIE_NAME",
@@ -35,7 +35,7 @@ __all__ = [
     "see_other",
 ]
 
-log = structlog.get_logger("ingest.web.access")
+log = structlog.get_logger("edgeorder.ingest.web.access")
 
 COOKIE_NAME = "edgeorder_session"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

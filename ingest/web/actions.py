@@ -17,19 +17,20 @@ import sqlite_utils
 import structlog
 from aiohttp import web
 
-from ingest import outbox, registry
-from ingest.bus import Notice
-from ingest.firmware import render_agent_toml
-from ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY, SIMULATOR_KEY
-from ingest.web import forms, views
-from ingest.web.access import identity_of, see_other
-from ingest.web.markup import Markup, esc
-from ingest.web.pages import device_page, page, simulated_ids
-from ingest.web.state import WEBDB_KEY
+from edgeorder.ingest.bus import Notice
+from edgeorder.ingest.domain.firmware import render_agent_toml
+from edgeorder.ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY, SIMULATOR_KEY
+from edgeorder.ingest.orders import outbox
+from edgeorder.ingest.store import registry
+from edgeorder.ingest.web import forms, views
+from edgeorder.ingest.web.access import identity_of, see_other
+from edgeorder.ingest.web.markup import Markup, esc
+from edgeorder.ingest.web.pages import device_page, page, simulated_ids
+from edgeorder.ingest.web.state import WEBDB_KEY
 
 __all__ = ["install"]
 
-log = structlog.get_logger("ingest.web.actions")
+log = structlog.get_logger("edgeorder.ingest.web.actions")
 
 
 def _wants_json(request: web.Request) -> bool:

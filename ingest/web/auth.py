@@ -19,7 +19,7 @@ import sqlite_utils
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from protocol import format_ts, utcnow
+from edgeorder.protocol import format_ts, utcnow
 
 __all__ = [
     "LoginOutcome",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ingest.web.markup import Markup, esc
+from edgeorder.ingest.web.markup import Markup, esc
 
 __all__ = ["hourly_chart"]
 

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import sqlite_utils
 
-from ingest.store.db import connect
+from edgeorder.ingest.store.db import connect
 
 __all__ = ["WebDb"]
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-import protocol as p
-from protocol.codec import describe_validation_error
+from edgeorder import protocol as p
+from edgeorder.protocol.codec import describe_validation_error
 
 __all__ = ["FormError", "parse_mapping"]
 

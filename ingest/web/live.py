@@ -12,12 +12,12 @@ import json
 import structlog
 from aiohttp import web
 
-from ingest.bus import Bus, Notice
-from ingest.keys import BUS_KEY
+from edgeorder.ingest.bus import Bus, Notice
+from edgeorder.ingest.keys import BUS_KEY
 
 __all__ = ["HEARTBEAT_S", "LIVE_STREAMS_KEY", "LiveStreams", "encode_notice", "stream"]
 
-log = structlog.get_logger("ingest.web.live")
+log = structlog.get_logger("edgeorder.ingest.web.live")
 HEARTBEAT_S = 15.0
 
 

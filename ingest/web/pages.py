@@ -6,12 +6,12 @@ import sqlite3
 
 from aiohttp import web
 
-from ingest.keys import SIMULATOR_KEY
-from ingest.web import queries, views
-from ingest.web.access import identity_of
-from ingest.web.chart import hourly_chart
-from ingest.web.markup import Markup, html_response, layout
-from ingest.web.state import WEBDB_KEY
+from edgeorder.ingest.keys import SIMULATOR_KEY
+from edgeorder.ingest.web import queries, views
+from edgeorder.ingest.web.access import identity_of
+from edgeorder.ingest.web.chart import hourly_chart
+from edgeorder.ingest.web.markup import Markup, html_response, layout
+from edgeorder.ingest.web.state import WEBDB_KEY
 
 __all__ = ["install_pages", "page", "simulated_ids"]
 
@@ -95,7 +95,7 @@ async def provision_get(request: web.Request) -> web.Response:
 
 def install_pages(app: web.Application) -> None:
     """Every dashboard route except login/logout and static files."""
-    from ingest.web import actions, live  # the action modules import this one
+    from edgeorder.ingest.web import actions, live  # the action modules import this one
 
     app.router.add_get("/", fleet, name="fleet")
     app.router.add_get("/devices/{device_id}", device_get, name="device")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from protocol import format_ts, utcnow
+from edgeorder.protocol import format_ts, utcnow
 
 __all__ = [
     "FleetFilter",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ingest.web.db import WebDb
+from edgeorder.ingest.web.db import WebDb
 
 __all__ = ["LOGIN_DELAY_KEY", "WEBDB_KEY"]
 

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from ingest.web.markup import Markup, attrs, csrf_field, esc, join
-from ingest.web.queries import FleetFilter, Row, Totals
+from edgeorder.ingest.web.markup import Markup, attrs, csrf_field, esc, join
+from edgeorder.ingest.web.queries import FleetFilter, Row, Totals
 
 __all__ = ["ago", "badge", "buffer_body", "device_body", "fleet_body", "provision_body"]
 

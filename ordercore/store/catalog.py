@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from ordercore.catalog import CatalogSeed, CatalogSku, SkuIn, sku_from_row
-from ordercore.errors import ApiError, FieldError
+from edgeorder.ordercore.catalog import CatalogSeed, CatalogSku, SkuIn, sku_from_row
+from edgeorder.ordercore.errors import ApiError, FieldError
 
 __all__ = ["all_skus", "create_sku", "seed_catalog"]
 

@@ -9,10 +9,10 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from ordercore.checkout import CheckoutIn, OrderDraft
-from ordercore.errors import ApiError
-from ordercore.filters import OrderFilter
-from ordercore.lifecycle import (
+from edgeorder.ordercore.checkout import CheckoutIn, OrderDraft
+from edgeorder.ordercore.errors import ApiError
+from edgeorder.ordercore.filters import OrderFilter
+from edgeorder.ordercore.lifecycle import (
     EVENTS,
     Action,
     IllegalTransitionError,
@@ -21,8 +21,8 @@ from ordercore.lifecycle import (
     apply_action,
     status_json,
 )
-from ordercore.store.webhooks import enqueue_event
-from ordercore.views import dumps, history_json, iso_utc, order_json, paged
+from edgeorder.ordercore.store.webhooks import enqueue_event
+from edgeorder.ordercore.views import dumps, history_json, iso_utc, order_json, paged
 
 __all__ = [
     "StoredResponse",

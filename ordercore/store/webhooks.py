@@ -7,8 +7,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from ordercore.errors import ApiError
-from ordercore.views import dumps, iso_utc
+from edgeorder.ordercore.errors import ApiError
+from edgeorder.ordercore.views import dumps, iso_utc
 
 __all__ = [
     "Delivery",

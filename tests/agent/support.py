@@ -15,9 +15,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-import protocol as p
-from agent.config import AgentConfig, parse_config
-from agent.runtime import Agent
+from edgeorder import protocol as p
+from edgeorder.agent.config import AgentConfig, parse_config
+from edgeorder.agent.runtime import Agent
 from tests.support.mqtt import MqttProbe
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from amqtt.broker import Broker
 
-import protocol as p
-from agent.runtime import Agent
+from edgeorder import protocol as p
+from edgeorder.agent.runtime import Agent
 from tests.agent.support import (
     Recorder,
     Responder,

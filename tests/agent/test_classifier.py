@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agent.classifier import ClickClassifier, ClickTimings
-from protocol.models import Click
+from edgeorder.agent.classifier import ClickClassifier, ClickTimings
+from edgeorder.protocol.models import Click
 
 T = ClickTimings(bounce_s=0.02, double_window_s=0.4, long_press_s=1.5)
 

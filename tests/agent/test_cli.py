@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import protocol as p
-from agent.cli import parse_command
+from edgeorder import protocol as p
+from edgeorder.agent.cli import parse_command
 from tests.agent.support import Responder
 from tests.support.mosquitto import MosquittoServer
 from tests.support.mqtt import MqttProbe

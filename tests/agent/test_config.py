@@ -7,12 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import (
-    DistanceSensorConfig,
-    load_config,
-)
-from agent.config_schema import SCHEMA_PATH, config_schema, schema_text
-from agent.errors import ConfigError
+from edgeorder.agent.config import DistanceSensorConfig, load_config
+from edgeorder.agent.config_schema import SCHEMA_PATH, config_schema, schema_text
+from edgeorder.agent.errors import ConfigError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "firmware-config" / "examples"
 
@@ -113,7 +110,7 @@ def test_missing_password_file(tmp_path: Path) -> None:
 
 def test_committed_schema_is_current() -> None:
     assert SCHEMA_PATH.read_text() == schema_text(), (
-        "firmware-config/schema.json is stale: run python -m agent.config_schema "
+        "firmware-config/schema.json is stale: run python -m edgeorder.agent.config_schema "
         "firmware-config/schema.json"
     )
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import protocol as p
-from agent.outbox import Outbox
-from agent.runtime import Agent
+from edgeorder import protocol as p
+from edgeorder.agent.outbox import Outbox
+from edgeorder.agent.runtime import Agent
 from tests.agent.support import Recorder, SkewClock, make_config, running, signal_factory
 from tests.support.net import free_port
 

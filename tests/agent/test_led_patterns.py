@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.led_patterns import PATTERNS, LedInputs, Pattern, choose_pattern
-from protocol.models import State
+from edgeorder.agent.led_patterns import PATTERNS, LedInputs, Pattern, choose_pattern
+from edgeorder.protocol.models import State
 
 
 def test_press_ack_first_even_offline() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import OutboxFullError
-from agent.outbox import Outbox
+from edgeorder.agent.errors import OutboxFullError
+from edgeorder.agent.outbox import Outbox
 
 
 def test_survives_restart_with_order_and_seq(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent.sensor_trigger import SensorTrigger, TriggerSettings
+from edgeorder.agent.sensor_trigger import SensorTrigger, TriggerSettings
 
 
 def feed(trigger: SensorTrigger, readings: Sequence[tuple[float, float]]) -> list[float]:

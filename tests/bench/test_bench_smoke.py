@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.reconcile import reconcile
+from edgeorder.bench.reconcile import reconcile
 from tests.support.mosquitto import mosquitto_binary
 from tests.support.proc import run_cli
 
@@ -67,8 +67,8 @@ def test_tiny_run_orders_every_event_exactly_once(tmp_path: Path) -> None:
 
 
 def test_tracker_wakes_its_waiter_when_every_event_reached_the_state() -> None:
-    from bench.tracker import PhaseCounts, StatusTracker
-    from protocol import State
+    from edgeorder.bench.tracker import PhaseCounts, StatusTracker
+    from edgeorder.protocol import State
 
     tracker = StatusTracker()
     ids = [f"01JDZ8Q7M3N4P5R6S7T8V9W0{i:02d}" for i in range(50)]

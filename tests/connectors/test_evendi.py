@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from ulid import ULID
 
-from ingest.connectors.base import OrderRequest, PermanentError, TransientError
-from ingest.connectors.common import ConnectorOptionsError
-from ingest.connectors.evendi import EvendiConnector, succeeded
-from ingest.settings import ConnectorSettings
-from protocol import State
+from edgeorder.ingest.connectors.base import OrderRequest, PermanentError, TransientError
+from edgeorder.ingest.connectors.common import ConnectorOptionsError
+from edgeorder.ingest.connectors.evendi import EvendiConnector, succeeded
+from edgeorder.ingest.settings import ConnectorSettings
+from edgeorder.protocol import State
 from tests.connectors.fake_evendi import ORG, TOKEN, FakeEvendi
 from tests.support.net import free_port
 

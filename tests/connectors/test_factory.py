@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.connectors.common import ConnectorOptionsError
-from ingest.connectors.evendi import EvendiConnector
-from ingest.connectors.factory import make_connector
-from ingest.connectors.nuvemshop import NuvemshopConnector
-from ingest.connectors.oneentry import OneEntryConnector
-from ingest.settings import ConnectorSettings
+from edgeorder.ingest.connectors.common import ConnectorOptionsError
+from edgeorder.ingest.connectors.evendi import EvendiConnector
+from edgeorder.ingest.connectors.factory import make_connector
+from edgeorder.ingest.connectors.nuvemshop import NuvemshopConnector
+from edgeorder.ingest.connectors.oneentry import OneEntryConnector
+from edgeorder.ingest.settings import ConnectorSettings
 
 OPTIONS = {
     "nuvemshop": {"store_id": "1", "variants": {"A": 1}, "user_agent": "edgeorder (x@y.z)"},
@@ -45,7 +45,7 @@ def test_bad_options_fail_at_construction(kind: str) -> None:
 
 
 async def test_ordercore_comes_from_the_ingest_module() -> None:
-    from ingest.connectors.ordercore import OrderCoreConnector
+    from edgeorder.ingest.connectors.ordercore import OrderCoreConnector
 
     conn = make_connector(ConnectorSettings(kind="ordercore", base_url="http://127.0.0.1:9"))
     try:

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from ulid import ULID
 
-from ingest.connectors.base import OrderRequest, PermanentError, TransientError
-from ingest.connectors.common import ConnectorOptionsError
-from ingest.connectors.nuvemshop import NuvemshopConnector, order_state
-from ingest.settings import ConnectorSettings
-from protocol import State
+from edgeorder.ingest.connectors.base import OrderRequest, PermanentError, TransientError
+from edgeorder.ingest.connectors.common import ConnectorOptionsError
+from edgeorder.ingest.connectors.nuvemshop import NuvemshopConnector, order_state
+from edgeorder.ingest.settings import ConnectorSettings
+from edgeorder.protocol import State
 from tests.connectors.fake_nuvemshop import STORE_ID, TOKEN, FakeNuvemshop
 from tests.support.net import free_port
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from ulid import ULID
 
-import protocol as p
+from edgeorder import protocol as p
 from tests.support.mqtt import MqttProbe, Received
 from tests.support.net import free_port
 from tests.support.proc import run_cli, spawn_cli

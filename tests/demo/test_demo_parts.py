@@ -13,18 +13,18 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from agent.config import load_config
-from edgeorder.broker import PortInUseError
-from edgeorder.demo import DemoOptions, check_ports
-from edgeorder.demo_fleet import DemoFleet, UnknownSimulatedDeviceError
-from edgeorder.demo_press import install_press_route
-from edgeorder.demo_provision import DemoPaths, demo_device_ids, provision
-from edgeorder.demo_secrets import DemoSecrets, SecretsFileError, load_secrets, save_secrets
-from edgeorder.mosquitto_files import Access, Acl, parse_acl
-from ingest.credentials import verify_password
-from ingest.registry import list_devices
-from ingest.store.db import open_db
-from ingest.web.auth import verify_api_token
+from edgeorder.agent.config import load_config
+from edgeorder.demo.broker import PortInUseError
+from edgeorder.demo.cli import DemoOptions, check_ports
+from edgeorder.demo.fleet import DemoFleet, UnknownSimulatedDeviceError
+from edgeorder.demo.press import install_press_route
+from edgeorder.demo.provision import DemoPaths, demo_device_ids, provision
+from edgeorder.demo.secrets import DemoSecrets, SecretsFileError, load_secrets, save_secrets
+from edgeorder.ingest.domain.credentials import verify_password
+from edgeorder.ingest.domain.mosquitto_files import Access, Acl, parse_acl
+from edgeorder.ingest.store.db import open_db
+from edgeorder.ingest.store.registry import list_devices
+from edgeorder.ingest.web.auth import verify_api_token
 from tests.support.net import free_port
 
 URL = "mqtt://127.0.0.1:1"

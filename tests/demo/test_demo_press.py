@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import protocol as p
+from edgeorder import protocol as p
 from tests.demo.test_demo_e2e import Demo, get_json
 from tests.support.mqtt import MqttProbe, Received
 from tests.support.net import free_port

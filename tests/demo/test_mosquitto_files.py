@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgeorder.mosquitto_files import (
+from edgeorder.ingest.domain.mosquitto_files import (
     Access,
     Acl,
     filter_within,

@@ -14,15 +14,15 @@ import aiohttp
 from aiohttp import web
 from ulid import ULID
 
-import protocol as p
-from ingest import registry
-from ingest.app import SERVICE_KEY, create_app
-from ingest.service import IngestService
-from ingest.settings import ConnectorSettings, Settings
-from ingest.store.db import open_db
-from ordercore.app import create_app as create_core_app
-from ordercore.settings import SEED_CATALOG
-from ordercore.settings import Settings as CoreSettings
+from edgeorder import protocol as p
+from edgeorder.ingest.app import SERVICE_KEY, create_app
+from edgeorder.ingest.service import IngestService
+from edgeorder.ingest.settings import ConnectorSettings, Settings
+from edgeorder.ingest.store import registry
+from edgeorder.ingest.store.db import open_db
+from edgeorder.ordercore.app import create_app as create_core_app
+from edgeorder.ordercore.settings import SEED_CATALOG
+from edgeorder.ordercore.settings import Settings as CoreSettings
 from tests.support.mqtt import MqttProbe, Received
 from tests.support.net import free_port
 

@@ -10,10 +10,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-import protocol as p
-from ingest.orderstate import parse_webhook, signature, verify_signature
-from ingest.store.db import open_db
-from ingest.web import create_api_token
+from edgeorder import protocol as p
+from edgeorder.ingest.orders.state_sync import parse_webhook, signature, verify_signature
+from edgeorder.ingest.store.db import open_db
+from edgeorder.ingest.web import create_api_token
 from tests.ingest.support import (
     Ingest,
     OrderCore,

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-import protocol as p
-from edgeorder.mosquitto_files import Access, Acl, parse_acl, parse_passwd
-from ingest import registry
-from ingest.credentials import verify_password
-from ingest.store.db import open_db
+from edgeorder import protocol as p
+from edgeorder.ingest.domain.credentials import verify_password
+from edgeorder.ingest.domain.mosquitto_files import Access, Acl, parse_acl, parse_passwd
+from edgeorder.ingest.store import registry
+from edgeorder.ingest.store.db import open_db
 from tests.ingest.support import add_device
 from tests.support.mosquitto import MosquittoServer, mosquitto_binary
 from tests.support.mqtt import MqttProbe

@@ -14,19 +14,19 @@ from typing import Any
 import pytest
 import sqlite_utils
 
-import protocol as p
-from ingest import ledger
-from ingest.bus import Bus
-from ingest.connectors.base import OrderRequest, OrderResult
-from ingest.connectors.ordercore import OrderCoreConnector
-from ingest.devices import DeviceCache
-from ingest.metrics import Metrics
-from ingest.outbox import OutboxWorker
-from ingest.registry import load_devices
-from ingest.statuses import StatusPublisher
-from ingest.store.db import atomic, open_db
-from ingest.store.reader import Reader
-from ingest.writer import Writer
+from edgeorder import protocol as p
+from edgeorder.ingest.bus import Bus
+from edgeorder.ingest.connectors.base import OrderRequest, OrderResult
+from edgeorder.ingest.connectors.ordercore import OrderCoreConnector
+from edgeorder.ingest.metrics import Metrics
+from edgeorder.ingest.mqtt.statuses import StatusPublisher
+from edgeorder.ingest.orders.outbox import OutboxWorker
+from edgeorder.ingest.store import ledger
+from edgeorder.ingest.store.db import atomic, open_db
+from edgeorder.ingest.store.device_cache import DeviceCache
+from edgeorder.ingest.store.reader import Reader
+from edgeorder.ingest.store.registry import load_devices
+from edgeorder.ingest.store.writer import Writer
 from tests.ingest.support import (
     CORE_TOKEN,
     Ingest,

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-import protocol as p
-from ingest import ledger
-from ingest.delivery import DeliveryTracker
-from ingest.registry import load_devices
-from ingest.statuses import StatusPublisher
-from ingest.store.db import atomic, connect, migrate, open_db
-from ingest.store.migrations import MIGRATIONS
-from ingest.writer import Writer
+from edgeorder import protocol as p
+from edgeorder.ingest.mqtt.delivery import DeliveryTracker
+from edgeorder.ingest.mqtt.statuses import StatusPublisher
+from edgeorder.ingest.store import ledger
+from edgeorder.ingest.store.db import atomic, connect, migrate, open_db
+from edgeorder.ingest.store.migrations import MIGRATIONS
+from edgeorder.ingest.store.registry import load_devices
+from edgeorder.ingest.store.writer import Writer
 from tests.ingest.support import (
     Ingest,
     OrderCore,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-import protocol as p
-from ingest.store.db import connect
+from edgeorder import protocol as p
+from edgeorder.ingest.store.db import connect
 from tests.ingest.support import Ingest, OrderCore, add_device, ingest_settings, press, wait_for
 from tests.support.mosquitto import MosquittoServer
 from tests.support.mqtt import MqttProbe, Received

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import protocol as p
+from edgeorder import protocol as p
 from tests.ingest.support import CORE_TOKEN, OrderCore, press, wait_for
 from tests.support.mosquitto import MosquittoServer
 from tests.support.mqtt import MqttProbe

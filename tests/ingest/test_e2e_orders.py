@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import protocol as p
-from ingest.store.db import open_db
+from edgeorder import protocol as p
+from edgeorder.ingest.store.db import open_db
 from tests.ingest.support import (
     COFFEE_PRICE,
     Ingest,
@@ -208,7 +208,7 @@ async def test_devices_get_their_config_retained_at_start_and_on_change(
         assert first.retain
         assert (config.version, config.env, config.mapping.single) == (
             1, "dev", p.ReorderAction(sku="COFFEE-1KG"))
-        from ingest import registry
+        from edgeorder.ingest.store import registry
 
         db = open_db(ingest_dir / "ingest.db")
         registry.set_env(db, "cfg-01", "prod")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import protocol as p
+from edgeorder import protocol as p
 from tests.ingest.support import (
     Ingest,
     OrderCore,
@@ -91,8 +91,8 @@ async def test_every_bad_input_is_rejected_counted_and_never_ordered(
     (msg,) = await wait_for(probe, status_is("ghost-01", unknown.event_id, "rejected"))
     assert json.loads(msg.payload)["reason"] == "unknown device"
 
-    from ingest import registry
-    from ingest.store.db import open_db
+    from edgeorder.ingest.store import registry
+    from edgeorder.ingest.store.db import open_db
 
     db = open_db(ingest_dir / "ingest.db")
     registry.set_enabled(db, "off-01", False)

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-import protocol as p
-from ingest import ledger
-from ingest.registry import load_devices
-from ingest.store.db import open_db
-from ingest.writer import Writer
+from edgeorder import protocol as p
+from edgeorder.ingest.store import ledger
+from edgeorder.ingest.store.db import open_db
+from edgeorder.ingest.store.registry import load_devices
+from edgeorder.ingest.store.writer import Writer
 from tests.ingest.support import add_device, press
 
 NOW = p.utcnow()

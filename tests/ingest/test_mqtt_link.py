@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import protocol as p
-from ingest.mqtt import MqttLink, MqttOptions, backoff_delays
+from edgeorder import protocol as p
+from edgeorder.ingest.mqtt.link import MqttLink, MqttOptions, backoff_delays
 from tests.ingest.support import Ingest, OrderCore, add_device, press, status_is, wait_for
 from tests.support.mosquitto import MosquittoServer
 from tests.support.mqtt import MqttProbe

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import protocol as p
-from ingest.mqtt import MqttLink, MqttOptions
+from edgeorder import protocol as p
+from edgeorder.ingest.mqtt.link import MqttLink, MqttOptions
 from tests.support.mosquitto import MosquittoServer, mosquitto_binary
 
 pytestmark = pytest.mark.integration

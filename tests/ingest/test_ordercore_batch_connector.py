@@ -10,9 +10,9 @@ import pytest
 from aiohttp import web
 from ulid import ULID
 
-import protocol as p
-from ingest.connectors.base import OrderRequest, OrderResult, PermanentError
-from ingest.connectors.ordercore import OrderCoreConnector
+from edgeorder import protocol as p
+from edgeorder.ingest.connectors.base import OrderRequest, OrderResult, PermanentError
+from edgeorder.ingest.connectors.ordercore import OrderCoreConnector
 from tests.ingest.support import CORE_TOKEN, OrderCore
 from tests.support.net import free_port
 

@@ -10,24 +10,24 @@ from pathlib import Path
 
 import sqlite_utils
 
-import protocol as p
-from ingest import ledger
-from ingest.bus import Bus
-from ingest.connectors.base import (
+from edgeorder import protocol as p
+from edgeorder.ingest.bus import Bus
+from edgeorder.ingest.connectors.base import (
     OrderRequest,
     OrderResult,
     PermanentError,
     PlatformError,
     TransientError,
 )
-from ingest.devices import DeviceCache
-from ingest.metrics import Metrics
-from ingest.outbox import OutboxWorker
-from ingest.registry import load_devices
-from ingest.statuses import StatusPublisher
-from ingest.store.db import atomic, open_db
-from ingest.store.reader import Reader
-from ingest.writer import Writer
+from edgeorder.ingest.metrics import Metrics
+from edgeorder.ingest.mqtt.statuses import StatusPublisher
+from edgeorder.ingest.orders.outbox import OutboxWorker
+from edgeorder.ingest.store import ledger
+from edgeorder.ingest.store.db import atomic, open_db
+from edgeorder.ingest.store.device_cache import DeviceCache
+from edgeorder.ingest.store.reader import Reader
+from edgeorder.ingest.store.registry import load_devices
+from edgeorder.ingest.store.writer import Writer
 from tests.ingest.support import add_device, press
 
 BATCH = 4

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-import protocol as p
-from ingest import registry
-from ingest.credentials import verify_password
-from ingest.firmware import render_agent_toml
-from ingest.store.db import open_db
+from edgeorder import protocol as p
+from edgeorder.ingest.domain.credentials import verify_password
+from edgeorder.ingest.domain.firmware import render_agent_toml
+from edgeorder.ingest.store import registry
+from edgeorder.ingest.store.db import open_db
 from tests.support.proc import run_cli
 
 MAPPING = p.ButtonMapping(single=p.ReorderAction(sku="COFFEE-1KG"))

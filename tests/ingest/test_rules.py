@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-import protocol as p
-from ingest import rules
-from ingest.registry import Device
+from edgeorder import protocol as p
+from edgeorder.ingest.domain import rules
+from edgeorder.ingest.domain.devices import Device
 from tests.ingest.support import press
 
 NOW = p.utcnow()

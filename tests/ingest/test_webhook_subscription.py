@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.connectors.ordercore import WEBHOOK_EVENTS, OrderCoreConnector, state_for_code
+from edgeorder.ingest.connectors.ordercore import WEBHOOK_EVENTS, OrderCoreConnector, state_for_code
 from tests.ingest.support import CORE_TOKEN, OrderCore
 
 pytestmark = pytest.mark.integration

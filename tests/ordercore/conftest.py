@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from ordercore import SEED_CATALOG, Settings, create_app
+from edgeorder.ordercore import SEED_CATALOG, Settings, create_app
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

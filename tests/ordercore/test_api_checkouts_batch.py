@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from ordercore.core import CORE
-from ordercore.routes_orders import MAX_BATCH
+from edgeorder.ordercore.core import CORE
+from edgeorder.ordercore.routes_orders import MAX_BATCH
 from tests.ordercore.conftest import AUTH, checkout, checkout_body
 
 Client = TestClient[Any, Any]

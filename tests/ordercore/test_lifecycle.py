@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ordercore.lifecycle import Action, IllegalTransitionError, OrderStatus, apply_action
+from edgeorder.ordercore.lifecycle import Action, IllegalTransitionError, OrderStatus, apply_action
 
 S = OrderStatus
 

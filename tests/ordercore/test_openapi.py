@@ -6,8 +6,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from ordercore import Settings, create_app
-from ordercore.openapi import openapi_document
+from edgeorder.ordercore import Settings, create_app
+from edgeorder.ordercore.openapi import openapi_document
 
 
 def registered_routes(settings: Settings) -> set[tuple[str, str]]:

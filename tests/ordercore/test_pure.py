@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from ordercore.catalog import Catalog, CatalogSku
-from ordercore.checkout import body_hash, parse_checkout, price_checkout
-from ordercore.errors import ApiError
-from ordercore.filters import parse_order_filter
-from ordercore.signing import backoff_delay, sign, verify
+from edgeorder.ordercore.catalog import Catalog, CatalogSku
+from edgeorder.ordercore.checkout import body_hash, parse_checkout, price_checkout
+from edgeorder.ordercore.errors import ApiError
+from edgeorder.ordercore.filters import parse_order_filter
+from edgeorder.ordercore.signing import backoff_delay, sign, verify
 from tests.ordercore.conftest import checkout_body
 
 CATALOG = Catalog(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from ordercore import Settings
+from edgeorder.ordercore import Settings
 from tests.ordercore.conftest import AUTH, StartCore, checkout, checkout_body
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ordercore.store.db import Reader, Writer, connect
+from edgeorder.ordercore.store.db import Reader, Writer, connect
 
 
 def _make_table(path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from ordercore import verify
+from edgeorder.ordercore import verify
 from tests.ordercore.conftest import AUTH, StartCore, checkout, checkout_body
 
 Client = TestClient[Any, Any]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from protocol import State, Status, encode, format_ts
+from edgeorder.protocol import State, Status, encode, format_ts
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-import protocol as p
-from protocol.codec import peek_event_id
+from edgeorder import protocol as p
+from edgeorder.protocol.codec import peek_event_id
 
 EID = "01JDZ8Q7M3N4P5R6S7T8V9W0XY"
 
@@ -145,7 +145,7 @@ def test_device_config_round_trip() -> None:
 
 
 def test_json_schemas_cover_every_payload() -> None:
-    from protocol.models import json_schemas
+    from edgeorder.protocol.models import json_schemas
 
     schemas = json_schemas()
     assert set(schemas) == {

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-import protocol as p
+from edgeorder import protocol as p
 
 
 def test_build_and_parse_are_inverse() -> None:

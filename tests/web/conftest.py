@@ -13,10 +13,10 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
-from ingest.bus import Bus
-from ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY, SIMULATOR_KEY
-from ingest.settings import Settings
-from ingest.web import setup_web
+from edgeorder.ingest.bus import Bus
+from edgeorder.ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY, SIMULATOR_KEY
+from edgeorder.ingest.settings import Settings
+from edgeorder.ingest.web import setup_web
 from tests.web.support import ADMIN_PASSWORD, RecordingPublisher, RecordingSimulator
 
 

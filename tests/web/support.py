@@ -9,10 +9,10 @@ from pathlib import Path
 
 from ulid import ULID
 
-import protocol as p
-from ingest import registry
-from ingest.bus import Bus, Notice
-from ingest.store.db import atomic, open_db
+from edgeorder import protocol as p
+from edgeorder.ingest.bus import Bus, Notice
+from edgeorder.ingest.store import registry
+from edgeorder.ingest.store.db import atomic, open_db
 
 ADMIN_PASSWORD = "correct horse battery staple"
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from ingest.bus import Bus
-from ingest.store.db import connect
-from ingest.web import create_api_token, ensure_operator
-from ingest.web.access import COOKIE_NAME, is_public_path
-from ingest.web.state import WEBDB_KEY
+from edgeorder.ingest.bus import Bus
+from edgeorder.ingest.store.db import connect
+from edgeorder.ingest.web import create_api_token, ensure_operator
+from edgeorder.ingest.web.access import COOKIE_NAME, is_public_path
+from edgeorder.ingest.web.state import WEBDB_KEY
 from tests.web.conftest import WebEnv, make_app, make_settings
 from tests.web.support import ADMIN_PASSWORD, RecordingSimulator, add_device
 

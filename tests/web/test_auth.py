@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import protocol as p
-from ingest.store.db import open_db
-from ingest.web import auth
+from edgeorder import protocol as p
+from edgeorder.ingest.store.db import open_db
+from edgeorder.ingest.web import auth
 
 
 @pytest.fixture

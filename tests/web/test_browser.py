@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestServer
 
-from ingest.bus import Notice
+from edgeorder.ingest.bus import Notice
 from tests.support.net import free_port
 from tests.web.conftest import make_app, make_settings
 from tests.web.support import (
@@ -48,7 +48,7 @@ class Running:
 
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[Running]:
-    from ingest.bus import Bus
+    from edgeorder.ingest.bus import Bus
 
     settings = make_settings(tmp_path)
     bus = Bus()

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from ingest.web.access import is_public_path
+from edgeorder.ingest.web.access import is_public_path
 from tests.ingest.support import Ingest, OrderCore, ingest_settings
 from tests.support.mosquitto import MosquittoServer
 from tests.web.support import ADMIN_PASSWORD

@@ -9,9 +9,9 @@ import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ingest.bus import Notice
-from ingest.credentials import verify_password
-from ingest.store.db import connect
+from edgeorder.ingest.bus import Notice
+from edgeorder.ingest.domain.credentials import verify_password
+from edgeorder.ingest.store.db import connect
 from tests.web.conftest import WebEnv
 from tests.web.support import add_device, record_event, record_rejection, set_presence
 

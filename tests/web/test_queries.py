@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-import protocol as p
-from ingest.store.db import connect, open_db
-from ingest.web import queries
-from ingest.web.chart import hourly_chart
-from ingest.web.forms import FormError, parse_mapping
+from edgeorder import protocol as p
+from edgeorder.ingest.store.db import connect, open_db
+from edgeorder.ingest.web import queries
+from edgeorder.ingest.web.chart import hourly_chart
+from edgeorder.ingest.web.forms import FormError, parse_mapping
 from tests.web.support import (
     add_device,
     record_event,

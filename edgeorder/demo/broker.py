@@ -23,10 +23,10 @@ from amqtt.contexts import Action, BaseContext
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
-from edgeorder.mosquitto_files import Access, Acl, parse_acl
-from ingest.credentials import verify_password
-from ingest.registry import device_hashes, service_account_hashes
-from ingest.store.db import open_db
+from edgeorder.ingest.domain.credentials import verify_password
+from edgeorder.ingest.domain.mosquitto_files import Access, Acl, parse_acl
+from edgeorder.ingest.store.db import open_db
+from edgeorder.ingest.store.registry import device_hashes, service_account_hashes
 
 log = structlog.get_logger(__name__)
 

@@ -18,14 +18,14 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-import protocol as p
-from ingest import ledger
-from ingest.connectors.base import Connector, PlatformError
-from ingest.connectors.ordercore import state_for_code
-from ingest.ledger import StatusOut
-from ingest.mqtt import backoff_delays
-from ingest.statuses import StatusPublisher
-from ingest.writer import Writer
+from edgeorder import protocol as p
+from edgeorder.ingest.connectors.base import Connector, PlatformError
+from edgeorder.ingest.connectors.ordercore import state_for_code
+from edgeorder.ingest.mqtt.link import backoff_delays
+from edgeorder.ingest.mqtt.statuses import StatusPublisher
+from edgeorder.ingest.store import ledger
+from edgeorder.ingest.store.ledger import StatusOut
+from edgeorder.ingest.store.writer import Writer
 
 __all__ = [
     "OrderStateSync",

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import protocol as p
-from ingest import rules
-from ingest.registry import Device
+from edgeorder import protocol as p
+from edgeorder.ingest.domain import rules
+from edgeorder.ingest.domain.devices import Device
 
 __all__ = [
     "EventOutcome",

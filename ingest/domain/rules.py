@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-import protocol as p
-from ingest.registry import Device
+from edgeorder import protocol as p
+from edgeorder.ingest.domain.devices import Device
 
 __all__ = [
     "REASON_DISABLED",

@@ -15,12 +15,13 @@ from pathlib import Path
 import sqlite_utils
 import structlog
 
-import protocol as p
-from edgeorder.demo_secrets import DemoSecrets
-from ingest.cli_broker_auth import render_acl
-from ingest.credentials import verify_password
-from ingest.firmware import render_agent_toml, write_agent_toml
-from ingest.registry import (
+from edgeorder import protocol as p
+from edgeorder.demo.secrets import DemoSecrets
+from edgeorder.ingest.cli.broker_auth import render_acl
+from edgeorder.ingest.domain.credentials import verify_password
+from edgeorder.ingest.domain.firmware import render_agent_toml, write_agent_toml
+from edgeorder.ingest.store.db import open_db
+from edgeorder.ingest.store.registry import (
     UnknownDeviceError,
     add_device,
     ensure_service_account,
@@ -28,8 +29,7 @@ from ingest.registry import (
     rotate_credentials,
     service_account_hashes,
 )
-from ingest.store.db import open_db
-from ingest.web.auth import create_api_token, verify_api_token
+from edgeorder.ingest.web.auth import create_api_token, verify_api_token
 
 __all__ = [
     "DEMO_MAPPING",

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-import protocol as p
-from ingest.bus import Bus, Notice
-from ingest.delivery import DeliveryTracker
-from ingest.ledger import StatusOut
+from edgeorder import protocol as p
+from edgeorder.ingest.bus import Bus, Notice
+from edgeorder.ingest.mqtt.delivery import DeliveryTracker
+from edgeorder.ingest.store.ledger import StatusOut
 
 __all__ = ["StatusPublisher", "Transport"]
 

@@ -12,11 +12,15 @@ import os
 import sys
 from pathlib import Path
 
-import protocol as p
-from ingest.registry import device_hashes, ensure_service_account, service_account_hashes
-from ingest.settings import Settings
-from ingest.store.db import open_db
-from protocol.topics import DEVICE_READS, DEVICE_WRITES
+from edgeorder import protocol as p
+from edgeorder.ingest.settings import Settings
+from edgeorder.ingest.store.db import open_db
+from edgeorder.ingest.store.registry import (
+    device_hashes,
+    ensure_service_account,
+    service_account_hashes,
+)
+from edgeorder.protocol.topics import DEVICE_READS, DEVICE_WRITES
 
 __all__ = ["main", "render_acl", "render_passwd"]
 

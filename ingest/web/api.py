@@ -18,13 +18,14 @@ import sqlite_utils
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-import protocol as p
-from ingest import outbox, registry
-from ingest.bus import Notice
-from ingest.firmware import render_agent_toml
-from ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY
-from ingest.store.db import open_db
-from ingest.store.reader import Reader
+from edgeorder import protocol as p
+from edgeorder.ingest.bus import Notice
+from edgeorder.ingest.domain.firmware import render_agent_toml
+from edgeorder.ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY
+from edgeorder.ingest.orders import outbox
+from edgeorder.ingest.store import registry
+from edgeorder.ingest.store.db import open_db
+from edgeorder.ingest.store.reader import Reader
 
 __all__ = ["READER_KEY", "install_api", "openapi_document"]
 

@@ -7,14 +7,14 @@ and the demo. Every mutation writes one ``audit`` row in the same transaction.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import sqlite_utils
 
-import protocol as p
-from ingest.credentials import generate_password, hash_password
-from ingest.store.db import atomic
+from edgeorder import protocol as p
+from edgeorder.ingest.domain.credentials import generate_password, hash_password
+from edgeorder.ingest.domain.devices import Device, Env
+from edgeorder.ingest.store.db import atomic
 
 __all__ = [
     "Device",
@@ -35,7 +35,6 @@ __all__ = [
     "update_mapping",
 ]
 
-Env = Literal["dev", "prod"]
 
 
 class RegistryError(ValueError):
@@ -51,33 +50,6 @@ class UnknownDeviceError(RegistryError, KeyError):
 
 class DeviceExistsError(RegistryError):
     """``add_device`` for an id that is already registered."""
-
-
-@dataclass(frozen=True)
-class Device:
-    """What the event path needs to know about a device (cached in memory by ingest)."""
-
-    device_id: str
-    enabled: bool
-    env: Env
-    mapping: p.ButtonMapping
-    allow_parallel: bool
-    cancel_window_s: int
-    profile: dict[str, Any]
-    config_version: int
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Device:
-        return cls(
-            device_id=row["device_id"],
-            enabled=bool(row["enabled"]),
-            env="dev" if row["env"] == "dev" else "prod",
-            mapping=p.ButtonMapping.model_validate_json(row["mapping"]),
-            allow_parallel=bool(row["allow_parallel"]),
-            cancel_window_s=int(row["cancel_window_s"]),
-            profile=json.loads(row["profile"] or "{}"),
-            config_version=int(row["config_version"]),
-        )
 
 
 def _now() -> str:

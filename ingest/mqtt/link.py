@@ -32,7 +32,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-import protocol as p
+from edgeorder import protocol as p
 
 __all__ = ["Inbound", "MqttLink", "MqttOptions", "backoff_delays"]
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import sqlite_utils
 
-import protocol as p
-from ingest import registry
-from ingest.firmware import render_agent_toml, write_agent_toml
-from ingest.settings import Settings
-from ingest.store.db import open_db
+from edgeorder import protocol as p
+from edgeorder.ingest.domain.firmware import render_agent_toml, write_agent_toml
+from edgeorder.ingest.settings import Settings
+from edgeorder.ingest.store import registry
+from edgeorder.ingest.store.db import open_db
 
 __all__ = ["main"]
 

@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ingest.registry import Device, load_devices
-from ingest.store.db import open_db
+from edgeorder.ingest.domain.devices import Device
+from edgeorder.ingest.store.db import open_db
+from edgeorder.ingest.store.registry import load_devices
 
 __all__ = ["DeviceCache"]
 

@@ -29,7 +29,7 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 
-from ingest.store.db import connect
+from edgeorder.ingest.store.db import connect
 
 __all__ = ["Writer", "WriterClosedError"]
 

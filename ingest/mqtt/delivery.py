@@ -27,8 +27,8 @@ from datetime import datetime
 
 import structlog
 
-import protocol as p
-from ingest import ledger
+from edgeorder import protocol as p
+from edgeorder.ingest.store import ledger
 
 __all__ = ["DeliveryTracker"]
 

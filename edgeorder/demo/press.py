@@ -19,8 +19,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from edgeorder.demo_fleet import DemoFleet, UnknownSimulatedDeviceError, parse_click
-from edgeorder.demo_secrets import SecretsFileError, load_secrets
+from edgeorder.demo.fleet import DemoFleet, UnknownSimulatedDeviceError, parse_click
+from edgeorder.demo.secrets import SecretsFileError, load_secrets
 
 __all__ = ["FLEET_KEY", "PRESS_PATH", "install_press_route", "press_main"]
 

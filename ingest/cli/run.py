@@ -21,8 +21,8 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from ingest.app import create_app
-from ingest.settings import Settings
+from edgeorder.ingest.app import create_app
+from edgeorder.ingest.settings import Settings
 
 __all__ = ["build_settings", "main"]
 

@@ -15,9 +15,9 @@ from typing import Any
 import structlog
 from gpiozero.pins.mock import MockFactory
 
-from agent.config import AgentConfig, load_config
-from agent.runtime import Agent
-from protocol.models import Click, Event
+from edgeorder.agent.config import AgentConfig, load_config
+from edgeorder.agent.runtime import Agent
+from edgeorder.protocol.models import Click, Event
 
 __all__ = ["DemoFleet", "UnknownSimulatedDeviceError", "parse_click"]
 

@@ -20,10 +20,9 @@ from typing import Any
 import sqlite_utils
 import structlog
 
-import protocol as p
-from ingest import ledger
-from ingest.bus import Bus, Notice
-from ingest.connectors.base import (
+from edgeorder import protocol as p
+from edgeorder.ingest.bus import Bus, Notice
+from edgeorder.ingest.connectors.base import (
     BatchConnector,
     Connector,
     OrderRequest,
@@ -31,12 +30,13 @@ from ingest.connectors.base import (
     PlatformError,
     TransientError,
 )
-from ingest.devices import DeviceCache
-from ingest.ledger import OutboxRow, StatusOut
-from ingest.metrics import Metrics
-from ingest.statuses import StatusPublisher
-from ingest.store.db import atomic
-from ingest.writer import Writer
+from edgeorder.ingest.metrics import Metrics
+from edgeorder.ingest.mqtt.statuses import StatusPublisher
+from edgeorder.ingest.store import ledger
+from edgeorder.ingest.store.db import atomic
+from edgeorder.ingest.store.device_cache import DeviceCache
+from edgeorder.ingest.store.ledger import OutboxRow, StatusOut
+from edgeorder.ingest.store.writer import Writer
 
 __all__ = [
     "DISCARDED",

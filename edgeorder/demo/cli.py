@@ -25,12 +25,12 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from agent.errors import ConfigError
-from edgeorder.broker import EmbeddedBroker, PortInUseError, ensure_port_free
-from edgeorder.demo_fleet import DemoFleet
-from edgeorder.demo_press import install_press_route, press_main
-from edgeorder.demo_provision import INGEST_ACCOUNT, DemoPaths, Provisioned, provision
-from edgeorder.demo_secrets import DemoSecrets, SecretsFileError, load_secrets, save_secrets
+from edgeorder.agent.errors import ConfigError
+from edgeorder.demo.broker import EmbeddedBroker, PortInUseError, ensure_port_free
+from edgeorder.demo.fleet import DemoFleet
+from edgeorder.demo.press import install_press_route, press_main
+from edgeorder.demo.provision import INGEST_ACCOUNT, DemoPaths, Provisioned, provision
+from edgeorder.demo.secrets import DemoSecrets, SecretsFileError, load_secrets, save_secrets
 
 __all__ = ["DemoOptions", "main", "run_demo"]
 
@@ -193,8 +193,8 @@ async def run_demo(opts: DemoOptions, *, on_ready: Callable[[], None] | None = N
 
 
 def _ordercore_app(opts: DemoOptions, paths: DemoPaths, secrets: DemoSecrets) -> web.Application:
-    from ordercore.app import create_app
-    from ordercore.settings import SEED_CATALOG, Settings
+    from edgeorder.ordercore.app import create_app
+    from edgeorder.ordercore.settings import SEED_CATALOG, Settings
 
     return create_app(Settings(data_dir=paths.ordercore_dir, host=opts.host,
                                port=opts.ordercore_port, tokens=[secrets.ordercore_token],
@@ -203,8 +203,8 @@ def _ordercore_app(opts: DemoOptions, paths: DemoPaths, secrets: DemoSecrets) ->
 
 def _ingest_app(opts: DemoOptions, paths: DemoPaths, secrets: DemoSecrets,
                 fleet: DemoFleet) -> web.Application:
-    from ingest.app import create_app
-    from ingest.settings import ConnectorSettings, Settings
+    from edgeorder.ingest.app import create_app
+    from edgeorder.ingest.settings import ConnectorSettings, Settings
 
     settings = Settings(
         data_dir=paths.ingest_dir,

@@ -22,18 +22,18 @@ from typing import Any
 
 import structlog
 
-import protocol as p
-from ingest import ledger
-from ingest.bus import Bus, Notice
-from ingest.devices import DeviceCache
-from ingest.ledger import EventOutcome, StatusOut
-from ingest.metrics import Metrics
-from ingest.mqtt import Inbound
-from ingest.outbox import retry_delay
-from ingest.registry import Device
-from ingest.statuses import StatusPublisher
-from ingest.writer import Writer, WriterClosedError
-from protocol.codec import peek_event_id
+from edgeorder import protocol as p
+from edgeorder.ingest.bus import Bus, Notice
+from edgeorder.ingest.domain.devices import Device
+from edgeorder.ingest.metrics import Metrics
+from edgeorder.ingest.mqtt.link import Inbound
+from edgeorder.ingest.mqtt.statuses import StatusPublisher
+from edgeorder.ingest.orders.outbox import retry_delay
+from edgeorder.ingest.store import ledger
+from edgeorder.ingest.store.device_cache import DeviceCache
+from edgeorder.ingest.store.ledger import EventOutcome, StatusOut
+from edgeorder.ingest.store.writer import Writer, WriterClosedError
+from edgeorder.protocol.codec import peek_event_id
 
 __all__ = ["Router"]
 

@@ -1,0 +1,1 @@
+"""The commands of ingest: ``edgeorder ingest`` (``run``), ``device`` and ``broker-auth``."""

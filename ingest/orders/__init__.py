@@ -1,0 +1,1 @@
+"""Orders: the order-outbox worker and the order-state sync (webhooks and polling)."""
