@@ -39,11 +39,19 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         epilog=f"stdin commands with --simulate: {HELP_COMMANDS}. "
         "LED changes are printed as 'led <pattern> <state>'.",
     )
-    parser.add_argument("--config", required=True, type=Path, metavar="FILE",
-                        help="the device's firmware-config TOML (see firmware-config/examples/)")
-    parser.add_argument("--simulate", action="store_true",
-                        help="use gpiozero's MockFactory and read button/sensor commands from "
-                        "stdin (automatic when not on a Raspberry Pi)")
+    parser.add_argument(
+        "--config",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="the device's firmware-config TOML (see firmware-config/examples/)",
+    )
+    parser.add_argument(
+        "--simulate",
+        action="store_true",
+        help="use gpiozero's MockFactory and read button/sensor commands from "
+        "stdin (automatic when not on a Raspberry Pi)",
+    )
     return parser
 
 
@@ -119,8 +127,12 @@ async def _run(config_path: Path, simulate: bool) -> int:
     task = asyncio.create_task(agent.run(stop))
     await asyncio.sleep(0)  # let run() start, so the stdin thread finds the agent running
     if simulate:
-        threading.Thread(target=_read_stdin, args=(agent, lambda: _threadsafe_set(loop, stop)),
-                         name="stdin", daemon=True).start()
+        threading.Thread(
+            target=_read_stdin,
+            args=(agent, lambda: _threadsafe_set(loop, stop)),
+            name="stdin",
+            daemon=True,
+        ).start()
     await task
     return 0
 

@@ -92,8 +92,12 @@ def make_sensor_reader(config: SensorConfig, pin_factory: Any) -> SensorReader |
     if mock:
         return None
     if isinstance(config, DistanceSensorConfig):
-        dist = DistanceSensor(echo=config.echo, trigger=config.trigger_pin,
-                              max_distance=config.max_distance_m, pin_factory=pin_factory)
+        dist = DistanceSensor(
+            echo=config.echo,
+            trigger=config.trigger_pin,
+            max_distance=config.max_distance_m,
+            pin_factory=pin_factory,
+        )
         return SensorReader(config.name, dist, lambda: float(dist.distance))
     if isinstance(config, LightSensorConfig):
         light = LightSensor(config.pin, pin_factory=pin_factory)

@@ -35,12 +35,14 @@ class LedDriver:
         if config.rgb is not None:
             pins = (config.rgb.red, config.rgb.green, config.rgb.blue)
             try:
-                self.device = RGBLED(*pins, active_high=config.active_high, pwm=True,
-                                     pin_factory=pin_factory)
+                self.device = RGBLED(
+                    *pins, active_high=config.active_high, pwm=True, pin_factory=pin_factory
+                )
                 self._pwm = True
             except PinPWMUnsupported:  # plain mock pins: each colour on or off
-                self.device = RGBLED(*pins, active_high=config.active_high, pwm=False,
-                                     pin_factory=pin_factory)
+                self.device = RGBLED(
+                    *pins, active_high=config.active_high, pwm=False, pin_factory=pin_factory
+                )
         else:
             self.device = LED(config.pin, active_high=config.active_high, pin_factory=pin_factory)
         self.current: tuple[Pattern, str] | None = None
@@ -67,8 +69,15 @@ class LedDriver:
             elif blink.off_s == 0:
                 dev.color = color
             else:
-                dev.blink(on_time=blink.on_s, off_time=blink.off_s, fade_in_time=0,
-                          fade_out_time=0, on_color=color, n=blink.n, background=True)
+                dev.blink(
+                    on_time=blink.on_s,
+                    off_time=blink.off_s,
+                    fade_in_time=0,
+                    fade_out_time=0,
+                    on_color=color,
+                    n=blink.n,
+                    background=True,
+                )
             return
         if blink.on_s == 0:
             dev.off()

@@ -57,9 +57,7 @@ LinkEvent = LinkUp | LinkDown | Inbound
 class MqttLink:
     """One paho client per agent (several agents may share a process)."""
 
-    def __init__(
-        self, config: AgentConfig, fw: str, handoff: Callable[[LinkEvent], None]
-    ) -> None:
+    def __init__(self, config: AgentConfig, fw: str, handoff: Callable[[LinkEvent], None]) -> None:
         self.config, self._handoff, self.fw = config, handoff, fw
         self.device_id = config.device_id
         self.client = mqtt.Client(
@@ -140,9 +138,7 @@ class MqttLink:
             pass
 
     def subscribe_own(self) -> None:
-        self.client.subscribe(
-            [(self.topic(Channel.STATUS), 1), (self.topic(Channel.CONFIG), 1)]
-        )
+        self.client.subscribe([(self.topic(Channel.STATUS), 1), (self.topic(Channel.CONFIG), 1)])
 
     def publish(self, channel: Channel, payload: bytes, *, qos: int, retain: bool = False) -> bool:
         """Queue a publish with paho; False if paho refused it (queue full, not connected)."""
@@ -158,7 +154,8 @@ class MqttLink:
             try:
                 await asyncio.to_thread(info.wait_for_publish, wait_s)
             except (RuntimeError, ValueError) as exc:
-                log.warning("agent.presence_offline_unsent", device_id=self.device_id,
-                            error=str(exc))
+                log.warning(
+                    "agent.presence_offline_unsent", device_id=self.device_id, error=str(exc)
+                )
         self.client.disconnect()
         await self.join_loop()

@@ -102,8 +102,9 @@ class _LedState:
     choice: Choice | None = None
 
     def inputs(self) -> LedInputs:
-        return LedInputs(self.connected, self.press_at, self.awaiting_id is not None,
-                         self.status, self.status_at)
+        return LedInputs(
+            self.connected, self.press_at, self.awaiting_id is not None, self.status, self.status_at
+        )
 
 
 @dataclass
@@ -135,10 +136,16 @@ class Agent:
         self.device_id = config.device_id
         b = config.button
         self._classifier = ClickClassifier(
-            ClickTimings.from_ms(b.bounce_ms, b.double_window_ms, b.long_press_ms))
+            ClickTimings.from_ms(b.bounce_ms, b.double_window_ms, b.long_press_ms)
+        )
         s = config.sensor
-        self._trigger = None if s is None else SensorTrigger(
-            TriggerSettings(s.threshold, s.hysteresis, s.min_dwell_ms / 1000, s.trigger))
+        self._trigger = (
+            None
+            if s is None
+            else SensorTrigger(
+                TriggerSettings(s.threshold, s.hysteresis, s.min_dwell_ms / 1000, s.trigger)
+            )
+        )
         self._queue: asyncio.Queue[Any] = asyncio.Queue(QUEUE_SIZE)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._led_state = _LedState()
@@ -154,9 +161,14 @@ class Agent:
         self._connected_at: float | None = None
         self._next_heartbeat = 0.0
         self._next_poll = 0.0
-        self._outbox = AsyncOutbox(partial(Outbox, config.outbox.path,
-                                           max_events=config.outbox.max_events,
-                                           overflow=config.outbox.overflow))
+        self._outbox = AsyncOutbox(
+            partial(
+                Outbox,
+                config.outbox.path,
+                max_events=config.outbox.max_events,
+                overflow=config.outbox.overflow,
+            )
+        )
         self._link: MqttLink | None = None
         self._led: LedDriver | None = None
         self._button: Any = None
@@ -233,16 +245,21 @@ class Agent:
             self._track(stored.event_id, stored.payload, now)
         try:
             self._led = LedDriver(self.config.led, self._factory)
-            self._button = make_button(self.config.button, self._factory, self._paho_handoff,
-                                       self._clock)
+            self._button = make_button(
+                self.config.button, self._factory, self._paho_handoff, self._clock
+            )
             if self.config.sensor is not None:
                 self._sensor = make_sensor_reader(self.config.sensor, self._factory)
         except GPIOZeroError as exc:
             raise AgentError(f"GPIO set-up failed: {exc}") from exc
         self._link = MqttLink(self.config, FW_VERSION, self._paho_handoff)
         self._refresh_led()
-        log.info("agent.started", device_id=self.device_id, pending=len(self._unacked),
-                 url=self.config.mqtt.url)
+        log.info(
+            "agent.started",
+            device_id=self.device_id,
+            pending=len(self._unacked),
+            url=self.config.mqtt.url,
+        )
 
     async def _close(self) -> None:
         if self._link is not None:
@@ -278,8 +295,9 @@ class Agent:
         try:
             while not stop.is_set():
                 timeout = max(0.0, self._next_wake() - self._clock())
-                await asyncio.wait({stopper, getter}, timeout=timeout,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {stopper, getter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
                 if getter.done():
                     await self._handle_safely(getter.result())
                     getter = asyncio.ensure_future(self._queue.get())
@@ -289,11 +307,13 @@ class Agent:
             getter.cancel()
 
     def _next_wake(self) -> float:
-        times = [self._next_heartbeat if self._led_state.connected else None,
-                 self._classifier.deadline(),
-                 self._led_state.choice.until if self._led_state.choice else None,
-                 self._due[0][0] if self._due and self._led_state.connected else None,
-                 self._next_poll if self._sensor is not None else None]
+        times = [
+            self._next_heartbeat if self._led_state.connected else None,
+            self._classifier.deadline(),
+            self._led_state.choice.until if self._led_state.choice else None,
+            self._due[0][0] if self._due and self._led_state.connected else None,
+            self._next_poll if self._sensor is not None else None,
+        ]
         return min((t for t in times if t is not None), default=self._clock() + 3600)
 
     async def _handle_safely(self, item: object) -> None:
@@ -366,9 +386,16 @@ class Agent:
     ) -> None:
         wall = self._wall_time(at)
         self._seq += 1
-        event = Event(event_id=str(ULID.from_datetime(wall)), device_id=self.device_id,
-                      seq=self._seq, kind=EventKind.PRESS if click else EventKind.SENSOR,
-                      click=click, sensor=reading, ts=wall, fw=FW_VERSION)
+        event = Event(
+            event_id=str(ULID.from_datetime(wall)),
+            device_id=self.device_id,
+            seq=self._seq,
+            kind=EventKind.PRESS if click else EventKind.SENSOR,
+            click=click,
+            sensor=reading,
+            ts=wall,
+            fw=FW_VERSION,
+        )
         payload = encode(event)
         try:
             dropped = await self._outbox.add(event.event_id, payload, self._seq)
@@ -385,8 +412,13 @@ class Agent:
         self._refresh_led()
         now = self._clock()
         self._track(event.event_id, payload, now)
-        log.info("agent.event", device_id=self.device_id, event_id=event.event_id,
-                 trigger=event.trigger, seq=event.seq)
+        log.info(
+            "agent.event",
+            device_id=self.device_id,
+            event_id=event.event_id,
+            trigger=event.trigger,
+            seq=event.seq,
+        )
         self._notify(self._on_event, event)
         if self._led_state.connected:
             self._republish_due(now)
@@ -427,8 +459,12 @@ class Agent:
         for event_id, entry in self._unacked.items():  # re-publish everything after a connect
             entry.due = now
             heapq.heappush(self._due, (now, event_id))
-        log.info("agent.connected", device_id=self.device_id, session=up.session_present,
-                 pending=len(self._unacked))
+        log.info(
+            "agent.connected",
+            device_id=self.device_id,
+            session=up.session_present,
+            pending=len(self._unacked),
+        )
         self._refresh_led()
 
     def _on_link_down(self, down: LinkDown) -> None:
@@ -440,8 +476,13 @@ class Agent:
     async def _heartbeat(self, now: float) -> None:
         assert self._link is not None
         self._next_heartbeat = now + self.config.telemetry.heartbeat_s
-        tele = Telemetry(uptime_s=int(now - self._started_at), queue_depth=len(self._unacked),
-                         fw=FW_VERSION, dropped=self._counters.dropped, ts=utcnow())
+        tele = Telemetry(
+            uptime_s=int(now - self._started_at),
+            queue_depth=len(self._unacked),
+            fw=FW_VERSION,
+            dropped=self._counters.dropped,
+            ts=utcnow(),
+        )
         self._link.publish(Channel.TELEMETRY, encode(tele), qos=0)
 
     # -- inbound messages: a router ---------------------------------------------------------
@@ -458,14 +499,18 @@ class Agent:
             else:
                 raise TopicError(f"unexpected channel {channel.value}")
         except ProtocolError as exc:
-            log.warning("agent.bad_message", device_id=self.device_id, topic=msg.topic,
-                        reason=str(exc), payload=msg.payload[:200].decode("utf-8", "replace"))
+            log.warning(
+                "agent.bad_message",
+                device_id=self.device_id,
+                topic=msg.topic,
+                reason=str(exc),
+                payload=msg.payload[:200].decode("utf-8", "replace"),
+            )
 
     async def _on_status(self, status: Status) -> None:
         event_id = status.event_id
         if event_id is None:
-            log.warning("agent.rejected_unreadable", device_id=self.device_id,
-                        reason=status.reason)
+            log.warning("agent.rejected_unreadable", device_id=self.device_id, reason=status.reason)
             return
         if self._unacked.pop(event_id, None) is not None:
             await self._outbox.ack(event_id)
@@ -475,8 +520,14 @@ class Agent:
             if led.awaiting_id == event_id:
                 led.awaiting_id = None
             self._refresh_led()
-        log.info("agent.status", device_id=self.device_id, event_id=event_id,
-                 state=status.state.value, order_id=status.order_id, reason=status.reason)
+        log.info(
+            "agent.status",
+            device_id=self.device_id,
+            event_id=event_id,
+            state=status.state.value,
+            order_id=status.order_id,
+            reason=status.reason,
+        )
         self._notify(self._status_listener, status)
 
     def _on_config(self, desired: DeviceConfig) -> None:

@@ -54,8 +54,9 @@ class _Answering:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-ingest")
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port)
-        self.client.subscribe([(p.subscription(p.Channel.EVENTS), 1),
-                               (p.subscription(p.Channel.TELEMETRY), 0)])
+        self.client.subscribe(
+            [(p.subscription(p.Channel.EVENTS), 1), (p.subscription(p.Channel.TELEMETRY), 0)]
+        )
         self.client.loop_start()
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
@@ -63,8 +64,9 @@ class _Answering:
         if channel is p.Channel.EVENTS:
             event = p.decode(p.Event, bytes(msg.payload))
             status = p.Status(event_id=event.event_id, state=p.State.ACCEPTED, ts=p.utcnow())
-            client.publish(p.device_topic(device_id, p.Channel.STATUS), p.encode(status),
-                           qos=1, retain=True)
+            client.publish(
+                p.device_topic(device_id, p.Channel.STATUS), p.encode(status), qos=1, retain=True
+            )
         with self.cond:
             if channel is p.Channel.EVENTS:
                 self.ids.add(event.event_id)
@@ -84,14 +86,17 @@ class _Answering:
 
 def _write_config(folder: Path, device_id: str, port: int) -> Path:
     path = folder / f"{device_id}.toml"
-    path.write_text(f'device_id = "{device_id}"\n[mqtt]\nurl = "mqtt://127.0.0.1:{port}"\n'
-                    f'[outbox]\npath = "{device_id}.db"\n[telemetry]\nheartbeat_s = 1\n')
+    path.write_text(
+        f'device_id = "{device_id}"\n[mqtt]\nurl = "mqtt://127.0.0.1:{port}"\n'
+        f'[outbox]\npath = "{device_id}.db"\n[telemetry]\nheartbeat_s = 1\n'
+    )
     return path
 
 
 def memory(port: int, folder: Path, presses: int, answering: _Answering) -> dict[str, float]:
-    proc = spawn_cli("agent", "--config", str(_write_config(folder, "bench-mem", port)),
-                     "--simulate")
+    proc = spawn_cli(
+        "agent", "--config", str(_write_config(folder, "bench-mem", port)), "--simulate"
+    )
     assert proc.stdin is not None
     assert proc.stdout is not None
     connected = threading.Event()
@@ -113,14 +118,22 @@ def memory(port: int, folder: Path, presses: int, answering: _Answering) -> dict
         for _ in range(presses):
             proc.stdin.write("press\n")
         proc.stdin.flush()
-        answering.wait(lambda: len(answering.ids) >= presses, max(120.0, presses / 20),
-                       f"{presses} events")
+        answering.wait(
+            lambda: len(answering.ids) >= presses, max(120.0, presses / 20), f"{presses} events"
+        )
         seen = len(tele["bench-mem"])
-        answering.wait(lambda: len(tele["bench-mem"]) > seen
-                       and tele["bench-mem"][-1]["queue_depth"] == 0, 120, "an empty outbox")
+        answering.wait(
+            lambda: len(tele["bench-mem"]) > seen and tele["bench-mem"][-1]["queue_depth"] == 0,
+            120,
+            "an empty outbox",
+        )
         elapsed = time.perf_counter() - started
-        return {"rss_steady_mb": steady, "rss_after_mb": _vm(proc.pid, "VmRSS"),
-                "peak_rss_mb": _vm(proc.pid, "VmHWM"), "presses_per_s": presses / elapsed}
+        return {
+            "rss_steady_mb": steady,
+            "rss_after_mb": _vm(proc.pid, "VmRSS"),
+            "peak_rss_mb": _vm(proc.pid, "VmHWM"),
+            "presses_per_s": presses / elapsed,
+        }
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -129,8 +142,14 @@ def memory(port: int, folder: Path, presses: int, answering: _Answering) -> dict
 async def press_to_led(port: int, folder: Path, samples: int) -> list[float]:
     path = _write_config(folder, "bench-led", port)
     config = parse_config(
-        {"device_id": "bench-led", "mqtt": {"url": f"mqtt://127.0.0.1:{port}"},
-         "outbox": {"path": str(folder / "bench-led.db")}}, source=str(path), base_dir=folder)
+        {
+            "device_id": "bench-led",
+            "mqtt": {"url": f"mqtt://127.0.0.1:{port}"},
+            "outbox": {"path": str(folder / "bench-led.db")},
+        },
+        source=str(path),
+        base_dir=folder,
+    )
     factory = MockFactory()
     acked = threading.Event()
     ack_at: list[float] = []
@@ -165,8 +184,11 @@ async def press_to_led(port: int, folder: Path, samples: int) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edgeorder.bench.agent_bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m edgeorder.bench.agent_bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--presses", type=int, default=10_000)
     parser.add_argument("--samples", type=int, default=1_000)
     args = parser.parse_args(argv)
@@ -183,12 +205,16 @@ def main(argv: list[str] | None = None) -> int:
             broker.stop()
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     print(f"agent RSS, connected and idle:         {mem['rss_steady_mb']:.1f} MiB")
-    print(f"agent RSS after {args.presses:,} presses:      {mem['rss_after_mb']:.1f} MiB "
-          f"(peak {mem['peak_rss_mb']:.1f} MiB; {mem['presses_per_s']:.0f} presses/s "
-          "stored, sent and answered)")
-    print(f"press-to-LED (pin edge -> press_ack), {len(lat)} presses: "
-          f"median {statistics.median(lat) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, "
-          f"max {lat[-1] * 1000:.2f} ms")
+    print(
+        f"agent RSS after {args.presses:,} presses:      {mem['rss_after_mb']:.1f} MiB "
+        f"(peak {mem['peak_rss_mb']:.1f} MiB; {mem['presses_per_s']:.0f} presses/s "
+        "stored, sent and answered)"
+    )
+    print(
+        f"press-to-LED (pin edge -> press_ack), {len(lat)} presses: "
+        f"median {statistics.median(lat) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, "
+        f"max {lat[-1] * 1000:.2f} ms"
+    )
     return 0
 
 

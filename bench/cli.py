@@ -14,12 +14,22 @@ from edgeorder.bench.run import BenchConfig, machine, run_bench
 
 __all__ = ["QUICK", "build_config", "main"]
 
-FULL = {"devices": 200, "events": 20_000, "sustain_events": 10_000, "latency_events": 5_000,
-        "burst": 10_000,
-        "timeout": 300.0}
-QUICK = {"devices": 200, "events": 3_000, "sustain_events": 2_000, "latency_events": 1_000,
-         "burst": 2_000,
-         "timeout": 40.0}
+FULL = {
+    "devices": 200,
+    "events": 20_000,
+    "sustain_events": 10_000,
+    "latency_events": 5_000,
+    "burst": 10_000,
+    "timeout": 300.0,
+}
+QUICK = {
+    "devices": 200,
+    "events": 3_000,
+    "sustain_events": 2_000,
+    "latency_events": 1_000,
+    "burst": 2_000,
+    "timeout": 40.0,
+}
 
 DESCRIPTION = """\
 Start a Mosquitto (the project's config), `edgeorder ordercore` and `edgeorder ingest` as
@@ -65,46 +75,88 @@ def _positive_float(text: str) -> float:
 
 def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=prog, description=DESCRIPTION, epilog=EPILOG,
+        prog=prog,
+        description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
-    add("--quick", action="store_true",
+    add(
+        "--quick",
+        action="store_true",
         help=f"a short run (under 60 s): {QUICK['events']} flood, {QUICK['sustain_events']} "
         f"sustain, {QUICK['latency_events']} latency, {QUICK['burst']} burst events; explicit "
-        "options still win")
+        "options still win",
+    )
     add("--devices", type=_positive_int, help=f"simulated devices (default {FULL['devices']})")
-    add("--events", type=_positive_int,
-        help=f"events of the raw and flood phases (default {FULL['events']})")
-    add("--sustain-events", type=int,
-        help=f"events of the sustain phase, 0 to skip (default {FULL['sustain_events']})")
-    add("--latency-events", type=int,
-        help=f"events of the latency phase, 0 to skip (default {FULL['latency_events']})")
-    add("--burst", type=int,
-        help=f"events of the burst phase, 0 to skip (default {FULL['burst']})")
-    add("--rate", type=_positive_float,
-        help="target events/s of the flood phase (default: as fast as acknowledged)")
-    add("--window", type=_positive_int, default=1000,
-        help="publishes in flight without PUBACK, over all connections (default 1000)")
-    add("--connections", type=_positive_int, default=4,
-        help="MQTT connections the simulated devices share (default 4)")
-    add("--timeout", type=_positive_float,
+    add(
+        "--events",
+        type=_positive_int,
+        help=f"events of the raw and flood phases (default {FULL['events']})",
+    )
+    add(
+        "--sustain-events",
+        type=int,
+        help=f"events of the sustain phase, 0 to skip (default {FULL['sustain_events']})",
+    )
+    add(
+        "--latency-events",
+        type=int,
+        help=f"events of the latency phase, 0 to skip (default {FULL['latency_events']})",
+    )
+    add("--burst", type=int, help=f"events of the burst phase, 0 to skip (default {FULL['burst']})")
+    add(
+        "--rate",
+        type=_positive_float,
+        help="target events/s of the flood phase (default: as fast as acknowledged)",
+    )
+    add(
+        "--window",
+        type=_positive_int,
+        default=1000,
+        help="publishes in flight without PUBACK, over all connections (default 1000)",
+    )
+    add(
+        "--connections",
+        type=_positive_int,
+        default=4,
+        help="MQTT connections the simulated devices share (default 4)",
+    )
+    add(
+        "--timeout",
+        type=_positive_float,
         help=f"seconds a phase may take before it is reported incomplete "
-        f"(default {FULL['timeout']:.0f}, --quick {QUICK['timeout']:.0f})")
+        f"(default {FULL['timeout']:.0f}, --quick {QUICK['timeout']:.0f})",
+    )
     add("--no-raw", action="store_true", help="skip the raw ceiling phase")
-    add("--ingest-arg", action="append", default=[], metavar="ARG",
-        help="extra argument for `edgeorder ingest` (repeat; e.g. --ingest-arg=--log-level ...)")
-    add("--work-dir", type=Path,
+    add(
+        "--ingest-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for `edgeorder ingest` (repeat; e.g. --ingest-arg=--log-level ...)",
+    )
+    add(
+        "--work-dir",
+        type=Path,
         help="keep the broker, order core and ingest data and logs here (default: a "
-        "temporary directory, removed afterwards)")
+        "temporary directory, removed afterwards)",
+    )
     add("--keep", action="store_true", help="keep the temporary work directory")
-    add("--out", type=Path, default=RESULTS_DIR,
-        help="folder of the JSON result (default bench/results/)")
+    add(
+        "--out",
+        type=Path,
+        default=RESULTS_DIR,
+        help="folder of the JSON result (default bench/results/)",
+    )
     add("--no-progress", action="store_true", help="no progress bar on stderr")
-    add("--profile", action="store_true",
+    add(
+        "--profile",
+        action="store_true",
         help="sample ingest and the order core with py-spy during the flood phase (needs "
         "`pip install py-spy`; the stacks are kept in WORK_DIR/profile/, the work directory is "
-        "kept, the top functions go in the JSON)")
+        "kept, the top functions go in the JSON)",
+    )
     return parser
 
 
@@ -171,5 +223,9 @@ def _correct(result: dict[str, object]) -> bool:
     check = result.get("verification")
     phases = [result.get(p) for p in ("flood", "sustain", "latency", "burst")]
     complete = all(p.get("complete") for p in phases if isinstance(p, dict))
-    return (isinstance(check, dict) and check.get("lost") == 0
-            and check.get("duplicates") == 0 and complete)
+    return (
+        isinstance(check, dict)
+        and check.get("lost") == 0
+        and check.get("duplicates") == 0
+        and complete
+    )

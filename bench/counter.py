@@ -2,7 +2,8 @@
 
 It uses the same client library and subscription as ingest (paho, QoS 1, every device's
 ``events``), so ``ingest/raw`` compares ingest with the cheapest possible consumer. Runs as
-``python -m edgeorder.bench.counter --port P --expect N``; talks to the bench in JSON lines on stdout:
+``python -m edgeorder.bench.counter --port P --expect N``; talks to the bench in JSON lines
+on stdout:
 ``{"ready": true}`` once subscribed, then ``{"count", "first", "last"}`` (monotonic seconds,
 comparable across processes on Linux) once N messages arrived or ``--timeout`` passed.
 """
@@ -69,8 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"ready": True}), flush=True)
     complete = counter.wait(args.expect, args.timeout)
     with counter._cond:
-        report = {"count": counter.count, "first": counter.first, "last": counter.last,
-                  "complete": complete}
+        report = {
+            "count": counter.count,
+            "first": counter.first,
+            "last": counter.last,
+            "complete": complete,
+        }
     print(json.dumps(report), flush=True)
     client.disconnect()
     client.loop_stop()

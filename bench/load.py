@@ -25,8 +25,9 @@ __all__ = ["LoadGenerator", "PublishRun", "StatusWatcher", "connect_client"]
 OnPublished = Callable[[str, float], None]
 
 
-def connect_client(host: str, port: int, client_id: str, *, inflight: int = 20,
-                   timeout: float = 10.0) -> mqtt.Client:
+def connect_client(
+    host: str, port: int, client_id: str, *, inflight: int = 20, timeout: float = 10.0
+) -> mqtt.Client:
     """A connected paho client with its network loop running; raises ConnectionError."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
     client.max_inflight_messages_set(inflight)

@@ -60,8 +60,14 @@ class PhaseResult:
 class Runner:
     """Publishes phases through one generator and tracks them through one status watcher."""
 
-    def __init__(self, generator: LoadGenerator, tracker: StatusTracker, progress: Progress,
-                 *, timeout: float) -> None:
+    def __init__(
+        self,
+        generator: LoadGenerator,
+        tracker: StatusTracker,
+        progress: Progress,
+        *,
+        timeout: float,
+    ) -> None:
         self.generator = generator
         self.tracker = tracker
         self.progress = progress
@@ -69,37 +75,51 @@ class Runner:
         self.sent: dict[str, str] = {}
         """event_id -> device_id of every event published to the chain."""
 
-    def start(self, name: str, events: list[PlannedEvent], *, rate_per_s: float | None = None
-              ) -> Future[PublishRun]:
+    def start(
+        self, name: str, events: list[PlannedEvent], *, rate_per_s: float | None = None
+    ) -> Future[PublishRun]:
         """Register the phase and start publishing it on a worker thread."""
         self.tracker.begin_phase(name, (e.event_id for e in events))
         self.sent.update((e.event_id, e.device_id) for e in events)
         self.progress.begin(name)
         gc.freeze()  # the planned events and the records so far: no full collection walks them
         pool = ThreadPoolExecutor(1, thread_name_prefix=f"publish-{name}")
-        future = pool.submit(self.generator.publish, events, rate=rate_per_s,
-                             on_published=self.tracker.mark_published)
+        future = pool.submit(
+            self.generator.publish,
+            events,
+            rate=rate_per_s,
+            on_published=self.tracker.mark_published,
+        )
         pool.shutdown(wait=False)
         return future
 
-    def wait(self, name: str, target: State, publishing: Future[PublishRun],
-             timeout: float | None = None) -> bool:
+    def wait(
+        self, name: str, target: State, publishing: Future[PublishRun], timeout: float | None = None
+    ) -> bool:
         """Block until every event of ``name`` settled at ``target`` (or publishing failed)."""
+
         def done(counts: PhaseCounts) -> bool:
             failed = publishing.done() and publishing.exception() is not None
             return failed or settled(counts, target)
 
         ok = self.tracker.wait(
-            name, done, timeout=timeout or self.timeout,
+            name,
+            done,
+            timeout=timeout or self.timeout,
             on_tick=lambda c: self.progress.update(c, target),
         )
         self.progress.update(self.tracker.counts(name), target)
         self.progress.finish()
         return ok and publishing.exception() is None
 
-    def summarize(self, name: str, run: PublishRun, complete: bool,
-                  usage_before: dict[str, ResourceUsage], usage_after: dict[str, ResourceUsage],
-                  ) -> PhaseResult:
+    def summarize(
+        self,
+        name: str,
+        run: PublishRun,
+        complete: bool,
+        usage_before: dict[str, ResourceUsage],
+        usage_after: dict[str, ResourceUsage],
+    ) -> PhaseResult:
         """Rates from first publish to last status, latency percentiles, CPU per service."""
         counts = self.tracker.counts(name)
         accepted_at = self.tracker.times(name, State.ACCEPTED)
@@ -127,5 +147,3 @@ class Runner:
 
 def _span(run: PublishRun, times: list[float]) -> float:
     return (max(times) - run.first_publish) if times else 0.0
-
-

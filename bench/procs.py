@@ -50,8 +50,15 @@ class ServiceProcess:
     process exits first or ``timeout`` passes, with the tail of its log.
     """
 
-    def __init__(self, name: str, args: list[str], *, ready_mark: str, log_path: Path,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        *,
+        ready_mark: str,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.args = args
         self.ready_mark = ready_mark
@@ -70,14 +77,21 @@ class ServiceProcess:
 
     def start(self, timeout: float = 30.0) -> ServiceProcess:
         self.proc = subprocess.Popen(
-            cli_command(*self.args), env=cli_env(**self.env), cwd=ROOT, text=True,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cli_command(*self.args),
+            env=cli_env(**self.env),
+            cwd=ROOT,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         ready = threading.Event()
         log = self.log_path.open("a")
         assert self.proc.stdout is not None
         threading.Thread(
-            target=self._pump, args=(self.proc.stdout, log, ready), daemon=True,
+            target=self._pump,
+            args=(self.proc.stdout, log, ready),
+            daemon=True,
             name=f"{self.name}-log",
         ).start()
         if not ready.wait(timeout) or self.proc.poll() is not None:

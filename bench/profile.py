@@ -34,9 +34,22 @@ class Profiler:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for name, pid in targets.items():
             self._procs[name] = subprocess.Popen(
-                [self.binary, "record", "--pid", str(pid), "--rate", str(self.rate),
-                 "--format", "raw", "--nonblocking", "--gil", "--output", str(self.path(name))],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    self.binary,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--rate",
+                    str(self.rate),
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "--gil",
+                    "--output",
+                    str(self.path(name)),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
 
     def path(self, name: str) -> Path:

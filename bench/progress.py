@@ -23,8 +23,14 @@ def render_bar(done: int, total: int, width: int = 24) -> str:
 class Progress:
     """Shows one phase at a time: published / accepted / ordered counts and the ordered rate."""
 
-    def __init__(self, stream: TextIO | None = None, *, enabled: bool = True,
-                 clock: Callable[[], float] = time.monotonic, line_every_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        enabled: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        line_every_s: float = 2.0,
+    ) -> None:
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.clock = clock

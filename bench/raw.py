@@ -50,9 +50,21 @@ def run_raw(
 ) -> RawResult:
     """Publish ``events`` through the broker on ``port`` to ``bench.counter``; return the rate."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edgeorder.bench.counter", "--port", str(port),
-         "--expect", str(len(events)), "--timeout", str(timeout)],
-        env=cli_env(), cwd=ROOT, text=True, stdout=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "edgeorder.bench.counter",
+            "--port",
+            str(port),
+            "--expect",
+            str(len(events)),
+            "--timeout",
+            str(timeout),
+        ],
+        env=cli_env(),
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
     )
     try:
         if not _read_line(proc).get("ready"):

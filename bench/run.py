@@ -60,10 +60,11 @@ class BenchConfig:
 
 def run_bench(config: BenchConfig, progress: Progress) -> dict[str, Any]:
     """Run every phase and return the result document (see bench/README.md)."""
-    if config.work_dir is not None and config.work_dir.exists() and any(
-            config.work_dir.iterdir()):
-        raise RuntimeError(f"work directory {config.work_dir} is not empty: every run starts "
-                           "from fresh data (give a new or empty directory)")
+    if config.work_dir is not None and config.work_dir.exists() and any(config.work_dir.iterdir()):
+        raise RuntimeError(
+            f"work directory {config.work_dir} is not empty: every run starts "
+            "from fresh data (give a new or empty directory)"
+        )
     work_dir = Path(config.work_dir or tempfile.mkdtemp(prefix="edgeorder-bench-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     services = Services(work_dir, ingest_args=list(config.ingest_args))
@@ -78,13 +79,15 @@ def run_bench(config: BenchConfig, progress: Progress) -> dict[str, Any]:
     return result
 
 
-def _run(config: BenchConfig, services: Services, progress: Progress,
-         result: dict[str, Any]) -> None:
+def _run(
+    config: BenchConfig, services: Services, progress: Progress, result: dict[str, Any]
+) -> None:
     devices = device_ids(config.devices)
     seqs = [1] * len(devices)
     broker = services.start_broker()
-    generator = LoadGenerator("127.0.0.1", broker.port, connections=config.connections,
-                              window=config.window)
+    generator = LoadGenerator(
+        "127.0.0.1", broker.port, connections=config.connections, window=config.window
+    )
     try:
         if not config.skip_raw:
             progress.note(f"raw ceiling: {config.events} events to a counting subscriber")
@@ -100,8 +103,11 @@ def _run(config: BenchConfig, services: Services, progress: Progress,
             _chain(config, services, runner, devices, seqs, result)
         finally:
             watcher.close()
-        result["status_messages"] = {"foreign": tracker.foreign, "undecodable": watcher.bad,
-                                     "reasons": dict(tracker.reasons.most_common(10))}
+        result["status_messages"] = {
+            "foreign": tracker.foreign,
+            "undecodable": watcher.bad,
+            "reasons": dict(tracker.reasons.most_common(10)),
+        }
         progress.note("checking every event against the order core")
         core = fetch_orders(services.ordercore_url, services.token)
         result["verification"] = reconcile(runner.sent, tracker.order_id, core).as_dict()
@@ -119,22 +125,34 @@ def _run(config: BenchConfig, services: Services, progress: Progress,
         generator.close()
 
 
-def _phase(runner: Runner, services: Services, name: str, events: list[PlannedEvent],
-           rate_per_s: float | None = None) -> PhaseResult:
+def _phase(
+    runner: Runner,
+    services: Services,
+    name: str,
+    events: list[PlannedEvent],
+    rate_per_s: float | None = None,
+) -> PhaseResult:
     before = services.usage()
     publishing = runner.start(name, events, rate_per_s=rate_per_s)
     complete = runner.wait(name, State.ORDERED, publishing)
     return runner.summarize(name, publishing.result(), complete, before, services.usage())
 
 
-def _chain(config: BenchConfig, services: Services, runner: Runner, devices: list[str],
-           seqs: list[int], result: dict[str, Any]) -> None:
+def _chain(
+    config: BenchConfig,
+    services: Services,
+    runner: Runner,
+    devices: list[str],
+    seqs: list[int],
+    result: dict[str, Any],
+) -> None:
     # Warm-up: one event per device through the whole chain (connections, caches, JIT-less
     # but lazy imports), not measured; its events are still checked at the end.
     _phase(runner, services, "warmup", plan_events(devices, len(devices), seqs))
     profiler = _start_profiler(config, services, runner) if config.profile else None
-    flood = _phase(runner, services, "flood", plan_events(devices, config.events, seqs),
-                   config.rate)
+    flood = _phase(
+        runner, services, "flood", plan_events(devices, config.events, seqs), config.rate
+    )
     result["flood"] = flood.as_dict()
     if profiler is not None:
         result["profile"] = _profile_report(profiler)
@@ -142,32 +160,42 @@ def _chain(config: BenchConfig, services: Services, runner: Runner, devices: lis
         result["sustain"] = _sustain(config, services, runner, devices, seqs, flood)
     if not config.skip_latency:
         half = max(1.0, float(flood.figures["ordered_per_s"]) / 2)
-        latency = _phase(runner, services, "latency",
-                         plan_events(devices, config.latency_events, seqs), half)
+        latency = _phase(
+            runner, services, "latency", plan_events(devices, config.latency_events, seqs), half
+        )
         result["latency"] = {"target_rate_per_s": round(half, 1), **latency.as_dict()}
     if not config.skip_burst:
         result["burst"] = _burst(config, services, runner, devices, seqs)
 
 
-def _sustain(config: BenchConfig, services: Services, runner: Runner, devices: list[str],
-             seqs: list[int], flood: PhaseResult) -> dict[str, Any]:
+def _sustain(
+    config: BenchConfig,
+    services: Services,
+    runner: Runner,
+    devices: list[str],
+    seqs: list[int],
+    flood: PhaseResult,
+) -> dict[str, Any]:
     """Offer the flood's ordered rate at a constant pace: does the chain keep up with it?
 
     A flood drains a backlog in big batches; a constant input gets smaller batches, so this
     is the check of the flood's figure as a rate the chain sustains.
     """
     offered = max(1.0, float(flood.figures["ordered_per_s"]))
-    phase = _phase(runner, services, "sustain",
-                   plan_events(devices, config.sustain_events, seqs), offered)
+    phase = _phase(
+        runner, services, "sustain", plan_events(devices, config.sustain_events, seqs), offered
+    )
     # Completions between the 10th and 90th percentile: at a constant input that is the
     # output rate, without the last event's own latency that a short phase would divide by.
     ordered = float(phase.figures["sustained_ordered_per_s"])
-    return {"offered_per_s": round(offered, 1), "kept_up": ordered >= 0.95 * offered,
-            **phase.as_dict()}
+    return {
+        "offered_per_s": round(offered, 1),
+        "kept_up": ordered >= 0.95 * offered,
+        **phase.as_dict(),
+    }
 
 
-def _start_profiler(config: BenchConfig, services: Services, runner: Runner
-                    ) -> Profiler | None:
+def _start_profiler(config: BenchConfig, services: Services, runner: Runner) -> Profiler | None:
     assert services.ingest is not None
     assert services.ordercore is not None
     profiler = Profiler(services.work_dir / "profile")
@@ -186,14 +214,17 @@ def _profile_report(profiler: Profiler) -> dict[str, Any]:
         top = top_functions(path.read_text(), limit=20)
         report[name] = {
             "stacks": str(path),
-            "top_self": [{"function": f, "self_pct": round(s, 1), "inclusive_pct": round(i, 1)}
-                         for f, s, i in top],
+            "top_self": [
+                {"function": f, "self_pct": round(s, 1), "inclusive_pct": round(i, 1)}
+                for f, s, i in top
+            ],
         }
     return report
 
 
-def _burst(config: BenchConfig, services: Services, runner: Runner, devices: list[str],
-           seqs: list[int]) -> dict[str, Any]:
+def _burst(
+    config: BenchConfig, services: Services, runner: Runner, devices: list[str], seqs: list[int]
+) -> dict[str, Any]:
     """Order core down; a burst is accepted and buffered; order core back; time the drain."""
     assert services.ordercore is not None
     runner.progress.note(f"burst: order core stopped, {config.burst} events")

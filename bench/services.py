@@ -32,8 +32,9 @@ def register_devices(ingest_dir: Path, devices: list[str], sku: str = BENCH_SKU)
     try:
         mapping = ButtonMapping(single=ReorderAction(sku=sku, quantity=1))
         for device_id in devices:
-            add_device(db, device_id, mapping=mapping, env="dev", allow_parallel=True,
-                       actor="bench")
+            add_device(
+                db, device_id, mapping=mapping, env="dev", allow_parallel=True, actor="bench"
+            )
     finally:
         db.conn.close()
 
@@ -66,10 +67,21 @@ class Services:
 
         def make(port: int) -> ServiceProcess:
             self.ordercore_port = port
-            args = ["ordercore", "--port", str(port), "--data-dir",
-                    str(self.work_dir / "ordercore"), f"--token={self.token}", "--seed-catalog"]
-            return ServiceProcess("ordercore", args, ready_mark=ORDERCORE_READY,
-                                  log_path=self.work_dir / "ordercore.log")
+            args = [
+                "ordercore",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(self.work_dir / "ordercore"),
+                f"--token={self.token}",
+                "--seed-catalog",
+            ]
+            return ServiceProcess(
+                "ordercore",
+                args,
+                ready_mark=ORDERCORE_READY,
+                log_path=self.work_dir / "ordercore.log",
+            )
 
         self.ordercore = _start_on_free_port(make, self.ordercore_port)
         return self.ordercore
@@ -82,12 +94,26 @@ class Services:
         broker_url = self.broker.url
 
         def make(port: int) -> ServiceProcess:
-            args = ["ingest", "--data-dir", str(data), "--mqtt-url", broker_url,
-                    "--mqtt-username", "ingest", "--mqtt-password", "bench",
-                    "--http-port", str(port), "--ordercore-url", self.ordercore_url,
-                    f"--ordercore-token={self.token}", *self.ingest_args]
-            return ServiceProcess("ingest", args, ready_mark=INGEST_READY,
-                                  log_path=self.work_dir / "ingest.log")
+            args = [
+                "ingest",
+                "--data-dir",
+                str(data),
+                "--mqtt-url",
+                broker_url,
+                "--mqtt-username",
+                "ingest",
+                "--mqtt-password",
+                "bench",
+                "--http-port",
+                str(port),
+                "--ordercore-url",
+                self.ordercore_url,
+                f"--ordercore-token={self.token}",
+                *self.ingest_args,
+            ]
+            return ServiceProcess(
+                "ingest", args, ready_mark=INGEST_READY, log_path=self.work_dir / "ingest.log"
+            )
 
         self.ingest = _start_on_free_port(make, free_port())
         return self.ingest
@@ -112,8 +138,9 @@ class Services:
             self.broker.stop()
 
 
-def _start_on_free_port(make: Callable[[int], ServiceProcess], port: int,
-                        attempts: int = 3) -> ServiceProcess:
+def _start_on_free_port(
+    make: Callable[[int], ServiceProcess], port: int, attempts: int = 3
+) -> ServiceProcess:
     """Start ``make(port)``; if another process took the port between ``free_port()`` and the
     bind (other test suites share the machine), try again on a new one."""
     for attempt in range(attempts):

@@ -22,7 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "dashboard and simulated devices (also: demo press DEVICE)",
     ),
     "agent": ("edgeorder.agent.cli", "run the device agent (GPIO button/sensor -> MQTT -> LED)"),
-    "ingest": ("edgeorder.ingest.cli.run", "run the backend: MQTT events -> orders, status back, dashboard"),
+    "ingest": (
+        "edgeorder.ingest.cli.run",
+        "run the backend: MQTT events -> orders, status back, dashboard",
+    ),
     "ordercore": ("edgeorder.ordercore.cli", "run the built-in order core HTTP service"),
     "device": (
         "edgeorder.ingest.cli.device",

@@ -38,8 +38,9 @@ def public_url(settings: Settings) -> str | None:
     return f"http://{host}:{settings.http_port}"
 
 
-def create_app(settings: Settings, *, simulator: Simulator | None = None,
-               connector: Connector | None = None) -> web.Application:
+def create_app(
+    settings: Settings, *, simulator: Simulator | None = None, connector: Connector | None = None
+) -> web.Application:
     """The ingest application; nothing runs until the app starts (cleanup_ctx)."""
     app = web.Application(client_max_size=1024 * 1024)
     bus = Bus()
@@ -81,12 +82,16 @@ async def healthz(request: web.Request) -> web.Response:
     """200 while the service runs and the broker subscription is up; 503 otherwise."""
     service = request.app[SERVICE_KEY]
     mqtt_ok = service.link.subscribed.is_set()
-    body = {"status": "ok" if mqtt_ok else "degraded", "mqtt": mqtt_ok,
-            "devices": len(service.devices)}
+    body = {
+        "status": "ok" if mqtt_ok else "degraded",
+        "mqtt": mqtt_ok,
+        "devices": len(service.devices),
+    }
     return web.json_response(body, status=200 if mqtt_ok else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
-    return web.Response(body=service.metrics.render(),
-                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(
+        body=service.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )

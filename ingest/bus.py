@@ -48,8 +48,9 @@ class Bus:
             queue.put_nowait(notice)
 
     @asynccontextmanager
-    async def subscribe(self, kinds: frozenset[str] | None = None
-                        ) -> AsyncIterator[asyncio.Queue[Notice]]:
+    async def subscribe(
+        self, kinds: frozenset[str] | None = None
+    ) -> AsyncIterator[asyncio.Queue[Notice]]:
         """``async with bus.subscribe() as queue: notice = await queue.get()``; ``kinds``
         limits the notices to those kinds (plus ``resync``)."""
         queue: asyncio.Queue[Notice] = asyncio.Queue(self._queue_size)

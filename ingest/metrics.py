@@ -15,36 +15,53 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.received = Counter("edgeorder_ingest_events_received", "Event messages received",
-                                registry=r)
-        self.accepted = Counter("edgeorder_ingest_events_accepted",
-                                "Events durably recorded (new, not rejected)", registry=r)
-        self.rejected = Counter("edgeorder_ingest_events_rejected", "Events rejected, by reason",
-                                ["reason"], registry=r)
-        self.duplicates = Counter("edgeorder_ingest_events_duplicate",
-                                  "Duplicate deliveries answered with the current status",
-                                  registry=r)
-        self.throttled = Counter("edgeorder_ingest_events_throttled",
-                                 "Presses answered throttled", registry=r)
-        self.orders_created = Counter("edgeorder_ingest_orders_created",
-                                      "Orders created on the platform", registry=r)
-        self.orders_failed = Counter("edgeorder_ingest_orders_failed",
-                                     "Orders the platform refused", registry=r)
-        self.platform_retries = Counter("edgeorder_ingest_platform_retries",
-                                        "Transient platform errors (retried)", registry=r)
-        self.buffer_depth = Gauge("edgeorder_ingest_buffer_depth",
-                                  "Pending order-outbox rows", registry=r)
+        self.received = Counter(
+            "edgeorder_ingest_events_received", "Event messages received", registry=r
+        )
+        self.accepted = Counter(
+            "edgeorder_ingest_events_accepted",
+            "Events durably recorded (new, not rejected)",
+            registry=r,
+        )
+        self.rejected = Counter(
+            "edgeorder_ingest_events_rejected", "Events rejected, by reason", ["reason"], registry=r
+        )
+        self.duplicates = Counter(
+            "edgeorder_ingest_events_duplicate",
+            "Duplicate deliveries answered with the current status",
+            registry=r,
+        )
+        self.throttled = Counter(
+            "edgeorder_ingest_events_throttled", "Presses answered throttled", registry=r
+        )
+        self.orders_created = Counter(
+            "edgeorder_ingest_orders_created", "Orders created on the platform", registry=r
+        )
+        self.orders_failed = Counter(
+            "edgeorder_ingest_orders_failed", "Orders the platform refused", registry=r
+        )
+        self.platform_retries = Counter(
+            "edgeorder_ingest_platform_retries", "Transient platform errors (retried)", registry=r
+        )
+        self.buffer_depth = Gauge(
+            "edgeorder_ingest_buffer_depth", "Pending order-outbox rows", registry=r
+        )
         self.commits = Counter("edgeorder_ingest_commits", "Writer group commits", registry=r)
-        self.committed_jobs = Counter("edgeorder_ingest_committed_jobs",
-                                      "Writes committed by the writer", registry=r)
+        self.committed_jobs = Counter(
+            "edgeorder_ingest_committed_jobs", "Writes committed by the writer", registry=r
+        )
         self.accepted_latency = Histogram(
             "edgeorder_ingest_publish_to_accepted_seconds",
             "From the event's device timestamp to its accepted status",
-            buckets=_LATENCY_BUCKETS, registry=r)
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.ordered_latency = Histogram(
             "edgeorder_ingest_publish_to_ordered_seconds",
             "From the event's device timestamp to its ordered status",
-            buckets=_LATENCY_BUCKETS, registry=r)
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
 
     def on_commit(self, jobs: int) -> None:
         """Writer hook (writer thread; prometheus_client is thread-safe)."""

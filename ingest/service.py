@@ -5,7 +5,7 @@ Shutdown order is what makes it lose nothing: stop taking messages (disconnect),
 hand everything already received to the writer, stop the outbox worker (rows in flight stay
 pending), flush the writer (its futures ack what was committed before the link goes), give the
 broker a moment to acknowledge the statuses sent, record those confirmations, close. A status
-whose PUBACK never came is published again by the next start (``ingest.delivery``).
+whose PUBACK never came is published again by the next start (``ingest.mqtt.delivery``).
 """
 
 from __future__ import annotations
@@ -59,8 +59,13 @@ def make_connector(settings: Settings) -> Connector:
     c = settings.connector
     if c.kind == "ordercore":
         profile = {**DEFAULT_PROFILE, **settings.default_profile}
-        return OrderCoreConnector(c.base_url, c.token.get_secret_value(), timeout_s=c.timeout_s,
-                                  default_profile=profile, batch_max=settings.outbox_batch_max)
+        return OrderCoreConnector(
+            c.base_url,
+            c.token.get_secret_value(),
+            timeout_s=c.timeout_s,
+            default_profile=profile,
+            batch_max=settings.outbox_batch_max,
+        )
     from edgeorder.ingest.connectors.factory import make_connector as make_platform
 
     return make_platform(c)
@@ -69,41 +74,65 @@ def make_connector(settings: Settings) -> Connector:
 class IngestService:
     """Everything long-lived of one ingest process; also the app's ``Publisher``."""
 
-    def __init__(self, settings: Settings, bus: Bus, *, connector: Connector | None = None
-                 ) -> None:
+    def __init__(self, settings: Settings, bus: Bus, *, connector: Connector | None = None) -> None:
         self.settings = settings
         self.bus = bus
         self.metrics = Metrics()
         self.connector = connector or make_connector(settings)
-        self.webhook_secret = (settings.webhook_secret.get_secret_value()
-                               or secrets.token_hex(32))
+        self.webhook_secret = settings.webhook_secret.get_secret_value() or secrets.token_hex(32)
         self.delivery = DeliveryTracker()
-        self.writer = Writer(settings.db_path, batch_max=settings.commit_batch_max,
-                             on_commit=self.metrics.on_commit,
-                             before_commit=self.delivery.write_confirmed)
+        self.writer = Writer(
+            settings.db_path,
+            batch_max=settings.commit_batch_max,
+            on_commit=self.metrics.on_commit,
+            before_commit=self.delivery.write_confirmed,
+        )
         self.reader = Reader(settings.db_path)
         self.devices = DeviceCache(settings.db_path, on_config_change=self._config_changed)
-        self.link = MqttLink(MqttOptions(
-            url=settings.mqtt_url, username=settings.mqtt_username or None,
-            password=settings.mqtt_password.get_secret_value() or None,
-            client_id=settings.mqtt_client_id,
-            ca_file=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
-            shared_group=settings.mqtt_shared_group))
+        self.link = MqttLink(
+            MqttOptions(
+                url=settings.mqtt_url,
+                username=settings.mqtt_username or None,
+                password=settings.mqtt_password.get_secret_value() or None,
+                client_id=settings.mqtt_client_id,
+                ca_file=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
+                shared_group=settings.mqtt_shared_group,
+            )
+        )
         self.link.on_published = self.delivery.confirmed
         self.statuses = StatusPublisher(self.link, bus, self.delivery)
         self.worker = OutboxWorker(
-            writer=self.writer, read=self.reader, connector=self.connector,
-            devices=self.devices, statuses=self.statuses, metrics=self.metrics,
-            default_profile=settings.default_profile, retry_base_s=settings.retry_base_s,
-            retry_max_s=settings.retry_max_s, concurrency=_outbox_concurrency(settings), bus=bus)
+            writer=self.writer,
+            read=self.reader,
+            connector=self.connector,
+            devices=self.devices,
+            statuses=self.statuses,
+            metrics=self.metrics,
+            default_profile=settings.default_profile,
+            retry_base_s=settings.retry_base_s,
+            retry_max_s=settings.retry_max_s,
+            concurrency=_outbox_concurrency(settings),
+            bus=bus,
+        )
         self.router = Router(
-            writer=self.writer, devices=self.devices, statuses=self.statuses,
-            metrics=self.metrics, bus=bus, ack=self.link.ack, on_outbox=self.worker.wake,
-            stale_after_s=settings.stale_event_s, is_current=self.link.is_current)
+            writer=self.writer,
+            devices=self.devices,
+            statuses=self.statuses,
+            metrics=self.metrics,
+            bus=bus,
+            ack=self.link.ack,
+            on_outbox=self.worker.wake,
+            stale_after_s=settings.stale_event_s,
+            is_current=self.link.is_current,
+        )
         self.sync = OrderStateSync(
-            writer=self.writer, read=self.reader, connector=self.connector,
-            statuses=self.statuses, secret=self.webhook_secret,
-            poll_interval_s=settings.poll_interval_s)
+            writer=self.writer,
+            read=self.reader,
+            connector=self.connector,
+            statuses=self.statuses,
+            secret=self.webhook_secret,
+            poll_interval_s=settings.poll_interval_s,
+        )
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.ready = asyncio.Event()
 
@@ -126,8 +155,13 @@ class IngestService:
             self._spawn("webhook", register_webhook(self.connector, url, self.webhook_secret))
         self.link.start()
         self.ready.set()
-        log.info("ingest.started", db=str(self.settings.db_path), mqtt=self.settings.mqtt_url,
-                 devices=len(self.devices), public_url=public_url)
+        log.info(
+            "ingest.started",
+            db=str(self.settings.db_path),
+            mqtt=self.settings.mqtt_url,
+            devices=len(self.devices),
+            public_url=public_url,
+        )
 
     async def _republish_unconfirmed(self) -> None:
         """The current status of every event whose status publish the broker never confirmed:
@@ -136,8 +170,9 @@ class IngestService:
         outs = await self.reader(ledger.unconfirmed_statuses)
         self.statuses.publish(outs)
         if outs:
-            log.info("ingest.republished", statuses=len(outs),
-                     rows=sum(len(o.history_ids) for o in outs))
+            log.info(
+                "ingest.republished", statuses=len(outs), rows=sum(len(o.history_ids) for o in outs)
+            )
 
     def _flush_confirmations(self) -> None:
         """The writer is idle but PUBACKs wait to be recorded: one small commit for them."""
@@ -198,10 +233,12 @@ class IngestService:
             while True:
                 notice = await notices.get()
                 if notice.kind == "resync" or (
-                        notice.kind == "device" and notice.data.get("source") != "publisher"):
+                    notice.kind == "device" and notice.data.get("source") != "publisher"
+                ):
                     await self.devices.reload()
                 if notice.kind == "resync" or (
-                        notice.kind == "outbox" and notice.data.get("source") != WORKER):
+                    notice.kind == "outbox" and notice.data.get("source") != WORKER
+                ):
                     self.worker.wake()
                     seen, outs = await self.reader(partial(operator_statuses, after_id=seen))
                     self.statuses.publish(outs)
@@ -210,6 +247,7 @@ class IngestService:
 
     async def publish_config(self, device_id: str) -> None:
         """Publish the device's desired config, retained, from the registry."""
+
         def load() -> dict[str, Any]:
             db = open_db(self.settings.db_path, migrate_schema=False)
             try:
@@ -218,18 +256,27 @@ class IngestService:
                 db.conn.close()
 
         row = await asyncio.to_thread(load)
-        self._send_config(device_id, p.DeviceConfig(
-            version=row["config_version"], mapping=p.ButtonMapping.model_validate(row["mapping"]),
-            env=row["env"]))
+        self._send_config(
+            device_id,
+            p.DeviceConfig(
+                version=row["config_version"],
+                mapping=p.ButtonMapping.model_validate(row["mapping"]),
+                env=row["env"],
+            ),
+        )
 
     def _config_changed(self, device: Device) -> None:
         """A device is new to the cache or has a new config version: (re)publish its config.
         At start-up that is every device; the messages wait in paho until the link is up."""
-        self._send_config(device.device_id, p.DeviceConfig(
-            version=device.config_version, mapping=device.mapping, env=device.env))
+        self._send_config(
+            device.device_id,
+            p.DeviceConfig(version=device.config_version, mapping=device.mapping, env=device.env),
+        )
 
     def _send_config(self, device_id: str, config: p.DeviceConfig) -> None:
-        self.link.publish(p.device_topic(device_id, p.Channel.CONFIG), p.encode(config),
-                          qos=1, retain=True)
-        self.bus.publish(Notice("device", device_id, {"config_version": config.version,
-                                                      "source": "publisher"}))
+        self.link.publish(
+            p.device_topic(device_id, p.Channel.CONFIG), p.encode(config), qos=1, retain=True
+        )
+        self.bus.publish(
+            Notice("device", device_id, {"config_version": config.version, "source": "publisher"})
+        )

@@ -17,8 +17,14 @@ def test_installed_script_runs_every_subcommands_help(command: str, tmp_path: Pa
     script = shutil.which("edgeorder")
     if script is None:
         pytest.skip("the edgeorder console script is not installed (pip install -e .)")
-    result = subprocess.run([script, command, "--help"], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [script, command, "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr
     assert f"edgeorder {command}" in result.stdout
     assert "--help" in result.stdout

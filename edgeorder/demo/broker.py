@@ -101,18 +101,23 @@ class AclFilePlugin(BaseTopicPlugin):
         self._file = _ReloadingFile(Path(self.config.acl_file), lambda t: Acl(parse_acl(t)))
 
     async def topic_filtering(
-        self, *, session: Session | None = None, topic: str | None = None,
+        self,
+        *,
+        session: Session | None = None,
+        topic: str | None = None,
         action: Action | None = None,
     ) -> bool | None:
         if session is None or topic is None:
             return False
         acl: Acl = self._file.get()
         access = Access.WRITE if action == Action.PUBLISH else Access.READ
-        allowed = acl.allows(session.username, session.client_id, topic, access,
-                             is_filter=action == Action.SUBSCRIBE)
+        allowed = acl.allows(
+            session.username, session.client_id, topic, access, is_filter=action == Action.SUBSCRIBE
+        )
         if not allowed and action != Action.RECEIVE:
-            log.warning("broker.acl_refused", username=session.username, topic=topic,
-                        action=str(action))
+            log.warning(
+                "broker.acl_refused", username=session.username, topic=topic, action=str(action)
+            )
         return allowed
 
 
@@ -130,8 +135,9 @@ class EmbeddedBroker:
     def config(self) -> dict[str, Any]:
         module = __name__
         return {
-            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}",
-                                      "max_connections": 0}},
+            "listeners": {
+                "default": {"type": "tcp", "bind": f"{self.host}:{self.port}", "max_connections": 0}
+            },
             "plugins": {
                 f"{module}.RegistryAuthPlugin": {"db_path": str(self.registry_db)},
                 f"{module}.AclFilePlugin": {"acl_file": str(self.acl_file)},

@@ -84,20 +84,38 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "EDGEORDER_ORDERCORE_TOKEN the order core's bearer token; otherwise both are generated "
         "once and kept in DATA_DIR/secrets.json.".replace("{prog}", prog),
     )
-    parser.add_argument("--data-dir", type=Path, default=Path("edgeorder-data"),
-                        help="where all state lives (databases, secrets.json, firmware-config/, "
-                        "device outboxes); re-used on restart (default ./edgeorder-data)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address every listener binds to (default 127.0.0.1)")
-    parser.add_argument("--mqtt-port", type=_port, default=1883,
-                        help="embedded MQTT broker port (default 1883; a system Mosquitto often "
-                        "holds it, then pick another)")
-    parser.add_argument("--http-port", type=_port, default=8080,
-                        help="dashboard and ingest REST API port (default 8080)")
-    parser.add_argument("--ordercore-port", type=_port, default=8081,
-                        help="order core API port (default 8081)")
-    parser.add_argument("--devices", type=_device_count, default=3,
-                        help="how many simulated devices, demo-01.. (default 3)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("edgeorder-data"),
+        help="where all state lives (databases, secrets.json, firmware-config/, "
+        "device outboxes); re-used on restart (default ./edgeorder-data)",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address every listener binds to (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--mqtt-port",
+        type=_port,
+        default=1883,
+        help="embedded MQTT broker port (default 1883; a system Mosquitto often "
+        "holds it, then pick another)",
+    )
+    parser.add_argument(
+        "--http-port",
+        type=_port,
+        default=8080,
+        help="dashboard and ingest REST API port (default 8080)",
+    )
+    parser.add_argument(
+        "--ordercore-port", type=_port, default=8081, help="order core API port (default 8081)"
+    )
+    parser.add_argument(
+        "--devices",
+        type=_device_count,
+        default=3,
+        help="how many simulated devices, demo-01.. (default 3)",
+    )
     return parser
 
 
@@ -117,15 +135,19 @@ def _device_count(text: str) -> int:
 
 def check_ports(opts: DemoOptions) -> None:
     """Raise PortInUseError (naming the option to change) before anything starts."""
-    wanted = [("MQTT broker", opts.mqtt_port, "--mqtt-port"),
-              ("dashboard/ingest", opts.http_port, "--http-port"),
-              ("order core", opts.ordercore_port, "--ordercore-port")]
+    wanted = [
+        ("MQTT broker", opts.mqtt_port, "--mqtt-port"),
+        ("dashboard/ingest", opts.http_port, "--http-port"),
+        ("order core", opts.ordercore_port, "--ordercore-port"),
+    ]
     seen: dict[int, str] = {}
     for what, port, flag in wanted:
         if port in seen:
-            raise PortInUseError(errno.EADDRINUSE,
-                                 f"{what}: port {port} is also given to {seen[port]}; "
-                                 f"choose another with {flag} PORT")
+            raise PortInUseError(
+                errno.EADDRINUSE,
+                f"{what}: port {port} is also given to {seen[port]}; "
+                f"choose another with {flag} PORT",
+            )
         seen[port] = flag
         ensure_port_free(opts.host, port, what=what, flag=flag)
 
@@ -135,8 +157,9 @@ def main(argv: list[str], prog: str) -> int:
     if argv and argv[0] == "press":
         return press_main(argv[1:], f"{prog} press")
     args = build_parser(prog).parse_args(argv)
-    opts = DemoOptions(args.data_dir, args.host, args.mqtt_port, args.http_port,
-                       args.ordercore_port, args.devices)
+    opts = DemoOptions(
+        args.data_dir, args.host, args.mqtt_port, args.http_port, args.ordercore_port, args.devices
+    )
     try:
         check_ports(opts)
         return asyncio.run(run_demo(opts))
@@ -165,21 +188,29 @@ async def run_demo(opts: DemoOptions, *, on_ready: Callable[[], None] | None = N
         loop.add_signal_handler(sig, stop.set)
     paths = DemoPaths(opts.data_dir)
     secrets = load_secrets(paths.secrets)
-    ready = await asyncio.to_thread(provision, paths, secrets, device_count=opts.devices,
-                                    mqtt_url=opts.mqtt_url)
+    ready = await asyncio.to_thread(
+        provision, paths, secrets, device_count=opts.devices, mqtt_url=opts.mqtt_url
+    )
     save_secrets(paths.secrets, ready.secrets)
     async with AsyncExitStack() as stack:
-        broker = EmbeddedBroker(opts.host, opts.mqtt_port, acl_file=paths.acl_file,
-                                registry_db=paths.ingest_db)
+        broker = EmbeddedBroker(
+            opts.host, opts.mqtt_port, acl_file=paths.acl_file, registry_db=paths.ingest_db
+        )
         await broker.start()
         stack.push_async_callback(broker.stop)
-        core = await _serve(_ordercore_app(opts, paths, ready.secrets), opts.host,
-                            opts.ordercore_port, what="order core", flag="--ordercore-port")
+        core = await _serve(
+            _ordercore_app(opts, paths, ready.secrets),
+            opts.host,
+            opts.ordercore_port,
+            what="order core",
+            flag="--ordercore-port",
+        )
         stack.push_async_callback(core.cleanup)
         fleet = DemoFleet.from_files(list(ready.configs.values()), on_led=led_line)
         ingest = _ingest_app(opts, paths, ready.secrets, fleet)
-        site = await _serve(ingest, opts.host, opts.http_port, what="dashboard/ingest",
-                            flag="--http-port")
+        site = await _serve(
+            ingest, opts.host, opts.http_port, what="dashboard/ingest", flag="--http-port"
+        )
         stack.push_async_callback(site.cleanup)
         await fleet.start()
         stack.push_async_callback(fleet.stop)
@@ -196,13 +227,20 @@ def _ordercore_app(opts: DemoOptions, paths: DemoPaths, secrets: DemoSecrets) ->
     from edgeorder.ordercore.app import create_app
     from edgeorder.ordercore.settings import SEED_CATALOG, Settings
 
-    return create_app(Settings(data_dir=paths.ordercore_dir, host=opts.host,
-                               port=opts.ordercore_port, tokens=[secrets.ordercore_token],
-                               catalog_seed=SEED_CATALOG))
+    return create_app(
+        Settings(
+            data_dir=paths.ordercore_dir,
+            host=opts.host,
+            port=opts.ordercore_port,
+            tokens=[secrets.ordercore_token],
+            catalog_seed=SEED_CATALOG,
+        )
+    )
 
 
-def _ingest_app(opts: DemoOptions, paths: DemoPaths, secrets: DemoSecrets,
-                fleet: DemoFleet) -> web.Application:
+def _ingest_app(
+    opts: DemoOptions, paths: DemoPaths, secrets: DemoSecrets, fleet: DemoFleet
+) -> web.Application:
     from edgeorder.ingest.app import create_app
     from edgeorder.ingest.settings import ConnectorSettings, Settings
 
@@ -215,8 +253,9 @@ def _ingest_app(opts: DemoOptions, paths: DemoPaths, secrets: DemoSecrets,
         http_host=opts.host,
         http_port=opts.http_port,
         public_url=opts.dashboard_url,
-        connector=ConnectorSettings(kind="ordercore", base_url=opts.ordercore_url,
-                                    token=secrets.ordercore_token),
+        connector=ConnectorSettings(
+            kind="ordercore", base_url=opts.ordercore_url, token=secrets.ordercore_token
+        ),
         webhook_secret=secrets.webhook_secret,
         admin_password=secrets.admin_password,
         poll_interval_s=10.0,
@@ -226,8 +265,9 @@ def _ingest_app(opts: DemoOptions, paths: DemoPaths, secrets: DemoSecrets,
     return app
 
 
-async def _serve(app: web.Application, host: str, port: int, *, what: str,
-                 flag: str) -> web.AppRunner:
+async def _serve(
+    app: web.Application, host: str, port: int, *, what: str, flag: str
+) -> web.AppRunner:
     """Start ``app`` on ``host:port``; a port taken since the check is still a PortInUseError."""
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
@@ -243,13 +283,19 @@ async def _serve(app: web.Application, host: str, port: int, *, what: str,
 
 def _banner(opts: DemoOptions, paths: DemoPaths, ready: Provisioned) -> None:
     devices = ", ".join(ready.configs) or "none"
-    say(f"dashboard:       {opts.dashboard_url}/  (user admin, password "
-        f"{ready.secrets.admin_password})")
-    say(f"order core API:  {opts.ordercore_url}/api  (Authorization: Bearer "
-        f"{ready.secrets.ordercore_token})")
+    say(
+        f"dashboard:       {opts.dashboard_url}/  (user admin, password "
+        f"{ready.secrets.admin_password})"
+    )
+    say(
+        f"order core API:  {opts.ordercore_url}/api  (Authorization: Bearer "
+        f"{ready.secrets.ordercore_token})"
+    )
     say(f"MQTT broker:     {opts.mqtt_url}  (per-device credentials, no anonymous access)")
     say(f"secrets:         {paths.secrets.resolve()}")
     say(f"firmware-config: {paths.firmware_dir.resolve()}/  ({devices})")
-    say(f"press a device:  edgeorder demo press demo-01 single --data-dir {opts.data_dir} "
-        f"--http-port {opts.http_port}")
+    say(
+        f"press a device:  edgeorder demo press demo-01 single --data-dir {opts.data_dir} "
+        f"--http-port {opts.http_port}"
+    )
     say(f"{READY_LINE} (Ctrl-C to stop)")

@@ -83,8 +83,12 @@ class DemoFleet:
                 on_led(device_id, pattern, state)
 
         holder: list[_Device] = []
-        agent = Agent(config, pin_factory=MockFactory(), on_led=led,
-                      on_event=lambda event: holder[0].on_event(event))
+        agent = Agent(
+            config,
+            pin_factory=MockFactory(),
+            on_led=led,
+            on_event=lambda event: holder[0].on_event(event),
+        )
         holder.append(_Device(agent))
         return holder[0]
 
@@ -100,8 +104,9 @@ class DemoFleet:
 
     # -- the demo's own API -----------------------------------------------------------------
 
-    async def press_and_wait(self, device_id: str, click: str, *,
-                             wait_s: float = 5.0) -> Event | None:
+    async def press_and_wait(
+        self, device_id: str, click: str, *, wait_s: float = 5.0
+    ) -> Event | None:
         """Press and return the event the agent stored for it (None if it took too long)."""
         waiter: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         self._press(device_id, parse_click(click), waiter)
@@ -111,13 +116,13 @@ class DemoFleet:
             log.warning("demo.press_unconfirmed", device_id=device_id, click=click)
             return None
 
-    def _press(self, device_id: str, click: Click,
-               waiter: asyncio.Future[Event] | None) -> None:
+    def _press(self, device_id: str, click: Click, waiter: asyncio.Future[Event] | None) -> None:
         device = self._devices.get(device_id)
         if device is None:
             known = ", ".join(sorted(self._devices)) or "none"
             raise UnknownSimulatedDeviceError(
-                f"unknown simulated device {device_id!r} (this demo simulates: {known})")
+                f"unknown simulated device {device_id!r} (this demo simulates: {known})"
+            )
         device.presses.append(waiter)
         device.agent.press(click.value)
         log.info("demo.press", device_id=device_id, click=click.value)
@@ -125,12 +130,14 @@ class DemoFleet:
     async def start(self) -> None:
         """Run every agent; return once each has opened its outbox and GPIO devices."""
         for device_id, device in self._devices.items():
-            self._tasks.append(asyncio.create_task(device.agent.run(self._stop),
-                                                   name=f"agent-{device_id}"))
+            self._tasks.append(
+                asyncio.create_task(device.agent.run(self._stop), name=f"agent-{device_id}")
+            )
         if not self._tasks:
             return
         ready: asyncio.Future[list[bool]] = asyncio.ensure_future(
-            asyncio.gather(*(d.agent.ready.wait() for d in self._devices.values())))
+            asyncio.gather(*(d.agent.ready.wait() for d in self._devices.values()))
+        )
         watched: list[asyncio.Future[Any]] = [ready, *self._tasks]
         await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         if not ready.done():  # an agent ended before it was ready: it failed to start

@@ -41,10 +41,10 @@ async def _press(request: web.Request) -> web.Response:
     try:
         body = await request.json() if request.can_read_body else {}
     except json.JSONDecodeError:
-        return _error(400, "body must be JSON like {\"click\": \"single\"}")
+        return _error(400, 'body must be JSON like {"click": "single"}')
     click = body.get("click", "single") if isinstance(body, dict) else None
     if not isinstance(click, str):
-        return _error(400, "body must be JSON like {\"click\": \"single\"}")
+        return _error(400, 'body must be JSON like {"click": "single"}')
     fleet = request.app[FLEET_KEY]
     try:
         event = await fleet.press_and_wait(device_id, click)
@@ -53,8 +53,11 @@ async def _press(request: web.Request) -> web.Response:
     except ValueError as exc:
         return _error(400, str(exc))
     return web.json_response(
-        {"device_id": device_id, "click": parse_click(click).value,
-         "event_id": None if event is None else event.event_id},
+        {
+            "device_id": device_id,
+            "click": parse_click(click).value,
+            "event_id": None if event is None else event.event_id,
+        },
         status=202,
     )
 
@@ -78,14 +81,24 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "(the same as the Press control on the dashboard's device page).",
     )
     parser.add_argument("device", metavar="DEVICE", help="device id, e.g. demo-01")
-    parser.add_argument("click", nargs="?", default="single", choices=["single", "double", "long"],
-                        help="the click (default single: reorder; double: the other SKU; "
-                        "long: cancel the last order)")
-    parser.add_argument("--data-dir", type=Path, default=Path("edgeorder-data"),
-                        help="the demo's data dir, for its API token (default ./edgeorder-data)")
+    parser.add_argument(
+        "click",
+        nargs="?",
+        default="single",
+        choices=["single", "double", "long"],
+        help="the click (default single: reorder; double: the other SKU; "
+        "long: cancel the last order)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("edgeorder-data"),
+        help="the demo's data dir, for its API token (default ./edgeorder-data)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="the demo's host (default 127.0.0.1)")
-    parser.add_argument("--http-port", type=int, default=8080,
-                        help="the demo's dashboard/API port (default 8080)")
+    parser.add_argument(
+        "--http-port", type=int, default=8080, help="the demo's dashboard/API port (default 8080)"
+    )
     return parser
 
 
@@ -93,8 +106,10 @@ def press(data_dir: Path, host: str, port: int, device_id: str, click: str) -> d
     """POST the press to the running demo; returns its JSON answer or raises PressError."""
     secrets_path = data_dir / "secrets.json"
     if not secrets_path.exists():
-        raise PressError(f"no {secrets_path}: start the demo with `edgeorder demo --data-dir "
-                         f"{data_dir}` first (or pass the --data-dir it uses)")
+        raise PressError(
+            f"no {secrets_path}: start the demo with `edgeorder demo --data-dir "
+            f"{data_dir}` first (or pass the --data-dir it uses)"
+        )
     try:
         token = load_secrets(secrets_path, env={}).api_token
     except SecretsFileError as exc:
@@ -102,7 +117,8 @@ def press(data_dir: Path, host: str, port: int, device_id: str, click: str) -> d
     base = f"http://{host}:{port}"
     request = urllib.request.Request(
         base + PRESS_PATH.format(device_id=urllib.parse.quote(device_id, safe="")),
-        data=json.dumps({"click": click}).encode(), method="POST",
+        data=json.dumps({"click": click}).encode(),
+        method="POST",
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     try:
@@ -112,8 +128,10 @@ def press(data_dir: Path, host: str, port: int, device_id: str, click: str) -> d
     except urllib.error.HTTPError as exc:
         raise PressError(_http_reason(exc, base, data_dir)) from exc
     except (urllib.error.URLError, OSError) as exc:
-        raise PressError(f"no edgeorder demo answers on {base} ({exc}): is it running? "
-                         "Start it with `edgeorder demo`, or pass its --http-port") from exc
+        raise PressError(
+            f"no edgeorder demo answers on {base} ({exc}): is it running? "
+            "Start it with `edgeorder demo`, or pass its --http-port"
+        ) from exc
 
 
 def _http_reason(exc: urllib.error.HTTPError, base: str, data_dir: Path) -> str:
@@ -123,8 +141,10 @@ def _http_reason(exc: urllib.error.HTTPError, base: str, data_dir: Path) -> str:
         body = {}
     message = body.get("error") if isinstance(body, dict) else None
     if exc.code == 401:
-        return (f"{base} refused the API token from {data_dir / 'secrets.json'}: is the demo "
-                "on that port running with this --data-dir?")
+        return (
+            f"{base} refused the API token from {data_dir / 'secrets.json'}: is the demo "
+            "on that port running with this --data-dir?"
+        )
     if exc.code == 404 and message is None:
         return f"{base} is not an edgeorder demo (no press route there)"
     return f"{base} answered {exc.code}: {message or exc.reason}"
@@ -139,6 +159,8 @@ def press_main(argv: list[str], prog: str) -> int:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     event = answer.get("event_id")
-    print(f"pressed {answer.get('device_id')} ({answer.get('click')})"
-          + (f": event {event}" if event else ""))
+    print(
+        f"pressed {answer.get('device_id')} ({answer.get('click')})"
+        + (f": event {event}" if event else "")
+    )
     return 0

@@ -103,8 +103,9 @@ class Provisioned:
     created: list[str]
 
 
-def provision(paths: DemoPaths, secrets: DemoSecrets, *, device_count: int,
-              mqtt_url: str) -> Provisioned:
+def provision(
+    paths: DemoPaths, secrets: DemoSecrets, *, device_count: int, mqtt_url: str
+) -> Provisioned:
     """Make the data dir ready for a demo with ``device_count`` devices on ``mqtt_url``."""
     paths.root.mkdir(parents=True, exist_ok=True)
     db = open_db(paths.ingest_db)
@@ -146,8 +147,9 @@ def _device_hash(db: sqlite_utils.Database, device_id: str) -> str:
     return str(row[0]) if row else ""
 
 
-def _ensure_device(db: sqlite_utils.Database, paths: DemoPaths, device_id: str,
-                   mqtt_url: str) -> bool:
+def _ensure_device(
+    db: sqlite_utils.Database, paths: DemoPaths, device_id: str, mqtt_url: str
+) -> bool:
     """Register ``device_id`` if new and (re)write its TOML; True if the device was created."""
     toml_path = paths.firmware_toml(device_id)
     password = _stored_password(toml_path)
@@ -155,16 +157,30 @@ def _ensure_device(db: sqlite_utils.Database, paths: DemoPaths, device_id: str,
     try:
         get_device(db, device_id)
     except UnknownDeviceError:
-        _, password = add_device(db, device_id, name=f"Demo button {device_id[5:]}",
-                                 mapping=DEMO_MAPPING, env="dev", simulated=True, actor="demo")
+        _, password = add_device(
+            db,
+            device_id,
+            name=f"Demo button {device_id[5:]}",
+            mapping=DEMO_MAPPING,
+            env="dev",
+            simulated=True,
+            actor="demo",
+        )
         created = True
     else:
         if password is None or not verify_password(_device_hash(db, device_id), password):
-            log.warning("demo.credentials_reissued", device_id=device_id,
-                        reason="firmware-config file missing or out of date")
+            log.warning(
+                "demo.credentials_reissued",
+                device_id=device_id,
+                reason="firmware-config file missing or out of date",
+            )
             password = rotate_credentials(db, device_id, actor="demo")
-    text = render_agent_toml(device_id, mqtt_url=mqtt_url, password=password,
-                             outbox={"path": str(paths.outbox(device_id).resolve())})
+    text = render_agent_toml(
+        device_id,
+        mqtt_url=mqtt_url,
+        password=password,
+        outbox={"path": str(paths.outbox(device_id).resolve())},
+    )
     if not toml_path.exists() or toml_path.read_text() != text:
         write_agent_toml(toml_path, text)
     return created
@@ -176,4 +192,3 @@ def write_acl(db: sqlite_utils.Database, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(render_acl(sorted(service_account_hashes(db))))
     tmp.replace(path)
-

@@ -44,7 +44,7 @@ def _generators() -> dict[str, Callable[[], str]]:
         "ordercore_token": lambda: "oc_" + secrets.token_urlsafe(24),
         "ingest_mqtt_password": lambda: secrets.token_urlsafe(18),
         "webhook_secret": lambda: secrets.token_urlsafe(24),
-        "api_token": lambda: "",  # minted by ingest's registry, see edgeorder.demo_provision
+        "api_token": lambda: "",  # minted by ingest's registry, see edgeorder.demo.provision
     }
 
 
@@ -84,4 +84,3 @@ def save_secrets(path: Path, value: DemoSecrets) -> None:
         out.write("\n")
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
-

@@ -66,18 +66,32 @@ def _service_arg(value: str) -> tuple[str, str]:
 
 def main(argv: list[str], prog: str) -> int:
     parser = argparse.ArgumentParser(
-        prog=prog, description="Write DIR/passwd and DIR/acl for Mosquitto from the device "
-        "registry (password_file / acl_file); reload Mosquitto (SIGHUP) afterwards.")
+        prog=prog,
+        description="Write DIR/passwd and DIR/acl for Mosquitto from the device "
+        "registry (password_file / acl_file); reload Mosquitto (SIGHUP) afterwards.",
+    )
     parser.add_argument("--out", type=Path, required=True, help="directory to write into")
-    parser.add_argument("--data-dir", type=Path,
-                        default=os.environ.get("EDGEORDER_INGEST_DATA_DIR"),
-                        help="ingest data directory (env EDGEORDER_INGEST_DATA_DIR)")
-    parser.add_argument("--mode", type=lambda v: int(v, 8), default=0o640,
-                        help="octal file mode (default 640: make the group mosquitto's; a root-"
-                        "started Mosquitto reads its files as user mosquitto)")
-    parser.add_argument("--service", action="append", default=[], metavar="USER=PASSWORD_FILE",
-                        help="create or update service account USER (e.g. ingest) with the "
-                        "password in PASSWORD_FILE before writing; repeatable")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=os.environ.get("EDGEORDER_INGEST_DATA_DIR"),
+        help="ingest data directory (env EDGEORDER_INGEST_DATA_DIR)",
+    )
+    parser.add_argument(
+        "--mode",
+        type=lambda v: int(v, 8),
+        default=0o640,
+        help="octal file mode (default 640: make the group mosquitto's; a root-"
+        "started Mosquitto reads its files as user mosquitto)",
+    )
+    parser.add_argument(
+        "--service",
+        action="append",
+        default=[],
+        metavar="USER=PASSWORD_FILE",
+        help="create or update service account USER (e.g. ingest) with the "
+        "password in PASSWORD_FILE before writing; repeatable",
+    )
     args = parser.parse_args(argv)
     try:
         accounts = [_service_arg(value) for value in args.service]
@@ -96,12 +110,16 @@ def main(argv: list[str], prog: str) -> int:
         db.conn.close()
     clash = set(devices) & set(services)
     if clash:
-        print(f"{prog}: names used by both a device and a service account: {sorted(clash)}",
-              file=sys.stderr)
+        print(
+            f"{prog}: names used by both a device and a service account: {sorted(clash)}",
+            file=sys.stderr,
+        )
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
     _write(args.out / "passwd", render_passwd({**devices, **services}), args.mode)
     _write(args.out / "acl", render_acl(list(services)), args.mode)
-    print(f"wrote {args.out / 'passwd'} ({len(devices)} devices, {len(services)} service "
-          f"accounts) and {args.out / 'acl'}")
+    print(
+        f"wrote {args.out / 'passwd'} ({len(devices)} devices, {len(services)} service "
+        f"accounts) and {args.out / 'acl'}"
+    )
     return 0

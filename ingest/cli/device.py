@@ -27,43 +27,65 @@ __all__ = ["main"]
 
 def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="Manage the device registry.")
-    parser.add_argument("--data-dir", type=Path,
-                        default=os.environ.get("EDGEORDER_INGEST_DATA_DIR"),
-                        help="ingest data directory (env EDGEORDER_INGEST_DATA_DIR; "
-                        "default ./edgeorder-data/ingest)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=os.environ.get("EDGEORDER_INGEST_DATA_DIR"),
+        help="ingest data directory (env EDGEORDER_INGEST_DATA_DIR; "
+        "default ./edgeorder-data/ingest)",
+    )
     # --data-dir is accepted after the action too ("device add X --data-dir D")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
-                        help="ingest data directory")
+    common.add_argument(
+        "--data-dir", type=Path, default=argparse.SUPPRESS, help="ingest data directory"
+    )
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    add = sub.add_parser("add", parents=[common],
-                         help="register a device, print its MQTT password once, "
-                         "write its firmware-config TOML")
+    add = sub.add_parser(
+        "add",
+        parents=[common],
+        help="register a device, print its MQTT password once, write its firmware-config TOML",
+    )
     add.add_argument("device_id", help="1-64 of [A-Za-z0-9_-]; also its MQTT username")
     add.add_argument("--sku", required=True, help="SKU a single click reorders")
     add.add_argument("--quantity", type=int, default=1, help="quantity per order (default 1)")
     add.add_argument("--double-sku", help="SKU a double click reorders (default: nothing)")
-    add.add_argument("--env", choices=["dev", "prod"], default="prod",
-                     help="dev: orders are Test orders (default prod)")
+    add.add_argument(
+        "--env",
+        choices=["dev", "prod"],
+        default="prod",
+        help="dev: orders are Test orders (default prod)",
+    )
     add.add_argument("--name", default="", help="human-readable name")
-    add.add_argument("--allow-parallel", action="store_true",
-                     help="no order-in-flight throttle for this device")
-    add.add_argument("--cancel-window-s", type=int, default=300,
-                     help="a long press cancels the last order within this window")
-    add.add_argument("--mqtt-url", default=os.environ.get("EDGEORDER_INGEST_MQTT_URL",
-                                                          "mqtt://127.0.0.1:1883"),
-                     help="broker URL written into the firmware config")
-    add.add_argument("--config-out", type=Path,
-                     help="where to write the firmware-config TOML (default: print it)")
+    add.add_argument(
+        "--allow-parallel", action="store_true", help="no order-in-flight throttle for this device"
+    )
+    add.add_argument(
+        "--cancel-window-s",
+        type=int,
+        default=300,
+        help="a long press cancels the last order within this window",
+    )
+    add.add_argument(
+        "--mqtt-url",
+        default=os.environ.get("EDGEORDER_INGEST_MQTT_URL", "mqtt://127.0.0.1:1883"),
+        help="broker URL written into the firmware config",
+    )
+    add.add_argument(
+        "--config-out",
+        type=Path,
+        help="where to write the firmware-config TOML (default: print it)",
+    )
     lst = sub.add_parser("list", parents=[common], help="list devices")
     lst.add_argument("--json", action="store_true", help="JSON output")
     show = sub.add_parser("show", parents=[common], help="one device")
     show.add_argument("device_id")
     show.add_argument("--json", action="store_true", help="JSON output")
-    for name, text in (("disable", "refuse the device's events and MQTT login"),
-                       ("enable", "accept the device again"),
-                       ("remove", "delete the device from the registry"),
-                       ("rotate-credentials", "new MQTT password (printed once)")):
+    for name, text in (
+        ("disable", "refuse the device's events and MQTT login"),
+        ("enable", "accept the device again"),
+        ("remove", "delete the device from the registry"),
+        ("rotate-credentials", "new MQTT password (printed once)"),
+    ):
         sub.add_parser(name, parents=[common], help=text).add_argument("device_id")
     return parser
 
@@ -72,11 +94,19 @@ def _add(db: sqlite_utils.Database, args: argparse.Namespace) -> int:
     mapping = p.ButtonMapping(
         single=p.ReorderAction(sku=args.sku, quantity=args.quantity),
         double=p.ReorderAction(sku=args.double_sku, quantity=args.quantity)
-        if args.double_sku else p.NoAction(),
+        if args.double_sku
+        else p.NoAction(),
     )
     row, password = registry.add_device(
-        db, args.device_id, name=args.name, mapping=mapping, env=args.env,
-        allow_parallel=args.allow_parallel, cancel_window_s=args.cancel_window_s, actor="cli")
+        db,
+        args.device_id,
+        name=args.name,
+        mapping=mapping,
+        env=args.env,
+        allow_parallel=args.allow_parallel,
+        cancel_window_s=args.cancel_window_s,
+        actor="cli",
+    )
     toml = render_agent_toml(args.device_id, mqtt_url=args.mqtt_url, password=password)
     print(f"device {row['device_id']} added; MQTT username {row['device_id']}")
     print(f"password (shown once): {password}")
@@ -93,8 +123,10 @@ def _table(rows: list[dict[str, Any]]) -> None:
         single = row["mapping"].get("single", {})
         action = f"{single.get('sku')} x{single.get('quantity')}" if single.get("sku") else "-"
         state = "enabled" if row["enabled"] else "disabled"
-        print(f"{row['device_id']:<24} {state:<9} {row['env']:<5} single={action:<20} "
-              f"config v{row['config_version']}  {row['name']}")
+        print(
+            f"{row['device_id']:<24} {state:<9} {row['env']:<5} single={action:<20} "
+            f"config v{row['config_version']}  {row['name']}"
+        )
 
 
 def _run(db: sqlite_utils.Database, args: argparse.Namespace) -> int:
@@ -102,10 +134,12 @@ def _run(db: sqlite_utils.Database, args: argparse.Namespace) -> int:
         "add": lambda: _add(db, args),
         "list": lambda: _print_rows(registry.list_devices(db), args.json),
         "show": lambda: _print_one(registry.get_device(db, args.device_id), args.json),
-        "disable": lambda: _done(registry.set_enabled(db, args.device_id, False, actor="cli"),
-                                 "disabled"),
-        "enable": lambda: _done(registry.set_enabled(db, args.device_id, True, actor="cli"),
-                                "enabled"),
+        "disable": lambda: _done(
+            registry.set_enabled(db, args.device_id, False, actor="cli"), "disabled"
+        ),
+        "enable": lambda: _done(
+            registry.set_enabled(db, args.device_id, True, actor="cli"), "enabled"
+        ),
         "remove": lambda: _removed(db, args.device_id),
         "rotate-credentials": lambda: _rotated(db, args.device_id),
     }

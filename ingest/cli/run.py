@@ -49,16 +49,22 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "poll_interval_s": ("poll_interval_s", "polling fallback period in seconds (default 30)"),
     "retry_base_s": ("retry_base_s", "first retry delay while the platform is down"),
     "retry_max_s": ("retry_max_s", "longest retry delay (cap of the backoff)"),
-    "outbox_concurrency": ("outbox_concurrency", "orders in flight to the platform "
-                           "(default 256 for ordercore, 64 for the other platforms)"),
-    "outbox_batch_max": ("outbox_batch_max",
-                         "most orders per platform request where it takes several (default 32)"),
+    "outbox_concurrency": (
+        "outbox_concurrency",
+        "orders in flight to the platform (default 256 for ordercore, 64 for the other platforms)",
+    ),
+    "outbox_batch_max": (
+        "outbox_batch_max",
+        "most orders per platform request where it takes several (default 32)",
+    ),
     "stale_event_s": ("stale_event_s", "reject events older than this many seconds"),
     "commit_batch_max": ("commit_batch_max", "most writes per group commit (default 512)"),
     "admin_password": ("admin_password", "create/update dashboard operator admin"),
 }
-_JSON_OPTIONS = {"default_profile": ("default_profile", "buyer JSON (Customer/Shipping/...)"),
-                 "connector_options": ("connector.options", "platform options as JSON")}
+_JSON_OPTIONS = {
+    "default_profile": ("default_profile", "buyer JSON (Customer/Shipping/...)"),
+    "connector_options": ("connector.options", "platform options as JSON"),
+}
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -69,11 +75,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         f"REST API, /metrics and /healthz. Every option also reads {ENV_PREFIX}<OPTION>.",
     )
     for dest, (_, help_text) in {**_OPTIONS, **_JSON_OPTIONS}.items():
-        parser.add_argument("--" + dest.replace("_", "-"), dest=dest, default=None,
-                            help=help_text)
-    parser.add_argument("--mqtt-password-file", default=None, type=Path,
-                        help="file holding ingest's MQTT password (env "
-                        f"{ENV_PREFIX}MQTT_PASSWORD_FILE)")
+        parser.add_argument("--" + dest.replace("_", "-"), dest=dest, default=None, help=help_text)
+    parser.add_argument(
+        "--mqtt-password-file",
+        default=None,
+        type=Path,
+        help=f"file holding ingest's MQTT password (env {ENV_PREFIX}MQTT_PASSWORD_FILE)",
+    )
     return parser
 
 
@@ -124,8 +132,11 @@ async def serve(settings: Settings) -> int:
         # process: out of the collector's way, a full collection no longer walks it (pauses
         # of ~70 ms under load before, the bench's latency tail).
         gc.freeze()
-        log.info("ingest.ready", http=f"http://{settings.http_host}:{settings.http_port}",
-                 mqtt=settings.mqtt_url)
+        log.info(
+            "ingest.ready",
+            http=f"http://{settings.http_host}:{settings.http_port}",
+            mqtt=settings.mqtt_url,
+        )
         await stop.wait()
         log.info("ingest.signal")
     finally:

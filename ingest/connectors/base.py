@@ -95,8 +95,9 @@ class BatchConnector(Protocol):
 
     batch_max: int
 
-    async def create_orders(self, requests: list[OrderRequest]
-                            ) -> list[OrderResult | PlatformError]:
+    async def create_orders(
+        self, requests: list[OrderRequest]
+    ) -> list[OrderResult | PlatformError]:
         """One answer per request, in order: the order, or why it was not made (a
         ``TransientError`` to retry, a ``PermanentError`` to fail). Raises ``TransientError``
         when the call as a whole did not get through (every request is retried)."""

@@ -26,8 +26,14 @@ from edgeorder.ingest.connectors.base import (
     TransientError,
 )
 
-__all__ = ["DEFAULT_PROFILE", "MAX_BATCH", "WEBHOOK_EVENTS", "OrderCoreConnector", "order_result",
-           "state_for_code"]
+__all__ = [
+    "DEFAULT_PROFILE",
+    "MAX_BATCH",
+    "WEBHOOK_EVENTS",
+    "OrderCoreConnector",
+    "order_result",
+    "state_for_code",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -52,21 +58,39 @@ DEFAULT_PROFILE: dict[str, Any] = {
     },
     "Shipping": {
         "Type": 0,
-        "Address": {"Alias": "Home", "Street": "Av. Marechal Camara", "Number": "160",
-                    "District": "Centro", "City": "Rio de Janeiro", "State": "RJ",
-                    "ZipCode": "20020-080", "Country": "Brasil"},
+        "Address": {
+            "Alias": "Home",
+            "Street": "Av. Marechal Camara",
+            "Number": "160",
+            "District": "Centro",
+            "City": "Rio de Janeiro",
+            "State": "RJ",
+            "ZipCode": "20020-080",
+            "Country": "Brasil",
+        },
     },
     "PaymentMethod": {
         "Type": 0,
-        "Data": {"MaskedValue": "411111******1111", "Brand": "visa", "ValidThru": "12/2030",
-                 "Token": "00000000-0000-4000-8000-0000000c0ffe"},
+        "Data": {
+            "MaskedValue": "411111******1111",
+            "Brand": "visa",
+            "ValidThru": "12/2030",
+            "Token": "00000000-0000-4000-8000-0000000c0ffe",
+        },
     },
 }
 """A valid buyer for devices and installations that configured none (demo, tests)."""
 
 
-WEBHOOK_EVENTS = ("order/paid", "order/denied", "order/shipped", "order/completed",
-                  "order/cancelled", "order/closed", "order/reopened")
+WEBHOOK_EVENTS = (
+    "order/paid",
+    "order/denied",
+    "order/shipped",
+    "order/completed",
+    "order/cancelled",
+    "order/closed",
+    "order/reopened",
+)
 """The order events ingest subscribes to: every one but ``order/created`` and
 ``order/authorized``, which leave an order ``ordered`` -- ingest knows that from the checkout
 itself, and a webhook per new order doubled both services' work per event (the bench's
@@ -135,8 +159,15 @@ class OrderCoreConnector:
 
     name = "ordercore"
 
-    def __init__(self, base_url: str, token: str, *, timeout_s: float = 5.0,
-                 default_profile: dict[str, Any] | None = None, batch_max: int = 32) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout_s: float = 5.0,
+        default_profile: dict[str, Any] | None = None,
+        batch_max: int = 32,
+    ) -> None:
         if not 1 <= batch_max <= MAX_BATCH:
             raise ValueError(f"batch_max must be 1-{MAX_BATCH}")
         self.base_url = base_url.rstrip("/")
@@ -156,14 +187,18 @@ class OrderCoreConnector:
             )
         return self._session
 
-    async def _call(self, method: str, path: str, *, body: Any = None,
-                    headers: dict[str, str] | None = None) -> Any:
+    async def _call(
+        self, method: str, path: str, *, body: Any = None, headers: dict[str, str] | None = None
+    ) -> Any:
         if body is not None:  # orjson: the batch bodies and replies are most of the bytes
             headers = {**(headers or {}), "Content-Type": "application/json"}
         try:
             async with self._http().request(
-                method, self.base_url + path, headers=headers,
-                data=None if body is None else orjson.dumps(body)) as resp:
+                method,
+                self.base_url + path,
+                headers=headers,
+                data=None if body is None else orjson.dumps(body),
+            ) as resp:
                 raw = await resp.read()
                 status = resp.status
         except TimeoutError as exc:
@@ -182,36 +217,49 @@ class OrderCoreConnector:
         """The ``POST /api/checkout`` body for one device order."""
         profile = {**self._profile, **request.profile}
         body: dict[str, Any] = {
-            key: profile[key] for key in ("MerchantId", "Customer", "Shipping", "PaymentMethod")
+            key: profile[key]
+            for key in ("MerchantId", "Customer", "Shipping", "PaymentMethod")
             if key in profile
         }
-        body.update({
-            "Currency": profile.get("Currency", "BRL"),
-            "Items": [{"Sku": request.sku, "Quantity": request.quantity}],
-            "Device": {"Id": request.device_id},
-            "Test": request.test,
-        })
+        body.update(
+            {
+                "Currency": profile.get("Currency", "BRL"),
+                "Items": [{"Sku": request.sku, "Quantity": request.quantity}],
+                "Device": {"Id": request.device_id},
+                "Test": request.test,
+            }
+        )
         return body
 
     async def create_order(self, request: OrderRequest) -> OrderResult:
-        data = await self._call("POST", "/api/checkout", body=self.checkout_body(request),
-                                headers={"Idempotency-Key": request.idempotency_key})
+        data = await self._call(
+            "POST",
+            "/api/checkout",
+            body=self.checkout_body(request),
+            headers={"Idempotency-Key": request.idempotency_key},
+        )
         try:
             return order_result(data["Orders"][0])
         except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise TransientError(f"order core: unexpected checkout reply {str(data)[:200]}"
-                                 ) from exc
+            raise TransientError(
+                f"order core: unexpected checkout reply {str(data)[:200]}"
+            ) from exc
 
-    async def create_orders(self, requests: list[OrderRequest]
-                            ) -> list[OrderResult | PlatformError]:
+    async def create_orders(
+        self, requests: list[OrderRequest]
+    ) -> list[OrderResult | PlatformError]:
         """Several orders in one ``POST /api/checkouts``; one answer per request, in order.
 
         An order core without that endpoint (404/405), or one that refuses the request as a
         whole, gets the orders one by one instead, so every order still has its own verdict."""
         if len(requests) == 1 or not self._batch_endpoint:
             return await self._one_by_one(requests)
-        body = {"Checkouts": [{"IdempotencyKey": r.idempotency_key,
-                               "Checkout": self.checkout_body(r)} for r in requests]}
+        body = {
+            "Checkouts": [
+                {"IdempotencyKey": r.idempotency_key, "Checkout": self.checkout_body(r)}
+                for r in requests
+            ]
+        }
         try:
             data = await self._call("POST", "/api/checkouts", body=body)
         except PermanentError as exc:
@@ -219,16 +267,19 @@ class OrderCoreConnector:
                 self._batch_endpoint = False
                 log.warning("ordercore.no_batch_endpoint", status=exc.status)
             else:
-                log.error("ordercore.batch_refused", status=exc.status, reason=exc.reason,
-                          orders=len(requests))
+                log.error(
+                    "ordercore.batch_refused",
+                    status=exc.status,
+                    reason=exc.reason,
+                    orders=len(requests),
+                )
             return await self._one_by_one(requests)
         results = data.get("Results") if isinstance(data, dict) else None
         if not isinstance(results, list) or len(results) != len(requests):
             raise TransientError(f"order core: unexpected batch reply {str(data)[:200]}")
         return [_batch_item(item) for item in results]
 
-    async def _one_by_one(self, requests: list[OrderRequest]
-                          ) -> list[OrderResult | PlatformError]:
+    async def _one_by_one(self, requests: list[OrderRequest]) -> list[OrderResult | PlatformError]:
         async def one(request: OrderRequest) -> OrderResult | PlatformError:
             try:
                 return await self.create_order(request)
@@ -238,9 +289,12 @@ class OrderCoreConnector:
         return list(await asyncio.gather(*(one(r) for r in requests)))
 
     async def cancel_order(self, order_id: str, *, idempotency_key: str) -> OrderResult:
-        data = await self._call("POST", f"/api/order/{order_id}/cancel",
-                                body={"Reason": "customer", "By": "user"},
-                                headers={"Idempotency-Key": idempotency_key})
+        data = await self._call(
+            "POST",
+            f"/api/order/{order_id}/cancel",
+            body={"Reason": "customer", "By": "user"},
+            headers={"Idempotency-Key": idempotency_key},
+        )
         if isinstance(data, dict) and "Id" in data:
             return order_result(data)
         return await self.get_order(order_id)
@@ -258,8 +312,11 @@ class OrderCoreConnector:
         for hook in hooks:
             if isinstance(hook, dict) and hook.get("Url") == url:
                 await self._call("DELETE", f"/api/webhooks/{hook['Id']}")
-        await self._call("POST", "/api/webhooks",
-                         body={"Url": url, "Events": list(WEBHOOK_EVENTS), "Secret": secret})
+        await self._call(
+            "POST",
+            "/api/webhooks",
+            body={"Url": url, "Events": list(WEBHOOK_EVENTS), "Secret": secret},
+        )
 
     async def close(self) -> None:
         if self._session is not None:

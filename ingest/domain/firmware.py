@@ -37,8 +37,13 @@ def render_agent_toml(
     if ca_file:
         mqtt["ca_file"] = ca_file
     doc: dict[str, Any] = {"device_id": device_id, "mqtt": mqtt}
-    for name, table in (("button", button), ("led", led), ("sensor", sensor),
-                        ("outbox", outbox), ("telemetry", telemetry)):
+    for name, table in (
+        ("button", button),
+        ("led", led),
+        ("sensor", sensor),
+        ("outbox", outbox),
+        ("telemetry", telemetry),
+    ):
         if table:
             doc[name] = table
     return tomli_w.dumps(doc)

@@ -113,8 +113,15 @@ class Acl:
             elif rule.user is not None and rule.user == username:
                 yield rule.access, rule.topic
 
-    def allows(self, username: str | None, client_id: str, topic: str, access: Access,
-               *, is_filter: bool = False) -> bool:
+    def allows(
+        self,
+        username: str | None,
+        client_id: str,
+        topic: str,
+        access: Access,
+        *,
+        is_filter: bool = False,
+    ) -> bool:
         """May this client read (receive/subscribe) or write (publish) ``topic``?"""
         match = filter_within if is_filter else topic_matches
         granted = False

@@ -38,8 +38,9 @@ log = structlog.get_logger(__name__)
 class DeliveryTracker:
     """Maps in-flight publishes (paho ``mid``) to history rows and records their PUBACKs."""
 
-    def __init__(self, *, idle_flush_s: float = 0.5,
-                 clock: Callable[[], datetime] = p.utcnow) -> None:
+    def __init__(
+        self, *, idle_flush_s: float = 0.5, clock: Callable[[], datetime] = p.utcnow
+    ) -> None:
         self._idle_flush_s = idle_flush_s
         self._clock = clock
         self._inflight: dict[int, tuple[int, ...]] = {}  # mid -> history ids (loop only)

@@ -73,8 +73,7 @@ class Inbound:
     generation: int
 
 
-def backoff_delays(minimum: float, maximum: float, rng: random.Random | None = None
-                   ) -> Any:
+def backoff_delays(minimum: float, maximum: float, rng: random.Random | None = None) -> Any:
     """Endless "full jitter" exponential backoff: uniform(minimum, min(maximum, minimum*2^n))."""
     rng = rng or random.Random()
     ceiling = minimum
@@ -184,8 +183,9 @@ class MqttLink:
 
     def _make_client(self) -> mqtt.Client:
         o = self.options
-        client = _BufferedClient(CallbackAPIVersion.VERSION2, client_id=o.client_id,
-                                 clean_session=False)
+        client = _BufferedClient(
+            CallbackAPIVersion.VERSION2, client_id=o.client_id, clean_session=False
+        )
         client.manual_ack_set(True)
         # 0 = no client-side in-flight cap. With a cap, paho scans EVERY unanswered message on
         # each PUBACK to find queued ones (``_update_inflight``): with ~1000 statuses in flight
@@ -238,8 +238,7 @@ class MqttLink:
             self._closed.clear()
             try:
                 # blocking socket connect and TLS handshake: off the loop
-                await asyncio.to_thread(self._client.connect, host, port,
-                                        self.options.keepalive_s)
+                await asyncio.to_thread(self._client.connect, host, port, self.options.keepalive_s)
             except (OSError, ssl.SSLError) as exc:
                 delay = next(delays)
                 log.warning("mqtt.connect_failed", error=str(exc), retry_in_s=round(delay, 2))
@@ -348,20 +347,24 @@ class MqttLink:
 
     # --- paho callbacks (on the loop, from loop_read) ---------------------------------------
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
-                    properties: Any = None) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any = None
+    ) -> None:
         if getattr(reason, "is_failure", False):
             log.error("mqtt.refused", reason=str(reason))
             return
         self._generation += 1
         self._had_session = True
-        topics = [(p.subscription(ch, shared_group=self.options.shared_group), qos)
-                  for ch, qos in _SUBSCRIPTIONS]
+        topics = [
+            (p.subscription(ch, shared_group=self.options.shared_group), qos)
+            for ch, qos in _SUBSCRIPTIONS
+        ]
         client.subscribe(topics)
         log.info("mqtt.connected", url=self.options.url, session_present=flags.session_present)
 
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
-                      properties: Any = None) -> None:
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any = None
+    ) -> None:
         self.subscribed.set()
         self.disconnected.clear()
         log.info("mqtt.subscribed", shared_group=self.options.shared_group)
@@ -372,13 +375,13 @@ class MqttLink:
             self.inbound.put_nowait(message)
         except asyncio.QueueFull:
             self.dropped += 1
-            log.error("mqtt.queue_full", topic=message.topic, qos=message.qos,
-                      dropped=self.dropped)
+            log.error("mqtt.queue_full", topic=message.topic, qos=message.qos, dropped=self.dropped)
             if message.qos > 0:
                 self._resync(message.generation)
 
-    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any,
-                    properties: Any = None) -> None:
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any = None
+    ) -> None:
         if getattr(reason, "is_failure", False):  # MQTT 5 only: the broker refused it
             log.error("mqtt.publish_refused", mid=mid, reason=str(reason))
             return
@@ -395,8 +398,11 @@ class MqttLink:
         connection, so without one it would wait forever (holding an in-flight slot): reconnect
         (once per connection; the session persists, and what is still queued from this one is
         handled but no longer acknowledged, as ``ack`` explains)."""
-        if (generation != self._generation or self._resync_generation == generation
-                or self._stopping.is_set()):
+        if (
+            generation != self._generation
+            or self._resync_generation == generation
+            or self._stopping.is_set()
+        ):
             return
         self._resync_generation = generation
         log.warning("mqtt.resync", generation=generation)
@@ -413,8 +419,9 @@ class MqttLink:
         it); after a reconnect the broker redelivers it instead."""
         return message.generation == self._generation
 
-    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
-                ) -> int | None:
+    def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> int | None:
         """Queue a publish (written when the socket is writable; kept while disconnected and
         re-sent after a reconnect); its message id, which ``on_published`` reports back, or
         None when paho could not queue it (every message id still unanswered)."""

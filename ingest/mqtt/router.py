@@ -101,8 +101,13 @@ class Router:
             return
         attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
         delay = retry_delay(attempts - 1, self._retry_base_s, self._retry_max_s)
-        log.warning("router.write_retry", topic=message.topic, attempts=attempts,
-                    retry_in_s=round(delay, 3), error=repr(error))
+        log.warning(
+            "router.write_retry",
+            topic=message.topic,
+            attempts=attempts,
+            retry_in_s=round(delay, 3),
+            error=repr(error),
+        )
         timer: asyncio.TimerHandle | None = None
 
         def again() -> None:
@@ -183,12 +188,17 @@ class Router:
         )
         future.add_done_callback(lambda f: self._recorded(message, event, f))
 
-    def _recorded(self, message: Inbound, event: p.Event, future: asyncio.Future[EventOutcome]
-                  ) -> None:
+    def _recorded(
+        self, message: Inbound, event: p.Event, future: asyncio.Future[EventOutcome]
+    ) -> None:
         if future.cancelled() or future.exception() is not None:
             error = None if future.cancelled() else future.exception()
-            log.error("event.write_failed", device_id=event.device_id, event_id=event.event_id,
-                      error=repr(error))
+            log.error(
+                "event.write_failed",
+                device_id=event.device_id,
+                event_id=event.event_id,
+                error=repr(error),
+            )
             self._failed(message, error)
             return
         outcome = future.result()
@@ -199,22 +209,44 @@ class Router:
             self._on_outbox()
         if self._bus.wants("event"):
             status = outcome.status.status
-            self._bus.publish(Notice("event", event.device_id,
-                                     {"event_id": event.event_id, "state": status.state.value,
-                                      "duplicate": outcome.duplicate}))
+            self._bus.publish(
+                Notice(
+                    "event",
+                    event.device_id,
+                    {
+                        "event_id": event.event_id,
+                        "state": status.state.value,
+                        "duplicate": outcome.duplicate,
+                    },
+                )
+            )
 
     def _count(self, event: p.Event, outcome: EventOutcome) -> None:
         m, status = self._metrics, outcome.status.status
         if outcome.duplicate:
             m.duplicates.inc()
-            log.info("event.duplicate", device_id=event.device_id, event_id=event.event_id,
-                     state=status.state.value)
+            log.info(
+                "event.duplicate",
+                device_id=event.device_id,
+                event_id=event.event_id,
+                state=status.state.value,
+            )
         elif outcome.rejection_code is not None:
             m.rejected.labels(outcome.rejection_code).inc()
-            log.warning("event.rejected", device_id=event.device_id, event_id=event.event_id,
-                        code=outcome.rejection_code, reason=status.reason)
-            self._bus.publish(Notice("rejection", event.device_id,
-                                     {"code": outcome.rejection_code, "reason": status.reason}))
+            log.warning(
+                "event.rejected",
+                device_id=event.device_id,
+                event_id=event.event_id,
+                code=outcome.rejection_code,
+                reason=status.reason,
+            )
+            self._bus.publish(
+                Notice(
+                    "rejection",
+                    event.device_id,
+                    {"code": outcome.rejection_code, "reason": status.reason},
+                )
+            )
         else:
             m.accepted.inc()
             if status.state is p.State.THROTTLED:
@@ -225,20 +257,34 @@ class Router:
 
     # --- undecodable events -----------------------------------------------------------------
 
-    def _reject(self, message: Inbound, device_id: str | None, event_id: str | None,
-                code: str, detail: str) -> None:
+    def _reject(
+        self, message: Inbound, device_id: str | None, event_id: str | None, code: str, detail: str
+    ) -> None:
         now = self._clock()
         if not self._retrying:
             self._metrics.rejected.labels(code).inc()
-        log.warning("event.rejected", device_id=device_id, event_id=event_id, code=code,
-                    reason=detail, topic=message.topic, size=len(message.payload))
+        log.warning(
+            "event.rejected",
+            device_id=device_id,
+            event_id=event_id,
+            code=code,
+            reason=detail,
+            topic=message.topic,
+            size=len(message.payload),
+        )
         future = self._writer.submit(
             lambda conn: ledger.record_rejection(conn, device_id, event_id, code, detail, now)
         )
         future.add_done_callback(lambda f: self._rejected(message, device_id, code, detail, f))
 
-    def _rejected(self, message: Inbound, device_id: str | None, code: str, detail: str,
-                  future: asyncio.Future[StatusOut | None]) -> None:
+    def _rejected(
+        self,
+        message: Inbound,
+        device_id: str | None,
+        code: str,
+        detail: str,
+        future: asyncio.Future[StatusOut | None],
+    ) -> None:
         if future.cancelled() or future.exception() is not None:
             self._failed(message, None if future.cancelled() else future.exception())
             return
@@ -250,13 +296,23 @@ class Router:
 
     # --- presence, telemetry, config/reported ------------------------------------------------
 
-    def _on_report(self, message: Inbound, device_id: str, model: Any,
-                   sql: Callable[[sqlite3.Connection, str, Any, datetime], None]) -> None:
+    def _on_report(
+        self,
+        message: Inbound,
+        device_id: str,
+        model: Any,
+        sql: Callable[[sqlite3.Connection, str, Any, datetime], None],
+    ) -> None:
         try:
             report = p.decode(model, message.payload, max_bytes=p.MAX_EVENT_BYTES)
         except p.PayloadError as exc:
-            log.warning("report.invalid", device_id=device_id, topic=message.topic,
-                        code=exc.code, reason=exc.detail)
+            log.warning(
+                "report.invalid",
+                device_id=device_id,
+                topic=message.topic,
+                code=exc.code,
+                reason=exc.detail,
+            )
             self._done(message)
             return
         if self._devices.get(device_id) is None:
@@ -267,19 +323,26 @@ class Router:
         future = self._writer.submit(lambda conn: sql(conn, device_id, report, now))
         future.add_done_callback(lambda f: self._reported(message, device_id, report, f))
 
-    def _reported(self, message: Inbound, device_id: str, report: Any,
-                  future: asyncio.Future[None]) -> None:
+    def _reported(
+        self, message: Inbound, device_id: str, report: Any, future: asyncio.Future[None]
+    ) -> None:
         if future.cancelled() or future.exception() is not None:
             self._failed(message, None if future.cancelled() else future.exception())
             return
         self._done(message)
-        kind = ("presence" if isinstance(report, p.Presence)
-                else "telemetry" if isinstance(report, p.Telemetry) else "device")
+        kind = (
+            "presence"
+            if isinstance(report, p.Presence)
+            else "telemetry"
+            if isinstance(report, p.Telemetry)
+            else "device"
+        )
         self._bus.publish(Notice(kind, device_id, report.model_dump(mode="json")))
 
 
-def _presence_sql(conn: sqlite3.Connection, device_id: str, report: p.Presence,
-                  now: datetime) -> None:
+def _presence_sql(
+    conn: sqlite3.Connection, device_id: str, report: p.Presence, now: datetime
+) -> None:
     conn.execute(
         "INSERT INTO presence (device_id, online, fw, ts, received_at) VALUES (?, ?, ?, ?, ?) "
         "ON CONFLICT (device_id) DO UPDATE SET online = excluded.online, fw = excluded.fw, "
@@ -288,21 +351,30 @@ def _presence_sql(conn: sqlite3.Connection, device_id: str, report: p.Presence,
     )
 
 
-def _telemetry_sql(conn: sqlite3.Connection, device_id: str, report: p.Telemetry,
-                   now: datetime) -> None:
+def _telemetry_sql(
+    conn: sqlite3.Connection, device_id: str, report: p.Telemetry, now: datetime
+) -> None:
     conn.execute(
         "INSERT INTO telemetry (device_id, uptime_s, queue_depth, dropped, fw, extra, "
         "received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET "
         "uptime_s = excluded.uptime_s, queue_depth = excluded.queue_depth, "
         "dropped = excluded.dropped, fw = excluded.fw, extra = excluded.extra, "
         "received_at = excluded.received_at",
-        [device_id, report.uptime_s, report.queue_depth, report.dropped, report.fw,
-         json.dumps(report.model_extra or {}, default=str), p.format_ts(now)],
+        [
+            device_id,
+            report.uptime_s,
+            report.queue_depth,
+            report.dropped,
+            report.fw,
+            json.dumps(report.model_extra or {}, default=str),
+            p.format_ts(now),
+        ],
     )
 
 
-def _config_sql(conn: sqlite3.Connection, device_id: str, report: p.ConfigReported,
-                now: datetime) -> None:
+def _config_sql(
+    conn: sqlite3.Connection, device_id: str, report: p.ConfigReported, now: datetime
+) -> None:
     conn.execute(
         "INSERT INTO config_reported (device_id, version, ts, received_at) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (device_id) DO UPDATE SET version = excluded.version, ts = excluded.ts, "

@@ -1,6 +1,6 @@
 """Statuses back to devices: retained QoS 1 on ``edgeorder/v1/devices/{id}/status``, plus a
 bus notice for the live dashboard. The rows were already written in ``status_history`` by the
-transaction that produced them (``ingest.ledger``); each publish is handed to the
+transaction that produced them (``ingest.store.ledger``); each publish is handed to the
 ``DeliveryTracker``, which marks those rows confirmed once the broker acknowledged it."""
 
 from __future__ import annotations
@@ -17,15 +17,17 @@ __all__ = ["StatusPublisher", "Transport"]
 
 
 class Transport(Protocol):
-    def publish(self, topic: str, payload: bytes, *, qos: int = 1,
-                retain: bool = False) -> int | None: ...
+    def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> int | None: ...
 
 
 class StatusPublisher:
     """Publishes ``StatusOut`` values after their commit."""
 
-    def __init__(self, transport: Transport, bus: Bus,
-                 delivery: DeliveryTracker | None = None) -> None:
+    def __init__(
+        self, transport: Transport, bus: Bus, delivery: DeliveryTracker | None = None
+    ) -> None:
         self._transport = transport
         self._bus = bus
         self._delivery = delivery

@@ -60,8 +60,9 @@ Outcome = OrderResult | PlatformError
 """What the platform answered for one row: the order, or why not."""
 
 
-def retry_delay(attempts: int, base_s: float, max_s: float,
-                rng: random.Random | None = None) -> float:
+def retry_delay(
+    attempts: int, base_s: float, max_s: float, rng: random.Random | None = None
+) -> float:
     """Delay before attempt ``attempts + 1``: jittered in [base, min(max, base * 2^attempts)]."""
     ceiling = min(max_s, base_s * (2 ** min(attempts, 30)))
     return (rng or random).uniform(min(base_s, ceiling), ceiling)
@@ -74,7 +75,9 @@ def retry_now(db: sqlite_utils.Database, outbox_id: int, *, actor: str = "system
     with atomic(db.conn):
         cursor = db.execute(
             "UPDATE order_outbox SET next_attempt_at = ?, updated_at = ? "
-            "WHERE id = ? AND state = 'pending'", [now, now, outbox_id])
+            "WHERE id = ? AND state = 'pending'",
+            [now, now, outbox_id],
+        )
         if cursor.rowcount:
             _audit(db, actor, "outbox.retry_now", outbox_id, now)
     return bool(cursor.rowcount)
@@ -86,16 +89,22 @@ def discard(db: sqlite_utils.Database, outbox_id: int, *, actor: str = "system")
     with atomic(db.conn):
         row = db.execute(
             "UPDATE order_outbox SET state = 'discarded', updated_at = ? "
-            "WHERE id = ? AND state = 'pending' RETURNING inbox_id", [now, outbox_id]).fetchone()
+            "WHERE id = ? AND state = 'pending' RETURNING inbox_id",
+            [now, outbox_id],
+        ).fetchone()
         if row is None:
             return False
         event = db.execute(
             "UPDATE inbox SET state = 'failed', reason = ?, updated_at = ? WHERE id = ? "
-            "RETURNING device_id, event_id", [DISCARDED, now, row[0]]).fetchone()
+            "RETURNING device_id, event_id",
+            [DISCARDED, now, row[0]],
+        ).fetchone()
         # source 'operator': the running service publishes it to the device (operator_statuses)
-        db.execute("INSERT INTO status_history (device_id, event_id, state, reason, source, at) "
-                   "VALUES (?, ?, 'failed', ?, 'operator', ?)", [event[0], event[1], DISCARDED,
-                                                                 now])
+        db.execute(
+            "INSERT INTO status_history (device_id, event_id, state, reason, source, at) "
+            "VALUES (?, ?, 'failed', ?, 'operator', ?)",
+            [event[0], event[1], DISCARDED, now],
+        )
         _audit(db, actor, "outbox.discard", outbox_id, now)
     return True
 
@@ -105,12 +114,24 @@ def operator_statuses(conn: sqlite3.Connection, after_id: int) -> tuple[int, lis
     last row id seen."""
     rows = conn.execute(
         "SELECT id, device_id, event_id, state, order_id, reason, at FROM status_history "
-        "WHERE id > ? AND source = 'operator' ORDER BY id", [after_id]).fetchall()
+        "WHERE id > ? AND source = 'operator' ORDER BY id",
+        [after_id],
+    ).fetchall()
     last = last_history_id(conn)
-    outs = [StatusOut(r[1], p.Status(event_id=r[2], state=p.State(r[3]), order_id=r[4],
-                                     reason=r[5], ts=datetime.fromisoformat(r[6])),
-                      history_ids=(r[0],))
-            for r in rows]
+    outs = [
+        StatusOut(
+            r[1],
+            p.Status(
+                event_id=r[2],
+                state=p.State(r[3]),
+                order_id=r[4],
+                reason=r[5],
+                ts=datetime.fromisoformat(r[6]),
+            ),
+            history_ids=(r[0],),
+        )
+        for r in rows
+    ]
     return max(last, after_id), outs
 
 
@@ -120,10 +141,14 @@ def last_history_id(conn: sqlite3.Connection) -> int:
 
 
 def _audit(db: sqlite_utils.Database, actor: str, action: str, outbox_id: int, now: str) -> None:
-    ids = db.execute("SELECT device_id, event_id FROM order_outbox WHERE id = ?",
-                     [outbox_id]).fetchone()
-    db.execute("INSERT INTO audit (at, actor, action, device_id, event_id, detail) "
-               "VALUES (?, ?, ?, ?, ?, ?)", [now, actor, action, ids[0], ids[1], str(outbox_id)])
+    ids = db.execute(
+        "SELECT device_id, event_id FROM order_outbox WHERE id = ?", [outbox_id]
+    ).fetchone()
+    db.execute(
+        "INSERT INTO audit (at, actor, action, device_id, event_id, detail) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [now, actor, action, ids[0], ids[1], str(outbox_id)],
+    )
 
 
 def buffer_depth(conn: sqlite3.Connection) -> int:
@@ -159,8 +184,8 @@ class OutboxWorker:
         self._limit, self._clock = concurrency, clock
         # checked once: isinstance against a runtime Protocol walks its attributes each time
         self._batch: BatchConnector | None = (
-            connector if isinstance(connector, BatchConnector) and connector.batch_max > 1
-            else None)
+            connector if isinstance(connector, BatchConnector) and connector.batch_max > 1 else None
+        )
         self._wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task[None]] = {}
         # rows finished while a dispatch read ran: that read may predate their commit
@@ -196,14 +221,22 @@ class OutboxWorker:
         free = self._limit - len(self._inflight)
         self._finished.clear()
         rows, next_due, depth = await self._read(
-            lambda conn: (ledger.due_outbox(conn, now, free + len(self._inflight)),
-                          _next_due(conn, now), buffer_depth(conn)))
+            lambda conn: (
+                ledger.due_outbox(conn, now, free + len(self._inflight)),
+                _next_due(conn, now),
+                buffer_depth(conn),
+            )
+        )
         self._metrics.buffer_depth.set(depth)
         batch_max = self._batch.batch_max if self._batch is not None else 1
         group: list[OutboxRow] = []
         for row in rows:
-            if (row.id in self._inflight or row.id in self._finished or self._is_held(row.id, now)
-                    or len(self._inflight) + len(group) >= self._limit):
+            if (
+                row.id in self._inflight
+                or row.id in self._finished
+                or self._is_held(row.id, now)
+                or len(self._inflight) + len(group) >= self._limit
+            ):
                 continue
             if batch_max > 1 and row.op == "create":
                 group.append(row)
@@ -236,8 +269,9 @@ class OutboxWorker:
         crashes = self._held.get(row.id, (self._clock(), 0))[1] + 1
         delay = retry_delay(crashes - 1, self._base, self._max)
         self._held[row.id] = (self._clock() + timedelta(seconds=delay), crashes)
-        log.warning("outbox.attempt_held", outbox_id=row.id, crashes=crashes,
-                    retry_in_s=round(delay, 3))
+        log.warning(
+            "outbox.attempt_held", outbox_id=row.id, crashes=crashes, retry_in_s=round(delay, 3)
+        )
 
     async def _cancel_inflight(self) -> None:
         """Shutdown: abandon calls in flight; their rows stay pending (safe to retry)."""
@@ -250,26 +284,43 @@ class OutboxWorker:
         try:
             outcomes = await self._call(rows)
             now = self._clock()
-            delays = [retry_delay(r.attempts, self._base, self._max)
-                      if isinstance(o, TransientError) else 0.0
-                      for r, o in zip(rows, outcomes, strict=True)]
-            settled = await self._writer.run(lambda c: [
-                self._settle(c, row, outcome, now, delay)
-                for row, outcome, delay in zip(rows, outcomes, delays, strict=True)])
-            for row, outcome, delay, outs in zip(rows, outcomes, delays, settled,
-                                                 strict=True):
+            delays = [
+                retry_delay(r.attempts, self._base, self._max)
+                if isinstance(o, TransientError)
+                else 0.0
+                for r, o in zip(rows, outcomes, strict=True)
+            ]
+            settled = await self._writer.run(
+                lambda c: [
+                    self._settle(c, row, outcome, now, delay)
+                    for row, outcome, delay in zip(rows, outcomes, delays, strict=True)
+                ]
+            )
+            for row, outcome, delay, outs in zip(rows, outcomes, delays, settled, strict=True):
                 self._held.pop(row.id, None)
                 self._account(row, outcome, outs, now, delay)
                 self._statuses.publish(outs)
                 if self._bus is not None:
-                    self._bus.publish(Notice("outbox", row.device_id, {
-                        "source": WORKER, "id": row.id, "event_id": row.event_id,
-                        "states": [o.status.state.value for o in outs]}))
+                    self._bus.publish(
+                        Notice(
+                            "outbox",
+                            row.device_id,
+                            {
+                                "source": WORKER,
+                                "id": row.id,
+                                "event_id": row.event_id,
+                                "states": [o.status.state.value for o in outs],
+                            },
+                        )
+                    )
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("outbox.attempt_crashed", outbox_ids=[r.id for r in rows],
-                          event_ids=[r.event_id for r in rows])
+            log.exception(
+                "outbox.attempt_crashed",
+                outbox_ids=[r.id for r in rows],
+                event_ids=[r.event_id for r in rows],
+            )
             for row in rows:
                 self._hold(row)
         finally:
@@ -291,40 +342,73 @@ class OutboxWorker:
                 return await self._batch.create_orders([self._request(r) for r in rows])
             if row.op == "cancel":
                 assert row.target_order_id is not None
-                return [await self._connector.cancel_order(row.target_order_id,
-                                                           idempotency_key=row.event_id)]
+                return [
+                    await self._connector.cancel_order(
+                        row.target_order_id, idempotency_key=row.event_id
+                    )
+                ]
             return [await self._connector.create_order(self._request(row))]
         except PlatformError as exc:
             return [exc] * len(rows)
 
-    def _settle(self, conn: sqlite3.Connection, row: OutboxRow, outcome: Outcome,
-                now: datetime, delay: float) -> list[StatusOut]:
+    def _settle(
+        self,
+        conn: sqlite3.Connection,
+        row: OutboxRow,
+        outcome: Outcome,
+        now: datetime,
+        delay: float,
+    ) -> list[StatusOut]:
         """Record one row's outcome (writer thread, inside the group's transaction)."""
         if isinstance(outcome, TransientError):
-            return ledger.mark_transient(conn, row, error=outcome.reason,
-                                         next_attempt_at=now + timedelta(seconds=delay), now=now)
+            return ledger.mark_transient(
+                conn,
+                row,
+                error=outcome.reason,
+                next_attempt_at=now + timedelta(seconds=delay),
+                now=now,
+            )
         if isinstance(outcome, PlatformError):
             return ledger.mark_failed(conn, row, reason=outcome.reason, now=now)
         if row.op == "cancel":
             return ledger.mark_cancelled(conn, row, now=now)
         status = outcome.platform_status if isinstance(outcome.platform_status, int) else None
         return ledger.mark_created(
-            conn, row, order_id=outcome.order_id, state=outcome.state, platform_status=status,
-            amount=outcome.amount, currency=outcome.currency, now=now)
+            conn,
+            row,
+            order_id=outcome.order_id,
+            state=outcome.state,
+            platform_status=status,
+            amount=outcome.amount,
+            currency=outcome.currency,
+            now=now,
+        )
 
-    def _account(self, row: OutboxRow, outcome: Outcome, outs: list[StatusOut],
-                 now: datetime, delay: float) -> None:
+    def _account(
+        self, row: OutboxRow, outcome: Outcome, outs: list[StatusOut], now: datetime, delay: float
+    ) -> None:
         """Metrics and log lines of one settled row (after its commit)."""
         if isinstance(outcome, TransientError):
             self._metrics.platform_retries.inc()
-            log.info("outbox.retry", outbox_id=row.id, event_id=row.event_id,
-                     reason=outcome.reason, attempts=row.attempts + 1,
-                     retry_in_s=round(delay, 3))
+            log.info(
+                "outbox.retry",
+                outbox_id=row.id,
+                event_id=row.event_id,
+                reason=outcome.reason,
+                attempts=row.attempts + 1,
+                retry_in_s=round(delay, 3),
+            )
             return
         if isinstance(outcome, PlatformError):
             self._metrics.orders_failed.inc()
-            log.warning("outbox.refused", outbox_id=row.id, event_id=row.event_id, op=row.op,
-                        reason=outcome.reason, status=outcome.status)
+            log.warning(
+                "outbox.refused",
+                outbox_id=row.id,
+                event_id=row.event_id,
+                op=row.op,
+                reason=outcome.reason,
+                status=outcome.status,
+            )
             return
         if row.op != "create" or not outs:
             return  # a cancel, or already recorded (the platform replayed its answer to our key)
@@ -334,19 +418,31 @@ class OutboxWorker:
             self._metrics.ordered_latency.observe(elapsed)
         # debug, not info: one line per order cost ~4% of ingest's CPU under load; the
         # orders_created metric and the dashboard already count them
-        log.debug("outbox.ordered", event_id=row.event_id, device_id=row.device_id,
-                  order_id=outcome.order_id, attempts=row.attempts + 1)
+        log.debug(
+            "outbox.ordered",
+            event_id=row.event_id,
+            device_id=row.device_id,
+            order_id=outcome.order_id,
+            attempts=row.attempts + 1,
+        )
 
     def _request(self, row: OutboxRow) -> OrderRequest:
         device = self._devices.get(row.device_id)
         profile = {**self._profile, **(device.profile if device else {})}
-        return OrderRequest(idempotency_key=row.event_id, device_id=row.device_id,
-                            sku=row.sku or "", quantity=row.quantity or 1, test=row.test,
-                            profile=profile)
+        return OrderRequest(
+            idempotency_key=row.event_id,
+            device_id=row.device_id,
+            sku=row.sku or "",
+            quantity=row.quantity or 1,
+            test=row.test,
+            profile=profile,
+        )
 
 
 def _next_due(conn: sqlite3.Connection, now: datetime) -> datetime | None:
     row = conn.execute(
         "SELECT MIN(next_attempt_at) FROM order_outbox WHERE state = 'pending' "
-        "AND next_attempt_at > ?", [p.format_ts(now)]).fetchone()
+        "AND next_attempt_at > ?",
+        [p.format_ts(now)],
+    ).fetchone()
     return datetime.fromisoformat(row[0]) if row and row[0] else None

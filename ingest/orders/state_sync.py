@@ -47,8 +47,9 @@ def signature(secret: str, body: bytes) -> str:
 
 def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
     """Constant-time check of the ``X-Edgeorder-Signature`` header (False without a secret)."""
-    return bool(secret) and header is not None and hmac.compare_digest(
-        signature(secret, body), header)
+    return (
+        bool(secret) and header is not None and hmac.compare_digest(signature(secret, body), header)
+    )
 
 
 def parse_webhook(body: bytes) -> tuple[str, p.State, int] | None:
@@ -68,19 +69,29 @@ def parse_webhook(body: bytes) -> tuple[str, p.State, int] | None:
 class OrderStateSync:
     """Applies platform order states; hosts the webhook handler and the poller."""
 
-    def __init__(self, *, writer: Writer, read: Callable[[Callable[[sqlite3.Connection], Any]],
-                 Any], connector: Connector, statuses: StatusPublisher, secret: str,
-                 poll_interval_s: float, clock: Callable[[], datetime] = p.utcnow) -> None:
+    def __init__(
+        self,
+        *,
+        writer: Writer,
+        read: Callable[[Callable[[sqlite3.Connection], Any]], Any],
+        connector: Connector,
+        statuses: StatusPublisher,
+        secret: str,
+        poll_interval_s: float,
+        clock: Callable[[], datetime] = p.utcnow,
+    ) -> None:
         self._writer, self._read, self._connector = writer, read, connector
         self._statuses, self._secret = statuses, secret
         self._interval, self._clock = poll_interval_s, clock
         self.applied = 0
 
-    async def apply(self, order_id: str, state: p.State, code: int | None, source: str
-                    ) -> list[StatusOut]:
+    async def apply(
+        self, order_id: str, state: p.State, code: int | None, source: str
+    ) -> list[StatusOut]:
         now = self._clock()
         outs = await self._writer.run(
-            lambda c: ledger.apply_order_state(c, order_id, state, code, now, source=source))
+            lambda c: ledger.apply_order_state(c, order_id, state, code, now, source=source)
+        )
         self._statuses.publish(outs)
         if outs:
             self.applied += 1
@@ -124,8 +135,9 @@ class OrderStateSync:
                 log.exception("poll.crashed")
 
 
-async def register_webhook(connector: Any, url: str, secret: str,
-                           backoff_min_s: float = 0.5, backoff_max_s: float = 60.0) -> None:
+async def register_webhook(
+    connector: Any, url: str, secret: str, backoff_min_s: float = 0.5, backoff_max_s: float = 60.0
+) -> None:
     """Register ``url`` with the platform (replacing earlier registrations of the same URL),
     retrying with jittered backoff while the platform is unreachable."""
     delays = backoff_delays(backoff_min_s, backoff_max_s)

@@ -33,8 +33,9 @@ def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
-def open_db(path: Path | str, *, migrate_schema: bool = True, readonly: bool = False
-            ) -> sqlite_utils.Database:
+def open_db(
+    path: Path | str, *, migrate_schema: bool = True, readonly: bool = False
+) -> sqlite_utils.Database:
     """The database at ``path`` (created if missing), migrated to ``SCHEMA_VERSION``.
 
     ``migrate_schema=False`` for short-lived readers that must not take the write lock.

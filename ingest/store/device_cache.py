@@ -33,9 +33,14 @@ def _load(db_path: Path) -> dict[str, Device]:
 class DeviceCache:
     """``get(device_id)`` answers from memory; ``reload()`` re-reads the registry."""
 
-    def __init__(self, db_path: Path, *, miss_refresh_s: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic,
-                 on_config_change: Callable[[Device], None] | None = None) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        *,
+        miss_refresh_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_config_change: Callable[[Device], None] | None = None,
+    ) -> None:
         self._db_path = db_path
         self._on_config_change = on_config_change
         self._devices: dict[str, Device] = {}

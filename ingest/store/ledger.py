@@ -87,30 +87,48 @@ def _ts(now: datetime) -> str:
     return p.format_ts(now)
 
 
-def _status(device_id: str, event_id: str | None, state: p.State, now: datetime, *,
-            order_id: str | None = None, reason: str | None = None) -> StatusOut:
-    status = p.Status(event_id=event_id, state=state, order_id=order_id,
-                      reason=reason[:500] if reason else None, ts=now)
+def _status(
+    device_id: str,
+    event_id: str | None,
+    state: p.State,
+    now: datetime,
+    *,
+    order_id: str | None = None,
+    reason: str | None = None,
+) -> StatusOut:
+    status = p.Status(
+        event_id=event_id,
+        state=state,
+        order_id=order_id,
+        reason=reason[:500] if reason else None,
+        ts=now,
+    )
     return StatusOut(device_id, status)
 
 
-def _history(conn: sqlite3.Connection, out: StatusOut, source: str,
-             at: str | None = None) -> StatusOut:
+def _history(
+    conn: sqlite3.Connection, out: StatusOut, source: str, at: str | None = None
+) -> StatusOut:
     """Record ``out`` (unconfirmed until its publish is acknowledged); ``out`` with its row.
     ``at``: ``out.status.ts`` already formatted by the caller (saves formatting it again)."""
     s = out.status
     cursor = conn.execute(
         "INSERT INTO status_history (device_id, event_id, state, order_id, reason, source, at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [out.device_id, s.event_id, s.state.value, s.order_id, s.reason, source,
-         at or _ts(s.ts)],
+        [out.device_id, s.event_id, s.state.value, s.order_id, s.reason, source, at or _ts(s.ts)],
     )
     assert cursor.lastrowid is not None
     return StatusOut(out.device_id, s, (cursor.lastrowid,))
 
 
-def record_rejection(conn: sqlite3.Connection, device_id: str | None, event_id: str | None,
-                     code: str, detail: str, now: datetime) -> StatusOut | None:
+def record_rejection(
+    conn: sqlite3.Connection,
+    device_id: str | None,
+    event_id: str | None,
+    code: str,
+    detail: str,
+    now: datetime,
+) -> StatusOut | None:
     """A ``rejections`` row; the status to publish when the device can be addressed."""
     conn.execute(
         "INSERT INTO rejections (device_id, event_id, code, detail, at) VALUES (?, ?, ?, ?, ?)",
@@ -144,8 +162,14 @@ def _last_order(conn: sqlite3.Connection, device_id: str) -> rules.CancelTarget 
     return rules.CancelTarget(row[0], row[1], datetime.fromisoformat(row[2]))
 
 
-def record_event(conn: sqlite3.Connection, event: p.Event, device: Device | None, *,
-                 now: datetime, stale_after_s: float) -> EventOutcome:
+def record_event(
+    conn: sqlite3.Connection,
+    event: p.Event,
+    device: Device | None,
+    *,
+    now: datetime,
+    stale_after_s: float,
+) -> EventOutcome:
     """Dedup, decide and record one decoded event (inbox + outbox rows + history).
 
     A new event (the common case) costs one INSERT that the inbox's UNIQUE (device_id,
@@ -155,7 +179,10 @@ def record_event(conn: sqlite3.Connection, event: p.Event, device: Device | None
     if device is None:
         return _unknown_device(conn, event, digest, now)
     decision = rules.evaluate(
-        event, device, now=now, stale_after_s=stale_after_s,
+        event,
+        device,
+        now=now,
+        stale_after_s=stale_after_s,
         sku_in_flight=lambda sku: _sku_in_flight(conn, event.device_id, sku),
         last_order=lambda: _last_order(conn, event.device_id),
     )
@@ -177,8 +204,7 @@ def record_event(conn: sqlite3.Connection, event: p.Event, device: Device | None
     return EventOutcome(out, rejection_code=code, outbox_created=decision.op is not None)
 
 
-def _repeat(conn: sqlite3.Connection, event: p.Event, digest: str, now: datetime
-            ) -> EventOutcome:
+def _repeat(conn: sqlite3.Connection, event: p.Event, digest: str, now: datetime) -> EventOutcome:
     """The inbox already holds ``event``'s id: a redelivery (answer its current state) or the
     id reused with another payload (a conflict)."""
     known = conn.execute(
@@ -187,47 +213,77 @@ def _repeat(conn: sqlite3.Connection, event: p.Event, digest: str, now: datetime
         [event.device_id, event.event_id],
     ).fetchone()
     if known[0] != digest:
-        out = record_rejection(conn, event.device_id, event.event_id, "payload_conflict",
-                               rules.REASON_PAYLOAD_CONFLICT, now)
+        out = record_rejection(
+            conn,
+            event.device_id,
+            event.event_id,
+            "payload_conflict",
+            rules.REASON_PAYLOAD_CONFLICT,
+            now,
+        )
         assert out is not None
         return EventOutcome(out, rejection_code="payload_conflict")
-    current = _status(event.device_id, event.event_id, p.State(known[1]), now,
-                      order_id=known[2], reason=known[3])
+    current = _status(
+        event.device_id, event.event_id, p.State(known[1]), now, order_id=known[2], reason=known[3]
+    )
     return EventOutcome(current, duplicate=True)
 
 
-def _unknown_device(conn: sqlite3.Connection, event: p.Event, digest: str, now: datetime
-                    ) -> EventOutcome:
+def _unknown_device(
+    conn: sqlite3.Connection, event: p.Event, digest: str, now: datetime
+) -> EventOutcome:
     """No such device (any more): a repeat of an event it recorded earlier still answers its
     state; anything else is rejected and NOT kept in the inbox, so once the device is
     registered its re-sent event counts."""
-    exists = conn.execute("SELECT 1 FROM inbox WHERE device_id = ? AND event_id = ?",
-                          [event.device_id, event.event_id]).fetchone()
+    exists = conn.execute(
+        "SELECT 1 FROM inbox WHERE device_id = ? AND event_id = ?",
+        [event.device_id, event.event_id],
+    ).fetchone()
     if exists is not None:
         return _repeat(conn, event, digest, now)
-    out = record_rejection(conn, event.device_id, event.event_id, "unknown_device",
-                           rules.REASON_UNKNOWN_DEVICE, now)
+    out = record_rejection(
+        conn, event.device_id, event.event_id, "unknown_device", rules.REASON_UNKNOWN_DEVICE, now
+    )
     assert out is not None
     return EventOutcome(out, rejection_code="unknown_device")
 
 
-def _insert_inbox(conn: sqlite3.Connection, event: p.Event, payload: str, digest: str,
-                  decision: rules.Decision, at: str) -> int | None:
+def _insert_inbox(
+    conn: sqlite3.Connection,
+    event: p.Event,
+    payload: str,
+    digest: str,
+    decision: rules.Decision,
+    at: str,
+) -> int | None:
     """The new inbox row's id; None when the event's id is already there."""
     row = conn.execute(
         "INSERT INTO inbox (device_id, event_id, payload_hash, payload, kind, trigger, seq, ts, "
         "received_at, action, state, reason, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (device_id, event_id) DO NOTHING RETURNING id",
-        [event.device_id, event.event_id, digest, payload, event.kind.value,
-         event.trigger, event.seq, _ts(event.ts), at,
-         decision.action.model_dump_json(), decision.state.value, decision.reason, at],
+        [
+            event.device_id,
+            event.event_id,
+            digest,
+            payload,
+            event.kind.value,
+            event.trigger,
+            event.seq,
+            _ts(event.ts),
+            at,
+            decision.action.model_dump_json(),
+            decision.state.value,
+            decision.reason,
+            at,
+        ],
     ).fetchone()
     return None if row is None else int(row[0])
 
 
-def _insert_outbox(conn: sqlite3.Connection, inbox_id: int, event: p.Event,
-                   decision: rules.Decision, at: str) -> None:
+def _insert_outbox(
+    conn: sqlite3.Connection, inbox_id: int, event: p.Event, decision: rules.Decision, at: str
+) -> None:
     sku = quantity = None
     if isinstance(decision.action, p.ReorderAction):
         sku, quantity = decision.action.sku, decision.action.quantity
@@ -236,8 +292,19 @@ def _insert_outbox(conn: sqlite3.Connection, inbox_id: int, event: p.Event,
         "INSERT INTO order_outbox (inbox_id, device_id, event_id, op, sku, quantity, test, "
         "target_order_id, next_attempt_at, created_at, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [inbox_id, event.device_id, event.event_id, decision.op, sku, quantity,
-         int(decision.test), target, at, at, at],
+        [
+            inbox_id,
+            event.device_id,
+            event.event_id,
+            decision.op,
+            sku,
+            quantity,
+            int(decision.test),
+            target,
+            at,
+            at,
+            at,
+        ],
     )
 
 
@@ -253,8 +320,10 @@ def due_outbox(conn: sqlite3.Connection, now: datetime, limit: int) -> list[Outb
         "LIMIT ?",
         [_ts(now), limit],
     ).fetchall()
-    return [OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9], r[10])
-            for r in rows]
+    return [
+        OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9], r[10])
+        for r in rows
+    ]
 
 
 def next_due_at(conn: sqlite3.Connection) -> str | None:
@@ -265,9 +334,17 @@ def next_due_at(conn: sqlite3.Connection) -> str | None:
     return row[0] if row else None
 
 
-def _set_event(conn: sqlite3.Connection, inbox_id: int, state: p.State, now: datetime, *,
-               order_id: str | None = None, reason: str | None = None,
-               source: str = "ingest", at: str | None = None) -> StatusOut:
+def _set_event(
+    conn: sqlite3.Connection,
+    inbox_id: int,
+    state: p.State,
+    now: datetime,
+    *,
+    order_id: str | None = None,
+    reason: str | None = None,
+    source: str = "ingest",
+    at: str | None = None,
+) -> StatusOut:
     at = at or _ts(now)
     row = conn.execute(
         "UPDATE inbox SET state = ?, order_id = COALESCE(?, order_id), reason = ?, "
@@ -285,21 +362,45 @@ def _outbox_state(conn: sqlite3.Connection, outbox_id: int) -> tuple[str, int] |
     return None if row is None else (row[0], row[1])
 
 
-def mark_created(conn: sqlite3.Connection, row: OutboxRow, *, order_id: str, state: p.State,
-                 platform_status: int | None, amount: int | None, currency: str | None,
-                 now: datetime) -> list[StatusOut]:
+def mark_created(
+    conn: sqlite3.Connection,
+    row: OutboxRow,
+    *,
+    order_id: str,
+    state: p.State,
+    platform_status: int | None,
+    amount: int | None,
+    currency: str | None,
+    now: datetime,
+) -> list[StatusOut]:
     """The platform created the order: outbox done, ``orders`` row, event ``ordered``."""
     if _outbox_state(conn, row.id) != ("pending", row.inbox_id):
         return []  # discarded by an operator meanwhile; the platform's key prevents a double
     at = _ts(now)  # formatted once for every row of this change
-    conn.execute("UPDATE order_outbox SET state = 'done', attempts = attempts + 1, "
-                 "last_error = NULL, updated_at = ? WHERE id = ?", [at, row.id])
+    conn.execute(
+        "UPDATE order_outbox SET state = 'done', attempts = attempts + 1, "
+        "last_error = NULL, updated_at = ? WHERE id = ?",
+        [at, row.id],
+    )
     conn.execute(
         "INSERT INTO orders (order_id, inbox_id, device_id, event_id, sku, quantity, amount, "
         "currency, test, state, platform_status, created_at, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING",
-        [order_id, row.inbox_id, row.device_id, row.event_id, row.sku or "", row.quantity or 0,
-         amount, currency, int(row.test), p.State.ORDERED.value, platform_status, at, at],
+        [
+            order_id,
+            row.inbox_id,
+            row.device_id,
+            row.event_id,
+            row.sku or "",
+            row.quantity or 0,
+            amount,
+            currency,
+            int(row.test),
+            p.State.ORDERED.value,
+            platform_status,
+            at,
+            at,
+        ],
     )
     out = [_set_event(conn, row.inbox_id, p.State.ORDERED, now, order_id=order_id, at=at)]
     if state is not p.State.ORDERED:  # the platform already moved on (e.g. paid at once)
@@ -307,8 +408,14 @@ def mark_created(conn: sqlite3.Connection, row: OutboxRow, *, order_id: str, sta
     return out
 
 
-def mark_transient(conn: sqlite3.Connection, row: OutboxRow, *, error: str,
-                   next_attempt_at: datetime, now: datetime) -> list[StatusOut]:
+def mark_transient(
+    conn: sqlite3.Connection,
+    row: OutboxRow,
+    *,
+    error: str,
+    next_attempt_at: datetime,
+    now: datetime,
+) -> list[StatusOut]:
     """Keep the row for a retry; the event goes ``queued`` the first time only."""
     if _outbox_state(conn, row.id) != ("pending", row.inbox_id):
         return []
@@ -323,8 +430,9 @@ def mark_transient(conn: sqlite3.Connection, row: OutboxRow, *, error: str,
     return [_set_event(conn, row.inbox_id, p.State.QUEUED, now)]
 
 
-def mark_failed(conn: sqlite3.Connection, row: OutboxRow, *, reason: str,
-                now: datetime) -> list[StatusOut]:
+def mark_failed(
+    conn: sqlite3.Connection, row: OutboxRow, *, reason: str, now: datetime
+) -> list[StatusOut]:
     """The platform refused: outbox ``failed``, the event ``failed`` with the platform's reason."""
     if _outbox_state(conn, row.id) != ("pending", row.inbox_id):
         return []
@@ -336,23 +444,31 @@ def mark_failed(conn: sqlite3.Connection, row: OutboxRow, *, reason: str,
     return [_set_event(conn, row.inbox_id, p.State.FAILED, now, reason=reason)]
 
 
-def mark_cancelled(conn: sqlite3.Connection, row: OutboxRow, *, now: datetime
-                   ) -> list[StatusOut]:
+def mark_cancelled(conn: sqlite3.Connection, row: OutboxRow, *, now: datetime) -> list[StatusOut]:
     """A long press cancelled ``row.target_order_id``: both events learn ``cancelled``."""
     if _outbox_state(conn, row.id) != ("pending", row.inbox_id) or row.target_order_id is None:
         return []
-    conn.execute("UPDATE order_outbox SET state = 'done', attempts = attempts + 1, "
-                 "last_error = NULL, updated_at = ? WHERE id = ?", [_ts(now), row.id])
-    out = apply_order_state(conn, row.target_order_id, p.State.CANCELLED, None, now,
-                            source="ingest")
-    out.append(_set_event(conn, row.inbox_id, p.State.CANCELLED, now,
-                          order_id=row.target_order_id))
+    conn.execute(
+        "UPDATE order_outbox SET state = 'done', attempts = attempts + 1, "
+        "last_error = NULL, updated_at = ? WHERE id = ?",
+        [_ts(now), row.id],
+    )
+    out = apply_order_state(
+        conn, row.target_order_id, p.State.CANCELLED, None, now, source="ingest"
+    )
+    out.append(_set_event(conn, row.inbox_id, p.State.CANCELLED, now, order_id=row.target_order_id))
     return out
 
 
-def apply_order_state(conn: sqlite3.Connection, order_id: str, state: p.State,
-                      platform_status: int | None, now: datetime, *,
-                      source: str) -> list[StatusOut]:
+def apply_order_state(
+    conn: sqlite3.Connection,
+    order_id: str,
+    state: p.State,
+    platform_status: int | None,
+    now: datetime,
+    *,
+    source: str,
+) -> list[StatusOut]:
     """Move an order (and its event) forward to ``state``; stale or unknown changes are
     ignored (never backwards)."""
     row = conn.execute(
@@ -366,8 +482,7 @@ def apply_order_state(conn: sqlite3.Connection, order_id: str, state: p.State,
         [state.value, platform_status, _ts(now), order_id],
     )
     reason = "payment denied" if state is p.State.FAILED else None
-    return [_set_event(conn, row[1], state, now, order_id=order_id, reason=reason,
-                       source=source)]
+    return [_set_event(conn, row[1], state, now, order_id=order_id, reason=reason, source=source)]
 
 
 def open_orders(conn: sqlite3.Connection, limit: int = 500) -> list[str]:
@@ -380,17 +495,18 @@ def open_orders(conn: sqlite3.Connection, limit: int = 500) -> list[str]:
     return [r[0] for r in rows]
 
 
-def confirm_published(conn: sqlite3.Connection, history_ids: Iterable[int], now: datetime
-                      ) -> int:
+def confirm_published(conn: sqlite3.Connection, history_ids: Iterable[int], now: datetime) -> int:
     """Mark history rows as delivered to the broker (PUBACK seen); the number marked."""
     ids = sorted(set(history_ids))
     marked = 0
     for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
-        chunk = ids[start:start + 500]
+        chunk = ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
         marked += conn.execute(
             f"UPDATE status_history SET published_at = ? WHERE id IN ({marks}) "
-            "AND published_at IS NULL", [_ts(now), *chunk]).rowcount
+            "AND published_at IS NULL",
+            [_ts(now), *chunk],
+        ).rowcount
     return marked
 
 
@@ -421,26 +537,43 @@ def unconfirmed_statuses(conn: sqlite3.Connection) -> list[StatusOut]:
     carries the event's unconfirmed rows, which its confirmed publish settles. Any age."""
     out: list[StatusOut] = []
     for device_id, event_id, last_id in conn.execute(_UNCONFIRMED_EVENTS).fetchall():
-        pending = tuple(r[0] for r in conn.execute(
-            "SELECT id FROM status_history WHERE device_id = ? AND event_id IS ? "
-            "AND published_at IS NULL ORDER BY id", [device_id, event_id]).fetchall())
-        out.append(StatusOut(device_id, _current_status(conn, device_id, event_id, last_id),
-                             history_ids=pending))
+        pending = tuple(
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM status_history WHERE device_id = ? AND event_id IS ? "
+                "AND published_at IS NULL ORDER BY id",
+                [device_id, event_id],
+            ).fetchall()
+        )
+        out.append(
+            StatusOut(
+                device_id, _current_status(conn, device_id, event_id, last_id), history_ids=pending
+            )
+        )
     return out
 
 
-def _current_status(conn: sqlite3.Connection, device_id: str, event_id: str | None,
-                    last_id: int) -> p.Status:
+def _current_status(
+    conn: sqlite3.Connection, device_id: str, event_id: str | None, last_id: int
+) -> p.Status:
     """The inbox's state for a recorded event, else its newest history row (rejections that
     never entered the inbox)."""
     row = conn.execute(
         "SELECT state, order_id, reason, updated_at FROM inbox "
-        "WHERE device_id = ? AND event_id = ?", [device_id, event_id]).fetchone()
+        "WHERE device_id = ? AND event_id = ?",
+        [device_id, event_id],
+    ).fetchone()
     if row is None:
-        row = conn.execute("SELECT state, order_id, reason, at FROM status_history "
-                           "WHERE id = ?", [last_id]).fetchone()
-    return p.Status(event_id=event_id, state=p.State(row[0]), order_id=row[1], reason=row[2],
-                    ts=datetime.fromisoformat(row[3]))
+        row = conn.execute(
+            "SELECT state, order_id, reason, at FROM status_history WHERE id = ?", [last_id]
+        ).fetchone()
+    return p.Status(
+        event_id=event_id,
+        state=p.State(row[0]),
+        order_id=row[1],
+        reason=row[2],
+        ts=datetime.fromisoformat(row[3]),
+    )
 
 
 def as_json(value: Any) -> str:

@@ -164,7 +164,7 @@ _V1 = (
 )
 
 _V2 = (
-    # The order-in-flight throttle asks this for every reorder press (ingest.ledger).
+    # The order-in-flight throttle asks this for every reorder press (ingest.store.ledger).
     "CREATE INDEX order_outbox_device_sku ON order_outbox (device_id, sku, state)",
     "CREATE INDEX orders_device_created ON orders (device_id, created_at)",
 )
@@ -172,7 +172,7 @@ _V2 = (
 _V3 = (
     # Tracked status delivery: a history row is unconfirmed until the broker acknowledged its
     # QoS 1 publish (PUBACK); ingest re-publishes the current status of every event with an
-    # unconfirmed row at start-up (ingest.delivery).
+    # unconfirmed row at start-up (ingest.mqtt.delivery).
     "ALTER TABLE status_history ADD COLUMN published_at TEXT",
     "CREATE INDEX status_history_unconfirmed ON status_history (id) WHERE published_at IS NULL",
     # Rows written before tracking existed: the old start-up re-published the last 15 minutes,

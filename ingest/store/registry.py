@@ -36,7 +36,6 @@ __all__ = [
 ]
 
 
-
 class RegistryError(ValueError):
     """A registry operation that cannot be done as asked."""
 
@@ -56,8 +55,9 @@ def _now() -> str:
     return p.format_ts(p.utcnow())
 
 
-def _audit(db: sqlite_utils.Database, actor: str, action: str, device_id: str | None,
-           detail: str = "") -> None:
+def _audit(
+    db: sqlite_utils.Database, actor: str, action: str, device_id: str | None, detail: str = ""
+) -> None:
     db.execute(
         "INSERT INTO audit (at, actor, action, device_id, detail) VALUES (?, ?, ?, ?, ?)",
         [_now(), actor, action, device_id, detail],
@@ -101,9 +101,19 @@ def add_device(
             "INSERT INTO devices (device_id, name, env, enabled, mapping, allow_parallel, "
             "cancel_window_s, profile, config_version, mqtt_hash, simulated, created_at, "
             "updated_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
-            [device_id, name, env, mapping.model_dump_json(), int(allow_parallel),
-             cancel_window_s, json.dumps(profile or {}), hash_password(password),
-             int(simulated), now, now],
+            [
+                device_id,
+                name,
+                env,
+                mapping.model_dump_json(),
+                int(allow_parallel),
+                cancel_window_s,
+                json.dumps(profile or {}),
+                hash_password(password),
+                int(simulated),
+                now,
+                now,
+            ],
         )
         _audit(db, actor, "device.add", device_id, f"env={env}")
     return get_device(db, device_id), password
@@ -133,8 +143,15 @@ def load_devices(db: sqlite_utils.Database) -> dict[str, Device]:
     return {r["device_id"]: Device.from_row(dict(r)) for r in db["devices"].rows}
 
 
-def _update(db: sqlite_utils.Database, device_id: str, actor: str, action: str, detail: str,
-            sets: str, params: list[Any]) -> dict[str, Any]:
+def _update(
+    db: sqlite_utils.Database,
+    device_id: str,
+    actor: str,
+    action: str,
+    detail: str,
+    sets: str,
+    params: list[Any],
+) -> dict[str, Any]:
     with atomic(db.conn):
         cursor = db.execute(
             f"UPDATE devices SET {sets}, updated_at = ? WHERE device_id = ?",
@@ -146,36 +163,58 @@ def _update(db: sqlite_utils.Database, device_id: str, actor: str, action: str, 
     return get_device(db, device_id)
 
 
-def set_enabled(db: sqlite_utils.Database, device_id: str, enabled: bool, *,
-                actor: str = "system") -> dict[str, Any]:
+def set_enabled(
+    db: sqlite_utils.Database, device_id: str, enabled: bool, *, actor: str = "system"
+) -> dict[str, Any]:
     """Enable or disable a device (a disabled device's events are rejected)."""
     action = "device.enable" if enabled else "device.disable"
     return _update(db, device_id, actor, action, "", "enabled = ?", [int(enabled)])
 
 
-def set_env(db: sqlite_utils.Database, device_id: str, env: Env, *,
-            actor: str = "system") -> dict[str, Any]:
+def set_env(
+    db: sqlite_utils.Database, device_id: str, env: Env, *, actor: str = "system"
+) -> dict[str, Any]:
     """Switch a device between ``dev`` (Test orders) and ``prod``; bumps config_version."""
     if env not in ("dev", "prod"):
         raise RegistryError(f"env must be dev or prod, not {env!r}")
-    return _update(db, device_id, actor, "device.set_env", f"env={env}",
-                   "env = ?, config_version = config_version + 1", [env])
+    return _update(
+        db,
+        device_id,
+        actor,
+        "device.set_env",
+        f"env={env}",
+        "env = ?, config_version = config_version + 1",
+        [env],
+    )
 
 
-def update_mapping(db: sqlite_utils.Database, device_id: str, mapping: p.ButtonMapping, *,
-                   actor: str = "system") -> dict[str, Any]:
+def update_mapping(
+    db: sqlite_utils.Database, device_id: str, mapping: p.ButtonMapping, *, actor: str = "system"
+) -> dict[str, Any]:
     """Replace the device's button mapping and bump its config_version."""
-    return _update(db, device_id, actor, "device.update_mapping", mapping.model_dump_json(),
-                   "mapping = ?, config_version = config_version + 1",
-                   [mapping.model_dump_json()])
+    return _update(
+        db,
+        device_id,
+        actor,
+        "device.update_mapping",
+        mapping.model_dump_json(),
+        "mapping = ?, config_version = config_version + 1",
+        [mapping.model_dump_json()],
+    )
 
 
-def rotate_credentials(db: sqlite_utils.Database, device_id: str, *,
-                       actor: str = "system") -> str:
+def rotate_credentials(db: sqlite_utils.Database, device_id: str, *, actor: str = "system") -> str:
     """A new MQTT password for the device (returned once; only its hash is stored)."""
     password = generate_password()
-    _update(db, device_id, actor, "device.rotate_credentials", "", "mqtt_hash = ?",
-            [hash_password(password)])
+    _update(
+        db,
+        device_id,
+        actor,
+        "device.rotate_credentials",
+        "",
+        "mqtt_hash = ?",
+        [hash_password(password)],
+    )
     return password
 
 
@@ -188,8 +227,9 @@ def remove_device(db: sqlite_utils.Database, device_id: str, *, actor: str = "sy
         _audit(db, actor, "device.remove", device_id)
 
 
-def ensure_service_account(db: sqlite_utils.Database, username: str, password: str, *,
-                           actor: str = "system") -> None:
+def ensure_service_account(
+    db: sqlite_utils.Database, username: str, password: str, *, actor: str = "system"
+) -> None:
     """Create or re-key the MQTT service account ``username`` (e.g. ingest's own)."""
     with atomic(db.conn):
         db.execute(

@@ -11,7 +11,7 @@ future resolved means "on disk".
 
 ``before_commit(conn)``, when given, runs at the end of every group commit's transaction (in
 its own savepoint; its failure fails nothing else): bookkeeping that rides along with the
-commits there are anyway (ingest.delivery's publish confirmations) instead of paying for its
+commits there are anyway (ingest.mqtt.delivery's publish confirmations) instead of paying for its
 own.
 """
 
@@ -64,9 +64,14 @@ class Writer:
     """``await writer.run(fn)`` runs ``fn(conn)`` in the next group commit and returns its
     result once that commit is durable."""
 
-    def __init__(self, path: Path, *, batch_max: int = 512,
-                 on_commit: Callable[[int], None] | None = None,
-                 before_commit: Callable[[sqlite3.Connection], object] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        batch_max: int = 512,
+        on_commit: Callable[[int], None] | None = None,
+        before_commit: Callable[[sqlite3.Connection], object] | None = None,
+    ) -> None:
         self._path = path
         self._batch_max = batch_max
         self._on_commit = on_commit
@@ -80,8 +85,9 @@ class Writer:
         """Open the connection and start the thread (call from the event loop)."""
         self._loop = asyncio.get_running_loop()
         conn = connect(self._path)
-        self._thread = threading.Thread(target=self._run, args=(conn,), name="ingest-writer",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(conn,), name="ingest-writer", daemon=True
+        )
         self._thread.start()
 
     async def stop(self) -> None:
@@ -153,8 +159,9 @@ class Writer:
         except RuntimeError:  # the loop is closed: nobody is waiting any more
             pass
 
-    def _transaction(self, conn: sqlite3.Connection, batch: list[_Job[Any]], *, careful: bool
-                     ) -> list[tuple[_Job[Any], Any, BaseException | None]]:
+    def _transaction(
+        self, conn: sqlite3.Connection, batch: list[_Job[Any]], *, careful: bool
+    ) -> list[tuple[_Job[Any], Any, BaseException | None]]:
         """One transaction over ``batch``. Optimistic (``careful=False``): no savepoint per
         job -- two statements fewer per event on the hot path -- and ``_JobFailed`` at the first
         failing job, transaction left open for the caller's rollback."""
@@ -174,16 +181,16 @@ class Writer:
         return results
 
     @staticmethod
-    def _failed(conn: sqlite3.Connection, batch: list[_Job[Any]], exc: Exception
-                ) -> list[tuple[_Job[Any], Any, BaseException | None]]:
+    def _failed(
+        conn: sqlite3.Connection, batch: list[_Job[Any]], exc: Exception
+    ) -> list[tuple[_Job[Any], Any, BaseException | None]]:
         log.error("writer.commit_failed", error=str(exc), jobs=len(batch))
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         return [(job, None, exc) for job in batch]
 
     @staticmethod
-    def _piggyback(conn: sqlite3.Connection, hook: Callable[[sqlite3.Connection], object]
-                   ) -> None:
+    def _piggyback(conn: sqlite3.Connection, hook: Callable[[sqlite3.Connection], object]) -> None:
         conn.execute("SAVEPOINT hook")
         try:
             hook(conn)
@@ -193,8 +200,9 @@ class Writer:
         conn.execute("RELEASE hook")
 
     @staticmethod
-    def _one(conn: sqlite3.Connection, job: _Job[Any]
-             ) -> tuple[_Job[Any], Any, BaseException | None]:
+    def _one(
+        conn: sqlite3.Connection, job: _Job[Any]
+    ) -> tuple[_Job[Any], Any, BaseException | None]:
         conn.execute("SAVEPOINT job")
         try:
             value = job.fn(conn)

@@ -99,8 +99,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             field = (await request.post()).get("csrf_token")
             presented = field if isinstance(field, str) else None
         if not auth.csrf_matches(identity.session, presented):
-            log.warning("csrf_refused", path=request.path, user=identity.name,
-                        reason="missing" if presented is None else "mismatch")
+            log.warning(
+                "csrf_refused",
+                path=request.path,
+                user=identity.name,
+                reason="missing" if presented is None else "mismatch",
+            )
             return _error(request, 403, "missing or wrong CSRF token")
     return await handler(request)
 
@@ -123,9 +127,10 @@ async def _authenticate(request: web.Request) -> Identity | None:
 
 def _refuse(request: web.Request) -> web.StreamResponse:
     if request.path.startswith("/api/") or request.path == "/api":
-        resp = web.json_response({"error": "unauthorized",
-                                  "detail": "log in or send Authorization: Bearer <token>"},
-                                 status=401)
+        resp = web.json_response(
+            {"error": "unauthorized", "detail": "log in or send Authorization: Bearer <token>"},
+            status=401,
+        )
         resp.headers["WWW-Authenticate"] = 'Bearer realm="edgeorder"'
         return resp
     target = request.path_qs if request.method == "GET" else "/"
@@ -148,10 +153,15 @@ def _error(request: web.Request, status: int, detail: str) -> web.Response:
 
 # --- login / logout ------------------------------------------------------------------------
 
+
 def _safe_next(value: object) -> str:
     """Only same-site absolute paths are followed after login (no open redirect)."""
-    if isinstance(value, str) and value.startswith("/") and not value.startswith("//") \
-            and "\\" not in value:
+    if (
+        isinstance(value, str)
+        and value.startswith("/")
+        and not value.startswith("//")
+        and "\\" not in value
+    ):
         return value
     return "/"
 
@@ -162,7 +172,7 @@ def _login_page(next_url: str, message: str = "", username: str = "") -> Markup:
         f'{note}<form method="post" action="/login" class="card login">'
         f'<input type="hidden" name="next" value="{esc(next_url)}">'
         f'<label>Username <input name="username" autocomplete="username" required'
-        f'{attrs(value=username or None)} autofocus></label>'
+        f"{attrs(value=username or None)} autofocus></label>"
         '<label>Password <input name="password" type="password" '
         'autocomplete="current-password" required></label>'
         '<button type="submit">Log in</button></form>'
@@ -184,9 +194,13 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     previous = request.cookies.get(COOKIE_NAME)
 
     def attempt(conn: sqlite3.Connection) -> tuple[auth.LoginResult, str | None]:
-        result = auth.check_login(conn, username, password,
-                                  max_failures=settings.login_max_failures,
-                                  lockout_s=settings.login_lockout_s)
+        result = auth.check_login(
+            conn,
+            username,
+            password,
+            max_failures=settings.login_max_failures,
+            lockout_s=settings.login_lockout_s,
+        )
         if result.outcome is not auth.LoginOutcome.OK:
             return result, None
         if previous:  # a fresh session id at every login (no session fixation)
@@ -201,16 +215,31 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         if delay > 0:
             await asyncio.sleep(delay)
         locked = result.outcome is auth.LoginOutcome.LOCKED
-        log.warning("login_failed", user=username, reason=result.outcome.value,
-                    locked_until=result.locked_until, peer=request.remote)
-        message = ("Too many failed attempts: this account is locked for a while."
-                   if locked else "Wrong username or password.")
+        log.warning(
+            "login_failed",
+            user=username,
+            reason=result.outcome.value,
+            locked_until=result.locked_until,
+            peer=request.remote,
+        )
+        message = (
+            "Too many failed attempts: this account is locked for a while."
+            if locked
+            else "Wrong username or password."
+        )
         page = _login_page(next_url, message, username)
         return html_response(page, status=429 if locked else 401)
     log.info("login", user=username, peer=request.remote)
     resp = see_other(next_url)
-    resp.set_cookie(COOKIE_NAME, cookie, max_age=settings.session_ttl_s, path="/",
-                    httponly=True, samesite="Strict", secure=settings.cookie_secure)
+    resp.set_cookie(
+        COOKIE_NAME,
+        cookie,
+        max_age=settings.session_ttl_s,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=settings.cookie_secure,
+    )
     return resp
 
 

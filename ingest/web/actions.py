@@ -82,10 +82,13 @@ async def press(request: web.Request) -> web.Response:
     actor = identity_of(request).actor
     simulator.press(device_id, click)
     log.info("simulated_press", device_id=device_id, click=click, actor=actor)
-    await request.app[WEBDB_KEY].write(lambda conn: conn.execute(
-        "INSERT INTO audit (at, actor, action, device_id, detail) VALUES "
-        "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?, 'device.press', ?, ?)",
-        (actor, device_id, click)))
+    await request.app[WEBDB_KEY].write(
+        lambda conn: conn.execute(
+            "INSERT INTO audit (at, actor, action, device_id, detail) VALUES "
+            "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?, 'device.press', ?, ?)",
+            (actor, device_id, click),
+        )
+    )
     return _done(request, views.device_url(device_id), device_id=device_id, click=click)
 
 
@@ -122,8 +125,9 @@ async def set_mapping(request: web.Request) -> web.Response:
             return web.json_response({"ok": False, "error": str(exc)}, status=400)
         return await device_page(request, notice=f"Mapping not saved: {exc}", status=400)
     actor = identity_of(request).actor
-    await _registry(request,
-                    lambda db: registry.update_mapping(db, device_id, mapping, actor=actor))
+    await _registry(
+        request, lambda db: registry.update_mapping(db, device_id, mapping, actor=actor)
+    )
     _notify(request, "device", device_id)
     await _push_config(request, device_id)
     return _done(request, views.device_url(device_id), mapping=mapping.model_dump(mode="json"))
@@ -132,13 +136,15 @@ async def set_mapping(request: web.Request) -> web.Response:
 async def rotate(request: web.Request) -> web.Response:
     device_id, actor = _device_id(request), identity_of(request).actor
     password: str = await _registry(
-        request, lambda db: registry.rotate_credentials(db, device_id, actor=actor))
+        request, lambda db: registry.rotate_credentials(db, device_id, actor=actor)
+    )
     _notify(request, "device", device_id)
     log.info("credentials_rotated", device_id=device_id, actor=actor)
     if _wants_json(request):
         return web.json_response({"ok": True, "device_id": device_id, "password": password})
-    return await device_page(request, secret=password,
-                             notice="Credentials rotated: update the device's config file.")
+    return await device_page(
+        request, secret=password, notice="Credentials rotated: update the device's config file."
+    )
 
 
 async def provision(request: web.Request) -> web.Response:
@@ -149,25 +155,40 @@ async def provision(request: web.Request) -> web.Response:
     actor = identity_of(request).actor
     try:
         mapping = forms.parse_mapping(form)
-        row, password = await request.app[WEBDB_KEY].write_db(lambda db: registry.add_device(
-            db, device_id, name=name, mapping=mapping, env=env, actor=actor))
+        row, password = await request.app[WEBDB_KEY].write_db(
+            lambda db: registry.add_device(
+                db, device_id, name=name, mapping=mapping, env=env, actor=actor
+            )
+        )
     except (forms.FormError, registry.RegistryError) as exc:
         log.info("provision_refused", device_id=device_id, reason=str(exc))
         csrf = identity_of(request).csrf_token or ""
-        return page(request, "Provisioning",
-                    views.provision_body(csrf, error=str(exc), form=fields),
-                    active="provision", status=409 if isinstance(
-                        exc, registry.DeviceExistsError) else 400)
+        return page(
+            request,
+            "Provisioning",
+            views.provision_body(csrf, error=str(exc), form=fields),
+            active="provision",
+            status=409 if isinstance(exc, registry.DeviceExistsError) else 400,
+        )
     _notify(request, "device", device_id)
     await _push_config(request, device_id)
     settings = request.app[SETTINGS_KEY]
-    toml = render_agent_toml(device_id, mqtt_url=settings.mqtt_url, password=password,
-                             ca_file=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None)
+    toml = render_agent_toml(
+        device_id,
+        mqtt_url=settings.mqtt_url,
+        password=password,
+        ca_file=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
+    )
     if _wants_json(request):
-        return web.json_response({"ok": True, "device": row, "password": password,
-                                  "firmware_config": toml})
-    return page(request, f"Device {device_id} added", _credentials(device_id, password, toml),
-                active="provision")
+        return web.json_response(
+            {"ok": True, "device": row, "password": password, "firmware_config": toml}
+        )
+    return page(
+        request,
+        f"Device {device_id} added",
+        _credentials(device_id, password, toml),
+        active="provision",
+    )
 
 
 def _credentials(device_id: str, password: str, toml: str) -> Markup:
@@ -175,7 +196,7 @@ def _credentials(device_id: str, password: str, toml: str) -> Markup:
     return Markup(
         '<div class="secret card" role="alert"><p><b>Shown once.</b> Copy the password or '
         "download the config file now: only its hash is stored.</p>"
-        f'<dl><dt>MQTT username</dt><dd><code>{esc(device_id)}</code></dd>'
+        f"<dl><dt>MQTT username</dt><dd><code>{esc(device_id)}</code></dd>"
         f'<dt>MQTT password</dt><dd><code id="new-password">{esc(password)}</code></dd></dl>'
         f'<p><a class="button" id="toml-download" download="{esc(device_id)}.toml" '
         f'href="{esc(href)}">Download firmware config ({esc(device_id)}.toml)</a></p>'
@@ -184,8 +205,7 @@ def _credentials(device_id: str, password: str, toml: str) -> Markup:
     )
 
 
-async def _outbox_action(request: web.Request, name: Literal["retry", "discard"]
-                         ) -> web.Response:
+async def _outbox_action(request: web.Request, name: Literal["retry", "discard"]) -> web.Response:
     raw_id = request.match_info["outbox_id"]
     if len(raw_id) > 18:  # beyond SQLite's 64-bit integers: no such row
         raise web.HTTPNotFound(text=f"order #{raw_id} is not waiting in the buffer\n")

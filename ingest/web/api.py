@@ -59,8 +59,12 @@ class DevicePatch(BaseModel):
 
 def _error(status: int, code: str, message: str, **extra: Any) -> web.HTTPException:
     body = json.dumps({"Error": code, "Message": message, **extra})
-    cls = {400: web.HTTPBadRequest, 404: web.HTTPNotFound, 409: web.HTTPConflict,
-           422: web.HTTPUnprocessableEntity}[status]
+    cls = {
+        400: web.HTTPBadRequest,
+        404: web.HTTPNotFound,
+        409: web.HTTPConflict,
+        422: web.HTTPUnprocessableEntity,
+    }[status]
     return cls(text=body, content_type="application/json")
 
 
@@ -68,8 +72,10 @@ async def _body(request: web.Request, model: type[BaseModel]) -> Any:
     try:
         return model.model_validate_json(await request.read())
     except ValidationError as exc:
-        fields = [{"Field": ".".join(map(str, e["loc"])), "Message": e["msg"]}
-                  for e in exc.errors(include_url=False)]
+        fields = [
+            {"Field": ".".join(map(str, e["loc"])), "Message": e["msg"]}
+            for e in exc.errors(include_url=False)
+        ]
         raise _error(422, "validation", "invalid body", Fields=fields) from exc
 
 
@@ -86,8 +92,13 @@ def _registry_call(request: web.Request, fn: Callable[[sqlite_utils.Database], T
     return asyncio.to_thread(run)
 
 
-async def _mutate(request: web.Request, fn: Callable[[sqlite_utils.Database], T],
-                  device_id: str | None, *, config: bool = False) -> T:
+async def _mutate(
+    request: web.Request,
+    fn: Callable[[sqlite_utils.Database], T],
+    device_id: str | None,
+    *,
+    config: bool = False,
+) -> T:
     try:
         result: T = await _registry_call(request, fn)
     except registry.UnknownDeviceError as exc:
@@ -118,7 +129,8 @@ async def get_device(request: web.Request) -> web.Response:
     device_id = request.match_info["device_id"]
     try:
         return web.json_response(
-            await _registry_call(request, lambda db: registry.get_device(db, device_id)))
+            await _registry_call(request, lambda db: registry.get_device(db, device_id))
+        )
     except registry.UnknownDeviceError as exc:
         raise _error(404, "not_found", str(exc)) from exc
 
@@ -126,15 +138,27 @@ async def get_device(request: web.Request) -> web.Response:
 async def add_device(request: web.Request) -> web.Response:
     body: DeviceIn = await _body(request, DeviceIn)
     actor = _actor(request)
-    row, password = await _mutate(request, lambda db: registry.add_device(
-        db, body.device_id, name=body.name, mapping=body.mapping,
-        env="dev" if body.env == "dev" else "prod", allow_parallel=body.allow_parallel,
-        cancel_window_s=body.cancel_window_s, profile=body.profile, actor=actor),
-        body.device_id, config=True)
+    row, password = await _mutate(
+        request,
+        lambda db: registry.add_device(
+            db,
+            body.device_id,
+            name=body.name,
+            mapping=body.mapping,
+            env="dev" if body.env == "dev" else "prod",
+            allow_parallel=body.allow_parallel,
+            cancel_window_s=body.cancel_window_s,
+            profile=body.profile,
+            actor=actor,
+        ),
+        body.device_id,
+        config=True,
+    )
     settings = request.app[SETTINGS_KEY]
     toml = render_agent_toml(body.device_id, mqtt_url=settings.mqtt_url, password=password)
-    return web.json_response({"device": row, "password": password, "firmware_config": toml},
-                             status=201)
+    return web.json_response(
+        {"device": row, "password": password, "firmware_config": toml}, status=201
+    )
 
 
 async def patch_device(request: web.Request) -> web.Response:
@@ -147,8 +171,9 @@ async def patch_device(request: web.Request) -> web.Response:
         if body.enabled is not None:
             row = registry.set_enabled(db, device_id, body.enabled, actor=actor)
         if body.env is not None:
-            row = registry.set_env(db, device_id, "dev" if body.env == "dev" else "prod",
-                                   actor=actor)
+            row = registry.set_env(
+                db, device_id, "dev" if body.env == "dev" else "prod", actor=actor
+            )
         if body.mapping is not None:
             row = registry.update_mapping(db, device_id, body.mapping, actor=actor)
         return row
@@ -160,8 +185,7 @@ async def patch_device(request: web.Request) -> web.Response:
 async def delete_device(request: web.Request) -> web.Response:
     device_id = request.match_info["device_id"]
     actor = _actor(request)
-    await _mutate(request, lambda db: registry.remove_device(db, device_id, actor=actor),
-                  device_id)
+    await _mutate(request, lambda db: registry.remove_device(db, device_id, actor=actor), device_id)
     return web.Response(status=204)
 
 
@@ -169,7 +193,8 @@ async def rotate(request: web.Request) -> web.Response:
     device_id = request.match_info["device_id"]
     actor = _actor(request)
     password = await _mutate(
-        request, lambda db: registry.rotate_credentials(db, device_id, actor=actor), device_id)
+        request, lambda db: registry.rotate_credentials(db, device_id, actor=actor), device_id
+    )
     return web.json_response({"device_id": device_id, "password": password})
 
 
@@ -200,22 +225,31 @@ async def _query(request: web.Request, table_sql: str, order: str) -> web.Respon
 
 async def list_events(request: web.Request) -> web.Response:
     return await _query(
-        request, "SELECT id, device_id, event_id, kind, trigger, seq, ts, received_at, action, "
-        "state, order_id, reason, updated_at FROM inbox", "id DESC")
+        request,
+        "SELECT id, device_id, event_id, kind, trigger, seq, ts, received_at, action, "
+        "state, order_id, reason, updated_at FROM inbox",
+        "id DESC",
+    )
 
 
 async def get_event(request: web.Request) -> web.Response:
     device_id, event_id = request.match_info["device_id"], request.match_info["event_id"]
 
     def load(conn: sqlite3.Connection) -> dict[str, Any] | None:
-        found = _rows(conn, "SELECT * FROM inbox WHERE device_id = ? AND event_id = ?",
-                      [device_id, event_id.upper()])
+        found = _rows(
+            conn,
+            "SELECT * FROM inbox WHERE device_id = ? AND event_id = ?",
+            [device_id, event_id.upper()],
+        )
         if not found:
             return None
         event = found[0]
         event["history"] = _rows(
-            conn, "SELECT state, order_id, reason, source, at FROM status_history "
-            "WHERE device_id = ? AND event_id = ? ORDER BY id", [device_id, event_id.upper()])
+            conn,
+            "SELECT state, order_id, reason, source, at FROM status_history "
+            "WHERE device_id = ? AND event_id = ? ORDER BY id",
+            [device_id, event_id.upper()],
+        )
         return event
 
     event = await request.app[READER_KEY](load)
@@ -230,8 +264,11 @@ async def list_orders(request: web.Request) -> web.Response:
 
 async def list_buffer(request: web.Request) -> web.Response:
     def load(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-        return _rows(conn, "SELECT * FROM order_outbox WHERE state = 'pending' "
-                     "ORDER BY next_attempt_at LIMIT ?", [_limit(request)])
+        return _rows(
+            conn,
+            "SELECT * FROM order_outbox WHERE state = 'pending' ORDER BY next_attempt_at LIMIT ?",
+            [_limit(request)],
+        )
 
     return web.json_response({"Data": await request.app[READER_KEY](load)})
 
@@ -272,17 +309,24 @@ def openapi_document() -> dict[str, Any]:
     """OpenAPI 3.1 description of this API."""
     paths: dict[str, dict[str, Any]] = {}
     for method, path, summary in _PATHS:
-        params = [{"name": name.strip("{}"), "in": "path", "required": True,
-                   "schema": {"type": "string"}}
-                  for name in path.split("/") if name.startswith("{")]
-        op: dict[str, Any] = {"summary": summary, "parameters": params,
-                              "responses": {"200": {"description": "OK"}}}
+        params = [
+            {"name": name.strip("{}"), "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in path.split("/")
+            if name.startswith("{")
+        ]
+        op: dict[str, Any] = {
+            "summary": summary,
+            "parameters": params,
+            "responses": {"200": {"description": "OK"}},
+        }
         if (method, path) == ("post", "/api/devices"):
-            op["requestBody"] = {"content": {"application/json": {
-                "schema": DeviceIn.model_json_schema()}}}
+            op["requestBody"] = {
+                "content": {"application/json": {"schema": DeviceIn.model_json_schema()}}
+            }
         if method == "patch":
-            op["requestBody"] = {"content": {"application/json": {
-                "schema": DevicePatch.model_json_schema()}}}
+            op["requestBody"] = {
+                "content": {"application/json": {"schema": DevicePatch.model_json_schema()}}
+            }
         paths.setdefault(path, {})[method] = op
     return {
         "openapi": "3.1.0",

@@ -28,8 +28,10 @@ def hourly_chart(counts: Sequence[tuple[str, int, int]]) -> Markup:
     ]
     for n, (hour, orders, rejected) in enumerate(counts):
         x = _PAD_L + n * slot
-        for offset, value, cls, label in ((0.0, orders, "orders", "orders"),
-                                          (bar, rejected, "rejections", "rejected")):
+        for offset, value, cls, label in (
+            (0.0, orders, "orders", "orders"),
+            (bar, rejected, "rejections", "rejected"),
+        ):
             h = plot_h * value / top
             parts.append(
                 f'<rect x="{x + offset:.1f}" y="{_H - _PAD_B - h:.1f}" width="{bar:.1f}" '
@@ -37,8 +39,10 @@ def hourly_chart(counts: Sequence[tuple[str, int, int]]) -> Markup:
                 f"<title>{esc(hour[11:13])}:00 UTC — {value} {label}</title></rect>"
             )
         if n % 3 == 0:
-            parts.append(f'<text x="{x + bar:.1f}" y="{_H - 6}" class="tick" '
-                         f'text-anchor="middle">{esc(hour[11:13])}h</text>')
+            parts.append(
+                f'<text x="{x + bar:.1f}" y="{_H - 6}" class="tick" '
+                f'text-anchor="middle">{esc(hour[11:13])}h</text>'
+            )
     total_o = sum(o for _, o, _ in counts)
     total_r = sum(r for _, _, r in counts)
     return Markup(

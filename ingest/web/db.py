@@ -61,7 +61,8 @@ class WebDb:
         transactions (the registry's and outbox's functions use ``atomic``)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._writer, lambda: fn(sqlite_utils.Database(self._conn(False))))
+            self._writer, lambda: fn(sqlite_utils.Database(self._conn(False)))
+        )
 
     def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._conn(False)

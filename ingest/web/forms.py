@@ -35,8 +35,9 @@ def _action(form: Mapping[str, Any], click: str) -> dict[str, Any]:
     raise FormError(f"{click}: unknown action {kind!r}")
 
 
-def parse_mapping(form: Mapping[str, Any], *, sensors: dict[str, Any] | None = None
-                  ) -> p.ButtonMapping:
+def parse_mapping(
+    form: Mapping[str, Any], *, sensors: dict[str, Any] | None = None
+) -> p.ButtonMapping:
     """The ``{click}_type``/``_sku``/``_quantity`` fields as a ``ButtonMapping``.
 
     Sensor mappings are not edited here and are carried over from ``sensors``.

@@ -40,8 +40,7 @@ LIVE_STREAMS_KEY = web.AppKey("web_live_streams", LiveStreams)
 
 def encode_notice(notice: Notice) -> bytes:
     """One SSE frame: ``event: notice`` with ``{"kind", "device_id"}`` as JSON data."""
-    data = json.dumps({"kind": notice.kind, "device_id": notice.device_id},
-                      separators=(",", ":"))
+    data = json.dumps({"kind": notice.kind, "device_id": notice.device_id}, separators=(",", ":"))
     return f"event: notice\ndata: {data}\n\n".encode()
 
 
@@ -50,9 +49,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if bus is None:
         raise web.HTTPServiceUnavailable(text="live updates are not available\n")
     streams = request.app[LIVE_STREAMS_KEY]
-    resp = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream", "Cache-Control": "no-store",
-        "X-Accel-Buffering": "no"})
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        }
+    )
     await resp.prepare(request)
     task = asyncio.current_task()
     assert task is not None

@@ -10,8 +10,16 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-__all__ = ["SECURITY_HEADERS", "Markup", "attrs", "csrf_field", "esc", "html_response", "join",
-           "layout"]
+__all__ = [
+    "SECURITY_HEADERS",
+    "Markup",
+    "attrs",
+    "csrf_field",
+    "esc",
+    "html_response",
+    "join",
+    "layout",
+]
 
 
 class Markup(str):
@@ -44,35 +52,56 @@ def csrf_field(token: str) -> Markup:
     return Markup(f'<input type="hidden" name="csrf_token" value="{esc(token)}">')
 
 
-_NAV = (("/", "Fleet", "fleet"), ("/buffer", "Buffer", "buffer"),
-        ("/provision", "Provisioning", "provision"))
+_NAV = (
+    ("/", "Fleet", "fleet"),
+    ("/buffer", "Buffer", "buffer"),
+    ("/provision", "Provisioning", "provision"),
+)
 
 
-def layout(title: str, body: Markup, *, user: str | None, csrf: str | None,
-           active: str = "", live: str = "", device: str | None = None) -> Markup:
+def layout(
+    title: str,
+    body: Markup,
+    *,
+    user: str | None,
+    csrf: str | None,
+    active: str = "",
+    live: str = "",
+    device: str | None = None,
+) -> Markup:
     """The whole page: header with navigation and logout, then ``body``.
 
     ``live`` turns on the live script's refreshes (``data-live`` on ``<body>``); ``device``
     limits them to notices about that device.
     """
-    nav = join(
-        Markup(f'<a href="{href}"{attrs(aria_current="page" if key == active else None)}>'
-               f"{label}</a>")
-        for href, label, key in _NAV
-    ) if user else Markup("")
-    logout = Markup(
-        f'<form method="post" action="/logout" class="logout">{csrf_field(csrf)}'
-        f'<button type="submit">Log out {esc(user)}</button></form>'
-    ) if user and csrf else Markup("")
+    nav = (
+        join(
+            Markup(
+                f'<a href="{href}"{attrs(aria_current="page" if key == active else None)}>'
+                f"{label}</a>"
+            )
+            for href, label, key in _NAV
+        )
+        if user
+        else Markup("")
+    )
+    logout = (
+        Markup(
+            f'<form method="post" action="/logout" class="logout">{csrf_field(csrf)}'
+            f'<button type="submit">Log out {esc(user)}</button></form>'
+        )
+        if user and csrf
+        else Markup("")
+    )
     return Markup(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)} · edgeorder</title>"
         '<link rel="icon" href="data:,"><link rel="stylesheet" href="/static/app.css">'
         '<script src="/static/live.js" defer></script></head>'
         f"<body{attrs(data_live=live or None, data_csrf=csrf, data_device=device)}>"
         f'<header><strong class="brand">edgeorder</strong><nav>{nav}</nav>{logout}</header>'
-        f'<main><h1>{esc(title)}</h1>{body}</main></body></html>'
+        f"<main><h1>{esc(title)}</h1>{body}</main></body></html>"
     )
 
 
@@ -91,5 +120,6 @@ SECURITY_HEADERS = {
 
 def html_response(page: Markup, *, status: int = 200) -> web.Response:
     """A dashboard page with the security headers every page carries."""
-    return web.Response(text=page, content_type="text/html", status=status,
-                        headers=SECURITY_HEADERS)
+    return web.Response(
+        text=page, content_type="text/html", status=status, headers=SECURITY_HEADERS
+    )

@@ -16,12 +16,20 @@ from edgeorder.ingest.web.state import WEBDB_KEY
 __all__ = ["install_pages", "page", "simulated_ids"]
 
 
-def page(request: web.Request, title: str, body: Markup, *, active: str = "",
-         status: int = 200, device: str | None = None) -> web.Response:
+def page(
+    request: web.Request,
+    title: str,
+    body: Markup,
+    *,
+    active: str = "",
+    status: int = 200,
+    device: str | None = None,
+) -> web.Response:
     """``body`` inside the layout, for the logged-in operator."""
     who = identity_of(request)
-    html = layout(title, body, user=who.name, csrf=who.csrf_token, active=active, live="1",
-                  device=device)
+    html = layout(
+        title, body, user=who.name, csrf=who.csrf_token, active=active, live="1", device=device
+    )
     return html_response(html, status=status)
 
 
@@ -34,42 +42,60 @@ def _filter(request: web.Request) -> queries.FleetFilter:
     q = request.query
     online = {"1": True, "0": False}.get(q.get("online", ""))
     env = q.get("env") if q.get("env") in ("dev", "prod") else None
-    return queries.FleetFilter(q=q.get("q", "")[:100], online=online, env=env,
-                               failures=q.get("failures") == "1")
+    return queries.FleetFilter(
+        q=q.get("q", "")[:100], online=online, env=env, failures=q.get("failures") == "1"
+    )
 
 
 async def fleet(request: web.Request) -> web.Response:
     flt = _filter(request)
 
-    def read(conn: sqlite3.Connection
-             ) -> tuple[list[queries.Row], queries.Totals, list[tuple[str, int, int]]]:
-        return (queries.fleet_rows(conn, flt), queries.fleet_totals(conn),
-                queries.hourly_counts(conn))
+    def read(
+        conn: sqlite3.Connection,
+    ) -> tuple[list[queries.Row], queries.Totals, list[tuple[str, int, int]]]:
+        return (
+            queries.fleet_rows(conn, flt),
+            queries.fleet_totals(conn),
+            queries.hourly_counts(conn),
+        )
 
     rows, totals, counts = await request.app[WEBDB_KEY].read(read)
-    return page(request, "Fleet", views.fleet_body(rows, totals, hourly_chart(counts), flt),
-                active="fleet")
+    return page(
+        request, "Fleet", views.fleet_body(rows, totals, hourly_chart(counts), flt), active="fleet"
+    )
 
 
-async def device_page(request: web.Request, *, secret: str | None = None,
-                      notice: str | None = None, status: int = 200) -> web.Response:
+async def device_page(
+    request: web.Request, *, secret: str | None = None, notice: str | None = None, status: int = 200
+) -> web.Response:
     """The device page; ``secret`` shows a freshly rotated password once."""
     device_id = request.match_info["device_id"]
 
-    def read(conn: sqlite3.Connection
-             ) -> tuple[queries.Row | None, list[queries.Row], list[queries.Row]]:
-        return (queries.device_detail(conn, device_id), queries.timeline(conn, device_id),
-                queries.audit_rows(conn, device_id))
+    def read(
+        conn: sqlite3.Connection,
+    ) -> tuple[queries.Row | None, list[queries.Row], list[queries.Row]]:
+        return (
+            queries.device_detail(conn, device_id),
+            queries.timeline(conn, device_id),
+            queries.audit_rows(conn, device_id),
+        )
 
     dev, events, audit = await request.app[WEBDB_KEY].read(read)
     if dev is None:
         raise web.HTTPNotFound(text=f"unknown device {device_id!r}\n")
     csrf = identity_of(request).csrf_token or ""
-    body = views.device_body(dev, events, audit, csrf,
-                             simulated=device_id in simulated_ids(request.app),
-                             secret=secret, notice=notice)
-    return page(request, f"Device {device_id}", body, active="fleet", status=status,
-                device=device_id)
+    body = views.device_body(
+        dev,
+        events,
+        audit,
+        csrf,
+        simulated=device_id in simulated_ids(request.app),
+        secret=secret,
+        notice=notice,
+    )
+    return page(
+        request, f"Device {device_id}", body, active="fleet", status=status, device=device_id
+    )
 
 
 async def device_get(request: web.Request) -> web.Response:

@@ -84,8 +84,13 @@ ORDER BY d.device_id
 """
 
 
-def fleet_rows(conn: sqlite3.Connection, flt: FleetFilter | None = None, *,
-               device_id: str | None = None, now: datetime | None = None) -> list[Row]:
+def fleet_rows(
+    conn: sqlite3.Connection,
+    flt: FleetFilter | None = None,
+    *,
+    device_id: str | None = None,
+    now: datetime | None = None,
+) -> list[Row]:
     """Every device (or one) with presence, telemetry, last event, last order, 24 h failures."""
     since = format_ts((now or utcnow()) - timedelta(hours=24))
     rows = _rows(conn.execute(_FLEET_SQL, {"since": since, "device_id": device_id}))
@@ -110,8 +115,9 @@ def fleet_totals(conn: sqlite3.Connection, *, now: datetime | None = None) -> To
     today = day_start(now or utcnow())
     one = lambda sql, *args: int(conn.execute(sql, args).fetchone()[0])  # noqa: E731
     return Totals(
-        online=one("SELECT COUNT(*) FROM devices d JOIN presence p USING (device_id) "
-                   "WHERE p.online = 1"),
+        online=one(
+            "SELECT COUNT(*) FROM devices d JOIN presence p USING (device_id) WHERE p.online = 1"
+        ),
         total=one("SELECT COUNT(*) FROM devices"),
         orders_today=one("SELECT COUNT(*) FROM orders WHERE created_at >= ?", today),
         rejected_today=one("SELECT COUNT(*) FROM rejections WHERE at >= ?", today),
@@ -126,11 +132,19 @@ def device_detail(conn: sqlite3.Connection, device_id: str) -> Row | None:
         return None
     reg = conn.execute(
         "SELECT mapping, allow_parallel, cancel_window_s, created_at, updated_at "
-        "FROM devices WHERE device_id = ?", (device_id,)).fetchone()
-    rows[0].update(zip(("mapping", "allow_parallel", "cancel_window_s", "created_at",
-                        "updated_at"), reg, strict=True))
-    reported = conn.execute("SELECT version FROM config_reported WHERE device_id = ?",
-                            (device_id,)).fetchone()
+        "FROM devices WHERE device_id = ?",
+        (device_id,),
+    ).fetchone()
+    rows[0].update(
+        zip(
+            ("mapping", "allow_parallel", "cancel_window_s", "created_at", "updated_at"),
+            reg,
+            strict=True,
+        )
+    )
+    reported = conn.execute(
+        "SELECT version FROM config_reported WHERE device_id = ?", (device_id,)
+    ).fetchone()
     rows[0]["config_reported"] = None if reported is None else reported[0]
     return rows[0]
 
@@ -138,55 +152,76 @@ def device_detail(conn: sqlite3.Connection, device_id: str) -> Row | None:
 def timeline(conn: sqlite3.Connection, device_id: str, limit: int = 50) -> list[Row]:
     """The device's latest events, newest first, each with ``statuses`` (oldest first) and
     its ``order`` (current state), from inbox, status_history and orders."""
-    events = _rows(conn.execute(
-        "SELECT i.id, i.event_id, i.kind, i.trigger, i.seq, i.ts, i.received_at, i.action, "
-        "i.state, i.order_id, i.reason, o.state AS order_state, o.sku, o.quantity, o.test "
-        "FROM inbox i LEFT JOIN orders o ON o.inbox_id = i.id "
-        "WHERE i.device_id = ? ORDER BY i.received_at DESC, i.id DESC LIMIT ?",
-        (device_id, limit)))
+    events = _rows(
+        conn.execute(
+            "SELECT i.id, i.event_id, i.kind, i.trigger, i.seq, i.ts, i.received_at, i.action, "
+            "i.state, i.order_id, i.reason, o.state AS order_state, o.sku, o.quantity, o.test "
+            "FROM inbox i LEFT JOIN orders o ON o.inbox_id = i.id "
+            "WHERE i.device_id = ? ORDER BY i.received_at DESC, i.id DESC LIMIT ?",
+            (device_id, limit),
+        )
+    )
     ids = [e["event_id"] for e in events]
     history: dict[str, list[Row]] = {eid: [] for eid in ids}
     if ids:
         marks = ",".join("?" * len(ids))
-        for row in _rows(conn.execute(
-            f"SELECT event_id, state, order_id, reason, source, at FROM status_history "
-            f"WHERE device_id = ? AND event_id IN ({marks}) ORDER BY at, id",
-            (device_id, *ids))):
+        for row in _rows(
+            conn.execute(
+                f"SELECT event_id, state, order_id, reason, source, at FROM status_history "
+                f"WHERE device_id = ? AND event_id IN ({marks}) ORDER BY at, id",
+                (device_id, *ids),
+            )
+        ):
             history[row["event_id"]].append(row)
     for event in events:
         event["statuses"] = history[event["event_id"]]
     return events
 
 
-def audit_rows(conn: sqlite3.Connection, device_id: str | None = None,
-               limit: int = 20) -> list[Row]:
+def audit_rows(
+    conn: sqlite3.Connection, device_id: str | None = None, limit: int = 20
+) -> list[Row]:
     """Latest audit entries (for one device, or all), newest first."""
-    return _rows(conn.execute(
-        "SELECT at, actor, action, device_id, event_id, detail FROM audit "
-        "WHERE (? IS NULL OR device_id = ?) ORDER BY at DESC, id DESC LIMIT ?",
-        (device_id, device_id, limit)))
+    return _rows(
+        conn.execute(
+            "SELECT at, actor, action, device_id, event_id, detail FROM audit "
+            "WHERE (? IS NULL OR device_id = ?) ORDER BY at DESC, id DESC LIMIT ?",
+            (device_id, device_id, limit),
+        )
+    )
 
 
 def buffer_rows(conn: sqlite3.Connection, limit: int = 500) -> list[Row]:
     """Order-outbox rows still waiting for the platform (pending), oldest first."""
-    return _rows(conn.execute(
-        "SELECT id, device_id, event_id, op, sku, quantity, test, target_order_id, attempts, "
-        "next_attempt_at, last_error, created_at, updated_at FROM order_outbox "
-        "WHERE state = 'pending' ORDER BY created_at, id LIMIT ?", (limit,)))
+    return _rows(
+        conn.execute(
+            "SELECT id, device_id, event_id, op, sku, quantity, test, target_order_id, attempts, "
+            "next_attempt_at, last_error, created_at, updated_at FROM order_outbox "
+            "WHERE state = 'pending' ORDER BY created_at, id LIMIT ?",
+            (limit,),
+        )
+    )
 
 
-def hourly_counts(conn: sqlite3.Connection, *, now: datetime | None = None,
-                  hours: int = 24) -> list[tuple[str, int, int]]:
+def hourly_counts(
+    conn: sqlite3.Connection, *, now: datetime | None = None, hours: int = 24
+) -> list[tuple[str, int, int]]:
     """(hour start, orders, rejections) for each of the last ``hours`` hours, oldest first."""
     end = (now or utcnow()).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=hours - 1)
     since = format_ts(start)
-    orders = dict(conn.execute(
-        "SELECT substr(created_at, 1, 13), COUNT(*) FROM orders WHERE created_at >= ? "
-        "GROUP BY 1", (since,)).fetchall())
-    rejected = dict(conn.execute(
-        "SELECT substr(at, 1, 13), COUNT(*) FROM rejections WHERE at >= ? GROUP BY 1",
-        (since,)).fetchall())
+    orders = dict(
+        conn.execute(
+            "SELECT substr(created_at, 1, 13), COUNT(*) FROM orders WHERE created_at >= ? "
+            "GROUP BY 1",
+            (since,),
+        ).fetchall()
+    )
+    rejected = dict(
+        conn.execute(
+            "SELECT substr(at, 1, 13), COUNT(*) FROM rejections WHERE at >= ? GROUP BY 1", (since,)
+        ).fetchall()
+    )
     out: list[tuple[str, int, int]] = []
     for n in range(hours):
         hour = format_ts(start + timedelta(hours=n))[:13]

@@ -44,40 +44,54 @@ def _online(row: Row) -> Markup:
 
 
 def totals_region(t: Totals) -> Markup:
-    cards = (("Online", f"{t.online}/{t.total}", "online"),
-             ("Orders today", t.orders_today, "orders-today"),
-             ("Rejected today", t.rejected_today, "rejected-today"),
-             ("Buffered at ingest", t.buffered, "buffered"))
-    return Markup('<section id="totals" data-region class="totals">' + join(
-        Markup(f'<div class="card" data-total="{key}"><span class="label">{label}</span>'
-               f'<span class="value">{esc(value)}</span></div>') for label, value, key in cards
-    ) + "</section>")
+    cards = (
+        ("Online", f"{t.online}/{t.total}", "online"),
+        ("Orders today", t.orders_today, "orders-today"),
+        ("Rejected today", t.rejected_today, "rejected-today"),
+        ("Buffered at ingest", t.buffered, "buffered"),
+    )
+    return Markup(
+        '<section id="totals" data-region class="totals">'
+        + join(
+            Markup(
+                f'<div class="card" data-total="{key}"><span class="label">{label}</span>'
+                f'<span class="value">{esc(value)}</span></div>'
+            )
+            for label, value, key in cards
+        )
+        + "</section>"
+    )
 
 
 def _filter_form(flt: FleetFilter) -> Markup:
     def opt(value: str, label: str, current: str) -> Markup:
-        return Markup(f'<option value="{value}"{attrs(selected=value == current)}>'
-                      f"{label}</option>")
+        return Markup(f'<option value="{value}"{attrs(selected=value == current)}>{label}</option>')
 
     online = "" if flt.online is None else ("1" if flt.online else "0")
     return Markup(
         '<form method="get" action="/" class="filters" role="search">'
         f'<input type="search" name="q" placeholder="Search id or name" value="{esc(flt.q)}">'
         f'<select name="online" aria-label="Presence">{opt("", "any presence", online)}'
-        f'{opt("1", "online", online)}{opt("0", "offline", online)}</select>'
+        f"{opt('1', 'online', online)}{opt('0', 'offline', online)}</select>"
         f'<select name="env" aria-label="Env">{opt("", "any env", flt.env or "")}'
-        f'{opt("dev", "dev", flt.env or "")}{opt("prod", "prod", flt.env or "")}</select>'
+        f"{opt('dev', 'dev', flt.env or '')}{opt('prod', 'prod', flt.env or '')}</select>"
         f'<label><input type="checkbox" name="failures" value="1"'
-        f'{attrs(checked=flt.failures)}> with failures</label>'
+        f"{attrs(checked=flt.failures)}> with failures</label>"
         '<button type="submit">Filter</button></form>'
     )
 
 
 def _fleet_row(row: Row) -> Markup:
-    event = Markup(f'{esc(row["last_trigger"])} {badge(row["last_event_state"])}'
-                   ) if row["last_event_id"] else Markup('<span class="muted">—</span>')
-    order = Markup(f'#{esc(row["last_order_id"])} {badge(row["last_order_state"])}'
-                   ) if row["last_order_id"] else Markup('<span class="muted">—</span>')
+    event = (
+        Markup(f"{esc(row['last_trigger'])} {badge(row['last_event_state'])}")
+        if row["last_event_id"]
+        else Markup('<span class="muted">—</span>')
+    )
+    order = (
+        Markup(f"#{esc(row['last_order_id'])} {badge(row['last_order_state'])}")
+        if row["last_order_id"]
+        else Markup('<span class="muted">—</span>')
+    )
     queue = "—" if row["queue_depth"] is None else row["queue_depth"]
     return Markup(
         f'<tr id="dev-{esc(row["device_id"])}" data-device="{esc(row["device_id"])}">'
@@ -97,7 +111,8 @@ def _fleet_row(row: Row) -> Markup:
 
 def fleet_body(rows: Sequence[Row], totals: Totals, chart: Markup, flt: FleetFilter) -> Markup:
     table_rows = join(_fleet_row(r) for r in rows) or Markup(
-        '<tr><td colspan="10" class="muted">No device matches.</td></tr>')
+        '<tr><td colspan="10" class="muted">No device matches.</td></tr>'
+    )
     return Markup(
         f"{totals_region(totals)}"
         f'<section id="chart" data-region>{chart}</section>'
@@ -111,14 +126,24 @@ def fleet_body(rows: Sequence[Row], totals: Totals, chart: Markup, flt: FleetFil
 
 # --- device page ------------------------------------------------------------------------------
 
-def _post_form(action: str, csrf: str, label: str, *, fields: dict[str, str] | None = None,
-               confirm: str | None = None, cls: str = "", background: bool = False
-               ) -> Markup:
-    hidden = join(Markup(f'<input type="hidden" name="{esc(k)}" value="{esc(v)}">')
-                  for k, v in (fields or {}).items())
+
+def _post_form(
+    action: str,
+    csrf: str,
+    label: str,
+    *,
+    fields: dict[str, str] | None = None,
+    confirm: str | None = None,
+    cls: str = "",
+    background: bool = False,
+) -> Markup:
+    hidden = join(
+        Markup(f'<input type="hidden" name="{esc(k)}" value="{esc(v)}">')
+        for k, v in (fields or {}).items()
+    )
     return Markup(
         f'<form method="post" action="{esc(action)}" class="inline"'
-        f'{attrs(data_confirm=confirm, data_async=background)}>{csrf_field(csrf)}{hidden}'
+        f"{attrs(data_confirm=confirm, data_async=background)}>{csrf_field(csrf)}{hidden}"
         f'<button type="submit"{attrs(class_=cls or None)}>{esc(label)}</button></form>'
     )
 
@@ -128,22 +153,36 @@ def _timeline(events: Sequence[Row]) -> Markup:
         return Markup('<p class="muted" id="timeline" data-region>No events yet.</p>')
     items: list[Markup] = []
     for e in events:
-        steps = join(Markup(f'<li>{badge(s["state"])} <small>{ago(s["at"])} · {esc(s["source"])}'
-                            f'{" · " + esc(s["reason"]) if s["reason"] else ""}</small></li>')
-                     for s in e["statuses"])
-        order = Markup(
-            f'<p class="order">order <b>#{esc(e["order_id"])}</b> {badge(e["order_state"])} '
-            f'{esc(e["sku"] or "")} &times;{esc(e["quantity"] or "")}'
-            f'{" <span class=env>test</span>" if e["test"] else ""}</p>'
-        ) if e["order_id"] else Markup("")
-        reason = Markup(f' <small class="reason">{esc(e["reason"])}</small>'
-                        ) if e["reason"] else Markup("")
-        items.append(Markup(
-            f'<li class="event" data-event="{esc(e["event_id"])}">'
-            f'<div><b>{esc(e["trigger"])}</b> {badge(e["state"])}{reason} '
-            f'<small>{ago(e["received_at"])} · seq {esc(e["seq"])} · '
-            f'<code>{esc(e["event_id"])}</code></small></div>'
-            f'{order}<ol class="steps">{steps}</ol></li>'))
+        steps = join(
+            Markup(
+                f"<li>{badge(s['state'])} <small>{ago(s['at'])} · {esc(s['source'])}"
+                f"{' · ' + esc(s['reason']) if s['reason'] else ''}</small></li>"
+            )
+            for s in e["statuses"]
+        )
+        order = (
+            Markup(
+                f'<p class="order">order <b>#{esc(e["order_id"])}</b> {badge(e["order_state"])} '
+                f"{esc(e['sku'] or '')} &times;{esc(e['quantity'] or '')}"
+                f"{' <span class=env>test</span>' if e['test'] else ''}</p>"
+            )
+            if e["order_id"]
+            else Markup("")
+        )
+        reason = (
+            Markup(f' <small class="reason">{esc(e["reason"])}</small>')
+            if e["reason"]
+            else Markup("")
+        )
+        items.append(
+            Markup(
+                f'<li class="event" data-event="{esc(e["event_id"])}">'
+                f"<div><b>{esc(e['trigger'])}</b> {badge(e['state'])}{reason} "
+                f"<small>{ago(e['received_at'])} · seq {esc(e['seq'])} · "
+                f"<code>{esc(e['event_id'])}</code></small></div>"
+                f'{order}<ol class="steps">{steps}</ol></li>'
+            )
+        )
     return Markup(f'<ol class="timeline" id="timeline" data-region>{join(items)}</ol>')
 
 
@@ -151,10 +190,10 @@ def _action_field(name: str, action: dict[str, Any]) -> Markup:
     kind = action.get("type", "none")
 
     def opt(value: str) -> Markup:
-        return Markup(f'<option{attrs(selected=kind == value)}>{value}</option>')
+        return Markup(f"<option{attrs(selected=kind == value)}>{value}</option>")
 
     return Markup(
-        f'<fieldset><legend>{esc(name)}</legend>'
+        f"<fieldset><legend>{esc(name)}</legend>"
         f'<select name="{name}_type">{opt("none")}{opt("reorder")}{opt("cancel_last")}</select>'
         f'<input name="{name}_sku" placeholder="SKU" value="{esc(action.get("sku", ""))}">'
         f'<input name="{name}_quantity" type="number" min="1" max="1000" '
@@ -164,8 +203,10 @@ def _action_field(name: str, action: dict[str, Any]) -> Markup:
 
 
 def mapping_fields(mapping: dict[str, Any]) -> Markup:
-    return join(_action_field(click, mapping.get(click, {"type": "none"}))
-                for click in ("single", "double", "long"))
+    return join(
+        _action_field(click, mapping.get(click, {"type": "none"}))
+        for click in ("single", "double", "long")
+    )
 
 
 def _flash(notice: str | None) -> Markup:
@@ -179,40 +220,55 @@ def _device_summary(dev: Row) -> Markup:
     return Markup(
         f'<section id="summary" data-region class="card summary"><dl>'
         f"<dt>Presence</dt><dd>{_online(dev)}</dd>"
-        f'<dt>Last seen</dt><dd>{ago(dev["last_seen"])}</dd>'
-        f'<dt>Firmware</dt><dd>{esc(dev["fw"] or "—")}</dd>'
+        f"<dt>Last seen</dt><dd>{ago(dev['last_seen'])}</dd>"
+        f"<dt>Firmware</dt><dd>{esc(dev['fw'] or '—')}</dd>"
         f"<dt>Queue depth</dt><dd>{esc(queue)}</dd>"
         f'<dt>Env</dt><dd><span class="env {esc(dev["env"])}">{esc(dev["env"])}</span>'
-        f'{" (test orders, never charged)" if dev["env"] == "dev" else ""}</dd>'
-        f'<dt>Enabled</dt><dd>{"yes" if dev["enabled"] else "<b>disabled</b>"}</dd>'
-        f'<dt>Config</dt><dd>v{esc(dev["config_version"])} desired, '
-        f'{"none" if reported is None else "v" + esc(reported)} reported</dd>'
-        f'<dt>Last order</dt><dd>{last_order} {badge(dev["last_order_state"])}</dd>'
+        f"{' (test orders, never charged)' if dev['env'] == 'dev' else ''}</dd>"
+        f"<dt>Enabled</dt><dd>{'yes' if dev['enabled'] else '<b>disabled</b>'}</dd>"
+        f"<dt>Config</dt><dd>v{esc(dev['config_version'])} desired, "
+        f"{'none' if reported is None else 'v' + esc(reported)} reported</dd>"
+        f"<dt>Last order</dt><dd>{last_order} {badge(dev['last_order_state'])}</dd>"
         "</dl></section>"
     )
 
 
 def _device_press(url: str, csrf: str) -> Markup:
-    buttons = join(_post_form(f"{url}/press", csrf, click, fields={"click": click},
-                              cls="press-btn", background=True)
-                   for click in ("single", "double", "long"))
-    return Markup(f'<section class="card"><h2>Press</h2><div class="press">{buttons}</div>'
-                  "</section>")
+    buttons = join(
+        _post_form(
+            f"{url}/press", csrf, click, fields={"click": click}, cls="press-btn", background=True
+        )
+        for click in ("single", "double", "long")
+    )
+    return Markup(
+        f'<section class="card"><h2>Press</h2><div class="press">{buttons}</div></section>'
+    )
 
 
 def _device_controls(dev: Row, url: str, csrf: str) -> Markup:
     to_prod = dev["env"] == "dev"
     return Markup(
         '<section class="card"><h2>Controls</h2><div class="controls">'
-        + _post_form(f"{url}/enabled", csrf, "Disable" if dev["enabled"] else "Enable",
-                     fields={"enabled": "0" if dev["enabled"] else "1"})
-        + _post_form(f"{url}/env", csrf,
-                     "Switch to prod (real orders)" if to_prod else "Switch to dev (test orders)",
-                     fields={"env": "prod" if to_prod else "dev"},
-                     confirm="Real orders will be charged from now on." if to_prod else None)
-        + _post_form(f"{url}/rotate", csrf, "Rotate credentials",
-                     confirm="Rotate this device's MQTT password? The device must be "
-                             "re-configured with the new one.")
+        + _post_form(
+            f"{url}/enabled",
+            csrf,
+            "Disable" if dev["enabled"] else "Enable",
+            fields={"enabled": "0" if dev["enabled"] else "1"},
+        )
+        + _post_form(
+            f"{url}/env",
+            csrf,
+            "Switch to prod (real orders)" if to_prod else "Switch to dev (test orders)",
+            fields={"env": "prod" if to_prod else "dev"},
+            confirm="Real orders will be charged from now on." if to_prod else None,
+        )
+        + _post_form(
+            f"{url}/rotate",
+            csrf,
+            "Rotate credentials",
+            confirm="Rotate this device's MQTT password? The device must be "
+            "re-configured with the new one.",
+        )
         + "</div></section>"
     )
 
@@ -228,19 +284,36 @@ def _mapping_form(dev: Row, url: str, csrf: str) -> Markup:
 
 
 def _audit_list(audit: Sequence[Row]) -> Markup:
-    items = join(Markup(f'<li>{ago(a["at"])} <b>{esc(a["actor"])}</b> {esc(a["action"])} '
-                        f'<small>{esc(a["detail"])}</small></li>') for a in audit)
+    items = join(
+        Markup(
+            f"<li>{ago(a['at'])} <b>{esc(a['actor'])}</b> {esc(a['action'])} "
+            f"<small>{esc(a['detail'])}</small></li>"
+        )
+        for a in audit
+    )
     return Markup(f'<ul class="audit" id="audit" data-region>{items}</ul>')
 
 
-def device_body(dev: Row, events: Sequence[Row], audit: Sequence[Row], csrf: str, *,
-                simulated: bool, secret: str | None = None, notice: str | None = None
-                ) -> Markup:
+def device_body(
+    dev: Row,
+    events: Sequence[Row],
+    audit: Sequence[Row],
+    csrf: str,
+    *,
+    simulated: bool,
+    secret: str | None = None,
+    notice: str | None = None,
+) -> Markup:
     """Summary, press control (simulated devices), controls, mapping, timeline, audit."""
     url = device_url(dev["device_id"])
-    shown = Markup(
-        '<div class="secret card" role="alert"><b>New MQTT password (shown once):</b> '
-        f'<code id="new-password">{esc(secret)}</code></div>') if secret else Markup("")
+    shown = (
+        Markup(
+            '<div class="secret card" role="alert"><b>New MQTT password (shown once):</b> '
+            f'<code id="new-password">{esc(secret)}</code></div>'
+        )
+        if secret
+        else Markup("")
+    )
     press = _device_press(url, csrf) if simulated else Markup("")
     return Markup(
         f'{_flash(notice)}{shown}<p class="muted">{esc(dev["name"])}</p>'
@@ -253,27 +326,36 @@ def device_body(dev: Row, events: Sequence[Row], audit: Sequence[Row], csrf: str
 
 # --- buffer and provisioning ------------------------------------------------------------------
 
+
 def _buffer_row(r: Row, csrf: str) -> Markup:
     return Markup(
         f'<tr data-outbox="{r["id"]}"><td data-label="Device">'
         f'<a href="{esc(device_url(r["device_id"]))}">{esc(r["device_id"])}</a></td>'
         f'<td data-label="Op">{esc(r["op"])} {esc(r["sku"] or r["target_order_id"] or "")}'
-        f'{" &times;" + esc(r["quantity"]) if r["quantity"] else ""}</td>'
+        f"{' &times;' + esc(r['quantity']) if r['quantity'] else ''}</td>"
         f'<td data-label="Attempts">{esc(r["attempts"])}</td>'
         f'<td data-label="Next attempt">{ago(r["next_attempt_at"])}</td>'
         f'<td data-label="Last error" class="error-text">{esc(r["last_error"] or "—")}</td>'
         f'<td data-label="Since">{ago(r["created_at"])}</td><td class="actions">'
-        + _post_form(f'/buffer/{r["id"]}/retry', csrf, "Retry now")
-        + _post_form(f'/buffer/{r["id"]}/discard', csrf, "Discard", cls="danger",
-                     confirm="Discard this order for good? No order will be made; the event fails.")
-        + "</td></tr>")
+        + _post_form(f"/buffer/{r['id']}/retry", csrf, "Retry now")
+        + _post_form(
+            f"/buffer/{r['id']}/discard",
+            csrf,
+            "Discard",
+            cls="danger",
+            confirm="Discard this order for good? No order will be made; the event fails.",
+        )
+        + "</td></tr>"
+    )
 
 
 def buffer_body(rows: Sequence[Row], csrf: str, notice: str | None = None) -> Markup:
     flash = _flash(notice)
     if not rows:
-        return Markup(f'{flash}<p id="buffer" data-region class="muted">Nothing is waiting for '
-                      "the order platform.</p>")
+        return Markup(
+            f'{flash}<p id="buffer" data-region class="muted">Nothing is waiting for '
+            "the order platform.</p>"
+        )
     body = join(_buffer_row(r, csrf) for r in rows)
     return Markup(
         f'{flash}<table id="buffer" data-region class="buffer"><thead><tr><th>Device</th>'
@@ -282,12 +364,15 @@ def buffer_body(rows: Sequence[Row], csrf: str, notice: str | None = None) -> Ma
     )
 
 
-def provision_body(csrf: str, *, error: str | None = None,
-                   form: dict[str, str] | None = None) -> Markup:
+def provision_body(
+    csrf: str, *, error: str | None = None, form: dict[str, str] | None = None
+) -> Markup:
     form = form or {}
     problem = Markup(f'<p class="error" role="alert">{esc(error)}</p>') if error else Markup("")
-    default = {"single": {"type": "reorder", "sku": form.get("single_sku", ""), "quantity": 1},
-               "long": {"type": "cancel_last"}}
+    default = {
+        "single": {"type": "reorder", "sku": form.get("single_sku", ""), "quantity": 1},
+        "long": {"type": "cancel_last"},
+    }
     return Markup(
         f'{problem}<form method="post" action="/provision" class="card provision">'
         f"{csrf_field(csrf)}"

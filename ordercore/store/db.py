@@ -129,8 +129,9 @@ class Writer:
                 conn.execute("ROLLBACK")
             outcomes = [(None, exc)] * len(batch)
         # one wake-up of each caller's loop per batch, not one per job
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any,
-                                                            BaseException | None]]] = {}
+        by_loop: dict[
+            asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]
+        ] = {}
         for (_, fut, loop), (result, error) in zip(batch, outcomes, strict=True):
             by_loop.setdefault(loop, []).append((fut, result, error))
         for loop, resolved in by_loop.items():
@@ -139,8 +140,9 @@ class Writer:
             except RuntimeError:  # the caller's loop is gone (shutdown)
                 pass
 
-    def _transaction(self, fns: list[Callable[[sqlite3.Connection], Any]], *, careful: bool
-                     ) -> list[tuple[Any, BaseException | None]]:
+    def _transaction(
+        self, fns: list[Callable[[sqlite3.Connection], Any]], *, careful: bool
+    ) -> list[tuple[Any, BaseException | None]]:
         """One transaction over the jobs. Optimistic (``careful=False``): no savepoint per job
         (two statements fewer per write) and ``_JobFailed`` at the first job that raises,
         the transaction left open for the caller's rollback."""

@@ -25,8 +25,12 @@ def make_config(tmp_path: Path, port: int, **tables: dict[str, Any]) -> AgentCon
     """A config for device ``dev-1`` on ``127.0.0.1:port`` with fast reconnects and retries."""
     data: dict[str, Any] = {
         "device_id": "dev-1",
-        "mqtt": {"url": f"mqtt://127.0.0.1:{port}", "reconnect_min_s": 0.1,
-                 "reconnect_max_s": 1.0, "keepalive_s": 5},
+        "mqtt": {
+            "url": f"mqtt://127.0.0.1:{port}",
+            "reconnect_min_s": 0.1,
+            "reconnect_max_s": 1.0,
+            "keepalive_s": 5,
+        },
         "outbox": {"path": str(tmp_path / "outbox.db"), "retry_min_s": 2.0, "retry_max_s": 4.0},
     }
     for name, table in tables.items():
@@ -77,16 +81,25 @@ class Recorder:
         try:
             await asyncio.wait_for(fut, wait_s)
         except TimeoutError:
-            raise TimeoutError(f"timed out; leds={self.leds[-8:]}, "
-                               f"events={len(self.events)}") from None
+            raise TimeoutError(
+                f"timed out; leds={self.leds[-8:]}, events={len(self.events)}"
+            ) from None
         finally:
             self._waiters.remove(entry)
 
     async def led(self, pattern: str, state: str | None = None, *, since: int = 0) -> int:
         """Await ``pattern`` (and ``state``) at or after index ``since``; return its index."""
+
         def find() -> int | None:
-            return next((i for i, (pat, st) in enumerate(self.leds) if i >= since
-                         and pat == pattern and (state is None or st == state)), None)
+            return next(
+                (
+                    i
+                    for i, (pat, st) in enumerate(self.leds)
+                    if i >= since and pat == pattern and (state is None or st == state)
+                ),
+                None,
+            )
+
         await self.until(lambda: find() is not None)
         index = find()
         assert index is not None
@@ -146,8 +159,9 @@ class Responder(MqttProbe):
     """Plays ingest: answers every event with ``accepted`` (then ``then`` if given), retained
     on the device's status topic, and records every event id it saw (duplicates included)."""
 
-    def __init__(self, port: int, *, then: p.State | None = None, ignore_first: bool = False,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, port: int, *, then: p.State | None = None, ignore_first: bool = False, **kwargs: Any
+    ) -> None:
         self.then, self.ignore_first = then, ignore_first
         self.seen: list[str] = []
         self.seen_cond = threading.Condition()
@@ -173,8 +187,12 @@ class Responder(MqttProbe):
         for state in filter(None, (p.State.ACCEPTED, self.then)):
             if first and self.ignore_first:
                 break
-            status = p.Status(event_id=event.event_id, state=state, ts=p.utcnow(),
-                              order_id="100" if state is p.State.ORDERED else None)
+            status = p.Status(
+                event_id=event.event_id,
+                state=state,
+                ts=p.utcnow(),
+                order_id="100" if state is p.State.ORDERED else None,
+            )
             client.publish(topic, p.encode(status), qos=1, retain=True)
         with self.seen_cond:
             self.seen.append(event.event_id)

@@ -61,12 +61,14 @@ async def test_press_to_ordered_led_presence_and_telemetry(
             assert rec.answered() >= ids
             assert agent.queue_depth == 0  # any status removes it from the outbox
             await asyncio.to_thread(watcher.wait_for, lambda m: m.topic.endswith("/telemetry"))
-        presences = [json.loads(m.payload) for m in watcher.messages
-                     if m.topic.endswith("/presence")]
+        presences = [
+            json.loads(m.payload) for m in watcher.messages if m.topic.endswith("/presence")
+        ]
         assert presences[0]["online"] is True
         assert presences[-1]["online"] is False  # clean shutdown says offline
-        tele = next(json.loads(m.payload) for m in watcher.messages
-                    if m.topic.endswith("/telemetry"))
+        tele = next(
+            json.loads(m.payload) for m in watcher.messages if m.topic.endswith("/telemetry")
+        )
         assert {"queue_depth", "uptime_s", "dropped", "fw"} <= set(tele)
         patterns = [pat for pat, _ in rec.leds]
         assert patterns.index("press_ack") < patterns.index("ordered")
@@ -81,8 +83,9 @@ async def test_broker_goes_away_mid_stream_and_comes_back(
     # ingest's stand-in keeps a persistent session too, so nothing queued for it is lost
     responder = Responder(mosquitto.port, client_id="ingest-sim", clean_session=False)
     rec = Recorder()
-    agent = Agent(make_config(tmp_path, mosquitto.port), pin_factory=signal_factory(),
-                  **rec.hooks())
+    agent = Agent(
+        make_config(tmp_path, mosquitto.port), pin_factory=signal_factory(), **rec.hooks()
+    )
     try:
         async with running(agent):
             await rec.led("off", "idle")
@@ -115,8 +118,9 @@ async def test_unanswered_events_are_republished_on_a_timer(
 ) -> None:
     responder = Responder(mosquitto.port, ignore_first=True)  # a lost first delivery
     rec = Recorder()
-    agent = Agent(make_config(tmp_path, mosquitto.port), pin_factory=signal_factory(),
-                  **rec.hooks())
+    agent = Agent(
+        make_config(tmp_path, mosquitto.port), pin_factory=signal_factory(), **rec.hooks()
+    )
     try:
         async with running(agent):
             await rec.led("off", "idle")
@@ -128,13 +132,12 @@ async def test_unanswered_events_are_republished_on_a_timer(
         responder.close()
 
 
-async def test_reconnects_after_broker_kicks_it(
-    tmp_path: Path, mosquitto: MosquittoServer
-) -> None:
+async def test_reconnects_after_broker_kicks_it(tmp_path: Path, mosquitto: MosquittoServer) -> None:
     responder = Responder(mosquitto.port)
     rec = Recorder()
-    agent = Agent(make_config(tmp_path, mosquitto.port), pin_factory=signal_factory(),
-                  **rec.hooks())
+    agent = Agent(
+        make_config(tmp_path, mosquitto.port), pin_factory=signal_factory(), **rec.hooks()
+    )
     try:
         async with running(agent):
             await rec.led("off", "idle")
@@ -162,8 +165,9 @@ async def test_bad_status_and_config_are_ignored_and_config_applies(
     probe.subscribe(topic(p.Channel.CONFIG_REPORTED))
     responder = Responder(mosquitto.port)
     rec = Recorder()
-    agent = Agent(make_config(tmp_path, mosquitto.port), pin_factory=signal_factory(),
-                  **rec.hooks())
+    agent = Agent(
+        make_config(tmp_path, mosquitto.port), pin_factory=signal_factory(), **rec.hooks()
+    )
     try:
         async with running(agent):
             await rec.led("off", "idle")
@@ -173,7 +177,8 @@ async def test_bad_status_and_config_are_ignored_and_config_applies(
             good = p.DeviceConfig(version=7, long_press_ms=800)
             probe.publish(topic(p.Channel.CONFIG), p.encode(good), retain=True)
             got = await asyncio.to_thread(
-                probe.wait_for, lambda m: m.topic.endswith("/config/reported"))
+                probe.wait_for, lambda m: m.topic.endswith("/config/reported")
+            )
             assert json.loads(got[0].payload)["version"] == 7
             assert agent._classifier.timings.long_press_s == pytest.approx(0.8)
             ids = await press_n(agent, rec, 1)  # still alive and answering
@@ -187,11 +192,14 @@ async def test_bad_status_and_config_are_ignored_and_config_applies(
 @pytest.fixture
 async def amqtt_port() -> AsyncIterator[int]:
     port = free_port()
-    broker = Broker({
-        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {
-            "allow_anonymous": True}},
-    })
+    broker = Broker(
+        {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
+        }
+    )
     await broker.start()
     yield port
     await broker.shutdown()

@@ -58,14 +58,28 @@ def test_long_with_release_bounce_stays_one_long() -> None:
 
 def test_bounce_never_makes_a_double() -> None:
     # contacts chatter on press and on release: still one single
-    edges = [("down", 0), ("up", 0.003), ("down", 0.008), ("up", 0.12), ("down", 0.125),
-             ("up", 0.13)]
+    edges = [
+        ("down", 0),
+        ("up", 0.003),
+        ("down", 0.008),
+        ("up", 0.12),
+        ("down", 0.125),
+        ("up", 0.13),
+    ]
     assert run(edges, 10) == [Click.SINGLE]
 
 
 def test_bounce_on_a_double_is_still_one_double() -> None:
-    edges = [("down", 0), ("up", 0.1), ("down", 0.105), ("up", 0.11),
-             ("down", 0.3), ("up", 0.4), ("down", 0.41), ("up", 0.415)]
+    edges = [
+        ("down", 0),
+        ("up", 0.1),
+        ("down", 0.105),
+        ("up", 0.11),
+        ("down", 0.3),
+        ("up", 0.4),
+        ("down", 0.41),
+        ("up", 0.415),
+    ]
     assert run(edges, 10) == [Click.DOUBLE]
 
 

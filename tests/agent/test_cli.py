@@ -77,8 +77,7 @@ def test_simulate_press_to_ordered_and_sigterm(tmp_path: Path, mosquitto: Mosqui
     watcher = MqttProbe(mosquitto.port)
     watcher.subscribe(p.device_topic("sim-01", p.Channel.PRESENCE))
     responder = Responder(mosquitto.port, then=p.State.ORDERED)
-    proc = spawn_cli("agent", "--config", str(write_config(tmp_path, mosquitto.port)),
-                     "--simulate")
+    proc = spawn_cli("agent", "--config", str(write_config(tmp_path, mosquitto.port)), "--simulate")
     out = Lines(proc)
     try:
         out.expect("led off idle")  # connected, nothing to show
@@ -97,8 +96,9 @@ def test_simulate_press_to_ordered_and_sigterm(tmp_path: Path, mosquitto: Mosqui
             proc.kill()
         watcher.close()
         responder.close()
-    events = [p.decode(p.Event, m.payload) for m in responder.messages
-              if m.topic.endswith("/events")]
+    events = [
+        p.decode(p.Event, m.payload) for m in responder.messages if m.topic.endswith("/events")
+    ]
     triggers = {e.event_id: e.trigger for e in events}
     assert sorted(triggers.values()) == ["sensor:beans", "single"]
 
@@ -113,16 +113,19 @@ def test_simulate_offline_then_quit(tmp_path: Path) -> None:
             out.expect("led press_ack pressed")
             out.expect("led offline offline")
         out.send("jump")  # bad input: an error line, and it goes on
-        out.expect("error: unknown command 'jump'; use: press | double | long | "
-                   "sensor NAME VALUE | quit")
+        out.expect(
+            "error: unknown command 'jump'; use: press | double | long | sensor NAME VALUE | quit"
+        )
         out.send("quit")
         assert proc.wait(timeout=20) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
     db = sqlite3.connect(tmp_path / "outbox.db")  # relative to the TOML's folder
-    clicks = [p.decode(p.Event, bytes(r[0])).trigger
-              for r in db.execute("SELECT payload FROM events ORDER BY n")]
+    clicks = [
+        p.decode(p.Event, bytes(r[0])).trigger
+        for r in db.execute("SELECT payload FROM events ORDER BY n")
+    ]
     db.close()
     assert clicks == ["single", "double", "long"]  # stored, waiting for the broker
 

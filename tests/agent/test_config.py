@@ -55,7 +55,9 @@ def test_defaults_for_everything_but_device_and_mqtt(tmp_path: Path) -> None:
 
 
 def test_every_error_listed_with_file_field_reason(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 device_id = "no spaces allowed"
 [mqtt]
 url = "http://broker"
@@ -73,14 +75,21 @@ type = "mcp3008"
 name = "beans"
 threshold = 0.2
 channel = 9
-""")
+""",
+    )
     with pytest.raises(ConfigError) as info:
         load_config(path)
     errors = info.value.errors
     joined = "\n".join(errors)
     assert all(line.startswith(f"{path}: ") for line in errors)
-    for field in ("device_id:", "mqtt:", "button.pin:", "led:", "outbox.overflow:",
-                  "sensor.mcp3008.channel:"):
+    for field in (
+        "device_id:",
+        "mqtt:",
+        "button.pin:",
+        "led:",
+        "outbox.overflow:",
+        "sensor.mcp3008.channel:",
+    ):
         assert f"{path}: {field}" in joined, field
     assert "url must look like" in joined
     assert len(errors) == 6

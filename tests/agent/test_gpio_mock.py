@@ -26,8 +26,7 @@ def stored_clicks(path: Path) -> list[str]:
 async def test_button_edges_become_clicks_and_led_acks_offline(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, free_port(), button={"long_press_ms": 300})
     factory, rec, clock = signal_factory(), Recorder(), SkewClock()
-    agent = Agent(cfg, pin_factory=factory, on_led=rec.on_led, on_event=rec.on_event,
-                  clock=clock)
+    agent = Agent(cfg, pin_factory=factory, on_led=rec.on_led, on_event=rec.on_event, clock=clock)
     button, led = factory.pin(17), factory.pin(27)
     async with running(agent):
         await rec.led("offline", "offline")
@@ -59,8 +58,12 @@ async def test_button_edges_become_clicks_and_led_acks_offline(tmp_path: Path) -
             clock.advance(0.001)
         await rec.until(lambda: len(rec.events) == 4)
         assert agent.queue_depth == 4
-    assert [e.click for e in rec.events] == [p.Click.SINGLE, p.Click.DOUBLE, p.Click.LONG,
-                                             p.Click.SINGLE]
+    assert [e.click for e in rec.events] == [
+        p.Click.SINGLE,
+        p.Click.DOUBLE,
+        p.Click.LONG,
+        p.Click.SINGLE,
+    ]
     assert stored_clicks(cfg.outbox.path) == ["single", "double", "long", "single"]
     assert [e.seq for e in rec.events] == [1, 2, 3, 4]
 
@@ -101,8 +104,11 @@ async def test_simulated_press_and_restart_keeps_outbox_and_seq(tmp_path: Path) 
 
 
 async def test_level_switch_pin_drives_sensor_events(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path, free_port(), sensor={
-        "type": "level_switch", "name": "tank", "pin": 22, "pull_up": False, "poll_ms": 10})
+    cfg = make_config(
+        tmp_path,
+        free_port(),
+        sensor={"type": "level_switch", "name": "tank", "pin": 22, "pull_up": False, "poll_ms": 10},
+    )
     factory, rec = signal_factory(), Recorder()
     agent = Agent(cfg, pin_factory=factory, on_event=rec.on_event)
     async with running(agent):
@@ -116,8 +122,11 @@ async def test_level_switch_pin_drives_sensor_events(tmp_path: Path) -> None:
 
 
 async def test_unknown_sensor_name_is_ignored(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path, free_port(), sensor={"type": "mcp3008", "name": "beans",
-                                                     "channel": 0, "threshold": 0.2})
+    cfg = make_config(
+        tmp_path,
+        free_port(),
+        sensor={"type": "mcp3008", "name": "beans", "channel": 0, "threshold": 0.2},
+    )
     rec = Recorder()
     agent = Agent(cfg, pin_factory=signal_factory(), on_event=rec.on_event)
     async with running(agent):

@@ -20,7 +20,7 @@ def test_after_the_ack_waiting_when_online_offline_when_not() -> None:
     inputs = LedInputs(connected=True, press_at=10.0, awaiting=True)
     assert choose_pattern(inputs, 10.5).pattern is Pattern.WAITING
     offline = LedInputs(connected=False, press_at=10.0, awaiting=True)
-    assert choose_pattern(offline, 10.5) .pattern is Pattern.OFFLINE
+    assert choose_pattern(offline, 10.5).pattern is Pattern.OFFLINE
     assert choose_pattern(offline, 10.5).state == "offline"
 
 

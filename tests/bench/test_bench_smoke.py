@@ -48,9 +48,23 @@ def test_tiny_run_orders_every_event_exactly_once(tmp_path: Path) -> None:
     if mosquitto_binary() is None:
         pytest.skip("mosquitto binary not installed (apt-get install mosquitto)")
     done = run_cli(
-        "bench", "--devices", "5", "--events", "50", "--sustain-events", "20",
-        "--latency-events", "20", "--burst", "50", "--timeout", "60", "--no-progress",
-        "--out", str(tmp_path), timeout=160,
+        "bench",
+        "--devices",
+        "5",
+        "--events",
+        "50",
+        "--sustain-events",
+        "20",
+        "--latency-events",
+        "20",
+        "--burst",
+        "50",
+        "--timeout",
+        "60",
+        "--no-progress",
+        "--out",
+        str(tmp_path),
+        timeout=160,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     [path] = tmp_path.glob("*.json")

@@ -31,9 +31,17 @@ class Demo:
 
     def start(self) -> Demo:
         self.proc = spawn_cli(
-            "demo", "--data-dir", str(self.data_dir), "--mqtt-port", str(self.mqtt_port),
-            "--http-port", str(self.http_port), "--ordercore-port", str(self.core_port),
-            "--devices", "2",
+            "demo",
+            "--data-dir",
+            str(self.data_dir),
+            "--mqtt-port",
+            str(self.mqtt_port),
+            "--http-port",
+            str(self.http_port),
+            "--ordercore-port",
+            str(self.core_port),
+            "--devices",
+            "2",
         )
         assert self.proc.stdout is not None
         for line in self.proc.stdout:  # blocks on the demo's own output, no polling
@@ -67,8 +75,15 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
 
 
 def event_for(device_id: str, seq: int = 1) -> p.Event:
-    return p.Event(event_id=str(ULID()), device_id=device_id, seq=seq, kind=p.EventKind.PRESS,
-                   click=p.Click.SINGLE, ts=p.utcnow(), fw="test")
+    return p.Event(
+        event_id=str(ULID()),
+        device_id=device_id,
+        seq=seq,
+        kind=p.EventKind.PRESS,
+        click=p.Click.SINGLE,
+        ts=p.utcnow(),
+        fw="test",
+    )
 
 
 def get_json(url: str, token: str) -> object:
@@ -83,8 +98,12 @@ def test_a_device_press_becomes_one_order_and_survives_a_restart(demo: Demo) -> 
     user, password = demo.device_credentials("demo-01")
     # An independent client using the device's generated credential; a distinct client id so
     # the simulated demo-01 agent keeps its own session.
-    client = MqttProbe(demo.mqtt_port, username=user, password=password,
-                       client_id=f"demo-01-test-{uuid.uuid4().hex[:6]}")
+    client = MqttProbe(
+        demo.mqtt_port,
+        username=user,
+        password=password,
+        client_id=f"demo-01-test-{uuid.uuid4().hex[:6]}",
+    )
     assert client.wait_connected()
     status_topic = p.device_topic("demo-01", p.Channel.STATUS)
     client.subscribe(status_topic)
@@ -92,9 +111,11 @@ def test_a_device_press_becomes_one_order_and_survives_a_restart(demo: Demo) -> 
     client.publish(p.device_topic("demo-01", p.Channel.EVENTS), p.encode(event))
 
     def state_of(msg_state: str) -> Callable[[Received], bool]:
-        return lambda m: (m.topic == status_topic
-                          and json.loads(m.payload).get("event_id") == event.event_id
-                          and json.loads(m.payload)["state"] == msg_state)
+        return lambda m: (
+            m.topic == status_topic
+            and json.loads(m.payload).get("event_id") == event.event_id
+            and json.loads(m.payload)["state"] == msg_state
+        )
 
     client.wait_for(state_of("accepted"), timeout=30)
     ordered = client.wait_for(state_of("ordered"), timeout=30)[0]
@@ -129,8 +150,12 @@ def test_broker_refuses_a_wrong_password_and_a_foreign_topic(demo: Demo) -> None
     watcher = MqttProbe(demo.mqtt_port, username="ingest", password=secrets["ingest_mqtt_password"])
     assert watcher.wait_connected()
     watcher.subscribe("edgeorder/v1/devices/+/events")
-    device = MqttProbe(demo.mqtt_port, username=user, password=password,
-                       client_id=f"demo-01-acl-{uuid.uuid4().hex[:6]}")
+    device = MqttProbe(
+        demo.mqtt_port,
+        username=user,
+        password=password,
+        client_id=f"demo-01-acl-{uuid.uuid4().hex[:6]}",
+    )
     assert device.wait_connected()
     forged = event_for("demo-02")
     device.publish(p.device_topic("demo-02", p.Channel.EVENTS), p.encode(forged))
@@ -150,8 +175,17 @@ def test_demo_says_clearly_when_its_mqtt_port_is_taken(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = run_cli("demo", "--data-dir", str(tmp_path / "d"), "--mqtt-port", str(port),
-                         "--http-port", str(free_port()), "--ordercore-port", str(free_port()))
+        result = run_cli(
+            "demo",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--mqtt-port",
+            str(port),
+            "--http-port",
+            str(free_port()),
+            "--ordercore-port",
+            str(free_port()),
+        )
     assert result.returncode == 2
     assert f"port {port}" in result.stderr + result.stdout
     assert "--mqtt-port" in result.stderr + result.stdout

@@ -36,8 +36,14 @@ URL = "mqtt://127.0.0.1:1"
 def test_secrets_are_generated_once_kept_private_and_reused(tmp_path: Path) -> None:
     path = tmp_path / "secrets.json"
     first = load_secrets(path, env={})
-    assert all([first.admin_password, first.ordercore_token, first.ingest_mqtt_password,
-                first.webhook_secret])
+    assert all(
+        [
+            first.admin_password,
+            first.ordercore_token,
+            first.ingest_mqtt_password,
+            first.webhook_secret,
+        ]
+    )
     save_secrets(path, first)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert load_secrets(path, env={}) == first
@@ -77,8 +83,9 @@ def password_of(paths: DemoPaths, device_id: str) -> str:
 def registry_hash(paths: DemoPaths, device_id: str) -> str:
     db = open_db(paths.ingest_db)
     try:
-        row = db.execute("SELECT mqtt_hash FROM devices WHERE device_id = ?",
-                         [device_id]).fetchone()
+        row = db.execute(
+            "SELECT mqtt_hash FROM devices WHERE device_id = ?", [device_id]
+        ).fetchone()
         return str(row[0])
     finally:
         db.conn.close()
@@ -109,8 +116,11 @@ def test_provision_registers_devices_once_and_reuses_everything(tmp_path: Path) 
         db.conn.close()
     assert [d["device_id"] for d in devices] == ["demo-01", "demo-02", "demo-03"]
     assert all(d["env"] == "dev" and d["simulated"] for d in devices)
-    assert devices[0]["mapping"]["single"] == {"type": "reorder", "sku": "COFFEE-1KG",
-                                               "quantity": 1}
+    assert devices[0]["mapping"]["single"] == {
+        "type": "reorder",
+        "sku": "COFFEE-1KG",
+        "quantity": 1,
+    }
 
 
 def test_a_lost_firmware_file_gets_new_credentials_and_a_new_port_keeps_them(
@@ -161,17 +171,23 @@ def leds() -> LedLog:
 @pytest.fixture
 async def fleet(tmp_path: Path, leds: LedLog) -> AsyncIterator[DemoFleet]:
     paths = DemoPaths(tmp_path / "d")
-    ready = provision(paths, load_secrets(paths.secrets, env={}), device_count=2,
-                      mqtt_url=f"mqtt://127.0.0.1:{free_port()}")
-    running = DemoFleet.from_files(list(ready.configs.values()),
-                                   on_led=lambda *change: leds.append(change))
+    ready = provision(
+        paths,
+        load_secrets(paths.secrets, env={}),
+        device_count=2,
+        mqtt_url=f"mqtt://127.0.0.1:{free_port()}",
+    )
+    running = DemoFleet.from_files(
+        list(ready.configs.values()), on_led=lambda *change: leds.append(change)
+    )
     await running.start()
     yield running
     await running.stop()
 
 
-async def test_a_press_is_stored_as_an_event_even_while_offline(fleet: DemoFleet,
-                                                                 leds: LedLog) -> None:
+async def test_a_press_is_stored_as_an_event_even_while_offline(
+    fleet: DemoFleet, leds: LedLog
+) -> None:
     assert fleet.simulated_devices() == {"demo-01", "demo-02"}
     event = await fleet.press_and_wait("demo-02", "double")
     assert event is not None
@@ -198,8 +214,11 @@ async def test_the_press_route(fleet: DemoFleet) -> None:
         assert (await resp.json())["devices"] == ["demo-01", "demo-02"]
         resp = await client.post("/api/demo/devices/demo-01/press", json={"click": "x"})
         assert resp.status == 400
-        resp = await client.post("/api/demo/devices/demo-01/press", data=b"{oops",
-                                 headers={"Content-Type": "application/json"})
+        resp = await client.post(
+            "/api/demo/devices/demo-01/press",
+            data=b"{oops",
+            headers={"Content-Type": "application/json"},
+        )
         assert resp.status == 400
         assert "JSON" in json.dumps(await resp.json())
 
@@ -224,8 +243,10 @@ def test_a_taken_port_names_the_option_to_change(tmp_path: Path) -> None:
         port = busy.getsockname()[1]
         with pytest.raises(PortInUseError) as taken:
             check_ports(options(tmp_path, free_port(), free_port(), port))
-    assert taken.value.strerror == (f"order core: port {port} on 127.0.0.1 is already in use; "
-                                    "choose another with --ordercore-port PORT")
+    assert taken.value.strerror == (
+        f"order core: port {port} on 127.0.0.1 is already in use; "
+        "choose another with --ordercore-port PORT"
+    )
 
 
 def test_one_port_for_two_listeners_is_refused(tmp_path: Path) -> None:

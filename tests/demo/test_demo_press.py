@@ -27,11 +27,24 @@ def running(tmp_path: Path) -> Iterator[Demo]:
         demo.stop()
 
 
-def press(demo: Demo, device: str, click: str = "single", *, data_dir: Path | None = None,
-          http_port: int | None = None) -> tuple[int, str]:
-    result = run_cli("demo", "press", device, click,
-                     "--data-dir", str(data_dir or demo.data_dir),
-                     "--http-port", str(http_port or demo.http_port))
+def press(
+    demo: Demo,
+    device: str,
+    click: str = "single",
+    *,
+    data_dir: Path | None = None,
+    http_port: int | None = None,
+) -> tuple[int, str]:
+    result = run_cli(
+        "demo",
+        "press",
+        device,
+        click,
+        "--data-dir",
+        str(data_dir or demo.data_dir),
+        "--http-port",
+        str(http_port or demo.http_port),
+    )
     return result.returncode, result.stdout + result.stderr
 
 
@@ -45,13 +58,15 @@ def status_of(event_id: str, state: str) -> Callable[[Received], bool]:
     def match(m: Received) -> bool:
         body = json.loads(m.payload)
         return bool(body.get("event_id") == event_id and body["state"] == state)
+
     return match
 
 
 def test_a_cli_press_becomes_an_order_and_a_second_press_is_throttled(running: Demo) -> None:
     secrets = running.secrets()
-    watcher = MqttProbe(running.mqtt_port, username="ingest",
-                        password=secrets["ingest_mqtt_password"])
+    watcher = MqttProbe(
+        running.mqtt_port, username="ingest", password=secrets["ingest_mqtt_password"]
+    )
     assert watcher.wait_connected()
     watcher.subscribe(p.device_topic("demo-01", p.Channel.STATUS))
 
@@ -60,8 +75,10 @@ def test_a_cli_press_becomes_an_order_and_a_second_press_is_throttled(running: D
     first = pressed_event_id(output)
     ordered = watcher.wait_for(status_of(first, "ordered"), timeout=30)[0]
     order_id = json.loads(ordered.payload)["order_id"]
-    order = get_json(f"http://127.0.0.1:{running.core_port}/api/order/received/{order_id}",
-                     secrets["ordercore_token"])
+    order = get_json(
+        f"http://127.0.0.1:{running.core_port}/api/order/received/{order_id}",
+        secrets["ordercore_token"],
+    )
     assert isinstance(order, dict)
     assert order["Device"]["Id"] == "demo-01"
     assert [i["Sku"] for i in order["OrderItems"]] == ["COFFEE-1KG"]
@@ -79,13 +96,17 @@ def test_a_cli_press_becomes_an_order_and_a_second_press_is_throttled(running: D
     assert code == 0, output
     watcher.wait_for(status_of(first, "cancelled"), timeout=30)
     watcher.close()
-    cancelled = get_json(f"http://127.0.0.1:{running.core_port}/api/order/received/{order_id}",
-                         secrets["ordercore_token"])
+    cancelled = get_json(
+        f"http://127.0.0.1:{running.core_port}/api/order/received/{order_id}",
+        secrets["ordercore_token"],
+    )
     assert isinstance(cancelled, dict)
     assert cancelled["CancelledOn"] is not None
 
-    page = get_json(f"http://127.0.0.1:{running.core_port}/api/order/received?device=demo-01",
-                    secrets["ordercore_token"])
+    page = get_json(
+        f"http://127.0.0.1:{running.core_port}/api/order/received?device=demo-01",
+        secrets["ordercore_token"],
+    )
     assert isinstance(page, dict)
     assert [o["Id"] for o in page["Data"]] == [order["Id"]]
     assert running.stop() == 0
@@ -111,8 +132,12 @@ def test_press_says_what_is_wrong(running: Demo, tmp_path: Path) -> None:
 
     # The route sits behind ingest's auth: no token, no press.
     url = f"http://127.0.0.1:{running.http_port}/api/demo/devices/demo-01/press"
-    request = urllib.request.Request(url, data=b'{"click": "single"}', method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url,
+        data=b'{"click": "single"}',
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 401
@@ -121,9 +146,17 @@ def test_press_says_what_is_wrong(running: Demo, tmp_path: Path) -> None:
 def test_demo_help_explains_every_option() -> None:
     result = run_cli("demo", "--help")
     assert result.returncode == 0
-    for option in ("--data-dir", "--host", "--mqtt-port", "--http-port", "--ordercore-port",
-                   "--devices", "press", "EDGEORDER_ADMIN_PASSWORD",
-                   "EDGEORDER_ORDERCORE_TOKEN"):
+    for option in (
+        "--data-dir",
+        "--host",
+        "--mqtt-port",
+        "--http-port",
+        "--ordercore-port",
+        "--devices",
+        "press",
+        "EDGEORDER_ADMIN_PASSWORD",
+        "EDGEORDER_ORDERCORE_TOKEN",
+    ):
         assert option in result.stdout, option
     press_help = run_cli("demo", "press", "--help")
     assert press_help.returncode == 0

@@ -32,7 +32,8 @@ def acl() -> Acl:
 
 def test_passwd_lines() -> None:
     assert parse_passwd("# c\nkitchen-01:$7$101$a$b\n\ningest:$7$x\n") == {
-        "kitchen-01": "$7$101$a$b", "ingest": "$7$x",
+        "kitchen-01": "$7$101$a$b",
+        "ingest": "$7$x",
     }
 
 
@@ -72,8 +73,14 @@ def test_unknown_directive_is_an_error() -> None:
 
 @pytest.mark.parametrize(
     ("flt", "topic", "expected"),
-    [("a/+/c", "a/b/c", True), ("a/#", "a", True), ("a/#", "a/b/c", True), ("a/+", "a/b/c", False),
-     ("a/b", "a/b", True), ("a/b", "a/b/c", False)],
+    [
+        ("a/+/c", "a/b/c", True),
+        ("a/#", "a", True),
+        ("a/#", "a/b/c", True),
+        ("a/+", "a/b/c", False),
+        ("a/b", "a/b", True),
+        ("a/b", "a/b/c", False),
+    ],
 )
 def test_topic_matches(flt: str, topic: str, expected: bool) -> None:
     assert topic_matches(flt, topic) is expected
@@ -81,8 +88,13 @@ def test_topic_matches(flt: str, topic: str, expected: bool) -> None:
 
 @pytest.mark.parametrize(
     ("acl_filter", "sub", "expected"),
-    [("a/#", "a/+/c", True), ("a/+/c", "a/+/c", True), ("a/x/c", "a/+/c", False),
-     ("a/+/c", "a/#", False), ("a/b", "a/b", True)],
+    [
+        ("a/#", "a/+/c", True),
+        ("a/+/c", "a/+/c", True),
+        ("a/x/c", "a/+/c", False),
+        ("a/+/c", "a/#", False),
+        ("a/b", "a/b", True),
+    ],
 )
 def test_filter_within(acl_filter: str, sub: str, expected: bool) -> None:
     assert filter_within(acl_filter, sub) is expected

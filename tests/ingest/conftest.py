@@ -27,8 +27,9 @@ def ingest_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def ingest(ingest_dir: Path, mosquitto: MosquittoServer, ordercore: OrderCore
-                 ) -> AsyncIterator[Ingest]:
+async def ingest(
+    ingest_dir: Path, mosquitto: MosquittoServer, ordercore: OrderCore
+) -> AsyncIterator[Ingest]:
     running = await Ingest(ingest_settings(ingest_dir, mosquitto.url, ordercore.url)).start()
     yield running
     await running.stop()

@@ -43,9 +43,14 @@ class OrderCore:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> OrderCore:
-        settings = CoreSettings(data_dir=self.data_dir, port=self.port, tokens=[CORE_TOKEN],
-                                catalog_seed=SEED_CATALOG, webhook_backoff_base_s=0.05,
-                                webhook_backoff_max_s=0.5)
+        settings = CoreSettings(
+            data_dir=self.data_dir,
+            port=self.port,
+            tokens=[CORE_TOKEN],
+            catalog_seed=SEED_CATALOG,
+            webhook_backoff_base_s=0.05,
+            webhook_backoff_max_s=0.5,
+        )
         self._runner = web.AppRunner(create_core_app(settings))
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -58,8 +63,10 @@ class OrderCore:
 
     async def call(self, method: str, path: str, body: Any = None) -> Any:
         headers = {"Authorization": f"Bearer {CORE_TOKEN}"}
-        async with aiohttp.ClientSession(headers=headers) as http, http.request(
-                method, self.url + path, json=body) as resp:
+        async with (
+            aiohttp.ClientSession(headers=headers) as http,
+            http.request(method, self.url + path, json=body) as resp,
+        ):
             assert resp.status < 300, (resp.status, await resp.text())
             return await resp.json()
 
@@ -68,7 +75,8 @@ class OrderCore:
         index = 1
         while True:
             page = await self.call(
-                "GET", f"/api/order/received?device={device_id}&pageSize=200&pageIndex={index}")
+                "GET", f"/api/order/received?device={device_id}&pageSize=200&pageIndex={index}"
+            )
             data += page["Data"]
             if len(data) >= page["Total"] or not page["Data"]:
                 return data
@@ -110,10 +118,15 @@ class Ingest:
 
 def ingest_settings(data_dir: Path, mqtt_url: str, core_url: str, **extra: Any) -> Settings:
     values: dict[str, Any] = {
-        "data_dir": data_dir, "mqtt_url": mqtt_url, "mqtt_username": "",
-        "mqtt_client_id": f"ingest-{ULID()}", "http_port": free_port(),
+        "data_dir": data_dir,
+        "mqtt_url": mqtt_url,
+        "mqtt_username": "",
+        "mqtt_client_id": f"ingest-{ULID()}",
+        "http_port": free_port(),
         "connector": ConnectorSettings(base_url=core_url, token=CORE_TOKEN, timeout_s=2),
-        "retry_base_s": 0.05, "retry_max_s": 0.3, "poll_interval_s": 3600,
+        "retry_base_s": 0.05,
+        "retry_max_s": 0.3,
+        "poll_interval_s": 3600,
     }
     values.update(extra)
     return Settings(**values)
@@ -130,9 +143,15 @@ def add_device(data_dir: Path, device_id: str, sku: str = "COFFEE-1KG", **kw: An
 
 
 def press(device_id: str, click: p.Click = p.Click.SINGLE, **kw: Any) -> p.Event:
-    values: dict[str, Any] = {"event_id": str(ULID()), "device_id": device_id, "seq": 1,
-                              "kind": p.EventKind.PRESS, "click": click, "ts": p.utcnow(),
-                              "fw": "test"}
+    values: dict[str, Any] = {
+        "event_id": str(ULID()),
+        "device_id": device_id,
+        "seq": 1,
+        "kind": p.EventKind.PRESS,
+        "click": click,
+        "ts": p.utcnow(),
+        "fw": "test",
+    }
     values.update(kw)
     return p.Event(**values)
 
@@ -149,8 +168,14 @@ def status_is(device_id: str, event_id: str | None, state: str) -> Callable[[Rec
     return match
 
 
-async def wait_for(probe: MqttProbe, pred: Callable[[Received], bool], count: int = 1,
-                   within_s: float = 20, *, distinct_events: bool = False) -> list[Received]:
+async def wait_for(
+    probe: MqttProbe,
+    pred: Callable[[Received], bool],
+    count: int = 1,
+    within_s: float = 20,
+    *,
+    distinct_events: bool = False,
+) -> list[Received]:
     """``probe.wait_for`` off the loop (ingest runs on this loop and must keep running).
 
     ``distinct_events``: count distinct ``event_id``s, not messages (statuses may be re-sent).

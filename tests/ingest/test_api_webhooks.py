@@ -51,9 +51,18 @@ async def test_the_webhook_refuses_a_bad_signature_and_applies_a_good_one(
     probe.publish(p.device_topic("hook-01", p.Channel.EVENTS), p.encode(event))
     ordered = await wait_for(probe, status_is("hook-01", event.event_id, "ordered"))
     order_id = json.loads(ordered[0].payload)["order_id"]
-    body = json.dumps({"Id": 1, "Event": "order/paid", "CreatedOn": "2026-11-23T00:00:00Z",
-                       "Order": {"Id": int(order_id), "Status": {"Code": 2, "Label": "Paid"},
-                                 "Device": {"Id": "hook-01"}}}).encode()
+    body = json.dumps(
+        {
+            "Id": 1,
+            "Event": "order/paid",
+            "CreatedOn": "2026-11-23T00:00:00Z",
+            "Order": {
+                "Id": int(order_id),
+                "Status": {"Code": 2, "Label": "Paid"},
+                "Device": {"Id": "hook-01"},
+            },
+        }
+    ).encode()
     url = ingest.url + "/webhooks/ordercore"
     async with aiohttp.ClientSession() as http:
         forged = {"X-Edgeorder-Signature": signature("guess", body)}
@@ -67,11 +76,13 @@ async def test_the_webhook_refuses_a_bad_signature_and_applies_a_good_one(
 
 
 @pytest.fixture
-async def deaf_ingest(ingest_dir: Path, mosquitto: MosquittoServer, ordercore: OrderCore
-                      ) -> AsyncIterator[Ingest]:
+async def deaf_ingest(
+    ingest_dir: Path, mosquitto: MosquittoServer, ordercore: OrderCore
+) -> AsyncIterator[Ingest]:
     """ingest whose webhook URL the order core cannot reach: only polling tells it."""
-    settings = ingest_settings(ingest_dir, mosquitto.url, ordercore.url,
-                               public_url="http://127.0.0.1:9/unreachable")
+    settings = ingest_settings(
+        ingest_dir, mosquitto.url, ordercore.url, public_url="http://127.0.0.1:9/unreachable"
+    )
     running = await Ingest(settings).start()
     yield running
     await running.stop()
@@ -91,11 +102,14 @@ async def test_polling_catches_a_change_the_webhook_missed(
     assert await deaf_ingest.service.sync.poll_once() == 0  # nothing moved since
 
 
-async def api(ingest: Ingest, method: str, path: str, token: str | None,
-              body: Any = None) -> tuple[int, Any]:
+async def api(
+    ingest: Ingest, method: str, path: str, token: str | None, body: Any = None
+) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with aiohttp.ClientSession(headers=headers) as http, http.request(
-            method, ingest.url + path, json=body) as resp:
+    async with (
+        aiohttp.ClientSession(headers=headers) as http,
+        http.request(method, ingest.url + path, json=body) as resp,
+    ):
         text = await resp.text()
         return resp.status, json.loads(text) if text and "json" in resp.content_type else text
 
@@ -114,16 +128,19 @@ async def test_rest_api_devices_events_orders_buffer(
     assert "/api/buffer" in doc["paths"]
 
     mapping = {"single": {"type": "reorder", "sku": "COFFEE-1KG", "quantity": 1}}
-    status, created = await api(ingest, "POST", "/api/devices", token,
-                                {"device_id": "api-01", "mapping": mapping})
+    status, created = await api(
+        ingest, "POST", "/api/devices", token, {"device_id": "api-01", "mapping": mapping}
+    )
     assert status == 201
     assert created["password"] in created["firmware_config"]
-    status, bad = await api(ingest, "POST", "/api/devices", token,
-                            {"device_id": "no spaces", "mapping": mapping})
+    status, bad = await api(
+        ingest, "POST", "/api/devices", token, {"device_id": "no spaces", "mapping": mapping}
+    )
     assert status == 422
     assert bad["Fields"]
-    status, _ = await api(ingest, "POST", "/api/devices", token,
-                          {"device_id": "api-01", "mapping": mapping})
+    status, _ = await api(
+        ingest, "POST", "/api/devices", token, {"device_id": "api-01", "mapping": mapping}
+    )
     assert status == 409
 
     event = press("api-01")  # the device cache learnt api-01 from the bus notice
@@ -138,8 +155,7 @@ async def test_rest_api_devices_events_orders_buffer(
     status, buffer = await api(ingest, "GET", "/api/buffer", token)
     assert buffer["Data"] == []
 
-    status, patched = await api(ingest, "PATCH", "/api/devices/api-01", token,
-                                {"enabled": False})
+    status, patched = await api(ingest, "PATCH", "/api/devices/api-01", token, {"enabled": False})
     assert patched["enabled"] is False
     status, _ = await api(ingest, "DELETE", "/api/devices/api-01", token)
     assert status == 204
@@ -148,11 +164,13 @@ async def test_rest_api_devices_events_orders_buffer(
 
 
 @pytest.fixture
-async def patient_ingest(ingest_dir: Path, mosquitto: MosquittoServer, ordercore: OrderCore
-                         ) -> AsyncIterator[Ingest]:
+async def patient_ingest(
+    ingest_dir: Path, mosquitto: MosquittoServer, ordercore: OrderCore
+) -> AsyncIterator[Ingest]:
     """ingest that waits ten minutes between attempts: only "retry now" brings it back."""
-    settings = ingest_settings(ingest_dir, mosquitto.url, ordercore.url, retry_base_s=600,
-                               retry_max_s=600)
+    settings = ingest_settings(
+        ingest_dir, mosquitto.url, ordercore.url, retry_base_s=600, retry_max_s=600
+    )
     running = await Ingest(settings).start()
     yield running
     await running.stop()
@@ -183,5 +201,4 @@ async def test_operator_can_retry_and_discard_buffered_orders(
     status, _ = await api(ingest, "POST", f"/api/buffer/{rows[keep.event_id]}/retry", token)
     assert status == 200
     await wait_for(probe, status_is("buf-01", keep.event_id, "ordered"))
-    assert [o["OrderItems"][0]["Sku"] for o in await ordercore.orders("buf-01")] == [
-        "COFFEE-1KG"]
+    assert [o["OrderItems"][0]["Sku"] for o in await ordercore.orders("buf-01")] == ["COFFEE-1KG"]

@@ -40,7 +40,8 @@ def auth_dir(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
 
 
 def test_files_parse_and_grant_exactly_the_architecture_rule(
-        auth_dir: tuple[Path, dict[str, str]]) -> None:
+    auth_dir: tuple[Path, dict[str, str]],
+) -> None:
     out, passwords = auth_dir
     hashes = parse_passwd((out / "passwd").read_text())
     assert set(hashes) == {"dev-a", "dev-b", "ingest"}  # the disabled device is left out
@@ -62,17 +63,24 @@ def test_files_parse_and_grant_exactly_the_architecture_rule(
 
 @pytest.mark.integration
 def test_real_mosquitto_lets_a_device_publish_only_its_own_events(
-        auth_dir: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    auth_dir: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
     if mosquitto_binary() is None:
         pytest.skip("mosquitto not installed")
     out, passwords = auth_dir
-    server = MosquittoServer(tmp_path / "mq", password_file=out / "passwd",
-                             acl_file=out / "acl").start()
+    server = MosquittoServer(
+        tmp_path / "mq", password_file=out / "passwd", acl_file=out / "acl"
+    ).start()
     clients: list[MqttProbe] = []
     try:
+
         def connect(user: str, password: str) -> MqttProbe:
-            client = MqttProbe(server.port, username=user, password=password,
-                               client_id=f"{user}-{uuid.uuid4().hex[:6]}")
+            client = MqttProbe(
+                server.port,
+                username=user,
+                password=password,
+                client_id=f"{user}-{uuid.uuid4().hex[:6]}",
+            )
             clients.append(client)
             return client
 
@@ -102,8 +110,9 @@ def test_service_option_registers_ingests_own_account(tmp_path: Path) -> None:
     secret = tmp_path / "ingest.pass"
     secret.write_text("svc-from-file\n")
     out = tmp_path / "auth"
-    result = run_cli("broker-auth", "--out", str(out), "--data-dir", str(data),
-                     "--service", f"ingest={secret}")
+    result = run_cli(
+        "broker-auth", "--out", str(out), "--data-dir", str(data), "--service", f"ingest={secret}"
+    )
     assert result.returncode == 0, result.stderr
     hashes = parse_passwd((out / "passwd").read_text())
     assert verify_password(hashes["ingest"], "svc-from-file")
@@ -112,8 +121,15 @@ def test_service_option_registers_ingests_own_account(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("value", ["ingest", "ingest=", "bad user=x", "ingest=/no/such/file"])
 def test_service_option_refuses_a_bad_value(tmp_path: Path, value: str) -> None:
-    result = run_cli("broker-auth", "--out", str(tmp_path / "auth"), "--data-dir",
-                     str(tmp_path / "ingest"), "--service", value)
+    result = run_cli(
+        "broker-auth",
+        "--out",
+        str(tmp_path / "auth"),
+        "--data-dir",
+        str(tmp_path / "ingest"),
+        "--service",
+        value,
+    )
     assert result.returncode == 2
     assert "--service" in result.stderr
     assert not (tmp_path / "auth").exists()

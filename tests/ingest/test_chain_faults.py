@@ -63,7 +63,10 @@ def _fail_first(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
 
 
 async def test_an_event_whose_write_failed_is_processed_again_on_the_same_connection(
-    ingest: Ingest, ingest_dir: Path, ordercore: OrderCore, probe: MqttProbe,
+    ingest: Ingest,
+    ingest_dir: Path,
+    ordercore: OrderCore,
+    probe: MqttProbe,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     add_device(ingest_dir, "flaky-01")
@@ -83,7 +86,10 @@ async def test_an_event_whose_write_failed_is_processed_again_on_the_same_connec
 
 
 async def test_a_rejection_whose_write_failed_still_reaches_the_device(
-    ingest: Ingest, ingest_dir: Path, probe: MqttProbe, monkeypatch: pytest.MonkeyPatch,
+    ingest: Ingest,
+    ingest_dir: Path,
+    probe: MqttProbe,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     add_device(ingest_dir, "flaky-02")
     await ingest.service.devices.reload()
@@ -104,8 +110,9 @@ class _Transport:
         self.states: list[str] = []
         self.ordered = asyncio.Event()
 
-    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
-                ) -> int | None:
+    def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> int | None:
         state = json.loads(payload)["state"]
         self.states.append(state)
         if state == "ordered":
@@ -114,7 +121,9 @@ class _Transport:
 
 
 async def test_an_order_attempt_whose_commit_failed_is_held_back_before_the_next_call(
-    ingest_dir: Path, ordercore: OrderCore, monkeypatch: pytest.MonkeyPatch,
+    ingest_dir: Path,
+    ordercore: OrderCore,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     add_device(ingest_dir, "hold-01")
     db_path = ingest_dir / "ingest.db"
@@ -157,9 +166,17 @@ async def test_an_order_attempt_whose_commit_failed_is_held_back_before_the_next
     cache = DeviceCache(db_path)
     await cache.reload()
     worker = OutboxWorker(
-        writer=writer, read=read, connector=connector, devices=cache,
-        statuses=StatusPublisher(transport, Bus()), metrics=Metrics(), default_profile={},
-        retry_base_s=0.01, retry_max_s=0.02, clock=lambda: now[0])
+        writer=writer,
+        read=read,
+        connector=connector,
+        devices=cache,
+        statuses=StatusPublisher(transport, Bus()),
+        metrics=Metrics(),
+        default_profile={},
+        retry_base_s=0.01,
+        retry_max_s=0.02,
+        clock=lambda: now[0],
+    )
     task = asyncio.create_task(worker.run())
     try:
         await asyncio.wait_for(looked.wait(), 10)  # the worker looked at the row again...

@@ -49,16 +49,18 @@ async def _settle_and_mark(ingest: Ingest, probe: MqttProbe, mark: str) -> list[
     await asyncio.to_thread(probe.publish, MARKER_TOPIC, json.dumps({"mark": mark}))
     await wait_for(probe, lambda m: m.topic == MARKER_TOPIC and _body(m).get("mark") == mark)
     seen = list(probe.messages)
-    end = next(i for i, m in enumerate(seen)
-               if m.topic == MARKER_TOPIC and _body(m).get("mark") == mark)
+    end = next(
+        i for i, m in enumerate(seen) if m.topic == MARKER_TOPIC and _body(m).get("mark") == mark
+    )
     return [m for m in seen[:end] if m.topic != MARKER_TOPIC]
 
 
 def _unconfirmed(db_path: Path) -> list[tuple[str, str]]:
     conn = connect(db_path, readonly=True)
     try:
-        rows = conn.execute("SELECT event_id, state FROM status_history "
-                            "WHERE published_at IS NULL ORDER BY id").fetchall()
+        rows = conn.execute(
+            "SELECT event_id, state FROM status_history WHERE published_at IS NULL ORDER BY id"
+        ).fetchall()
         return [(r[0], r[1]) for r in rows]
     finally:
         conn.close()
@@ -69,15 +71,23 @@ async def _flush(ingest: Ingest) -> None:
     await service.writer.run(service.delivery.write_confirmed)
 
 
-def _ordered(conn: sqlite3.Connection, event: p.Event, order_id: str,
-             when: datetime) -> list[int]:
+def _ordered(conn: sqlite3.Connection, event: p.Event, order_id: str, when: datetime) -> list[int]:
     """Record ``event`` accepted then ordered (as ingest would); its history row ids."""
     devices = load_devices(sqlite_utils.Database(conn))
-    outcome = ledger.record_event(conn, event, devices[event.device_id], now=when,
-                                  stale_after_s=1e9)
+    outcome = ledger.record_event(
+        conn, event, devices[event.device_id], now=when, stale_after_s=1e9
+    )
     (row,) = [r for r in ledger.due_outbox(conn, when, 100) if r.event_id == event.event_id]
-    (ordered,) = ledger.mark_created(conn, row, order_id=order_id, state=p.State.ORDERED,
-                                     platform_status=0, amount=100, currency="BRL", now=when)
+    (ordered,) = ledger.mark_created(
+        conn,
+        row,
+        order_id=order_id,
+        state=p.State.ORDERED,
+        platform_status=0,
+        amount=100,
+        currency="BRL",
+        now=when,
+    )
     return [*outcome.status.history_ids, *ordered.history_ids]
 
 
@@ -98,7 +108,10 @@ def retained_probe(mosquitto: MosquittoServer) -> Iterator[MqttProbe]:
 
 @pytest.mark.integration
 async def test_unconfirmed_statuses_are_republished_by_the_next_process_at_any_age(
-    data_dir: Path, mosquitto: MosquittoServer, ordercore: OrderCore, probe: MqttProbe,
+    data_dir: Path,
+    mosquitto: MosquittoServer,
+    ordercore: OrderCore,
+    probe: MqttProbe,
     retained_probe: MqttProbe,
 ) -> None:
     add_device(data_dir, "late-01", allow_parallel=True)
@@ -109,8 +122,9 @@ async def test_unconfirmed_statuses_are_republished_by_the_next_process_at_any_a
     conn = open_db(data_dir / "ingest.db").conn
     with atomic(conn):
         lost_rows = _ordered(conn, lost, "900", old)  # 'ordered' never reached the broker
-        rejected = ledger.record_rejection(conn, "late-01", bogus, "malformed_json",
-                                           "malformed JSON", old)
+        rejected = ledger.record_rejection(
+            conn, "late-01", bogus, "malformed_json", "malformed JSON", old
+        )
         assert rejected is not None
         newest_rows = _ordered(conn, newest, "901", now)  # all delivered, just now
         done_rows = _ordered(conn, done, "902", now)  # another device, all delivered
@@ -130,7 +144,8 @@ async def test_unconfirmed_statuses_are_republished_by_the_next_process_at_any_a
     assert [(m.topic.split("/")[3], _body(m)["event_id"], _body(m)["state"]) for m in sent] == [
         ("late-01", lost.event_id, "ordered"),
         ("late-01", bogus, "rejected"),
-        ("late-01", newest.event_id, "ordered")]
+        ("late-01", newest.event_id, "ordered"),
+    ]
     assert _body(sent[0])["order_id"] == "900"
     assert _unconfirmed(data_dir / "ingest.db") == []
     retained_probe.subscribe(p.device_topic("late-01", p.Channel.STATUS))
@@ -148,8 +163,12 @@ async def test_unconfirmed_statuses_are_republished_by_the_next_process_at_any_a
 
 @pytest.mark.integration
 async def test_a_republished_status_never_overtakes_a_newer_one_of_the_same_event(
-    data_dir: Path, mosquitto: MosquittoServer, ordercore: OrderCore, probe: MqttProbe,
-    retained_probe: MqttProbe, monkeypatch: pytest.MonkeyPatch,
+    data_dir: Path,
+    mosquitto: MosquittoServer,
+    ordercore: OrderCore,
+    probe: MqttProbe,
+    retained_probe: MqttProbe,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     add_device(data_dir, "race-01")
     event = press("race-01")
@@ -190,7 +209,10 @@ async def test_a_republished_status_never_overtakes_a_newer_one_of_the_same_even
 
 @pytest.mark.integration
 async def test_delivered_statuses_are_confirmed_and_not_published_again(
-    data_dir: Path, mosquitto: MosquittoServer, ordercore: OrderCore, probe: MqttProbe,
+    data_dir: Path,
+    mosquitto: MosquittoServer,
+    ordercore: OrderCore,
+    probe: MqttProbe,
 ) -> None:
     add_device(data_dir, "sure-01")
     settings = ingest_settings(data_dir, mosquitto.url, ordercore.url)
@@ -223,8 +245,9 @@ def _history_row(db_path: Path) -> int:
     conn = open_db(db_path).conn
     try:
         with atomic(conn):
-            out = ledger.record_rejection(conn, "hook-01", None, "malformed_json", "bad",
-                                          p.utcnow())
+            out = ledger.record_rejection(
+                conn, "hook-01", None, "malformed_json", "bad", p.utcnow()
+            )
         assert out is not None
         (row,) = out.history_ids
         return row
@@ -245,8 +268,11 @@ async def test_confirmations_ride_along_with_the_next_group_commit(db_path: Path
         tracker.confirmed(7)
         assert tracker.unanswered == 0
         assert _unconfirmed(db_path) == [(None, "rejected")]  # not written by itself
-        await writer.run(lambda conn: conn.execute(
-            "INSERT INTO audit (at, actor, action) VALUES ('t', 'test', 'other work')"))
+        await writer.run(
+            lambda conn: conn.execute(
+                "INSERT INTO audit (at, actor, action) VALUES ('t', 'test', 'other work')"
+            )
+        )
         assert commits == [1]  # no transaction of its own
         assert _unconfirmed(db_path) == []
         assert tracker.written == 1
@@ -287,8 +313,11 @@ def test_migration_keeps_only_the_last_15_minutes_unconfirmed(tmp_path: Path) ->
     conn.execute("COMMIT")
     now = p.utcnow()
     for event_id, at in (("old", now - timedelta(hours=1)), ("recent", now)):
-        conn.execute("INSERT INTO status_history (device_id, event_id, state, at) "
-                     "VALUES ('d', ?, 'accepted', ?)", [event_id, p.format_ts(at)])
+        conn.execute(
+            "INSERT INTO status_history (device_id, event_id, state, at) "
+            "VALUES ('d', ?, 'accepted', ?)",
+            [event_id, p.format_ts(at)],
+        )
     migrate(conn)
     rows = conn.execute("SELECT event_id, published_at IS NULL FROM status_history").fetchall()
     conn.close()

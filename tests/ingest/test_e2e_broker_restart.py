@@ -59,16 +59,18 @@ def _publish(probe: MqttProbe, events: list[p.Event]) -> None:
         probe.publish(p.device_topic(event.device_id, p.Channel.EVENTS), p.encode(event))
 
 
-async def _assert_each_ordered_once(ingest_dir: Path, ordercore: OrderCore, device_id: str,
-                                    events: list[p.Event], ordered: set[str]) -> None:
+async def _assert_each_ordered_once(
+    ingest_dir: Path, ordercore: OrderCore, device_id: str, events: list[p.Event], ordered: set[str]
+) -> None:
     assert ordered == {e.event_id for e in events}  # none lost
     orders = await ordercore.orders(device_id)
     assert len(orders) == len(events)  # none twice
     assert len({o["Id"] for o in orders}) == len(events)
     conn = connect(ingest_dir / "ingest.db", readonly=True)
     try:
-        rows = conn.execute("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM orders "
-                            "WHERE device_id = ?", [device_id]).fetchone()
+        rows = conn.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM orders WHERE device_id = ?", [device_id]
+        ).fetchone()
     finally:
         conn.close()
     assert rows == (len(events), len(events))
@@ -101,8 +103,11 @@ async def test_events_sent_while_ingest_is_away_survive_a_broker_restart(
 
 
 async def test_a_broker_restart_mid_stream_loses_nothing(
-    ingest: Ingest, ingest_dir: Path, mosquitto: MosquittoServer, ordercore: OrderCore,
-    publisher: MqttProbe
+    ingest: Ingest,
+    ingest_dir: Path,
+    mosquitto: MosquittoServer,
+    ordercore: OrderCore,
+    publisher: MqttProbe,
 ) -> None:
     add_device(ingest_dir, "mid-01", allow_parallel=True)
     await ingest.service.devices.reload()

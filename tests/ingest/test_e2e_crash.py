@@ -40,8 +40,9 @@ class IngestProcess:
 
     def wait_line(self, text: str, timeout: float = 30) -> None:
         with self._cond:
-            if not self._cond.wait_for(lambda: any(text in ln or ln == "<exit>"
-                                                   for ln in self.lines), timeout):
+            if not self._cond.wait_for(
+                lambda: any(text in ln or ln == "<exit>" for ln in self.lines), timeout
+            ):
                 raise TimeoutError(f"no {text!r} in:\n" + "".join(self.lines[-30:]))
             if not any(text in ln for ln in self.lines):
                 raise AssertionError("ingest exited:\n" + "".join(self.lines[-30:]))
@@ -59,13 +60,39 @@ async def test_sigkill_mid_stream_loses_nothing_and_orders_nothing_twice(
     tmp_path: Path, mosquitto: MosquittoServer, ordercore: OrderCore
 ) -> None:
     data = tmp_path / "ingest"
-    added = run_cli("device", "add", "crash-01", "--sku", "TEA-250G", "--allow-parallel",
-                    "--data-dir", str(data), "--config-out", str(tmp_path / "crash-01.toml"))
+    added = run_cli(
+        "device",
+        "add",
+        "crash-01",
+        "--sku",
+        "TEA-250G",
+        "--allow-parallel",
+        "--data-dir",
+        str(data),
+        "--config-out",
+        str(tmp_path / "crash-01.toml"),
+    )
     assert added.returncode == 0, added.stderr
-    args = ("--data-dir", str(data), "--mqtt-url", mosquitto.url, "--mqtt-username", "",
-            "--mqtt-client-id", "ingest-crash-test", "--http-port", str(free_port()),
-            "--ordercore-url", ordercore.url, "--ordercore-token", CORE_TOKEN,
-            "--retry-base-s", "0.05", "--retry-max-s", "0.5")
+    args = (
+        "--data-dir",
+        str(data),
+        "--mqtt-url",
+        mosquitto.url,
+        "--mqtt-username",
+        "",
+        "--mqtt-client-id",
+        "ingest-crash-test",
+        "--http-port",
+        str(free_port()),
+        "--ordercore-url",
+        ordercore.url,
+        "--ordercore-token",
+        CORE_TOKEN,
+        "--retry-base-s",
+        "0.05",
+        "--retry-max-s",
+        "0.5",
+    )
     first = IngestProcess(*args)
     first.wait_line("mqtt.subscribed")
 
@@ -81,15 +108,22 @@ async def test_sigkill_mid_stream_loses_nothing_and_orders_nothing_twice(
         await wait_for(probe, lambda m: json.loads(m.payload)["state"] == "accepted", count=20)
         first.kill()
         assert first.proc.returncode == -9
-        before = {json.loads(m.payload)["event_id"] for m in list(probe.messages)
-                  if json.loads(m.payload)["state"] == "ordered"}
+        before = {
+            json.loads(m.payload)["event_id"]
+            for m in list(probe.messages)
+            if json.loads(m.payload)["state"] == "ordered"
+        }
         assert len(before) < len(events)  # the kill really was mid-stream
 
         second = IngestProcess(*args)
         try:
             ordered = await wait_for(
-                probe, lambda m: json.loads(m.payload)["state"] == "ordered", count=300,
-                within_s=120, distinct_events=True)
+                probe,
+                lambda m: json.loads(m.payload)["state"] == "ordered",
+                count=300,
+                within_s=120,
+                distinct_events=True,
+            )
         finally:
             assert second.terminate() == 0
     finally:

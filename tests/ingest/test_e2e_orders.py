@@ -36,8 +36,11 @@ async def test_one_press_becomes_exactly_one_order(
     await wait_for(probe, status_is("kitchen-01", event.event_id, "accepted"))
     ordered = await wait_for(probe, status_is("kitchen-01", event.event_id, "ordered"))
     order_id = json.loads(ordered[0].payload)["order_id"]
-    states = [json.loads(m.payload)["state"] for m in probe.messages
-              if json.loads(m.payload).get("event_id") == event.event_id]
+    states = [
+        json.loads(m.payload)["state"]
+        for m in probe.messages
+        if json.loads(m.payload).get("event_id") == event.event_id
+    ]
     assert states[:2] == ["accepted", "ordered"]
     orders = await ordercore.orders("kitchen-01")
     assert [str(o["Id"]) for o in orders] == [order_id]
@@ -60,10 +63,14 @@ async def test_presence_and_telemetry_are_recorded(
     seen: list[str] = []
     async with ingest.service.bus.subscribe(frozenset({"presence", "telemetry"})) as notices:
         presence = p.Presence(online=True, fw="1.2.3", ts=p.utcnow())
-        probe.publish(p.device_topic("tele-01", p.Channel.PRESENCE), p.encode(presence),
-                      retain=True)
-        probe.publish(p.device_topic("tele-01", p.Channel.TELEMETRY),
-                      b'{"v":1,"uptime_s":42,"queue_depth":3,"fw":"1.2.3","rssi":-61}', qos=0)
+        probe.publish(
+            p.device_topic("tele-01", p.Channel.PRESENCE), p.encode(presence), retain=True
+        )
+        probe.publish(
+            p.device_topic("tele-01", p.Channel.TELEMETRY),
+            b'{"v":1,"uptime_s":42,"queue_depth":3,"fw":"1.2.3","rssi":-61}',
+            qos=0,
+        )
         async with asyncio.timeout(10):
             while len(seen) < 2:
                 seen.append((await notices.get()).kind)
@@ -79,8 +86,9 @@ async def test_presence_and_telemetry_are_recorded(
 async def test_a_shared_subscription_group_still_orders_once(
     ingest_dir: Path, mosquitto: MosquittoServer, ordercore: OrderCore, probe: MqttProbe
 ) -> None:
-    settings = ingest_settings(ingest_dir, mosquitto.url, ordercore.url,
-                               mqtt_shared_group="workers")
+    settings = ingest_settings(
+        ingest_dir, mosquitto.url, ordercore.url, mqtt_shared_group="workers"
+    )
     add_device(ingest_dir, "share-01")
     running = await Ingest(settings).start()
     try:
@@ -101,8 +109,9 @@ async def test_the_same_event_five_times_is_one_order(
         probe.publish(p.device_topic("hall-01", p.Channel.EVENTS), p.encode(event))
     await wait_for(probe, status_is("hall-01", event.event_id, "ordered"))
     # every delivery is answered: accepted, 4 re-published current statuses, then ordered
-    await wait_for(probe, lambda m: json.loads(m.payload).get("event_id") == event.event_id,
-                   count=6)
+    await wait_for(
+        probe, lambda m: json.loads(m.payload).get("event_id") == event.event_id, count=6
+    )
     assert len(await ordercore.orders("hall-01")) == 1
     _, text = await ingest.get("/metrics")
     assert "edgeorder_ingest_events_duplicate_total 4.0" in text
@@ -207,7 +216,10 @@ async def test_devices_get_their_config_retained_at_start_and_on_change(
         config = p.DeviceConfig.model_validate_json(first.payload)
         assert first.retain
         assert (config.version, config.env, config.mapping.single) == (
-            1, "dev", p.ReorderAction(sku="COFFEE-1KG"))
+            1,
+            "dev",
+            p.ReorderAction(sku="COFFEE-1KG"),
+        )
         from edgeorder.ingest.store import registry
 
         db = open_db(ingest_dir / "ingest.db")

@@ -32,15 +32,25 @@ async def test_200_events_while_the_order_core_is_down_are_queued_then_ordered_o
     topic = p.device_topic("bulk-01", p.Channel.EVENTS)
     for event in events:
         probe.client.publish(topic, p.encode(event), qos=1)
-    queued = await wait_for(probe, lambda m: json.loads(m.payload)["state"] == "queued",
-                            count=200, within_s=60, distinct_events=True)
+    queued = await wait_for(
+        probe,
+        lambda m: json.loads(m.payload)["state"] == "queued",
+        count=200,
+        within_s=60,
+        distinct_events=True,
+    )
     assert {json.loads(m.payload)["event_id"] for m in queued} == {e.event_id for e in events}
     _, text = await ingest.get("/metrics")
     assert metric(text, "edgeorder_ingest_buffer_depth") == 200
 
     await ordercore.start()  # same port, same data
-    ordered = await wait_for(probe, lambda m: json.loads(m.payload)["state"] == "ordered",
-                             count=200, within_s=90, distinct_events=True)
+    ordered = await wait_for(
+        probe,
+        lambda m: json.loads(m.payload)["state"] == "ordered",
+        count=200,
+        within_s=90,
+        distinct_events=True,
+    )
     assert len({json.loads(m.payload)["event_id"] for m in ordered}) == 200
     orders = await ordercore.orders("bulk-01")
     assert len(orders) == 200
@@ -52,9 +62,17 @@ async def test_200_events_while_the_order_core_is_down_are_queued_then_ordered_o
 BAD_INPUTS: list[bytes] = [
     b'{"v":1,"event_id":',
     b'{"v":1,"x":"\xff\xfe"}',
-    json.dumps({
-        "v": 1, "event_id": "01JDZ8Q7M3N4P5R6S7T8V9W0XY", "device_id": "bad-01", "seq": "42",
-        "kind": "press", "click": "single", "ts": "2026-11-22T13:00:00.123Z"}).encode(),
+    json.dumps(
+        {
+            "v": 1,
+            "event_id": "01JDZ8Q7M3N4P5R6S7T8V9W0XY",
+            "device_id": "bad-01",
+            "seq": "42",
+            "kind": "press",
+            "click": "single",
+            "ts": "2026-11-22T13:00:00.123Z",
+        }
+    ).encode(),
     b'{"pad":"' + b"x" * 5000 + b'"}',
 ]
 
@@ -68,8 +86,13 @@ async def test_every_bad_input_is_rejected_counted_and_never_ordered(
     topic = p.device_topic("bad-01", p.Channel.EVENTS)
     for number, payload in enumerate(BAD_INPUTS, 1):
         probe.publish(topic, payload)
-        await wait_for(probe, lambda m: m.topic.endswith("bad-01/status")
-                       and json.loads(m.payload)["state"] == "rejected", count=number)
+        await wait_for(
+            probe,
+            lambda m: (
+                m.topic.endswith("bad-01/status") and json.loads(m.payload)["state"] == "rejected"
+            ),
+            count=number,
+        )
     reasons = [json.loads(m.payload)["reason"] for m in probe.messages]
     assert reasons[0].startswith("malformed JSON")
     assert "not UTF-8" in reasons[1]
@@ -120,9 +143,18 @@ async def test_every_bad_input_is_rejected_counted_and_never_ordered(
     assert (notice.device_id, notice.data["code"]) == (None, "bad_device_id")
     status, text = await ingest.get("/metrics")
     assert status == 200
-    for code in ("malformed_json", "not_utf8", "invalid", "oversize", "device_mismatch",
-                 "stale", "unknown_device", "disabled_device", "payload_conflict",
-                 "bad_device_id"):
+    for code in (
+        "malformed_json",
+        "not_utf8",
+        "invalid",
+        "oversize",
+        "device_mismatch",
+        "stale",
+        "unknown_device",
+        "disabled_device",
+        "payload_conflict",
+        "bad_device_id",
+    ):
         assert f'edgeorder_ingest_events_rejected_total{{reason="{code}"}} 1.0' in text, code
     # exactly the one valid press was ordered; ingest still serves
     assert len(await ordercore.orders("bad-01")) == 1

@@ -31,8 +31,9 @@ def db_path(tmp_path: Path) -> Path:
 
 def record(conn: sqlite3.Connection, event: p.Event) -> ledger.EventOutcome:
     devices = load_devices(sqlite_utils.Database(conn))
-    return ledger.record_event(conn, event, devices.get(event.device_id), now=NOW,
-                               stale_after_s=3600)
+    return ledger.record_event(
+        conn, event, devices.get(event.device_id), now=NOW, stale_after_s=3600
+    )
 
 
 def test_the_database_is_wal_and_fully_synchronous(db_path: Path) -> None:
@@ -41,13 +42,15 @@ def test_the_database_is_wal_and_fully_synchronous(db_path: Path) -> None:
     assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
-def test_an_event_is_recorded_once_and_a_duplicate_answers_its_current_state(
-        db_path: Path) -> None:
+def test_an_event_is_recorded_once_and_a_duplicate_answers_its_current_state(db_path: Path) -> None:
     conn = open_db(db_path).conn
     event = press("k-01", ts=NOW)
     first = record(conn, event)
     assert (first.status.status.state, first.duplicate, first.outbox_created) == (
-        p.State.ACCEPTED, False, True)
+        p.State.ACCEPTED,
+        False,
+        True,
+    )
     again = record(conn, event)
     assert (again.status.status.state, again.duplicate) == (p.State.ACCEPTED, True)
     assert conn.execute("SELECT COUNT(*) FROM inbox").fetchone()[0] == 1
@@ -85,13 +88,22 @@ def test_transient_failures_queue_once_then_the_order_is_created(db_path: Path) 
     (row,) = ledger.due_outbox(conn, later, 10)
     assert ledger.mark_transient(conn, row, error="down", next_attempt_at=later, now=NOW) == []
     (row,) = ledger.due_outbox(conn, later, 10)
-    outs = ledger.mark_created(conn, row, order_id="77", state=p.State.ORDERED,
-                               platform_status=0, amount=8990, currency="BRL", now=NOW)
+    outs = ledger.mark_created(
+        conn,
+        row,
+        order_id="77",
+        state=p.State.ORDERED,
+        platform_status=0,
+        amount=8990,
+        currency="BRL",
+        now=NOW,
+    )
     assert [(o.status.state, o.status.order_id) for o in outs] == [(p.State.ORDERED, "77")]
     assert ledger.due_outbox(conn, later, 10) == []
     assert conn.execute("SELECT attempts, state FROM order_outbox").fetchone() == (3, "done")
-    history = conn.execute("SELECT state FROM status_history WHERE event_id = ? ORDER BY id",
-                           [event.event_id]).fetchall()
+    history = conn.execute(
+        "SELECT state FROM status_history WHERE event_id = ? ORDER BY id", [event.event_id]
+    ).fetchall()
     assert [h[0] for h in history] == ["accepted", "queued", "ordered"]
 
 
@@ -99,8 +111,16 @@ def test_order_state_changes_never_go_backwards(db_path: Path) -> None:
     conn = open_db(db_path).conn
     record(conn, press("k-01", ts=NOW))
     (row,) = ledger.due_outbox(conn, NOW, 10)
-    ledger.mark_created(conn, row, order_id="5", state=p.State.ORDERED, platform_status=0,
-                        amount=None, currency=None, now=NOW)
+    ledger.mark_created(
+        conn,
+        row,
+        order_id="5",
+        state=p.State.ORDERED,
+        platform_status=0,
+        amount=None,
+        currency=None,
+        now=NOW,
+    )
     shipped = ledger.apply_order_state(conn, "5", p.State.SHIPPED, 5, NOW, source="webhook")
     assert [o.status.state for o in shipped] == [p.State.SHIPPED]
     assert ledger.apply_order_state(conn, "5", p.State.PAID, 2, NOW, source="poll") == []
@@ -120,9 +140,16 @@ async def test_the_writer_commits_what_waits_in_one_transaction(db_path: Path) -
 
     first = writer.submit(blocker)
     await asyncio.to_thread(inside.wait, 10)
-    futures = [writer.submit(lambda conn, i=i: conn.execute(
-        "INSERT INTO audit (at, actor, action) VALUES ('t', 'test', ?)", [str(i)]).lastrowid)
-        for i in range(100)]
+    futures = [
+        writer.submit(
+            lambda conn, i=i: (
+                conn.execute(
+                    "INSERT INTO audit (at, actor, action) VALUES ('t', 'test', ?)", [str(i)]
+                ).lastrowid
+            )
+        )
+        for i in range(100)
+    ]
     gate.set()
     await first
     ids = await asyncio.gather(*futures)
@@ -139,8 +166,13 @@ async def test_a_failing_job_fails_alone(db_path: Path) -> None:
         conn.execute("INSERT INTO audit (at, actor, action) VALUES ('t', 'x', 'half')")
         raise ValueError("boom")
 
-    ok = writer.submit(lambda conn: conn.execute(
-        "INSERT INTO audit (at, actor, action) VALUES ('t', 'x', 'kept')").lastrowid)
+    ok = writer.submit(
+        lambda conn: (
+            conn.execute(
+                "INSERT INTO audit (at, actor, action) VALUES ('t', 'x', 'kept')"
+            ).lastrowid
+        )
+    )
     bad = writer.submit(boom)
     assert await ok
     with pytest.raises(ValueError, match="boom"):
@@ -163,8 +195,11 @@ async def test_a_failing_job_in_a_batch_leaves_the_others_committed_once(db_path
         gate.wait(10)
 
     def insert(action: str) -> Callable[[sqlite3.Connection], int | None]:
-        return lambda conn: conn.execute(
-            "INSERT INTO audit (at, actor, action) VALUES ('t', 'y', ?)", [action]).lastrowid
+        return lambda conn: (
+            conn.execute(
+                "INSERT INTO audit (at, actor, action) VALUES ('t', 'y', ?)", [action]
+            ).lastrowid
+        )
 
     def boom(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO audit (at, actor, action) VALUES ('t', 'y', 'half')")
@@ -172,8 +207,11 @@ async def test_a_failing_job_in_a_batch_leaves_the_others_committed_once(db_path
 
     first = writer.submit(blocker)
     await asyncio.to_thread(inside.wait, 10)
-    before, bad, after = writer.submit(insert("before")), writer.submit(boom), writer.submit(
-        insert("after"))
+    before, bad, after = (
+        writer.submit(insert("before")),
+        writer.submit(boom),
+        writer.submit(insert("after")),
+    )
     gate.set()
     await first
     assert await before
@@ -182,6 +220,9 @@ async def test_a_failing_job_in_a_batch_leaves_the_others_committed_once(db_path
         await bad
     await writer.stop()
     assert commits == [1, 3]  # the three waiting jobs still shared one commit
-    rows = open_db(db_path).execute(
-        "SELECT action FROM audit WHERE actor = 'y' ORDER BY id").fetchall()
+    rows = (
+        open_db(db_path)
+        .execute("SELECT action FROM audit WHERE actor = 'y' ORDER BY id")
+        .fetchall()
+    )
     assert rows == [("before",), ("after",)]

@@ -18,7 +18,7 @@ from tests.support.mqtt import MqttProbe
 
 def test_backoff_grows_exponentially_is_jittered_and_capped() -> None:
     delays = list(islice(backoff_delays(0.5, 8.0, random.Random(7)), 12))
-    ceilings = [min(8.0, 0.5 * 2 ** n) for n in range(12)]
+    ceilings = [min(8.0, 0.5 * 2**n) for n in range(12)]
     assert all(0.5 <= d <= c for d, c in zip(delays, ceilings, strict=True))
     assert max(delays) <= 8.0
     assert len(set(delays)) == len(delays)  # jittered: no two retries line up
@@ -53,11 +53,19 @@ async def test_ingest_reconnects_after_a_broker_restart_and_keeps_working(
 
 @pytest.mark.integration
 async def test_a_qos1_message_dropped_by_a_full_queue_is_redelivered_after_a_resync(
-    mosquitto: MosquittoServer
+    mosquitto: MosquittoServer,
 ) -> None:
-    link = MqttLink(MqttOptions(url=mosquitto.url, username=None, password=None,
-                                client_id="link-overflow", queue_size=2, backoff_min_s=0.05,
-                                backoff_max_s=0.2))
+    link = MqttLink(
+        MqttOptions(
+            url=mosquitto.url,
+            username=None,
+            password=None,
+            client_id="link-overflow",
+            queue_size=2,
+            backoff_min_s=0.05,
+            backoff_max_s=0.2,
+        )
+    )
     link.start()
     probe = MqttProbe(mosquitto.port)
     try:

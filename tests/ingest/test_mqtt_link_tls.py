@@ -33,13 +33,51 @@ def tls_files(tmp_path: Path) -> dict[str, Path]:
     def run(*args: str) -> None:
         subprocess.run([openssl, *args], cwd=d, check=True, capture_output=True)
 
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-        "-days", "2", "-subj", "/CN=edgeorder test CA")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-        "-subj", "/CN=127.0.0.1")
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=edgeorder test CA",
+    )
+    run(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    )
     (d / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.cnf")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
+    )
     return {"ca": d / "ca.crt", "cert": d / "server.crt", "key": d / "server.key"}
 
 
@@ -49,8 +87,10 @@ def tls_broker(tmp_path: Path, tls_files: dict[str, Path]) -> MosquittoServer:
         pytest.skip("mosquitto binary not installed (apt-get install mosquitto)")
     server = MosquittoServer(tmp_path / "mosquitto")
     with server.conf_path.open("a") as conf:  # TLS settings of the (only) listener
-        conf.write(f"\ncafile {tls_files['ca']}\ncertfile {tls_files['cert']}\n"
-                   f"keyfile {tls_files['key']}\ntls_version tlsv1.2\n")
+        conf.write(
+            f"\ncafile {tls_files['ca']}\ncertfile {tls_files['cert']}\n"
+            f"keyfile {tls_files['key']}\ntls_version tlsv1.2\n"
+        )
     server.start()
     yield server  # type: ignore[misc]
     server.stop()
@@ -59,9 +99,15 @@ def tls_broker(tmp_path: Path, tls_files: dict[str, Path]) -> MosquittoServer:
 async def test_events_and_acknowledgements_flow_over_tls(
     tls_broker: MosquittoServer, tls_files: dict[str, Path]
 ) -> None:
-    link = MqttLink(MqttOptions(
-        url=f"mqtts://127.0.0.1:{tls_broker.port}", username=None, password=None,
-        client_id="tls-ingest", ca_file=str(tls_files["ca"])))
+    link = MqttLink(
+        MqttOptions(
+            url=f"mqtts://127.0.0.1:{tls_broker.port}",
+            username=None,
+            password=None,
+            client_id="tls-ingest",
+            ca_file=str(tls_files["ca"]),
+        )
+    )
     acknowledged: set[int] = set()
     all_acknowledged = asyncio.Event()
 

@@ -59,8 +59,13 @@ async def core_without_batches() -> AsyncIterator[tuple[str, list[str], list[int
     async def checkout(request: web.Request) -> web.Response:
         keys.append(request.headers["Idempotency-Key"])
         n = len(keys)
-        return web.json_response({"CheckoutId": n, "Orders": [
-            {"Id": n, "Status": {"Code": 0}, "Amount": 100, "Currency": "BRL"}]}, status=201)
+        return web.json_response(
+            {
+                "CheckoutId": n,
+                "Orders": [{"Id": n, "Status": {"Code": 0}, "Amount": 100, "Currency": "BRL"}],
+            },
+            status=201,
+        )
 
     app = web.Application()
     app.router.add_post("/api/checkout", checkout)

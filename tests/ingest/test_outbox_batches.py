@@ -46,8 +46,9 @@ class _BatchPlatform:
         self.calls: list[list[str]] = []
         self.single_calls = 0
 
-    async def create_orders(self, requests: list[OrderRequest]
-                            ) -> list[OrderResult | PlatformError]:
+    async def create_orders(
+        self, requests: list[OrderRequest]
+    ) -> list[OrderResult | PlatformError]:
         keys = [r.idempotency_key for r in requests]
         self.calls.append(keys)
         if len(self.calls) <= self.down_calls:
@@ -83,8 +84,9 @@ class _Transport:
         self.states: dict[str, list[str]] = {}
         self.changed = asyncio.Event()
 
-    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
-                ) -> int | None:
+    def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> int | None:
         status = p.Status.model_validate_json(payload)
         assert status.event_id is not None
         self.states.setdefault(status.event_id, []).append(status.state.value)
@@ -114,17 +116,26 @@ def _record(db_path: Path, count: int) -> list[str]:
     return ids
 
 
-async def _run(ingest_dir: Path, platform: _BatchPlatform, keys: list[str],
-               done: Done, concurrency: int) -> _Transport:
+async def _run(
+    ingest_dir: Path, platform: _BatchPlatform, keys: list[str], done: Done, concurrency: int
+) -> _Transport:
     db_path = ingest_dir / "ingest.db"
     reader, transport, writer = Reader(db_path), _Transport(), Writer(db_path)
     writer.start()
     cache = DeviceCache(db_path)
     await cache.reload()
     worker = OutboxWorker(
-        writer=writer, read=reader, connector=platform, devices=cache,  # type: ignore[arg-type]
-        statuses=StatusPublisher(transport, Bus()), metrics=Metrics(), default_profile={},
-        retry_base_s=30, retry_max_s=60, concurrency=concurrency)
+        writer=writer,
+        read=reader,
+        connector=platform,
+        devices=cache,  # type: ignore[arg-type]
+        statuses=StatusPublisher(transport, Bus()),
+        metrics=Metrics(),
+        default_profile={},
+        retry_base_s=30,
+        retry_max_s=60,
+        concurrency=concurrency,
+    )
     task = asyncio.create_task(worker.run())
     try:
         await transport.wait(done)
@@ -149,8 +160,13 @@ async def test_rows_go_in_groups_and_each_is_settled_by_its_own_answer(ingest_di
     refused, later = {keys[1]}, {keys[6]}
     platform = _BatchPlatform(refuse=refused, later=later)
     final = {"ordered", "failed", "queued"}
-    transport = await _run(ingest_dir, platform, keys, concurrency=8, done=lambda states: all(
-        final & set(states.get(k, ())) for k in keys))
+    transport = await _run(
+        ingest_dir,
+        platform,
+        keys,
+        concurrency=8,
+        done=lambda states: all(final & set(states.get(k, ())) for k in keys),
+    )
 
     sizes = [len(c) for c in platform.calls]
     assert max(sizes) == BATCH  # grouped...
@@ -158,7 +174,7 @@ async def test_rows_go_in_groups_and_each_is_settled_by_its_own_answer(ingest_di
     assert sorted(k for c in platform.calls for k in c) == sorted(keys)  # each sent once
     assert platform.single_calls == 0
     for key in keys:
-        expected = ("failed" if key in refused else "queued" if key in later else "ordered")
+        expected = "failed" if key in refused else "queued" if key in later else "ordered"
         assert transport.states[key] == [expected]
     outbox = _outbox(ingest_dir / "ingest.db")
     assert outbox[keys[1]] == ("failed", 1)
@@ -170,8 +186,13 @@ async def test_a_call_that_fails_as_a_whole_keeps_every_row_of_it(ingest_dir: Pa
     add_device(ingest_dir, "batch-01", allow_parallel=True)
     keys = _record(ingest_dir / "ingest.db", 3)
     platform = _BatchPlatform(refuse=set(), later=set(), down_calls=1)
-    transport = await _run(ingest_dir, platform, keys, concurrency=8, done=lambda states: all(
-        "queued" in states.get(k, ()) for k in keys))
+    transport = await _run(
+        ingest_dir,
+        platform,
+        keys,
+        concurrency=8,
+        done=lambda states: all("queued" in states.get(k, ()) for k in keys),
+    )
 
     assert platform.calls == [keys]  # one call carried all three, and it failed
     assert _outbox(ingest_dir / "ingest.db") == {k: ("pending", 1) for k in keys}

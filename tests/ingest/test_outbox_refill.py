@@ -65,8 +65,9 @@ class _Transport:
         self.ordered: list[str] = []
         self.changed = asyncio.Condition()
 
-    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
-                ) -> int | None:
+    def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> int | None:
         status = p.Status.model_validate_json(payload)
         if status.state is p.State.ORDERED:
             assert status.event_id is not None
@@ -115,14 +116,23 @@ async def test_finished_calls_refill_in_batches_and_every_row_is_ordered(
     cache = DeviceCache(db_path)
     await cache.reload()
     worker = OutboxWorker(
-        writer=writer, read=read, connector=platform, devices=cache,
-        statuses=StatusPublisher(transport, Bus()), metrics=Metrics(), default_profile={},
-        retry_base_s=0.01, retry_max_s=0.02, concurrency=LIMIT)
+        writer=writer,
+        read=read,
+        connector=platform,
+        devices=cache,
+        statuses=StatusPublisher(transport, Bus()),
+        metrics=Metrics(),
+        default_profile={},
+        retry_base_s=0.01,
+        retry_max_s=0.02,
+        concurrency=LIMIT,
+    )
     task = asyncio.create_task(worker.run())
     try:
         async with platform.changed:
-            await asyncio.wait_for(platform.changed.wait_for(
-                lambda: len(platform.started) == LIMIT), 10)
+            await asyncio.wait_for(
+                platform.changed.wait_for(lambda: len(platform.started) == LIMIT), 10
+            )
         assert ordered_at_read == [0]  # one read filled every slot
         first = list(platform.started)
         for n, key in enumerate(first[: LIMIT // 2], start=1):  # one call at a time
@@ -130,8 +140,9 @@ async def test_finished_calls_refill_in_batches_and_every_row_is_ordered(
             await transport.wait_ordered(n)
         # no read while more than half the slots were busy; the one that freed half reads
         async with platform.changed:
-            await asyncio.wait_for(platform.changed.wait_for(
-                lambda: len(platform.started) == LIMIT + LIMIT // 2), 10)
+            await asyncio.wait_for(
+                platform.changed.wait_for(lambda: len(platform.started) == LIMIT + LIMIT // 2), 10
+            )
         assert ordered_at_read[:2] == [0, LIMIT // 2]
         for key in keys:
             platform.release(key)

@@ -49,20 +49,34 @@ def test_registry_mutations_are_audited_and_hashes_follow_enabled(tmp_path: Path
 
 
 def test_firmware_toml_has_the_agreed_layout() -> None:
-    text = render_agent_toml("kitchen-01", mqtt_url="mqtt://127.0.0.1:1883", password="pw",
-                             button={"pin": 17}, outbox={"path": "/var/lib/x.db"})
+    text = render_agent_toml(
+        "kitchen-01",
+        mqtt_url="mqtt://127.0.0.1:1883",
+        password="pw",
+        button={"pin": 17},
+        outbox={"path": "/var/lib/x.db"},
+    )
     assert text.startswith('device_id = "kitchen-01"\n')
     doc = tomllib.loads(text)
-    assert doc["mqtt"] == {"url": "mqtt://127.0.0.1:1883", "username": "kitchen-01",
-                           "password": "pw"}
+    assert doc["mqtt"] == {
+        "url": "mqtt://127.0.0.1:1883",
+        "username": "kitchen-01",
+        "password": "pw",
+    }
     assert doc["button"] == {"pin": 17}
     assert doc["outbox"]["path"] == "/var/lib/x.db"
 
 
-@pytest.mark.parametrize(("command", "needle"), [
-    ("ingest", "--mqtt-url"), ("ingest", "--ordercore-token"), ("ingest", "--shared-group"),
-    ("device", "rotate-credentials"), ("broker-auth", "--out"),
-])
+@pytest.mark.parametrize(
+    ("command", "needle"),
+    [
+        ("ingest", "--mqtt-url"),
+        ("ingest", "--ordercore-token"),
+        ("ingest", "--shared-group"),
+        ("device", "rotate-credentials"),
+        ("broker-auth", "--out"),
+    ],
+)
 def test_cli_help(command: str, needle: str) -> None:
     result = run_cli(command, "--help")
     assert result.returncode == 0
@@ -71,9 +85,23 @@ def test_cli_help(command: str, needle: str) -> None:
 
 def test_device_cli_add_writes_the_config_and_prints_the_password_once(tmp_path: Path) -> None:
     data, cfg = tmp_path / "data", tmp_path / "fw" / "k-01.toml"
-    added = run_cli("device", "--data-dir", str(data), "add", "k-01", "--sku", "COFFEE-1KG",
-                    "--quantity", "2", "--env", "dev", "--mqtt-url", "mqtt://pi.lan:1883",
-                    "--config-out", str(cfg))
+    added = run_cli(
+        "device",
+        "--data-dir",
+        str(data),
+        "add",
+        "k-01",
+        "--sku",
+        "COFFEE-1KG",
+        "--quantity",
+        "2",
+        "--env",
+        "dev",
+        "--mqtt-url",
+        "mqtt://pi.lan:1883",
+        "--config-out",
+        str(cfg),
+    )
     assert added.returncode == 0, added.stderr
     doc = tomllib.loads(cfg.read_text())
     assert doc["mqtt"]["url"] == "mqtt://pi.lan:1883"
@@ -82,7 +110,10 @@ def test_device_cli_add_writes_the_config_and_prints_the_password_once(tmp_path:
     listed = run_cli("device", "list", "--json", EDGEORDER_INGEST_DATA_DIR=str(data))
     (row,) = json.loads(listed.stdout)
     assert (row["device_id"], row["env"], row["mapping"]["single"]["quantity"]) == (
-        "k-01", "dev", 2)
+        "k-01",
+        "dev",
+        2,
+    )
     assert doc["mqtt"]["password"] not in listed.stdout
     assert run_cli("device", "disable", "k-01", "--data-dir", str(data)).returncode == 0
     shown = run_cli("device", "show", "k-01", "--json", "--data-dir", str(data))
@@ -96,8 +127,16 @@ def test_device_cli_add_writes_the_config_and_prints_the_password_once(tmp_path:
 
 
 def test_ingest_refuses_bad_settings_listing_every_error(tmp_path: Path) -> None:
-    result = run_cli("ingest", "--data-dir", str(tmp_path), "--mqtt-url", "http://broker",
-                     "--http-port", "99999", EDGEORDER_INGEST_RETRY_BASE_S="-1")
+    result = run_cli(
+        "ingest",
+        "--data-dir",
+        str(tmp_path),
+        "--mqtt-url",
+        "http://broker",
+        "--http-port",
+        "99999",
+        EDGEORDER_INGEST_RETRY_BASE_S="-1",
+    )
     assert result.returncode == 2
     for field in ("mqtt_url", "http_port", "retry_base_s"):
         assert field in result.stderr

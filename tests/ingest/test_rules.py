@@ -12,23 +12,43 @@ from edgeorder.ingest.domain.devices import Device
 from tests.ingest.support import press
 
 NOW = p.utcnow()
-MAPPING = p.ButtonMapping(single=p.ReorderAction(sku="COFFEE-1KG", quantity=2),
-                          double=p.ReorderAction(sku="TEA-250G"),
-                          sensors={"level": p.ReorderAction(sku="WATER-5L")})
+MAPPING = p.ButtonMapping(
+    single=p.ReorderAction(sku="COFFEE-1KG", quantity=2),
+    double=p.ReorderAction(sku="TEA-250G"),
+    sensors={"level": p.ReorderAction(sku="WATER-5L")},
+)
 
 
 def device(**kw: object) -> Device:
     values: dict[str, object] = {
-        "device_id": "k-01", "enabled": True, "env": "prod", "mapping": MAPPING,
-        "allow_parallel": False, "cancel_window_s": 300, "profile": {}, "config_version": 1}
+        "device_id": "k-01",
+        "enabled": True,
+        "env": "prod",
+        "mapping": MAPPING,
+        "allow_parallel": False,
+        "cancel_window_s": 300,
+        "profile": {},
+        "config_version": 1,
+    }
     values.update(kw)
     return Device(**values)  # type: ignore[arg-type]
 
 
-def decide(event: p.Event, dev: Device | None, *, in_flight: bool = False,
-           last: rules.CancelTarget | None = None) -> rules.Decision:
-    return rules.evaluate(event, dev, now=NOW, stale_after_s=3600,
-                          sku_in_flight=lambda sku: in_flight, last_order=lambda: last)
+def decide(
+    event: p.Event,
+    dev: Device | None,
+    *,
+    in_flight: bool = False,
+    last: rules.CancelTarget | None = None,
+) -> rules.Decision:
+    return rules.evaluate(
+        event,
+        dev,
+        now=NOW,
+        stale_after_s=3600,
+        sku_in_flight=lambda sku: in_flight,
+        last_order=lambda: last,
+    )
 
 
 def test_a_mapped_click_reorders_its_sku() -> None:
@@ -38,8 +58,14 @@ def test_a_mapped_click_reorders_its_sku() -> None:
 
 
 def test_a_sensor_crossing_uses_its_named_action() -> None:
-    event = p.Event(event_id=press("k-01").event_id, device_id="k-01", seq=1, kind="sensor",
-                    sensor=p.SensorReading(name="level", value=0.1), ts=NOW)
+    event = p.Event(
+        event_id=press("k-01").event_id,
+        device_id="k-01",
+        seq=1,
+        kind="sensor",
+        sensor=p.SensorReading(name="level", value=0.1),
+        ts=NOW,
+    )
     assert decide(event, device()).action == p.ReorderAction(sku="WATER-5L")
 
 
@@ -60,10 +86,13 @@ def test_in_flight_throttles_unless_the_device_allows_parallel_orders() -> None:
     assert (d.state, d.op) == (p.State.ACCEPTED, "create")
 
 
-@pytest.mark.parametrize(("dev", "reason"), [
-    (None, rules.REASON_UNKNOWN_DEVICE),
-    (device(enabled=False), rules.REASON_DISABLED),
-])
+@pytest.mark.parametrize(
+    ("dev", "reason"),
+    [
+        (None, rules.REASON_UNKNOWN_DEVICE),
+        (device(enabled=False), rules.REASON_DISABLED),
+    ],
+)
 def test_unknown_and_disabled_devices_are_rejected(dev: Device | None, reason: str) -> None:
     d = decide(press("k-01", ts=NOW), dev)
     assert (d.state, d.reason, d.op) == (p.State.REJECTED, reason, None)
@@ -90,11 +119,22 @@ def test_a_long_press_cancels_the_last_order_only_within_the_window() -> None:
 S = p.State
 
 
-@pytest.mark.parametrize(("current", "new", "ok"), [
-    (S.ORDERED, S.PAID, True), (S.PAID, S.SHIPPED, True), (S.SHIPPED, S.DELIVERED, True),
-    (S.ORDERED, S.SHIPPED, True), (S.SHIPPED, S.PAID, False), (S.PAID, S.ORDERED, False),
-    (S.PAID, S.PAID, False), (S.DELIVERED, S.CANCELLED, False), (S.CANCELLED, S.PAID, False),
-    (S.SHIPPED, S.CANCELLED, True), (S.ORDERED, S.FAILED, True), (S.FAILED, S.PAID, False),
-])
+@pytest.mark.parametrize(
+    ("current", "new", "ok"),
+    [
+        (S.ORDERED, S.PAID, True),
+        (S.PAID, S.SHIPPED, True),
+        (S.SHIPPED, S.DELIVERED, True),
+        (S.ORDERED, S.SHIPPED, True),
+        (S.SHIPPED, S.PAID, False),
+        (S.PAID, S.ORDERED, False),
+        (S.PAID, S.PAID, False),
+        (S.DELIVERED, S.CANCELLED, False),
+        (S.CANCELLED, S.PAID, False),
+        (S.SHIPPED, S.CANCELLED, True),
+        (S.ORDERED, S.FAILED, True),
+        (S.FAILED, S.PAID, False),
+    ],
+)
 def test_orders_only_move_forward(current: p.State, new: p.State, ok: bool) -> None:
     assert rules.advances(current, new) is ok

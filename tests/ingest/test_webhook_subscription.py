@@ -11,7 +11,8 @@ pytestmark = pytest.mark.integration
 
 
 async def test_ingest_subscribes_only_to_changes_it_does_not_already_know(
-        ordercore: OrderCore) -> None:
+    ordercore: OrderCore,
+) -> None:
     # order/created (and authorized) leave an order "ordered", which ingest learns from the
     # checkout itself: a webhook per new order would only double both services' work per event.
     connector = OrderCoreConnector(ordercore.url, CORE_TOKEN)
@@ -24,8 +25,13 @@ async def test_ingest_subscribes_only_to_changes_it_does_not_already_know(
     assert "*" not in hook["Events"]
     assert "order/created" not in hook["Events"]
     assert "order/authorized" not in hook["Events"]
-    for needed in ("order/paid", "order/shipped", "order/completed", "order/cancelled",
-                   "order/denied"):
+    for needed in (
+        "order/paid",
+        "order/shipped",
+        "order/completed",
+        "order/cancelled",
+        "order/denied",
+    ):
         assert needed in hook["Events"]
 
 

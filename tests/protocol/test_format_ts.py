@@ -16,8 +16,10 @@ from edgeorder.protocol import State, Status, encode, format_ts
         (datetime(2026, 1, 2, 3, 4, 5, 999999, tzinfo=UTC), "2026-01-02T03:04:05.999Z"),
         (datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "2026-01-02T03:04:05.000Z"),
         # another offset is converted to UTC, across a day boundary
-        (datetime(2026, 1, 1, 1, 30, 0, 4000, tzinfo=timezone(timedelta(hours=3))),
-         "2025-12-31T22:30:00.004Z"),
+        (
+            datetime(2026, 1, 1, 1, 30, 0, 4000, tzinfo=timezone(timedelta(hours=3))),
+            "2025-12-31T22:30:00.004Z",
+        ),
     ],
 )
 def test_format_ts_is_utc_with_milliseconds_and_z(ts: datetime, text: str) -> None:

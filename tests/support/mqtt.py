@@ -66,8 +66,9 @@ class MqttProbe:
                 client.subscribe(topic, qos)
         self._connected.set()
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, rc: object,
-                       props: object = None) -> None:
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object = None
+    ) -> None:
         self.disconnects.append(str(rc))
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
@@ -87,17 +88,23 @@ class MqttProbe:
         self._subscriptions[topic] = qos
         rc, mid = self.client.subscribe(topic, qos)
         if not done.wait(10):
-            raise TimeoutError(f"no SUBACK for {topic} (subscribe rc={rc} mid={mid}, "
-                               f"connected={self.client.is_connected()}, "
-                               f"disconnects={self.disconnects})")
+            raise TimeoutError(
+                f"no SUBACK for {topic} (subscribe rc={rc} mid={mid}, "
+                f"connected={self.client.is_connected()}, "
+                f"disconnects={self.disconnects})"
+            )
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> None:
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
         info.wait_for_publish(10)
 
     def wait_for(
-        self, predicate: Callable[[Received], bool], timeout: float = 15, count: int = 1,
-        *, key: Callable[[Received], object] | None = None,
+        self,
+        predicate: Callable[[Received], bool],
+        timeout: float = 15,
+        count: int = 1,
+        *,
+        key: Callable[[Received], object] | None = None,
     ) -> list[Received]:
         """Block until ``count`` recorded messages satisfy ``predicate``; return them all.
 

@@ -37,8 +37,9 @@ class WebEnv:
 
     async def login(self, username: str = "admin", password: str = ADMIN_PASSWORD) -> str:
         """Log in; returns (and keeps) the CSRF token read from the fleet page."""
-        resp = await self.client.post("/login", data={"username": username,
-                                                      "password": password, "next": "/"})
+        resp = await self.client.post(
+            "/login", data={"username": username, "password": password, "next": "/"}
+        )
         assert resp.status == 200, await resp.text()  # followed the 303 to the fleet page
         match = re.search(r'data-csrf="([^"]+)"', await resp.text())
         assert match, "the logged-in page carries the CSRF token"
@@ -47,20 +48,28 @@ class WebEnv:
 
     async def post(self, path: str, **data: str) -> ClientResponse:
         """A form POST with the session's CSRF token; redirects are not followed."""
-        return await self.client.post(path, data={"csrf_token": self.csrf, **data},
-                                      allow_redirects=False)
+        return await self.client.post(
+            path, data={"csrf_token": self.csrf, **data}, allow_redirects=False
+        )
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {"data_dir": tmp_path / "ingest",
-                                 "admin_password": SecretStr(ADMIN_PASSWORD),
-                                 "login_max_failures": 3, "login_lockout_s": 600}
+    values: dict[str, object] = {
+        "data_dir": tmp_path / "ingest",
+        "admin_password": SecretStr(ADMIN_PASSWORD),
+        "login_max_failures": 3,
+        "login_lockout_s": 600,
+    }
     values.update(overrides)
     return Settings.model_validate(values)
 
 
-def make_app(settings: Settings, bus: Bus, simulator: RecordingSimulator,
-             publisher: RecordingPublisher | None = None) -> web.Application:
+def make_app(
+    settings: Settings,
+    bus: Bus,
+    simulator: RecordingSimulator,
+    publisher: RecordingPublisher | None = None,
+) -> web.Application:
     app = web.Application()
     app[PUBLISHER_KEY] = publisher or RecordingPublisher()
     app[SETTINGS_KEY] = settings

@@ -17,15 +17,19 @@ from edgeorder.ingest.store.db import atomic, open_db
 ADMIN_PASSWORD = "correct horse battery staple"
 
 
-def add_device(db_path: Path, device_id: str, *, env: str = "prod",
-               simulated: bool = False) -> str:
+def add_device(db_path: Path, device_id: str, *, env: str = "prod", simulated: bool = False) -> str:
     """Register a device through the real registry; returns its MQTT password."""
     db = open_db(db_path)
     try:
         mapping = p.ButtonMapping(single=p.ReorderAction(sku="COFFEE-1KG", quantity=1))
-        _, password = registry.add_device(db, device_id, name=f"{device_id} name",
-                                          mapping=mapping, env="dev" if env == "dev" else "prod",
-                                          simulated=simulated)
+        _, password = registry.add_device(
+            db,
+            device_id,
+            name=f"{device_id} name",
+            mapping=mapping,
+            env="dev" if env == "dev" else "prod",
+            simulated=simulated,
+        )
         return password
     finally:
         db.conn.close()
@@ -38,13 +42,22 @@ def set_presence(db_path: Path, device_id: str, online: bool, fw: str = "0.1.0")
             "INSERT INTO presence (device_id, online, fw, ts, received_at) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (device_id) DO UPDATE SET online = excluded.online, fw = excluded.fw, "
             "ts = excluded.ts, received_at = excluded.received_at",
-            (device_id, int(online), fw, now, now))
+            (device_id, int(online), fw, now, now),
+        )
 
 
-def record_event(db_path: Path, device_id: str, *, click: str = "single",
-                 state: str = "accepted", order_id: str | None = None,
-                 order_state: str | None = None, pending: bool = False,
-                 last_error: str | None = None, at: str | None = None) -> tuple[int, str]:
+def record_event(
+    db_path: Path,
+    device_id: str,
+    *,
+    click: str = "single",
+    state: str = "accepted",
+    order_id: str | None = None,
+    order_state: str | None = None,
+    pending: bool = False,
+    last_error: str | None = None,
+    at: str | None = None,
+) -> tuple[int, str]:
     """An inbox row with its status history (and an order and/or an outbox row);
     returns (inbox id, event id)."""
     now = at or p.format_ts(p.utcnow())
@@ -54,30 +67,47 @@ def record_event(db_path: Path, device_id: str, *, click: str = "single",
             "INSERT INTO inbox (device_id, event_id, payload_hash, payload, kind, trigger, seq, "
             "ts, received_at, action, state, order_id, reason, updated_at) "
             "VALUES (?, ?, 'h', '{}', 'press', ?, 1, ?, ?, ?, ?, ?, NULL, ?)",
-            (device_id, event_id, click, now, now, json.dumps({"type": "reorder"}), state,
-             order_id, now))
+            (
+                device_id,
+                event_id,
+                click,
+                now,
+                now,
+                json.dumps({"type": "reorder"}),
+                state,
+                order_id,
+                now,
+            ),
+        )
         inbox_id = int(cur.lastrowid or 0)
         for step in ["accepted", *([state] if state != "accepted" else [])]:
-            conn.execute("INSERT INTO status_history (device_id, event_id, state, order_id, at) "
-                         "VALUES (?, ?, ?, ?, ?)", (device_id, event_id, step, order_id, now))
+            conn.execute(
+                "INSERT INTO status_history (device_id, event_id, state, order_id, at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (device_id, event_id, step, order_id, now),
+            )
         if order_id is not None:
             conn.execute(
                 "INSERT INTO orders (order_id, inbox_id, device_id, event_id, sku, quantity, "
                 "state, created_at, updated_at) VALUES (?, ?, ?, ?, 'COFFEE-1KG', 1, ?, ?, ?)",
-                (order_id, inbox_id, device_id, event_id, order_state or "ordered", now, now))
+                (order_id, inbox_id, device_id, event_id, order_state or "ordered", now, now),
+            )
         if pending:
             conn.execute(
                 "INSERT INTO order_outbox (inbox_id, device_id, event_id, op, sku, quantity, "
                 "attempts, next_attempt_at, last_error, created_at, updated_at) "
                 "VALUES (?, ?, ?, 'create', 'COFFEE-1KG', 1, 3, ?, ?, ?, ?)",
-                (inbox_id, device_id, event_id, now, last_error, now, now))
+                (inbox_id, device_id, event_id, now, last_error, now, now),
+            )
     return inbox_id, event_id
 
 
 def record_rejection(db_path: Path, device_id: str, code: str = "stale") -> None:
     with _conn(db_path) as conn, atomic(conn):
-        conn.execute("INSERT INTO rejections (device_id, code, detail, at) VALUES (?, ?, ?, ?)",
-                     (device_id, code, "test rejection", p.format_ts(p.utcnow())))
+        conn.execute(
+            "INSERT INTO rejections (device_id, code, detail, at) VALUES (?, ?, ?, ?)",
+            (device_id, code, "test rejection", p.format_ts(p.utcnow())),
+        )
 
 
 class _conn:
@@ -114,13 +144,21 @@ class RecordingSimulator:
         self.presses.append((device_id, click))
         self.next_order += 1
         task = asyncio.get_running_loop().create_task(
-            self._order(device_id, click, str(self.next_order)))
+            self._order(device_id, click, str(self.next_order))
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _order(self, device_id: str, click: str, order_id: str) -> None:
-        await asyncio.to_thread(record_event, self.db_path, device_id, click=click,
-                                state="ordered", order_id=order_id, order_state="ordered")
+        await asyncio.to_thread(
+            record_event,
+            self.db_path,
+            device_id,
+            click=click,
+            state="ordered",
+            order_id=order_id,
+            order_state="ordered",
+        )
         self.bus.publish(Notice("status", device_id, {"state": "ordered"}))
 
 

@@ -29,8 +29,10 @@ def concrete_routes(app: web.Application) -> list[tuple[str, str]]:
         template = info.get("formatter") or info.get("path") or info.get("prefix")
         if template is None or route.method == "HEAD":
             continue
-        path = _PARAM.sub(lambda m: "1" if "id" in m.group(1) and "device" not in m.group(1)
-                          else "sample-01", str(template))
+        path = _PARAM.sub(
+            lambda m: "1" if "id" in m.group(1) and "device" not in m.group(1) else "sample-01",
+            str(template),
+        )
         out.add((route.method, path))
     return sorted(out)
 
@@ -41,8 +43,13 @@ def protected_routes(app: web.Application) -> list[tuple[str, str]]:
 
 async def test_route_enumeration_sees_the_dashboard(webenv: WebEnv) -> None:
     routes = concrete_routes(webenv.app)
-    for expected in (("GET", "/"), ("GET", "/devices/sample-01"), ("POST", "/provision"),
-                     ("POST", "/buffer/1/discard"), ("GET", "/live")):
+    for expected in (
+        ("GET", "/"),
+        ("GET", "/devices/sample-01"),
+        ("POST", "/provision"),
+        ("POST", "/buffer/1/discard"),
+        ("GET", "/live"),
+    ):
         assert expected in routes
 
 
@@ -62,8 +69,9 @@ async def test_unknown_paths_and_bad_tokens_are_refused_too(webenv: WebEnv) -> N
     resp = await webenv.client.get("/api/nothing-here", allow_redirects=False)
     assert resp.status == 401
     assert (await resp.json())["error"] == "unauthorized"
-    resp = await webenv.client.get("/", headers={"Authorization": "Bearer nope"},
-                                   allow_redirects=False)
+    resp = await webenv.client.get(
+        "/", headers={"Authorization": "Bearer nope"}, allow_redirects=False
+    )
     assert resp.status == 303
     resp = await webenv.client.get("/", cookies={COOKIE_NAME: "forged"}, allow_redirects=False)
     assert resp.status == 303
@@ -86,26 +94,34 @@ async def test_every_post_without_csrf_token_is_refused(webenv: WebEnv) -> None:
     posts = [(m, p) for m, p in protected_routes(webenv.app) if m not in ("GET", "OPTIONS")]
     assert len(posts) >= 8
     for method, path in posts:
-        resp = await webenv.client.request(method, path, data={"click": "single"},
-                                           allow_redirects=False)
+        resp = await webenv.client.request(
+            method, path, data={"click": "single"}, allow_redirects=False
+        )
         assert resp.status == 403, (method, path, resp.status)
-        resp = await webenv.client.request(method, path, data={"csrf_token": "wrong"},
-                                           allow_redirects=False)
+        resp = await webenv.client.request(
+            method, path, data={"csrf_token": "wrong"}, allow_redirects=False
+        )
         assert resp.status == 403, (method, path, resp.status)
-        resp = await webenv.client.request(method, path, headers={"X-CSRF-Token": "wrong"},
-                                           allow_redirects=False)
+        resp = await webenv.client.request(
+            method, path, headers={"X-CSRF-Token": "wrong"}, allow_redirects=False
+        )
         assert resp.status == 403, (method, path, resp.status)
 
 
 async def test_post_with_csrf_token_goes_through(webenv: WebEnv) -> None:
     add_device(webenv.db_path, "sample-01")
     csrf = await webenv.login()
-    resp = await webenv.client.post("/devices/sample-01/enabled",
-                                    data={"csrf_token": csrf, "enabled": "0"},
-                                    allow_redirects=False)
+    resp = await webenv.client.post(
+        "/devices/sample-01/enabled",
+        data={"csrf_token": csrf, "enabled": "0"},
+        allow_redirects=False,
+    )
     assert resp.status == 303
-    resp = await webenv.client.post("/devices/sample-01/enabled", data={"enabled": "1"},
-                                    headers={"X-CSRF-Token": csrf, "Accept": "application/json"})
+    resp = await webenv.client.post(
+        "/devices/sample-01/enabled",
+        data={"enabled": "1"},
+        headers={"X-CSRF-Token": csrf, "Accept": "application/json"},
+    )
     assert resp.status == 200
     assert (await resp.json())["enabled"] is True
     conn = connect(webenv.db_path, readonly=True)
@@ -115,9 +131,9 @@ async def test_post_with_csrf_token_goes_through(webenv: WebEnv) -> None:
 
 
 async def test_session_cookie_flags(webenv: WebEnv) -> None:
-    resp = await webenv.client.post("/login", data={"username": "admin",
-                                                    "password": ADMIN_PASSWORD},
-                                    allow_redirects=False)
+    resp = await webenv.client.post(
+        "/login", data={"username": "admin", "password": ADMIN_PASSWORD}, allow_redirects=False
+    )
     assert resp.status == 303
     cookie = resp.headers["Set-Cookie"]
     assert cookie.startswith(f"{COOKIE_NAME}=")
@@ -132,9 +148,9 @@ async def test_secure_cookie_when_configured(tmp_path: Path) -> None:
     bus = Bus()
     app = make_app(settings, bus, RecordingSimulator(settings.db_path, bus))
     async with TestClient(TestServer(app)) as client:
-        resp = await client.post("/login", data={"username": "admin",
-                                                 "password": ADMIN_PASSWORD},
-                                 allow_redirects=False)
+        resp = await client.post(
+            "/login", data={"username": "admin", "password": ADMIN_PASSWORD}, allow_redirects=False
+        )
         assert resp.status == 303
         assert "Secure" in resp.headers["Set-Cookie"]
 
@@ -147,9 +163,9 @@ async def test_login_lockout_after_max_failures(webenv: WebEnv) -> None:
     resp = await webenv.client.post("/login", data={"username": "admin", "password": "x"})
     assert resp.status == 429
     # Now even the right password is refused, and no session cookie is set.
-    resp = await webenv.client.post("/login", data={"username": "admin",
-                                                    "password": ADMIN_PASSWORD},
-                                    allow_redirects=False)
+    resp = await webenv.client.post(
+        "/login", data={"username": "admin", "password": ADMIN_PASSWORD}, allow_redirects=False
+    )
     assert resp.status == 429
     assert "Set-Cookie" not in resp.headers
     assert "locked" in await resp.text()
@@ -170,22 +186,27 @@ async def test_logout_ends_the_session(webenv: WebEnv) -> None:
 
 
 async def test_login_never_redirects_off_site(webenv: WebEnv) -> None:
-    resp = await webenv.client.post("/login", data={
-        "username": "admin", "password": ADMIN_PASSWORD, "next": "//evil.example/"},
-        allow_redirects=False)
+    resp = await webenv.client.post(
+        "/login",
+        data={"username": "admin", "password": ADMIN_PASSWORD, "next": "//evil.example/"},
+        allow_redirects=False,
+    )
     assert resp.headers["Location"] == "/"
 
 
 async def test_api_token_opens_pages_and_api(webenv: WebEnv) -> None:
     token = await webenv.app[WEBDB_KEY].write(lambda conn: create_api_token(conn, "demo"))
-    resp = await webenv.client.get("/", headers={"Authorization": f"Bearer {token}"},
-                                   allow_redirects=False)
+    resp = await webenv.client.get(
+        "/", headers={"Authorization": f"Bearer {token}"}, allow_redirects=False
+    )
     assert resp.status == 200
     # No CSRF token is needed with a bearer token: there is no ambient credential.
     add_device(webenv.db_path, "sample-01")
-    resp = await webenv.client.post("/devices/sample-01/enabled", data={"enabled": "0"},
-                                    headers={"Authorization": f"Bearer {token}",
-                                             "Accept": "application/json"})
+    resp = await webenv.client.post(
+        "/devices/sample-01/enabled",
+        data={"enabled": "0"},
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+    )
     assert resp.status == 200
     conn = connect(webenv.db_path, readonly=True)
     actor = conn.execute("SELECT actor FROM audit WHERE action = 'device.disable'").fetchone()
@@ -196,20 +217,24 @@ async def test_api_token_opens_pages_and_api(webenv: WebEnv) -> None:
 async def test_admin_password_from_settings_is_applied_at_start(webenv: WebEnv) -> None:
     await webenv.login()  # the fixture's app created admin from Settings.admin_password
     changed = await webenv.app[WEBDB_KEY].write(
-        lambda conn: ensure_operator(conn, "admin", ADMIN_PASSWORD))
+        lambda conn: ensure_operator(conn, "admin", ADMIN_PASSWORD)
+    )
     assert changed is False  # same password: no re-hash
     changed = await webenv.app[WEBDB_KEY].write(
-        lambda conn: ensure_operator(conn, "admin", "another password"))
+        lambda conn: ensure_operator(conn, "admin", "another password")
+    )
     assert changed is True
-    resp = await webenv.client.post("/login", data={"username": "admin",
-                                                    "password": ADMIN_PASSWORD})
+    resp = await webenv.client.post(
+        "/login", data={"username": "admin", "password": ADMIN_PASSWORD}
+    )
     assert resp.status == 401
 
 
 async def test_pages_forbid_framing_and_foreign_content(webenv: WebEnv) -> None:
-    for resp in (await webenv.client.get("/login"),
-                 await webenv.client.post("/login", data={"username": "admin",
-                                                          "password": ADMIN_PASSWORD})):
+    for resp in (
+        await webenv.client.get("/login"),
+        await webenv.client.post("/login", data={"username": "admin", "password": ADMIN_PASSWORD}),
+    ):
         assert resp.status == 200
         csp = resp.headers["Content-Security-Policy"]
         assert "default-src 'self'" in csp
@@ -222,6 +247,5 @@ async def test_a_new_login_replaces_the_previous_session(webenv: WebEnv) -> None
     first = webenv.client.session.cookie_jar.filter_cookies(webenv.client.make_url("/"))
     old_cookie = first[COOKIE_NAME].value
     await webenv.login()
-    resp = await webenv.client.get("/", cookies={COOKIE_NAME: old_cookie},
-                                   allow_redirects=False)
+    resp = await webenv.client.get("/", cookies={COOKIE_NAME: old_cookie}, allow_redirects=False)
     assert resp.status == 303  # the old session id is gone

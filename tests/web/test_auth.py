@@ -32,8 +32,7 @@ def test_password_is_stored_as_argon2id(conn: sqlite3.Connection) -> None:
     assert "s3cret-pass" not in stored
 
 
-def test_lockout_starts_at_max_failures_and_ends_after_lockout_s(
-        conn: sqlite3.Connection) -> None:
+def test_lockout_starts_at_max_failures_and_ends_after_lockout_s(conn: sqlite3.Connection) -> None:
     auth.ensure_operator(conn, "ops", "right")
     t0 = p.utcnow()
     assert _login(conn, "wrong", t0).outcome is auth.LoginOutcome.BAD_CREDENTIALS

@@ -28,8 +28,9 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                       reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
+    pytest.mark.skipif(
+        not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} is missing (apt-get install chromium)"
+    ),
 ]
 
 if os.access(CHROMIUM, os.X_OK):
@@ -95,7 +96,8 @@ async def come_online(running: Running, device_id: str) -> None:
 
 
 async def test_login_see_online_press_and_order_without_reload(
-        running: Running, browser: Browser, tmp_path: Path) -> None:
+    running: Running, browser: Browser, tmp_path: Path
+) -> None:
     await asyncio.to_thread(add_device, running.db_path, "demo-01", simulated=True)
     running.simulator.devices.add("demo-01")
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
@@ -117,8 +119,7 @@ async def test_login_see_online_press_and_order_without_reload(
     await expect(page.locator("h1")).to_have_text("Device demo-01")
     await expect(page.locator("body[data-live-connected='1']")).to_have_count(1)
     await mark_page(page)
-    await page.locator("form[action='/devices/demo-01/press'] button",
-                       has_text="single").click()
+    await page.locator("form[action='/devices/demo-01/press'] button", has_text="single").click()
     event = page.locator("#timeline .event").first
     await expect(event.locator(".order")).to_contain_text("#101")
     await expect(event.locator(".order [data-state=ordered]")).to_have_count(1)
@@ -147,14 +148,21 @@ async def test_pages_fit_a_phone_screen(running: Running, browser: Browser) -> N
     for path in ("/", "/devices/kitchen-01", "/buffer", "/provision"):
         await page.goto(running.url.rstrip("/") + path)
         overflow = await page.evaluate(
-            "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at 360px"
 
 
 async def test_discard_asks_for_confirmation(running: Running, browser: Browser) -> None:
     await asyncio.to_thread(add_device, running.db_path, "kitchen-01")
-    await asyncio.to_thread(record_event, running.db_path, "kitchen-01", state="queued",
-                            pending=True, last_error="platform unreachable")
+    await asyncio.to_thread(
+        record_event,
+        running.db_path,
+        "kitchen-01",
+        state="queued",
+        pending=True,
+        last_error="platform unreachable",
+    )
     page = await browser.new_page()
     await log_in(page, running.url)
     await page.click("nav a:has-text('Buffer')")
@@ -180,7 +188,8 @@ async def test_discard_asks_for_confirmation(running: Running, browser: Browser)
 
 
 async def test_provisioning_offers_the_firmware_config_download(
-        running: Running, browser: Browser, tmp_path: Path) -> None:
+    running: Running, browser: Browser, tmp_path: Path
+) -> None:
     import tomllib
 
     page = await browser.new_page()
@@ -200,12 +209,16 @@ async def test_provisioning_offers_the_firmware_config_download(
     saved = tmp_path / "porch-03.toml"
     await download.save_as(saved)
     config = tomllib.loads(saved.read_text())
-    assert config["mqtt"] == {"url": "mqtt://127.0.0.1:1883", "username": "porch-03",
-                              "password": password}
+    assert config["mqtt"] == {
+        "url": "mqtt://127.0.0.1:1883",
+        "username": "porch-03",
+        "password": password,
+    }
 
 
 async def test_a_change_before_the_stream_connects_is_not_missed(
-        running: Running, browser: Browser) -> None:
+    running: Running, browser: Browser
+) -> None:
     await asyncio.to_thread(add_device, running.db_path, "kitchen-01")
     page = await browser.new_page()
     gate = asyncio.Event()

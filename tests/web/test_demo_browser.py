@@ -23,8 +23,9 @@ CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.integration,
-    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                       reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
+    pytest.mark.skipif(
+        not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} is missing (apt-get install chromium)"
+    ),
 ]
 
 
@@ -51,7 +52,8 @@ def test_press_from_the_dashboard_becomes_an_order_live(demo: Demo) -> None:
         expect(page.locator("h1")).to_have_text("Fleet")
         for device in ("demo-01", "demo-02"):
             expect(page.locator(f"#dev-{device} [data-online]")).to_have_text(
-                "online", timeout=30_000)
+                "online", timeout=30_000
+            )
         expect(page.locator("body[data-live-connected='1']")).to_have_count(1)
 
         page.click("#dev-demo-01 a")
@@ -65,8 +67,9 @@ def test_press_from_the_dashboard_becomes_an_order_live(demo: Demo) -> None:
         assert page.evaluate("window.__noReload") == "still-here"
         # A second press while the order is in flight is throttled, live as well.
         page.locator("form[action='/devices/demo-01/press'] button", has_text="single").click()
-        expect(page.locator("#timeline .event").first.locator(
-            "[data-state=throttled]").first).to_be_visible(timeout=30_000)
+        expect(
+            page.locator("#timeline .event").first.locator("[data-state=throttled]").first
+        ).to_be_visible(timeout=30_000)
         assert page.evaluate("window.__noReload") == "still-here"
         # A mapping edit is saved, pushed as retained config, applied and reported back.
         page.select_option("select[name=double_type]", "reorder")
@@ -74,8 +77,9 @@ def test_press_from_the_dashboard_becomes_an_order_live(demo: Demo) -> None:
         page.fill("input[name=double_quantity]", "2")
         page.click("form.mapping button[type=submit]")
         try:
-            expect(page.locator("#summary")).to_contain_text("v2 desired, v2 reported",
-                                                              timeout=30_000)
+            expect(page.locator("#summary")).to_contain_text(
+                "v2 desired, v2 reported", timeout=30_000
+            )
         except AssertionError as exc:
             demo.stop()
             raise AssertionError("".join(demo.output[-80:])) from exc

@@ -24,8 +24,9 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def ingest_app(tmp_path: Path, mosquitto: MosquittoServer) -> AsyncIterator[Ingest]:
     core = await OrderCore(tmp_path / "ordercore").start()
-    settings = ingest_settings(tmp_path / "ingest", mosquitto.url, core.url,
-                               admin_password=SecretStr(ADMIN_PASSWORD))
+    settings = ingest_settings(
+        tmp_path / "ingest", mosquitto.url, core.url, admin_password=SecretStr(ADMIN_PASSWORD)
+    )
     running = await Ingest(settings).start()
     try:
         yield running
@@ -42,8 +43,9 @@ async def test_every_route_of_the_ingest_app_is_guarded(ingest_app: Ingest) -> N
     assert any(not p.startswith("/api/") for _, p in protected)
     async with aiohttp.ClientSession() as anonymous:
         for method, path in protected:
-            async with anonymous.request(method, ingest_app.url + path,
-                                         allow_redirects=False) as resp:
+            async with anonymous.request(
+                method, ingest_app.url + path, allow_redirects=False
+            ) as resp:
                 if path.startswith("/api/"):
                     assert resp.status == 401, (method, path, resp.status)
                 else:
@@ -53,16 +55,18 @@ async def test_every_route_of_the_ingest_app_is_guarded(ingest_app: Ingest) -> N
             assert resp.status == 200  # public, as the issue asks
 
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as operator:
-        async with operator.post(ingest_app.url + "/login", data={
-                "username": "admin", "password": ADMIN_PASSWORD}) as resp:
+        async with operator.post(
+            ingest_app.url + "/login", data={"username": "admin", "password": ADMIN_PASSWORD}
+        ) as resp:
             page = await resp.text()
         assert resp.status == 200
         assert re.search(r'data-csrf="[^"]+"', page)
         unsafe = [(m, p) for m, p in protected if m not in ("GET", "HEAD", "OPTIONS")]
         assert any(p.startswith("/api/") for _, p in unsafe)
         for method, path in unsafe:
-            async with operator.request(method, ingest_app.url + path, json={},
-                                        allow_redirects=False) as resp:
+            async with operator.request(
+                method, ingest_app.url + path, json={}, allow_redirects=False
+            ) as resp:
                 assert resp.status == 403, (method, path, resp.status)
         async with operator.get(ingest_app.url + "/api/devices") as resp:
             assert resp.status == 200  # the session opens the REST API too

@@ -60,8 +60,9 @@ async def test_fleet_filters_by_query_string(webenv: WebEnv) -> None:
 
 async def test_device_page_shows_timeline(webenv: WebEnv) -> None:
     add_device(webenv.db_path, "kitchen-01")
-    _, event_id = record_event(webenv.db_path, "kitchen-01", state="ordered", order_id="77",
-                               order_state="paid")
+    _, event_id = record_event(
+        webenv.db_path, "kitchen-01", state="ordered", order_id="77", order_state="paid"
+    )
     await webenv.login()
     resp = await webenv.client.get("/devices/kitchen-01")
     html = await resp.text()
@@ -71,7 +72,8 @@ async def test_device_page_shows_timeline(webenv: WebEnv) -> None:
     assert "#77" in event.group(0)
     assert 'data-state="paid"' in event.group(0)
     assert event.group(0).index('data-state="accepted"') < event.group(0).rindex(
-        'data-state="ordered"')
+        'data-state="ordered"'
+    )
     assert (await webenv.client.get("/devices/nobody")).status == 404
 
 
@@ -96,9 +98,14 @@ async def test_mapping_edit_is_saved_and_pushed(webenv: WebEnv) -> None:
     add_device(webenv.db_path, "kitchen-01")
     await webenv.login()
     async with webenv.bus.subscribe() as notices:
-        resp = await webenv.post("/devices/kitchen-01/mapping", single_type="reorder",
-                                 single_sku="TEA-500G", single_quantity="3",
-                                 double_type="none", long_type="cancel_last")
+        resp = await webenv.post(
+            "/devices/kitchen-01/mapping",
+            single_type="reorder",
+            single_sku="TEA-500G",
+            single_quantity="3",
+            double_type="none",
+            long_type="cancel_last",
+        )
         assert resp.status == 303
         assert (await notices.get()).kind == "device"
     assert webenv.publisher.pushed == ["kitchen-01"]
@@ -107,8 +114,13 @@ async def test_mapping_edit_is_saved_and_pushed(webenv: WebEnv) -> None:
     assert '"sku":"TEA-500G"' in mapping
     assert '"quantity":3' in mapping
     assert version == 2
-    resp = await webenv.post("/devices/kitchen-01/mapping", single_type="reorder",
-                             single_sku="", double_type="none", long_type="none")
+    resp = await webenv.post(
+        "/devices/kitchen-01/mapping",
+        single_type="reorder",
+        single_sku="",
+        double_type="none",
+        long_type="none",
+    )
     assert resp.status == 400
     assert "a reorder needs a SKU" in await resp.text()
     assert webenv.publisher.pushed == ["kitchen-01"]
@@ -142,14 +154,25 @@ async def test_rotate_shows_the_new_password_once(webenv: WebEnv) -> None:
 
 async def test_provisioning_shows_credentials_and_firmware_config(webenv: WebEnv) -> None:
     await webenv.login()
-    resp = await webenv.post("/provision", device_id="hall-07", name="Hall", env="dev",
-                             single_type="reorder", single_sku="SOAP", single_quantity="2",
-                             double_type="none", long_type="cancel_last")
+    resp = await webenv.post(
+        "/provision",
+        device_id="hall-07",
+        name="Hall",
+        env="dev",
+        single_type="reorder",
+        single_sku="SOAP",
+        single_quantity="2",
+        double_type="none",
+        long_type="cancel_last",
+    )
     assert resp.status == 200
     html = await resp.text()
     password = re.search(r'<code id="new-password">([^<]+)</code>', html)
-    link = re.search(r'id="toml-download" download="hall-07.toml" '
-                     r'href="data:application/toml;base64,([^"]+)"', html)
+    link = re.search(
+        r'id="toml-download" download="hall-07.toml" '
+        r'href="data:application/toml;base64,([^"]+)"',
+        html,
+    )
     assert password is not None
     assert link is not None
     config = tomllib.loads(base64.b64decode(link.group(1)).decode())
@@ -162,8 +185,9 @@ async def test_provisioning_shows_credentials_and_firmware_config(webenv: WebEnv
     assert env == "dev"
     assert verify_password(hashed, password.group(1))
     assert webenv.publisher.pushed == ["hall-07"]
-    again = await webenv.post("/provision", device_id="hall-07", single_type="none",
-                              double_type="none", long_type="none")
+    again = await webenv.post(
+        "/provision", device_id="hall-07", single_type="none", double_type="none", long_type="none"
+    )
     assert again.status == 409
     bad = await webenv.post("/provision", device_id="no spaces!", single_type="none")
     assert bad.status == 400
@@ -172,8 +196,14 @@ async def test_provisioning_shows_credentials_and_firmware_config(webenv: WebEnv
 
 async def test_buffer_retry_and_discard_are_audited(webenv: WebEnv) -> None:
     add_device(webenv.db_path, "kitchen-01")
-    record_event(webenv.db_path, "kitchen-01", state="queued", pending=True,
-                 last_error="connect refused", at="2026-01-01T00:00:00.000Z")
+    record_event(
+        webenv.db_path,
+        "kitchen-01",
+        state="queued",
+        pending=True,
+        last_error="connect refused",
+        at="2026-01-01T00:00:00.000Z",
+    )
     second, event_id = record_event(webenv.db_path, "kitchen-01", state="queued", pending=True)
     await webenv.login()
     html = await (await webenv.client.get("/buffer")).text()
@@ -190,12 +220,14 @@ async def test_buffer_retry_and_discard_are_audited(webenv: WebEnv) -> None:
     assert f"Order #{ids[1]} was discarded." in html
     assert (await webenv.post(f"/buffer/{ids[1]}/discard")).status == 404
     with reader(webenv) as conn:
-        due = conn.execute("SELECT next_attempt_at FROM order_outbox WHERE id = ?",
-                           (ids[0],)).fetchone()[0]
+        due = conn.execute(
+            "SELECT next_attempt_at FROM order_outbox WHERE id = ?", (ids[0],)
+        ).fetchone()[0]
         state = conn.execute("SELECT state FROM order_outbox WHERE id = ?", (ids[1],)).fetchone()
         inbox_state = conn.execute("SELECT state FROM inbox WHERE id = ?", (second,)).fetchone()
-        audit = conn.execute("SELECT actor, action, event_id FROM audit WHERE action LIKE "
-                             "'outbox.%' ORDER BY id").fetchall()
+        audit = conn.execute(
+            "SELECT actor, action, event_id FROM audit WHERE action LIKE 'outbox.%' ORDER BY id"
+        ).fetchall()
     assert due > "2026-01-01T00:00:00.000Z"
     assert state == ("discarded",)
     assert inbox_state == ("failed",)

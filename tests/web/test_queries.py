@@ -38,7 +38,8 @@ def ro(db_path: Path) -> Iterator[sqlite3.Connection]:
 
 
 def test_fleet_rows_join_presence_events_orders_and_failures(
-        db_path: Path, ro: sqlite3.Connection) -> None:
+    db_path: Path, ro: sqlite3.Connection
+) -> None:
     add_device(db_path, "kitchen-01")
     add_device(db_path, "garage-02", env="dev")
     set_presence(db_path, "kitchen-01", True, fw="1.2.3")
@@ -87,14 +88,14 @@ def test_totals_count_today_only(db_path: Path, ro: sqlite3.Connection) -> None:
     record_event(db_path, "kitchen-01", state="queued", pending=True)
     record_rejection(db_path, "kitchen-01")
     totals = queries.fleet_totals(ro)
-    assert totals == queries.Totals(online=1, total=1, orders_today=1, rejected_today=1,
-                                    buffered=1)
+    assert totals == queries.Totals(online=1, total=1, orders_today=1, rejected_today=1, buffered=1)
 
 
 def test_timeline_has_statuses_and_order(db_path: Path, ro: sqlite3.Connection) -> None:
     add_device(db_path, "kitchen-01")
-    _, first = record_event(db_path, "kitchen-01", state="ordered", order_id="9",
-                            order_state="shipped")
+    _, first = record_event(
+        db_path, "kitchen-01", state="ordered", order_id="9", order_state="shipped"
+    )
     _, second = record_event(db_path, "kitchen-01", state="throttled")
     events = queries.timeline(ro, "kitchen-01")
     assert [e["event_id"] for e in events] == [second, first]
@@ -120,8 +121,13 @@ def test_hourly_counts_cover_24_hours(db_path: Path, ro: sqlite3.Connection) -> 
     two_hours_ago = p.format_ts(now - timedelta(hours=2))
     record_event(db_path, "kitchen-01", state="ordered", order_id="1", at=two_hours_ago)
     record_event(db_path, "kitchen-01", state="ordered", order_id="2")
-    record_event(db_path, "kitchen-01", state="ordered", order_id="3",
-                 at=p.format_ts(now - timedelta(hours=30)))
+    record_event(
+        db_path,
+        "kitchen-01",
+        state="ordered",
+        order_id="3",
+        at=p.format_ts(now - timedelta(hours=30)),
+    )
     record_rejection(db_path, "kitchen-01")
     counts = queries.hourly_counts(ro, now=now)
     assert len(counts) == 24
@@ -146,9 +152,16 @@ def test_chart_draws_one_bar_pair_per_hour() -> None:
 
 
 def test_parse_mapping_from_form() -> None:
-    mapping = parse_mapping({"single_type": "reorder", "single_sku": "TEA", "single_quantity":
-                             "2", "double_type": "none", "long_type": "cancel_last"},
-                            sensors={"level": {"type": "reorder", "sku": "SALT"}})
+    mapping = parse_mapping(
+        {
+            "single_type": "reorder",
+            "single_sku": "TEA",
+            "single_quantity": "2",
+            "double_type": "none",
+            "long_type": "cancel_last",
+        },
+        sensors={"level": {"type": "reorder", "sku": "SALT"}},
+    )
     assert mapping.single == p.ReorderAction(sku="TEA", quantity=2)
     assert mapping.long == p.CancelLastAction()
     assert mapping.sensors["level"] == p.ReorderAction(sku="SALT")
