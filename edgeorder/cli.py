@@ -65,10 +65,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+SERVER_MODULES = frozenset(
+    {"aiohttp", "sqlite_utils", "argon2", "prometheus_client", "tomli_w", "amqtt", "orjson"}
+)
+"""Third-party modules of the ``[server]`` extra (the base install is the agent's)."""
+
+
+class MissingExtraError(RuntimeError):
+    """A command needs a dependency of an extra that is not installed."""
+
+
 def load_command(name: str) -> Callable[[list[str], str], int]:
-    """Import the module of subcommand ``name`` and return its ``main``."""
+    """Import the module of subcommand ``name`` and return its ``main``.
+
+    Raises MissingExtraError when the command needs the ``[server]`` extra and it is missing
+    (an agent-only install on a Pi running ``edgeorder ingest``, say)."""
     module_name, _ = COMMANDS[name]
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in SERVER_MODULES:
+            raise
+        raise MissingExtraError(
+            f"'edgeorder {name}' needs the backend dependencies ({exc.name} is missing): "
+            "pip install 'edgeorder[server]' (from a checkout: pip install -e '.[server]')"
+        ) from exc
     entry: Callable[[list[str], str], int] = module.main
     return entry
 
@@ -84,6 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(top.log_level, top.log_format)
     try:
-        return load_command(top.command)(args_list[split + 1 :], f"edgeorder {top.command}")
+        command = load_command(top.command)
+    except MissingExtraError as exc:
+        print(f"edgeorder: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return command(args_list[split + 1 :], f"edgeorder {top.command}")
     except KeyboardInterrupt:
         return 130

@@ -28,3 +28,27 @@ def test_installed_script_runs_every_subcommands_help(command: str, tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert f"edgeorder {command}" in result.stdout
     assert "--help" in result.stdout
+
+
+def test_a_backend_command_without_the_server_extra_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import builtins
+    import sys
+
+    from edgeorder import cli
+
+    real_import = builtins.__import__
+
+    def no_aiohttp(name: str, *args: object, **kwargs: object) -> object:
+        if name == "aiohttp" or name.startswith("aiohttp."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    for module in [m for m in sys.modules if m.startswith(("aiohttp", "edgeorder.ordercore"))]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setattr(builtins, "__import__", no_aiohttp)
+    assert cli.main(["ordercore", "--help"]) == 2
+    err = capsys.readouterr().err
+    assert "edgeorder[server]" in err
+    assert "aiohttp" in err
