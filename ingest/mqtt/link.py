@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import importlib.metadata
+import inspect
 import random
 import ssl
 import threading
@@ -34,7 +37,14 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edgeorder import protocol as p
 
-__all__ = ["Inbound", "MqttLink", "MqttOptions", "backoff_delays"]
+__all__ = [
+    "Inbound",
+    "MqttLink",
+    "MqttOptions",
+    "PahoCompatibilityError",
+    "backoff_delays",
+    "check_paho_internals",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -88,6 +98,59 @@ _MISC_INTERVAL_S = 1.0
 
 _PUBACK_OK = ReasonCode(PacketTypes.PUBACK)  # "Success"; MQTT 3.1.1 carries no code
 _NO_PROPERTIES = Properties(PacketTypes.PUBACK)
+
+
+class PahoCompatibilityError(RuntimeError):
+    """The installed paho-mqtt lacks a private part that ``_BufferedClient`` overrides."""
+
+
+_PAHO_METHODS = {  # private method -> the parameters the override relies on (after self)
+    "_sock_recv": ("bufsize",),
+    "_sock_close": (),
+    "_handle_pubackcomp": ("cmd",),
+    "_handle_on_message": ("message",),
+    "_do_on_publish": ("mid", "reason_code", "properties"),
+}
+_PAHO_ATTRIBUTES = (
+    "_in_packet",
+    "_out_message_mutex",
+    "_out_messages",
+    "_in_callback_mutex",
+    "_protocol",
+    "_userdata",
+)
+
+
+@functools.cache
+def check_paho_internals(client_class: type[mqtt.Client] = mqtt.Client) -> None:
+    """Fail at start-up, with a clear message, if paho-mqtt changed the private methods and
+    attributes ``_BufferedClient`` overrides or reads (a paho upgrade outside the pinned
+    range would otherwise break the link at its first packet, deep in a callback)."""
+    missing = []
+    for name, params in _PAHO_METHODS.items():
+        method = getattr(client_class, name, None)
+        if not callable(method):
+            missing.append(f"method {name}")
+            continue
+        found = tuple(inspect.signature(method).parameters)[1:]
+        if found[: len(params)] != params:
+            missing.append(f"{name}{params} (found {found})")
+    probe = client_class(CallbackAPIVersion.VERSION2)
+    missing += [f"attribute {a}" for a in _PAHO_ATTRIBUTES if not hasattr(probe, a)]
+    probe.__del__()  # paho opens a socket pair per client: close it now
+    if missing:
+        raise PahoCompatibilityError(
+            f"ingest's MQTT link overrides private parts of paho-mqtt 2.1-2.2, and the installed "
+            f"paho-mqtt {_paho_version()} lacks: {', '.join(missing)}. "
+            "Install a supported version: pip install 'paho-mqtt>=2.1,<2.3'"
+        )
+
+
+def _paho_version() -> str:
+    try:
+        return importlib.metadata.version("paho-mqtt")
+    except importlib.metadata.PackageNotFoundError:
+        return "(unknown version)"
 
 
 class _BufferedClient(mqtt.Client):
@@ -160,6 +223,7 @@ class MqttLink:
     """
 
     def __init__(self, options: MqttOptions) -> None:
+        check_paho_internals()
         self.options = options
         self.inbound: asyncio.Queue[Inbound] = asyncio.Queue(options.queue_size)
         self.subscribed = asyncio.Event()
