@@ -47,6 +47,7 @@ def test_a_backend_command_without_the_server_extra_says_which_extra_to_install(
 
     for module in [m for m in sys.modules if m.startswith(("aiohttp", "edgeorder.ordercore"))]:
         monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setattr(cli, "configure_logging", lambda *args: None)  # global: keep it
     monkeypatch.setattr(builtins, "__import__", no_aiohttp)
     assert cli.main(["ordercore", "--help"]) == 2
     err = capsys.readouterr().err
