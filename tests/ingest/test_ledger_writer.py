@@ -140,16 +140,15 @@ async def test_the_writer_commits_what_waits_in_one_transaction(db_path: Path) -
 
     first = writer.submit(blocker)
     await asyncio.to_thread(inside.wait, 10)
-    futures = [
-        writer.submit(
-            lambda conn, i=i: (
-                conn.execute(
-                    "INSERT INTO audit (at, actor, action) VALUES ('t', 'test', ?)", [str(i)]
-                ).lastrowid
-            )
-        )
-        for i in range(100)
-    ]
+
+    def insert(i: int) -> Callable[[sqlite3.Connection], int | None]:
+        def job(conn: sqlite3.Connection) -> int | None:
+            sql = "INSERT INTO audit (at, actor, action) VALUES ('t', 'test', ?)"
+            return conn.execute(sql, [str(i)]).lastrowid
+
+        return job
+
+    futures = [writer.submit(insert(i)) for i in range(100)]
     gate.set()
     await first
     ids = await asyncio.gather(*futures)

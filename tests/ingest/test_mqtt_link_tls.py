@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,7 @@ def tls_files(tmp_path: Path) -> dict[str, Path]:
 
 
 @pytest.fixture
-def tls_broker(tmp_path: Path, tls_files: dict[str, Path]) -> MosquittoServer:
+def tls_broker(tmp_path: Path, tls_files: dict[str, Path]) -> Iterator[MosquittoServer]:
     if mosquitto_binary() is None:
         pytest.skip("mosquitto binary not installed (apt-get install mosquitto)")
     server = MosquittoServer(tmp_path / "mosquitto")
@@ -92,7 +93,7 @@ def tls_broker(tmp_path: Path, tls_files: dict[str, Path]) -> MosquittoServer:
             f"keyfile {tls_files['key']}\ntls_version tlsv1.2\n"
         )
     server.start()
-    yield server  # type: ignore[misc]
+    yield server
     server.stop()
 
 
@@ -122,7 +123,7 @@ async def test_events_and_acknowledgements_flow_over_tls(
         await asyncio.wait_for(link.subscribed.wait(), 15)
         topic = p.device_topic("tls-01", p.Channel.EVENTS)
         mids = {link.publish(topic, PAYLOAD + str(i).encode()) for i in range(MESSAGES)}
-        received = []
+        received: list[bytes] = []
         async with asyncio.timeout(30):
             while len(received) < MESSAGES:  # the link is subscribed to every device's events
                 message = await link.inbound.get()

@@ -128,7 +128,7 @@ async def _run(
         writer=writer,
         read=reader,
         connector=platform,
-        devices=cache,  # type: ignore[arg-type]
+        devices=cache,
         statuses=StatusPublisher(transport, Bus()),
         metrics=Metrics(),
         default_profile={},

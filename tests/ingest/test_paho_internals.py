@@ -24,7 +24,7 @@ def test_a_paho_without_an_overridden_method_fails_with_a_clear_message() -> Non
 
 def test_a_paho_whose_override_changed_its_parameters_fails() -> None:
     class Changed(mqtt.Client):
-        def _sock_recv(self, size: int) -> bytes:  # type: ignore[override]
+        def _sock_recv(self, size: int) -> bytes:
             return b""
 
     with pytest.raises(PahoCompatibilityError, match="_sock_recv"):

@@ -111,7 +111,8 @@ async def test_replays_even_if_the_catalog_no_longer_validates_the_body(client: 
     body = checkout_body(Items=[{"Sku": "COFFEE-1KG", "Quantity": 1}])
     [created] = await batch(client, [item(body, "before-change")])
     # the catalog changes: the same body would now fail validation
-    client.server.app[CORE].catalog = type(client.server.app[CORE].catalog)()
+    assert client.app is not None
+    client.app[CORE].catalog = type(client.app[CORE].catalog)()
     [again] = await batch(client, [item(body, "before-change")])
     assert again == {"Status": 201, "Replayed": True, "Body": created["Body"]}
     [fresh] = await batch(client, [item(body, "after-change")])
@@ -139,7 +140,8 @@ async def test_same_key_twice_in_one_batch(client: Client) -> None:
 async def test_items_without_a_key_each_make_an_order_in_few_group_commits(
     client: Client,
 ) -> None:
-    writer = client.server.app[CORE].writer
+    assert client.app is not None
+    writer = client.app[CORE].writer
     commits = writer.commits
     results = await batch(client, [item() for _ in range(MAX_BATCH)])
     assert {r["Status"] for r in results} == {201}
