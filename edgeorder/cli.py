@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "edgeorder.ingest.cli.device",
         "manage the device registry: add, list, show, disable, enable, remove, rotate-credentials",
     ),
+    "evendi": (
+        "edgeorder.ingest.cli.evendi",
+        "queue open e-vendi orders for devices: assign, list, show, withdraw, requeue",
+    ),
     "broker-auth": (
         "edgeorder.ingest.cli.broker_auth",
         "write a Mosquitto password file and ACL from the device registry",

@@ -7,19 +7,24 @@ platform's order states onto ``protocol.State``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from edgeorder.protocol import State
 
 __all__ = [
+    "AssignedOrdersConnector",
     "BatchConnector",
     "Connector",
     "OrderRequest",
     "OrderResult",
     "PermanentError",
     "PlatformError",
+    "RejectedError",
     "TransientError",
+    "WebhookConnector",
+    "WebhookRejectedError",
 ]
 
 
@@ -34,6 +39,12 @@ class OrderRequest:
     test: bool = False
     profile: dict[str, Any] = field(default_factory=dict)
     """Buyer data in BlackBox shape: ``Customer``, ``Shipping``, ``PaymentMethod``."""
+    may_exist: bool = True
+    """An earlier attempt under this key may have reached the platform (a lost reply, a crash
+    mid-call). A platform without an idempotency key must then look for that order before
+    creating one; False only when the caller knows this is the first call for the key."""
+    order_id: str | None = None
+    """For an ``AssignedOrdersConnector``: the existing platform order this press finalizes."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,9 @@ class OrderResult:
     amount: int | None = None
     currency: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    settled: bool = False
+    """The platform will say nothing more about this order (no reads, no webhooks) and the
+    call finished it: ingest neither polls it nor counts it as in flight for the throttle."""
 
 
 class PlatformError(Exception):
@@ -67,6 +81,15 @@ class TransientError(PlatformError):
 
 class PermanentError(PlatformError):
     """4xx: the platform refused the order; retrying cannot help (``failed``)."""
+
+
+class RejectedError(PermanentError):
+    """Not allowed before any platform call (e.g. no order is assigned to the device): the
+    event becomes ``rejected`` with ``reason``, not ``failed``."""
+
+    def __init__(self, reason: str, *, code: str) -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 class Connector(Protocol):
@@ -101,3 +124,41 @@ class BatchConnector(Protocol):
         """One answer per request, in order: the order, or why it was not made (a
         ``TransientError`` to retry, a ``PermanentError`` to fail). Raises ``TransientError``
         when the call as a whole did not get through (every request is retried)."""
+
+
+@runtime_checkable
+class AssignedOrdersConnector(Protocol):
+    """A platform that cannot open orders, only finalize ones that already exist (e-vendi's
+    ``closeOrder``). The outbox worker claims the device's next order assigned by the
+    operator (``ingest.store.evendi_assignments``) and passes it as ``OrderRequest.order_id``."""
+
+    finalizes_assigned_orders: bool
+
+
+class WebhookRejectedError(Exception):
+    """A webhook delivery that must not be trusted or cannot be used; ``code`` labels the
+    rejection counter and ``status`` is the HTTP answer (401 forged, 400 malformed)."""
+
+    def __init__(self, code: str, detail: str, *, status: int) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.status = status
+
+
+@runtime_checkable
+class WebhookConnector(Protocol):
+    """A platform that notifies ingest of order changes at ``/webhooks/{webhook_name}``;
+    ``ingest.orders.state_sync`` verifies, reads the order's state and applies it forward."""
+
+    webhook_name: str
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> None:
+        """Raise ``WebhookRejectedError`` unless the platform signed ``body``."""
+
+    def webhook_order_ids(self, body: bytes) -> list[str]:
+        """The orders a verified delivery is about (their state is then read with
+        ``get_order``); ``WebhookRejectedError`` for a body that is no webhook."""
+
+    async def register_webhooks(self, url: str) -> None:
+        """Make the platform deliver order events to ``url`` (idempotent)."""

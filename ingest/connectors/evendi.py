@@ -1,30 +1,32 @@
-"""e-vendi connector (seed: ``shared/seeds/evendi-closeOrder.md``).
+"""e-vendi connector (seed: ``shared/seeds/evendi-closeOrder.md``; audit in README.md here).
 
-What it covers
-    e-vendi's published method is ``POST {base_url}/api/closeOrder`` ("Finalizar Pedido"): it
-    *finalizes* an order that already exists on e-vendi (opened by the shop's e-vendi
-    storefront or back office). It cannot open a new order. So with e-vendi a device button
-    means "finalize the standing order prepared for this device and product": the operator
-    opens that order on e-vendi once and puts its id in the options (``order_ids``), and each
-    press closes it.
+What a button means on e-vendi
+    e-vendi's one published method, ``POST {base_url}/api/closeOrder`` ("Finalizar Pedido"),
+    *finalizes* an order that already exists on e-vendi; nothing in the API opens, reads or
+    cancels one. So the operator assigns pending e-vendi orders to a device (REST
+    ``/api/evendi/assignments``, ``edgeorder evendi assign``, or the device page) and each
+    press finalizes the device's oldest one: the outbox worker claims it for the press
+    (``ingest.store.evendi_assignments``) and hands it over as ``OrderRequest.order_id``.
+    With none pending the press is ``rejected`` ("no pending e-vendi order is assigned ...").
+    A successful close is final: e-vendi reports nothing later, so the order is *settled*: it
+    no longer holds the order-in-flight throttle and is never polled.
 
-How the connector maps it (field by field)
-    ``env``: ``"dev"`` when the device is in test mode (``OrderRequest.test``), else
-    ``"prod"`` (prod debits/credits real transactions; dev never does).
-    ``integrationToken``: ``ConnectorSettings.token`` (sent in the body, as the seed says).
+Field by field
+    ``env``: ``env_names[dev|prod]`` after the device's test mode (``OrderRequest.test``), or
+    ``options.env`` for every call. The seed's table writes ``Dev``/``Prod`` (the default
+    here); its example writes ``"dev"``: set ``env_names`` to match what your account takes.
+    ``integrationToken``: ``ConnectorSettings.token`` (in the body, as the seed says).
     ``organizationExternalId``: ``options.organization_external_id``.
-    ``orderId``: ``options.order_ids["<device_id>/<sku>"]``, else ``options.order_ids[sku]``.
-    A ``200`` with ``success`` true (JSON ``{"success": true}`` or the bare text
-    ``success``) means ``ordered``; ``success`` false, 400, 405 and 415 are permanent
-    refusals with the seed's own meaning as the reason.
+    ``orderId``: the claimed assignment.
+    A ``200`` whose body is ``{"success": true}`` or the text ``success`` closed it;
+    ``success: false`` is a refusal; 400, 405 and 415 are refusals with the seed's meaning.
 
-Idempotency
-    e-vendi has no idempotency key. The nearest equivalent is the ``orderId`` itself: the
-    call targets one existing order, so a retry after a lost reply finalizes the same order
-    again and can never create a second one. The event ULID is only logged beside it.
-
-Not offered by the seed: cancel and read. ``cancel_order`` and ``get_order`` raise
-``PermanentError`` saying so; ingest then leaves the order's later states to e-vendi.
+Exactly once
+    e-vendi has no idempotency key; the claim is the equivalent: keyed by the press's
+    ``event_id``, so every retry of one press targets the same order and no press ever
+    takes two. A retry after a lost reply may find the order already closed by the lost
+    call: when ``OrderRequest.may_exist`` (an earlier call for this press started) an answer
+    ``success: false`` is taken as that earlier close and logged (``evendi.close_assumed``).
 """
 
 from __future__ import annotations
@@ -33,14 +35,20 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgeorder.ingest.connectors.base import OrderRequest, OrderResult, PermanentError
 from edgeorder.ingest.connectors.common import http_request, open_session, parse_options
 from edgeorder.ingest.settings import ConnectorSettings
 from edgeorder.protocol import State
 
-__all__ = ["EvendiConnector", "EvendiOptions", "build_close_body", "order_id_for"]
+__all__ = [
+    "EvendiConnector",
+    "EvendiOptions",
+    "answer_of",
+    "build_close_body",
+    "env_value",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -48,9 +56,20 @@ PLATFORM = "e-vendi"
 
 _SEED_REASONS = {
     400: "the server did not understand the request (invalid syntax)",
-    405: "wrong HTTP method for closeOrder",
+    405: "wrong HTTP method for closeOrder (POST expected)",
     415: "missing or wrong Content-Type (application/json expected)",
 }
+
+Answer = Literal["closed", "refused", "unknown"]
+
+
+class EnvNames(BaseModel):
+    """How ``env`` is spelled for a test (``dev``) and a live (``prod``) device."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dev: str = Field(default="Dev", min_length=1)
+    prod: str = Field(default="Prod", min_length=1)
 
 
 class EvendiOptions(BaseModel):
@@ -60,39 +79,58 @@ class EvendiOptions(BaseModel):
 
     organization_external_id: str = Field(min_length=1)
     """``organizationExternalId``: your client's id in your own database."""
-    order_ids: dict[str, str] = Field(min_length=1)
-    """``"<device_id>/<sku>"`` or ``"<sku>"`` -> the e-vendi ``orderId`` a press finalizes."""
     env: Literal["dev", "prod"] | None = None
     """Force ``env`` for every call (e.g. ``dev`` on a staging ingest); None = per device."""
+    env_names: EnvNames = Field(default_factory=EnvNames)
+    """The seed's table says ``Dev``/``Prod``, its example ``dev``: the table by default."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_static_order_ids(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "order_ids" in data:
+            raise ValueError(
+                "order_ids is gone: a press now closes the next e-vendi order assigned to "
+                "its device (edgeorder evendi assign DEVICE ORDER_ID, or POST "
+                "/api/evendi/assignments)"
+            )
+        return data
 
 
-def order_id_for(req: OrderRequest, opts: EvendiOptions) -> str:
-    """The e-vendi order a press of ``req.device_id`` for ``req.sku`` finalizes."""
-    order_id = opts.order_ids.get(f"{req.device_id}/{req.sku}") or opts.order_ids.get(req.sku)
-    if not order_id:
-        raise PermanentError(
-            f"{PLATFORM}: no orderId configured for {req.device_id}/{req.sku} or {req.sku}"
-        )
-    return order_id
+# --- pure mapping -----------------------------------------------------------------------------
+
+
+def env_value(req: OrderRequest, opts: EvendiOptions) -> str:
+    """``env`` for ``req``: forced by the options, else after the device's test mode."""
+    mode = opts.env or ("dev" if req.test else "prod")
+    return opts.env_names.dev if mode == "dev" else opts.env_names.prod
 
 
 def build_close_body(req: OrderRequest, opts: EvendiOptions, token: str) -> dict[str, str]:
     """The closeOrder JSON body, every attribute of the seed."""
+    if req.order_id is None:
+        raise PermanentError(f"{PLATFORM}: no assigned orderId to finalize")
     return {
-        "env": opts.env or ("dev" if req.test else "prod"),
+        "env": env_value(req, opts),
         "integrationToken": token,
         "organizationExternalId": opts.organization_external_id,
-        "orderId": order_id_for(req, opts),
+        "orderId": req.order_id,
     }
 
 
-def succeeded(body: Any) -> bool:
-    """True for the seed's success answer: ``{"success": true}`` or the text ``success``."""
+def answer_of(body: Any) -> Answer:
+    """The seed's 200 body: ``{"success": true|false}`` (its table) or the text ``success``
+    (its example); anything else is ``unknown``."""
     if isinstance(body, Mapping):
-        return body.get("success") is True
-    if isinstance(body, bool):
-        return body
-    return isinstance(body, str) and body.strip().lower() in ("success", "true")
+        flag = body.get("success")
+    elif isinstance(body, bool):
+        flag = body
+    elif isinstance(body, str):
+        flag = {"success": True, "true": True, "false": False}.get(body.strip().lower())
+    else:
+        flag = None
+    if flag is True:
+        return "closed"
+    return "refused" if flag is False else "unknown"
 
 
 def _reason(status: int, body: Any) -> str:
@@ -100,15 +138,19 @@ def _reason(status: int, body: Any) -> str:
     if isinstance(body, Mapping):
         said = str(body.get("message") or body.get("error") or "")
     elif isinstance(body, str):
-        said = body.strip()
+        said = body.strip()[:300]
     known = _SEED_REASONS.get(status, f"HTTP {status}")
     return f"{known}: {said}" if said else known
 
 
+# --- I/O shell ----------------------------------------------------------------------------------
+
+
 class EvendiConnector:
-    """Finalizes standing e-vendi orders; see the module docstring for the mapping."""
+    """Finalizes the e-vendi order claimed for each press; see the module docstring."""
 
     name = PLATFORM
+    finalizes_assigned_orders = True
 
     def __init__(self, settings: ConnectorSettings) -> None:
         self.options = parse_options(EvendiOptions, settings.options, PLATFORM)
@@ -117,8 +159,9 @@ class EvendiConnector:
         self._session = open_session(settings.timeout_s, {"Content-Type": "application/json"})
 
     async def create_order(self, request: OrderRequest) -> OrderResult:
-        """Finalize the order configured for the device and SKU (``closeOrder``)."""
+        """Finalize ``request.order_id`` (``closeOrder``): a settled order, or why not."""
         body = build_close_body(request, self.options, self._token)
+        order_id = body["orderId"]
         reply = (
             await http_request(
                 self._session,
@@ -129,19 +172,33 @@ class EvendiConnector:
                 json_body=body,
             )
         ).body
-        if not succeeded(reply):
-            raise PermanentError(f"{PLATFORM}: closeOrder {body['orderId']} answered {reply!r}")
+        answer = answer_of(reply)
+        if answer == "refused" and request.may_exist:
+            # An earlier call for this very press started; its reply was lost. e-vendi says it
+            # cannot close the order now, which is what it says once that call closed it.
+            log.warning("evendi.close_assumed", order_id=order_id, event_id=request.idempotency_key)
+            answer = "closed"
+        if answer == "refused":
+            raise PermanentError(
+                f"{PLATFORM}: closeOrder {order_id} answered success: false (closed or "
+                "cancelled already, or unknown to e-vendi)"
+            )
+        if answer == "unknown":
+            raise PermanentError(
+                f"{PLATFORM}: closeOrder {order_id} gave an unexpected answer: {str(reply)[:200]}"
+            )
         log.info(
-            "evendi_order_closed",
-            order_id=body["orderId"],
+            "evendi.order_closed",
+            order_id=order_id,
             env=body["env"],
             event_id=request.idempotency_key,
         )
         return OrderResult(
-            order_id=body["orderId"],
+            order_id=order_id,
             state=State.ORDERED,
             platform_status="closed",
             raw=reply if isinstance(reply, dict) else {"reply": reply},
+            settled=True,
         )
 
     async def cancel_order(self, order_id: str, *, idempotency_key: str) -> OrderResult:
@@ -149,7 +206,8 @@ class EvendiConnector:
         raise PermanentError(f"{PLATFORM}: the API has no cancel method; cancel in e-vendi")
 
     async def get_order(self, order_id: str) -> OrderResult:
-        """Not in the e-vendi API: always ``PermanentError``."""
+        """Not in the e-vendi API: always ``PermanentError`` (its orders are settled, so
+        ingest never polls them)."""
         raise PermanentError(f"{PLATFORM}: the API has no method to read an order")
 
     async def close(self) -> None:

@@ -6,11 +6,22 @@ in one writer job (one commit). A transient failure keeps the row (``queued`` on
 jittered exponential backoff;
 a permanent one marks the event ``failed`` with the platform's reason. Rows live in SQLite,
 so they survive restarts; the platform's idempotency key makes a retry after a crash safe.
+
+A platform without such a key looks for the order before creating it, but only when an earlier
+attempt may have reached it (``OrderRequest.may_exist``): a row attempted before, a row this
+worker started and lost track of (a crash of the attempt), or any row older than this worker
+(the previous process may have died mid-call).
+
+A platform that only finalizes existing orders (e-vendi, an ``AssignedOrdersConnector``) gets
+the order the operator assigned to the device: claimed for the row's event in its own commit
+before the call (``ingest.store.evendi_assignments``), closed or failed in the same commit as
+the row's outcome; with none assigned the event is ``rejected``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import sqlite3
 from collections.abc import Callable
@@ -23,16 +34,19 @@ import structlog
 from edgeorder import protocol as p
 from edgeorder.ingest.bus import Bus, Notice
 from edgeorder.ingest.connectors.base import (
+    AssignedOrdersConnector,
     BatchConnector,
     Connector,
     OrderRequest,
     OrderResult,
+    PermanentError,
     PlatformError,
+    RejectedError,
     TransientError,
 )
 from edgeorder.ingest.metrics import Metrics
 from edgeorder.ingest.mqtt.statuses import StatusPublisher
-from edgeorder.ingest.store import ledger
+from edgeorder.ingest.store import evendi_assignments, ledger
 from edgeorder.ingest.store.db import atomic
 from edgeorder.ingest.store.device_cache import DeviceCache
 from edgeorder.ingest.store.ledger import OutboxRow, StatusOut
@@ -99,6 +113,12 @@ def discard(db: sqlite_utils.Database, outbox_id: int, *, actor: str = "system")
             "RETURNING device_id, event_id",
             [DISCARDED, now, row[0]],
         ).fetchone()
+        evendi_assignments.abandon(
+            db.conn,
+            event[1],
+            f"{DISCARDED}; a closeOrder call had started: check the order on e-vendi, "
+            "then requeue it",
+        )
         # source 'operator': the running service publishes it to the device (operator_statuses)
         db.execute(
             "INSERT INTO status_history (device_id, event_id, state, reason, source, at) "
@@ -186,6 +206,13 @@ class OutboxWorker:
         self._batch: BatchConnector | None = (
             connector if isinstance(connector, BatchConnector) and connector.batch_max > 1 else None
         )
+        self._assigned = isinstance(connector, AssignedOrdersConnector) and bool(
+            connector.finalizes_assigned_orders
+        )
+        # rows that existed before this worker (the previous process may have died mid-call)
+        # and rows whose call started here but was never recorded: both may exist already
+        self._older_than: int | None = None
+        self._tried: set[int] = set()
         self._wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task[None]] = {}
         # rows finished while a dispatch read ran: that read may predate their commit
@@ -220,13 +247,17 @@ class OutboxWorker:
         now = self._clock()
         free = self._limit - len(self._inflight)
         self._finished.clear()
-        rows, next_due, depth = await self._read(
+        first = self._older_than is None
+        rows, next_due, depth, last_id = await self._read(
             lambda conn: (
                 ledger.due_outbox(conn, now, free + len(self._inflight)),
                 _next_due(conn, now),
                 buffer_depth(conn),
+                _last_outbox_id(conn) if first else None,
             )
         )
+        if first:
+            self._older_than = last_id
         self._metrics.buffer_depth.set(depth)
         batch_max = self._batch.batch_max if self._batch is not None else 1
         group: list[OutboxRow] = []
@@ -298,6 +329,7 @@ class OutboxWorker:
             )
             for row, outcome, delay, outs in zip(rows, outcomes, delays, settled, strict=True):
                 self._held.pop(row.id, None)
+                self._tried.discard(row.id)  # recorded: ``attempts`` says it from now on
                 self._account(row, outcome, outs, now, delay)
                 self._statuses.publish(outs)
                 if self._bus is not None:
@@ -338,8 +370,8 @@ class OutboxWorker:
         as a whole is every row's answer."""
         row = rows[0]
         try:
-            if self._batch is not None and row.op == "create":
-                return await self._batch.create_orders([self._request(r) for r in rows])
+            if self._assigned and row.op == "create":
+                return [await self._finalize_assigned(row)]
             if row.op == "cancel":
                 assert row.target_order_id is not None
                 return [
@@ -347,9 +379,35 @@ class OutboxWorker:
                         row.target_order_id, idempotency_key=row.event_id
                     )
                 ]
-            return [await self._connector.create_order(self._request(row))]
+            requests = [self._request(r) for r in rows]  # before they count as tried
+            self._tried.update(r.id for r in rows)
+            if self._batch is not None:
+                return await self._batch.create_orders(requests)
+            return [await self._connector.create_order(requests[0])]
         except PlatformError as exc:
             return [exc] * len(rows)
+
+    async def _finalize_assigned(self, row: OutboxRow) -> Outcome:
+        """Claim the device's next assigned order for this row's event (its own commit, before
+        the call, so a retry knows a call started) and have the platform finalize it."""
+        now = self._clock()
+        claim = await self._writer.run(
+            lambda c: evendi_assignments.claim(
+                c, device_id=row.device_id, sku=row.sku, event_id=row.event_id, now=now
+            )
+        )
+        if claim is None:
+            return RejectedError(
+                f"no pending e-vendi order is assigned to device {row.device_id} "
+                f"for {row.sku}: assign one (edgeorder evendi assign)",
+                code="no_assigned_order",
+            )
+        if claim.state != "claimed":  # settled in an earlier commit; nothing left to call
+            return PermanentError(f"e-vendi order {claim.order_id} is {claim.state}")
+        request = dataclasses.replace(
+            self._request(row), order_id=claim.order_id, may_exist=claim.attempts_before > 0
+        )
+        return await self._connector.create_order(request)
 
     def _settle(
         self,
@@ -360,6 +418,12 @@ class OutboxWorker:
         delay: float,
     ) -> list[StatusOut]:
         """Record one row's outcome (writer thread, inside the group's transaction)."""
+        if self._assigned and row.op == "create":
+            self._settle_assignment(conn, row, outcome, now)
+        if isinstance(outcome, RejectedError):
+            return ledger.mark_rejected(
+                conn, row, reason=outcome.reason, code=outcome.code, now=now
+            )
         if isinstance(outcome, TransientError):
             return ledger.mark_transient(
                 conn,
@@ -373,7 +437,7 @@ class OutboxWorker:
         if row.op == "cancel":
             return ledger.mark_cancelled(conn, row, now=now)
         status = outcome.platform_status if isinstance(outcome.platform_status, int) else None
-        return ledger.mark_created(
+        outs = ledger.mark_created(
             conn,
             row,
             order_id=outcome.order_id,
@@ -383,6 +447,20 @@ class OutboxWorker:
             currency=outcome.currency,
             now=now,
         )
+        if outcome.settled:
+            ledger.settle_order(conn, outcome.order_id, now)
+        return outs
+
+    @staticmethod
+    def _settle_assignment(
+        conn: sqlite3.Connection, row: OutboxRow, outcome: Outcome, now: datetime
+    ) -> None:
+        """The claimed e-vendi order follows the row: closed with the order, failed with a
+        refusal (an operator checks and requeues it), kept claimed for a retry."""
+        if isinstance(outcome, OrderResult):
+            evendi_assignments.mark_closed(conn, row.event_id, now)
+        elif isinstance(outcome, PermanentError) and not isinstance(outcome, RejectedError):
+            evendi_assignments.mark_failed(conn, row.event_id, outcome.reason, now)
 
     def _account(
         self, row: OutboxRow, outcome: Outcome, outs: list[StatusOut], now: datetime, delay: float
@@ -397,6 +475,16 @@ class OutboxWorker:
                 reason=outcome.reason,
                 attempts=row.attempts + 1,
                 retry_in_s=round(delay, 3),
+            )
+            return
+        if isinstance(outcome, RejectedError):
+            self._metrics.rejected.labels(reason=outcome.code).inc()
+            log.info(
+                "outbox.rejected",
+                outbox_id=row.id,
+                event_id=row.event_id,
+                device_id=row.device_id,
+                reason=outcome.reason,
             )
             return
         if isinstance(outcome, PlatformError):
@@ -436,7 +524,21 @@ class OutboxWorker:
             quantity=row.quantity or 1,
             test=row.test,
             profile=profile,
+            may_exist=self._may_exist(row),
         )
+
+    def _may_exist(self, row: OutboxRow) -> bool:
+        """Might an earlier call for this row have reached the platform?"""
+        return (
+            row.attempts > 0
+            or self._older_than is None
+            or row.id <= self._older_than
+            or row.id in self._tried
+        )
+
+
+def _last_outbox_id(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM order_outbox").fetchone()[0])
 
 
 def _next_due(conn: sqlite3.Connection, now: datetime) -> datetime | None:

@@ -30,9 +30,11 @@ __all__ = [
     "mark_cancelled",
     "mark_created",
     "mark_failed",
+    "mark_rejected",
     "mark_transient",
     "record_event",
     "record_rejection",
+    "settle_order",
     "unconfirmed_statuses",
 ]
 
@@ -143,7 +145,7 @@ def record_rejection(
 def _sku_in_flight(conn: sqlite3.Connection, device_id: str, sku: str) -> bool:
     row = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM orders WHERE device_id = ? AND sku = ? "
-        "  AND state NOT IN ('delivered', 'cancelled', 'failed')) "
+        "  AND state NOT IN ('delivered', 'cancelled', 'failed') AND settled = 0) "
         "OR EXISTS (SELECT 1 FROM order_outbox WHERE device_id = ? AND sku = ? "
         "  AND op = 'create' AND state = 'pending')",
         [device_id, sku, device_id, sku],
@@ -154,7 +156,8 @@ def _sku_in_flight(conn: sqlite3.Connection, device_id: str, sku: str) -> bool:
 def _last_order(conn: sqlite3.Connection, device_id: str) -> rules.CancelTarget | None:
     row = conn.execute(
         "SELECT order_id, event_id, created_at FROM orders WHERE device_id = ? "
-        "AND state IN ('ordered', 'paid') ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        "AND state IN ('ordered', 'paid') AND settled = 0 "
+        "ORDER BY created_at DESC, rowid DESC LIMIT 1",
         [device_id],
     ).fetchone()
     if row is None:
@@ -444,6 +447,35 @@ def mark_failed(
     return [_set_event(conn, row.inbox_id, p.State.FAILED, now, reason=reason)]
 
 
+def mark_rejected(
+    conn: sqlite3.Connection, row: OutboxRow, *, reason: str, code: str, now: datetime
+) -> list[StatusOut]:
+    """Not allowed, found out by the worker before any platform call (e.g. no e-vendi order
+    is assigned to the device): outbox ``failed``, the event ``rejected`` with a
+    ``rejections`` row, as a rule's rejection would have been."""
+    if _outbox_state(conn, row.id) != ("pending", row.inbox_id):
+        return []
+    at = _ts(now)
+    conn.execute(
+        "UPDATE order_outbox SET state = 'failed', attempts = attempts + 1, last_error = ?, "
+        "updated_at = ? WHERE id = ?",
+        [reason[:2000], at, row.id],
+    )
+    conn.execute(
+        "INSERT INTO rejections (device_id, event_id, code, detail, at) VALUES (?, ?, ?, ?, ?)",
+        [row.device_id, row.event_id, code, reason[:2000], at],
+    )
+    return [_set_event(conn, row.inbox_id, p.State.REJECTED, now, reason=reason, at=at)]
+
+
+def settle_order(conn: sqlite3.Connection, order_id: str, now: datetime) -> None:
+    """The platform finished ``order_id`` in the call that made it and will never report on
+    it (e-vendi's closeOrder): it no longer holds the throttle and is not polled."""
+    conn.execute(
+        "UPDATE orders SET settled = 1, updated_at = ? WHERE order_id = ?", [_ts(now), order_id]
+    )
+
+
 def mark_cancelled(conn: sqlite3.Connection, row: OutboxRow, *, now: datetime) -> list[StatusOut]:
     """A long press cancelled ``row.target_order_id``: both events learn ``cancelled``."""
     if _outbox_state(conn, row.id) != ("pending", row.inbox_id) or row.target_order_id is None:
@@ -489,7 +521,7 @@ def open_orders(conn: sqlite3.Connection, limit: int = 500) -> list[str]:
     """Orders not yet in a final state (the polling fallback's work list), oldest update first."""
     rows = conn.execute(
         "SELECT order_id FROM orders WHERE state IN ('ordered', 'paid', 'shipped') "
-        "ORDER BY updated_at LIMIT ?",
+        "AND settled = 0 ORDER BY updated_at LIMIT ?",
         [limit],
     ).fetchall()
     return [r[0] for r in rows]

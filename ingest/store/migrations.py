@@ -181,5 +181,33 @@ _V3 = (
     "WHERE at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-15 minutes')",
 )
 
-MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2, _V3]
+_V4 = (
+    # e-vendi can only finalize orders that already exist (closeOrder): the operator assigns
+    # pending e-vendi orders to a device, and each press claims the oldest one
+    # (ingest.store.evendi_assignments). A claim is keyed by the press's event_id, so a retried
+    # or redelivered press finds the order it already claimed and never takes a second one.
+    """CREATE TABLE evendi_assignments (
+        id INTEGER PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        sku TEXT,                            -- NULL: any SKU the device orders
+        order_id TEXT NOT NULL UNIQUE,       -- e-vendi's orderId; assigned once, ever
+        note TEXT NOT NULL DEFAULT '',
+        state TEXT NOT NULL DEFAULT 'pending'
+            CHECK (state IN ('pending', 'claimed', 'closed', 'failed', 'withdrawn')),
+        event_id TEXT UNIQUE,                -- the press that claimed it
+        attempts INTEGER NOT NULL DEFAULT 0, -- closeOrder calls started (before each call)
+        last_error TEXT,
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        claimed_at TEXT,
+        closed_at TEXT,
+        updated_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX evendi_assignments_queue ON evendi_assignments (device_id, state, id)",
+    # An order the platform finished in the call that made it (e-vendi's closeOrder) and will
+    # never report on again: not in flight for the throttle, not polled.
+    "ALTER TABLE orders ADD COLUMN settled INTEGER NOT NULL DEFAULT 0",
+)
+
+MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2, _V3, _V4]
 """``MIGRATIONS[n]`` takes the schema from version ``n`` to ``n + 1`` (``PRAGMA user_version``)."""

@@ -26,6 +26,7 @@ from edgeorder.ingest.orders import outbox
 from edgeorder.ingest.store import registry
 from edgeorder.ingest.store.db import open_db
 from edgeorder.ingest.store.reader import Reader
+from edgeorder.ingest.web.evendi_api import EVENDI_PATHS, AssignmentIn, install_evendi_api
 
 __all__ = ["READER_KEY", "install_api", "openapi_document"]
 
@@ -302,6 +303,7 @@ _PATHS: list[tuple[str, str, str]] = [
     ("get", "/api/buffer", "Pending order-outbox rows"),
     ("post", "/api/buffer/{outbox_id}/retry", "Retry a buffered order now"),
     ("post", "/api/buffer/{outbox_id}/discard", "Give up a buffered order"),
+    *EVENDI_PATHS,
 ]
 
 
@@ -322,6 +324,10 @@ def openapi_document() -> dict[str, Any]:
         if (method, path) == ("post", "/api/devices"):
             op["requestBody"] = {
                 "content": {"application/json": {"schema": DeviceIn.model_json_schema()}}
+            }
+        if (method, path) == ("post", "/api/evendi/assignments"):
+            op["requestBody"] = {
+                "content": {"application/json": {"schema": AssignmentIn.model_json_schema()}}
             }
         if method == "patch":
             op["requestBody"] = {
@@ -357,3 +363,4 @@ def install_api(app: web.Application, db_path: Path) -> None:
     r.add_get("/api/orders", list_orders)
     r.add_get("/api/buffer", list_buffer)
     r.add_post(r"/api/buffer/{outbox_id}/{action:retry|discard}", buffer_action)
+    install_evendi_api(app)

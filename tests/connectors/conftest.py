@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
+from edgeorder.ingest.settings import ConnectorSettings
 from tests.connectors.fake_evendi import FakeEvendi
 from tests.connectors.fake_nuvemshop import FakeNuvemshop
 from tests.connectors.fake_oneentry import FakeOneEntry
+from tests.ingest.support import Ingest, ingest_settings
+from tests.support.mosquitto import MosquittoServer
+from tests.support.mqtt import MqttProbe
 
 
 @pytest.fixture
@@ -33,3 +38,30 @@ async def oneentry() -> AsyncIterator[FakeOneEntry]:
     await fake.serve()
     yield fake
     await fake.stop()
+
+
+# --- end to end: a real broker, ingest in this loop, a fake platform over HTTP ------------------
+
+
+@pytest.fixture
+def ingest_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "ingest"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def probe(mosquitto: MosquittoServer) -> Iterator[MqttProbe]:
+    client = MqttProbe(mosquitto.port)
+    assert client.wait_connected()
+    client.subscribe("edgeorder/v1/devices/+/status")
+    yield client
+    client.close()
+
+
+async def start_ingest(
+    data_dir: Path, mosquitto: MosquittoServer, connector: ConnectorSettings, **extra: object
+) -> Ingest:
+    """ingest talking to ``connector``'s platform (a fake), through a real Mosquitto."""
+    settings = ingest_settings(data_dir, mosquitto.url, "", connector=connector, **extra)
+    return await Ingest(settings).start()

@@ -1,24 +1,39 @@
 """Real aiohttp servers speaking each platform's dialect, with recorded requests and faults.
 
-Every fake records what arrived (method, path, query, headers, JSON body), can be told to
-answer the next calls with a forced status/body, or to stall a call until the test ends (the
-client's own timeout then fires: no sleeping anywhere).
+Every fake records what arrived (method, path, query, headers, raw and parsed body), and can be
+told to:
+
+- answer the next calls with a forced status/body (``forced``);
+- stall a call before handling it until the test ends (``stall_next``: the client's own
+  timeout fires; no sleeping anywhere);
+- **lose a reply**: handle a matching call completely (the platform commits) and then drop
+  the connection without answering (``lose("POST", "/orders", mode="drop")``) or hold the
+  answer until the client gave up (``mode="stall"``). This is the fault the exactly-once
+  chain exists for: the platform did it, the caller does not know.
+
+The dialect handlers read the raw body themselves: each fake answers a bad JSON body, a wrong
+Content-Type or a missing header exactly as its seed documents.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 BODY: web.RequestKey[Any] = web.RequestKey("body")
-"""The parsed JSON body (or raw text) of the request, for the dialect handlers."""
+"""The parsed JSON body (or raw text; None when empty) of the request."""
+RAW: web.RequestKey[bytes] = web.RequestKey("raw")
+"""The request body as received."""
+
+LoseMode = Literal["drop", "stall"]
 
 
 @dataclass
@@ -31,6 +46,14 @@ class Seen:
 
 
 @dataclass
+class _Loss:
+    method: str
+    path: re.Pattern[str]
+    mode: LoseMode
+    times: int
+
+
+@dataclass
 class FakePlatform:
     """Shared recording / fault-injection part of every fake platform."""
 
@@ -39,6 +62,11 @@ class FakePlatform:
     stall_next: bool = False
     release: asyncio.Event = field(default_factory=asyncio.Event)
     server: TestServer | None = None
+    losses: list[_Loss] = field(default_factory=list)
+    lost: int = 0
+    """Replies lost so far (the call was handled, its answer never reached the client)."""
+    reply_lost: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when a reply is lost (the work is done; the answer is dropped or held)."""
 
     @property
     def url(self) -> str:
@@ -48,17 +76,30 @@ class FakePlatform:
     def calls(self, method: str) -> list[Seen]:
         return [s for s in self.seen if s.method == method]
 
+    def lose(self, method: str, path: str, *, mode: LoseMode = "drop", times: int = 1) -> None:
+        """Handle the next ``times`` calls of ``method`` on a path matching regex ``path``
+        (search), then lose their replies."""
+        self.losses.append(_Loss(method, re.compile(path), mode, times))
+
+    def _loss_for(self, request: web.Request) -> _Loss | None:
+        for loss in self.losses:
+            if loss.times > 0 and loss.method == request.method and loss.path.search(request.path):
+                loss.times -= 1
+                return loss
+        return None
+
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        raw = await request.text()
+        raw = await request.read()
         try:
             body = json.loads(raw) if raw else None
-        except json.JSONDecodeError:
-            body = raw
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = raw.decode("utf-8", errors="replace")
         self.seen.append(
             Seen(request.method, request.path, dict(request.query), dict(request.headers), body)
         )
         request[BODY] = body
+        request[RAW] = raw
         if self.stall_next:
             self.stall_next = False
             await self.release.wait()
@@ -67,7 +108,17 @@ class FakePlatform:
             if isinstance(payload, str):
                 return web.Response(status=status, text=payload)
             return web.json_response(payload, status=status)
-        return await handler(request)
+        loss = self._loss_for(request)
+        response = await handler(request)
+        if loss is None:
+            return response
+        self.lost += 1
+        self.reply_lost.set()
+        if loss.mode == "stall":
+            await self.release.wait()  # the client times out first
+        assert request.transport is not None
+        request.transport.abort()  # the work is done; its answer never leaves
+        raise asyncio.CancelledError
 
     async def start(self, routes: list[web.RouteDef]) -> None:
         app = web.Application(middlewares=[self.middleware])
@@ -79,3 +130,8 @@ class FakePlatform:
         self.release.set()
         if self.server is not None:
             await self.server.close()
+
+
+def form_error(status: int) -> web.Response:
+    """An error answer without a body, for seeds that document only the status."""
+    return web.Response(status=status)

@@ -13,7 +13,7 @@ from edgeorder.ingest.settings import ConnectorSettings
 
 OPTIONS = {
     "nuvemshop": {"store_id": "1", "variants": {"A": 1}, "user_agent": "edgeorder (x@y.z)"},
-    "evendi": {"organization_external_id": "1001", "order_ids": {"A": "P1"}},
+    "evendi": {"organization_external_id": "1001"},
     "oneentry": {
         "marker": "m",
         "form_identifier": "f",
