@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import structlog
+from multidict import CIMultiDict
 from pydantic import BaseModel, ValidationError
 
 from edgeorder.ingest.connectors.base import PermanentError, TransientError
@@ -63,13 +64,15 @@ def open_session(timeout_s: float, headers: Mapping[str, str]) -> aiohttp.Client
 
 
 class HttpReply:
-    """A 2xx reply: status and the body parsed as JSON (or the raw text when it is not JSON)."""
+    """A 2xx reply: status, the body parsed as JSON (or the raw text when it is not JSON),
+    and the headers (pagination links, totals)."""
 
-    __slots__ = ("body", "status")
+    __slots__ = ("body", "headers", "status")
 
-    def __init__(self, status: int, body: Any) -> None:
+    def __init__(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
         self.status = status
         self.body = body
+        self.headers: Mapping[str, str] = headers or {}
 
 
 def _parse_body(text: str) -> Any:
@@ -88,6 +91,7 @@ async def http_request(
     reason_of: ReasonOf,
     json_body: Any = None,
     params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> HttpReply:
     """One HTTP call mapped onto the connector contract.
 
@@ -95,9 +99,12 @@ async def http_request(
     any other non-2xx raises ``PermanentError`` carrying the platform's own reason.
     """
     try:
-        async with session.request(method, url, json=json_body, params=params) as resp:
+        async with session.request(
+            method, url, json=json_body, params=params, headers=headers
+        ) as resp:
             body = _parse_body(await resp.text())
             status = resp.status
+            reply_headers = CIMultiDict(resp.headers)
     except TimeoutError as exc:
         raise TransientError(f"{platform}: no answer within the timeout") from exc
     except asyncio.CancelledError:
@@ -105,7 +112,7 @@ async def http_request(
     except aiohttp.ClientError as exc:
         raise TransientError(f"{platform} unreachable: {exc.__class__.__name__}: {exc}") from exc
     if 200 <= status < 300:
-        return HttpReply(status, body)
+        return HttpReply(status, body, reply_headers)
     reason = reason_of(status, body)
     log.warning("platform_refused", platform=platform, method=method, status=status, reason=reason)
     if status == 429 or status >= 500:

@@ -1,26 +1,37 @@
-"""OneEntry connector against a real HTTP server speaking the createOrder dialect."""
+"""OneEntry connector against a real HTTP server as strict as the createOrder seed."""
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ulid import ULID
 
 from edgeorder.ingest.connectors.base import OrderRequest, PermanentError, TransientError
 from edgeorder.ingest.connectors.common import ConnectorOptionsError
-from edgeorder.ingest.connectors.oneentry import OneEntryConnector, order_state
+from edgeorder.ingest.connectors.oneentry import KeyScan, OneEntryConnector, order_state
 from edgeorder.ingest.settings import ConnectorSettings
 from edgeorder.protocol import State
-from tests.connectors.fake_oneentry import APP_TOKEN, MARKER, USER_TOKEN, FakeOneEntry
+from tests.connectors.fake_oneentry import (
+    APP_TOKEN,
+    LOGIN,
+    MARKER,
+    PASSWORD,
+    USER_TOKEN,
+    FakeOneEntry,
+)
 from tests.support.net import free_port
 
 OPTIONS: dict[str, Any] = {
     "marker": MARKER,
     "form_identifier": "bar-orders-form",
     "payment_account_identifier": "usd-payment",
-    "products": {"COSMO": 2957, "GONE": 1},
+    "products": {"COSMO": 2957, "GONE": 404},
     "form_fields": {
         "name_1": "Customer.Name",
         "email": "Customer.Email",
@@ -35,9 +46,10 @@ OPTIONS: dict[str, Any] = {
     },
 }
 PROFILE = {"Customer": {"Name": "Ivan", "Email": "ivan@example.com"}}
+MARK = "edgeorder_event_id"
 
 
-def order(sku: str = "COSMO", *, test: bool = False) -> OrderRequest:
+def order(sku: str = "COSMO", *, test: bool = False, may_exist: bool = False) -> OrderRequest:
     return OrderRequest(
         idempotency_key=str(ULID()),
         device_id="dev-1",
@@ -45,7 +57,12 @@ def order(sku: str = "COSMO", *, test: bool = False) -> OrderRequest:
         quantity=2,
         test=test,
         profile=PROFILE,
+        may_exist=may_exist,
     )
+
+
+def retry_of(req: OrderRequest) -> OrderRequest:
+    return OrderRequest(**{**req.__dict__, "may_exist": True})
 
 
 Make = Callable[..., OneEntryConnector]
@@ -78,9 +95,10 @@ async def test_create_order_sends_the_seed_body(oneentry: FakeOneEntry, make: Ma
     assert (result.order_id, result.state) == ("233", State.ORDERED)
     assert (result.amount, result.currency, result.platform_status) == (
         30000,
-        "USD",
+        None,
         "inProgress",
     )
+    assert oneentry.calls("GET") == []  # a first attempt has nothing to look for
     [post] = oneentry.calls("POST")
     assert post.path == f"/api/content/orders-storage/marker/{MARKER}/orders"
     assert post.query == {"langCode": "en_US"}
@@ -90,7 +108,7 @@ async def test_create_order_sends_the_seed_body(oneentry: FakeOneEntry, make: Ma
         "formIdentifier": "bar-orders-form",
         "paymentAccountIdentifier": "usd-payment",
         "formData": [
-            {"marker": "edgeorder_event_id", "value": req.idempotency_key, "type": "string"},
+            {"marker": MARK, "value": req.idempotency_key, "type": "string"},
             {"marker": "name_1", "value": "Ivan", "type": "string"},
             {"marker": "email", "value": "ivan@example.com", "type": "string"},
         ],
@@ -98,18 +116,142 @@ async def test_create_order_sends_the_seed_body(oneentry: FakeOneEntry, make: Ma
     }
 
 
-async def test_retry_finds_the_order_carrying_the_event_id(
-    oneentry: FakeOneEntry, make: Make
+@pytest.mark.parametrize("listing", ["newest", "shuffled"])
+async def test_a_retry_finds_the_order_among_capped_unordered_pages(
+    oneentry: FakeOneEntry, make: Make, listing: str
 ) -> None:
+    oneentry.order = listing  # type: ignore[assignment]
     conn = make(options={"lang_code": "pt_BR"})
+    for _ in range(17):
+        oneentry.add_order()
     req = order()
     first = await conn.create_order(req)
-    await conn.create_order(order())
-    again = await conn.create_order(req)
+    for _ in range(40):  # newer orders push it far past the first pages
+        oneentry.add_order()
+    again = await conn.create_order(retry_of(req))
     assert again.order_id == first.order_id
-    assert len(oneentry.orders) == 2
-    lookup = oneentry.calls("GET")[-1]
-    assert lookup.query == {"langCode": "pt_BR", "offset": "0", "limit": "100"}
+    assert len(oneentry.calls("POST")) == 1
+    lookups = oneentry.calls("GET")
+    assert {c.query["limit"] for c in lookups} == {"100"}  # asked for 100, given 10
+    assert lookups[0].query == {"langCode": "pt_BR", "offset": "0", "limit": "100"}
+
+
+@pytest.mark.parametrize("listing", ["newest", "shuffled"])
+async def test_a_retry_creates_only_after_seeing_every_order(
+    oneentry: FakeOneEntry, make: Make, listing: str
+) -> None:
+    oneentry.order = listing  # type: ignore[assignment]
+    for _ in range(57):
+        oneentry.add_order()
+    result = await make().create_order(order(may_exist=True))
+    assert len(oneentry.calls("POST")) == 1
+    assert result.order_id == str(oneentry.next_id - 1)
+    if listing == "newest":  # one pass: 6 pages of 10
+        assert [c.query["offset"] for c in oneentry.calls("GET")] == [
+            "0",
+            "10",
+            "20",
+            "30",
+            "40",
+            "50",
+        ]
+
+
+async def test_a_lookup_that_cannot_see_every_order_never_creates(
+    oneentry: FakeOneEntry, make: Make
+) -> None:
+    for _ in range(12):
+        oneentry.add_order()
+    oneentry.hidden = 3  # counted, never listed
+    with pytest.raises(TransientError, match="could not see every order"):
+        await make(options={"lookup_max_pages": 9}).create_order(order(may_exist=True))
+    assert oneentry.calls("POST") == []
+    assert len(oneentry.calls("GET")) == 9
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    others=st.integers(min_value=0, max_value=60),
+    position=st.floats(min_value=0, max_value=1),
+    present=st.booleans(),
+    cap=st.integers(min_value=1, max_value=12),
+    seed=st.integers(),
+)
+def test_key_scan_over_reshuffled_capped_pages(
+    others: int, position: float, present: bool, cap: int, seed: int
+) -> None:
+    """Pure model of the lookup: pages of at most ``cap`` from a list reshuffled at every read.
+    The scan finds the key exactly when it is there, and ends when it is not."""
+    rng = random.Random(seed)
+    ids = [f"o{n}" for n in range(others)]
+    if present:
+        ids.insert(int(position * len(ids)), "mine")
+    scan, found, limit = KeyScan(), False, 20
+    while scan.pages < 5000:
+        listed = ids[:]
+        rng.shuffle(listed)
+        page = [{"id": i} for i in listed[scan.offset : scan.offset + min(cap, limit)]]
+        if any(o["id"] == "mine" for o in page):
+            found = True
+            break
+        scan.take(page, len(ids))
+        if scan.complete:
+            break
+    assert found is present
+    if not present:
+        assert scan.seen == set(ids)
+
+
+async def test_an_expired_user_token_is_renewed_and_the_order_made(
+    oneentry: FakeOneEntry, make: Make
+) -> None:
+    conn = make(options={"refresh_token": "user-refresh-token"})
+    await conn.create_order(order())
+    oneentry.expire_user_tokens()
+    await conn.create_order(order())
+    oneentry.expire_user_tokens()  # the refresh token rotated: the new one must be used
+    await conn.create_order(order())
+    assert oneentry.renewals == ["refresh", "refresh"]
+    assert len(oneentry.orders) == 3
+
+
+async def test_login_renews_when_refresh_is_refused(oneentry: FakeOneEntry, make: Make) -> None:
+    conn = make(
+        options={
+            "refresh_token": "stale",
+            "login": LOGIN,
+            "password": PASSWORD,
+            "access_token": None,
+        }
+    )
+    await conn.create_order(order())  # no token yet: the stale refresh fails, it signs in
+    oneentry.expire_user_tokens()
+    await conn.create_order(order())  # signing in gave a fresh refresh token
+    assert oneentry.renewals == ["auth", "refresh"]
+
+
+async def test_concurrent_401s_renew_once(oneentry: FakeOneEntry, make: Make) -> None:
+    conn = make(options={"refresh_token": "user-refresh-token"})
+    oneentry.expire_user_tokens()
+    await asyncio.gather(*(conn.create_order(order()) for _ in range(5)))
+    assert oneentry.renewals == ["refresh"]
+    assert len(oneentry.orders) == 5
+
+
+async def test_a_401_that_cannot_be_renewed_stays_queued(
+    oneentry: FakeOneEntry, make: Make
+) -> None:
+    oneentry.expire_user_tokens()
+    with pytest.raises(TransientError, match="configure refresh_token or login/password") as err:
+        await make().create_order(order())
+    assert err.value.status == 401
+    with pytest.raises(TransientError, match="cannot be renewed"):
+        await make(options={"login": LOGIN, "password": "wrong"}).create_order(order())
+    assert oneentry.orders == {}
 
 
 async def test_test_order_uses_the_test_account_or_is_refused(
@@ -123,12 +265,9 @@ async def test_test_order_uses_the_test_account_or_is_refused(
 
 
 async def test_refusal_is_permanent_with_the_platform_message(make: Make) -> None:
-    with pytest.raises(PermanentError, match="product 1 not found") as err:
+    with pytest.raises(PermanentError, match="product 404 not found") as err:
         await make().create_order(order("GONE"))
     assert err.value.status == 400
-    with pytest.raises(PermanentError, match="user authorization required") as err:
-        await make(options={"access_token": None}).create_order(order())
-    assert err.value.status == 401
 
 
 async def test_unmapped_sku_is_permanent_before_any_call(
@@ -198,6 +337,7 @@ def test_bad_options_list_every_field() -> None:
         "products": {"X": "not-a-number"},
         "lang_code": "english",
         "status_map": {"x": "teleported"},
+        "lookup_limit": 0,
     }
     with pytest.raises(ConnectorOptionsError) as err:
         OneEntryConnector(ConnectorSettings(kind="oneentry", options=bad))
@@ -209,4 +349,5 @@ def test_bad_options_list_every_field() -> None:
         "products.X",
         "lang_code",
         "status_map.x",
+        "lookup_limit",
     }
