@@ -54,6 +54,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/webhooks/ordercore", service.sync.handle_webhook)
+    app.router.add_post("/webhooks/{platform}", service.sync.handle_platform_webhook)
     install_api(app, settings.db_path)
     _setup_web(app)
     app.cleanup_ctx.append(_run_service)

@@ -43,6 +43,13 @@ class Metrics:
         self.platform_retries = Counter(
             "edgeorder_ingest_platform_retries", "Transient platform errors (retried)", registry=r
         )
+        self.webhooks = Counter(
+            "edgeorder_ingest_webhooks",
+            "Webhook deliveries by platform and outcome (applied, unchanged, duplicate, "
+            "unknown_order, ignored, bad_signature, malformed, retry_later, ...)",
+            ["platform", "outcome"],
+            registry=r,
+        )
         self.buffer_depth = Gauge(
             "edgeorder_ingest_buffer_depth", "Pending order-outbox rows", registry=r
         )

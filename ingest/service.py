@@ -21,7 +21,7 @@ import structlog
 
 from edgeorder import protocol as p
 from edgeorder.ingest.bus import Bus, Notice
-from edgeorder.ingest.connectors.base import Connector
+from edgeorder.ingest.connectors.base import Connector, WebhookConnector
 from edgeorder.ingest.connectors.ordercore import DEFAULT_PROFILE, OrderCoreConnector
 from edgeorder.ingest.domain.devices import Device
 from edgeorder.ingest.metrics import Metrics
@@ -30,7 +30,11 @@ from edgeorder.ingest.mqtt.link import MqttLink, MqttOptions
 from edgeorder.ingest.mqtt.router import Router
 from edgeorder.ingest.mqtt.statuses import StatusPublisher
 from edgeorder.ingest.orders.outbox import WORKER, OutboxWorker, last_history_id, operator_statuses
-from edgeorder.ingest.orders.state_sync import OrderStateSync, register_webhook
+from edgeorder.ingest.orders.state_sync import (
+    OrderStateSync,
+    register_platform_webhooks,
+    register_webhook,
+)
 from edgeorder.ingest.settings import Settings
 from edgeorder.ingest.store import ledger
 from edgeorder.ingest.store.db import open_db
@@ -132,6 +136,7 @@ class IngestService:
             statuses=self.statuses,
             secret=self.webhook_secret,
             poll_interval_s=settings.poll_interval_s,
+            metrics=self.metrics,
         )
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.ready = asyncio.Event()
@@ -150,7 +155,10 @@ class IngestService:
         self._spawn("outbox", self.worker.run())
         self._spawn("poller", self.sync.poll_forever())
         self._spawn("bus", self._follow_bus())
-        if public_url and hasattr(self.connector, "register_webhook"):
+        if public_url and isinstance(self.connector, WebhookConnector):
+            url = f"{public_url.rstrip('/')}/webhooks/{self.connector.webhook_name}"
+            self._spawn("webhook", register_platform_webhooks(self.connector, url))
+        elif public_url and hasattr(self.connector, "register_webhook"):
             url = public_url.rstrip("/") + "/webhooks/ordercore"
             self._spawn("webhook", register_webhook(self.connector, url, self.webhook_secret))
         self.link.start()

@@ -1,7 +1,14 @@
-"""Order status changes from the platform: a signed webhook, and a polling fallback.
+"""Order status changes from the platform: signed webhooks, and a polling fallback.
 
-Both end in ``ledger.apply_order_state``, which only ever moves an order forward, so a late
-or repeated delivery (webhook after poll, retried webhook) changes nothing.
+Two webhook routes: ``/webhooks/ordercore`` (the built-in order core, signed with ingest's own
+secret, the new state in the body) and ``/webhooks/{platform}`` for a ``WebhookConnector``
+(Nuvemshop: signed with the app's secret, the body names the order, whose state is read from
+the platform). Every delivery is verified first; a forged or malformed one is refused,
+logged and counted (``edgeorder_ingest_webhooks_total{platform,outcome}``).
+
+Everything ends in ``ledger.apply_order_state``, which only ever moves an order forward, so a
+late or repeated delivery (webhook after poll, retried webhook) changes nothing; deliveries for
+one order that arrive while its state is being read share that one read.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ import hashlib
 import hmac
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -19,8 +26,14 @@ import structlog
 from aiohttp import web
 
 from edgeorder import protocol as p
-from edgeorder.ingest.connectors.base import Connector, PlatformError
+from edgeorder.ingest.connectors.base import (
+    Connector,
+    PlatformError,
+    WebhookConnector,
+    WebhookRejectedError,
+)
 from edgeorder.ingest.connectors.ordercore import state_for_code
+from edgeorder.ingest.metrics import Metrics
 from edgeorder.ingest.mqtt.link import backoff_delays
 from edgeorder.ingest.mqtt.statuses import StatusPublisher
 from edgeorder.ingest.store import ledger
@@ -30,6 +43,7 @@ from edgeorder.ingest.store.writer import Writer
 __all__ = [
     "OrderStateSync",
     "parse_webhook",
+    "register_platform_webhooks",
     "register_webhook",
     "signature",
     "verify_signature",
@@ -79,11 +93,18 @@ class OrderStateSync:
         secret: str,
         poll_interval_s: float,
         clock: Callable[[], datetime] = p.utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         self._writer, self._read, self._connector = writer, read, connector
         self._statuses, self._secret = statuses, secret
         self._interval, self._clock = poll_interval_s, clock
+        self._metrics = metrics
+        self._reading: dict[str, asyncio.Future[str]] = {}
         self.applied = 0
+
+    def _count(self, platform: str, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.webhooks.labels(platform=platform, outcome=outcome).inc()
 
     async def apply(
         self, order_id: str, state: p.State, code: int | None, source: str
@@ -102,13 +123,76 @@ class OrderStateSync:
         """``POST /webhooks/ordercore``: 401 without a valid signature; 200 otherwise."""
         body = await request.read()
         if not verify_signature(self._secret, body, request.headers.get(SIGNATURE_HEADER)):
-            log.warning("webhook.bad_signature", remote=request.remote)
+            log.warning("webhook.rejected", platform="ordercore", code="bad_signature")
+            self._count("ordercore", "bad_signature")
             return web.json_response({"Error": "bad_signature"}, status=401)
         parsed = parse_webhook(body)
         if parsed is None:
+            self._count("ordercore", "ignored")
             return web.json_response({"ok": True, "ignored": True})
         outs = await self.apply(*parsed, source="webhook")
+        self._count("ordercore", "applied" if outs else "unchanged")
         return web.json_response({"ok": True, "applied": len(outs)})
+
+    async def handle_platform_webhook(self, request: web.Request) -> web.Response:
+        """``POST /webhooks/{platform}`` of a ``WebhookConnector``: verify, read the named
+        orders' state from the platform, apply it forward. 401 forged, 400 malformed, 503 when
+        the platform cannot be read now (it delivers again later), 200 otherwise."""
+        connector = self._connector
+        name = request.match_info["platform"]
+        if not isinstance(connector, WebhookConnector) or name != connector.webhook_name:
+            self._count("other", "unknown_platform")
+            return web.json_response({"Error": "not_found"}, status=404)
+        body = await request.read()
+        try:
+            connector.verify_webhook(request.headers, body)
+            order_ids = connector.webhook_order_ids(body)
+        except WebhookRejectedError as exc:
+            log.warning("webhook.rejected", platform=name, code=exc.code, detail=exc.detail)
+            self._count(name, exc.code)
+            return web.json_response({"Error": exc.code, "Message": exc.detail}, status=exc.status)
+        known: set[str] = await self._read(lambda c: _known_orders(c, order_ids))
+        outcomes: dict[str, str] = {}
+        for order_id in order_ids:
+            try:
+                outcomes[order_id] = (
+                    await self._read_and_apply(order_id) if order_id in known else "unknown_order"
+                )
+            except PlatformError as exc:  # retryable: the platform is down
+                log.info("webhook.retry_later", platform=name, order_id=order_id, reason=exc.reason)
+                self._count(name, "retry_later")
+                return web.json_response(
+                    {"Error": "unavailable", "Message": exc.reason}, status=503
+                )
+        for outcome in outcomes.values() or ["ignored"]:
+            self._count(name, outcome)
+        return web.json_response({"ok": True, "orders": outcomes})
+
+    async def _read_and_apply(self, order_id: str) -> str:
+        """One read of ``order_id``'s state for every delivery that arrives meanwhile."""
+        running = self._reading.get(order_id)
+        if running is not None:
+            await asyncio.shield(running)
+            return "duplicate"
+        task = asyncio.ensure_future(self._refresh(order_id))
+        self._reading[order_id] = task
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if self._reading.get(order_id) is task:
+                del self._reading[order_id]
+
+    async def _refresh(self, order_id: str) -> str:
+        try:
+            result = await self._connector.get_order(order_id)
+        except PlatformError as exc:
+            if exc.retryable:
+                raise
+            log.warning("webhook.order_unreadable", order_id=order_id, reason=exc.reason)
+            return "unreadable"
+        code = result.platform_status if isinstance(result.platform_status, int) else None
+        outs = await self.apply(order_id, result.state, code, "webhook")
+        return "applied" if outs else "unchanged"
 
     async def poll_once(self) -> int:
         """Ask the platform about every order not yet final; returns changes applied."""
@@ -135,16 +219,44 @@ class OrderStateSync:
                 log.exception("poll.crashed")
 
 
+def _known_orders(conn: sqlite3.Connection, order_ids: list[str]) -> set[str]:
+    """Which of ``order_ids`` ingest made (a store's other orders are none of its business)."""
+    if not order_ids:
+        return set()
+    marks = ",".join("?" * len(order_ids))
+    rows = conn.execute(f"SELECT order_id FROM orders WHERE order_id IN ({marks})", order_ids)
+    return {r[0] for r in rows.fetchall()}
+
+
+async def register_platform_webhooks(
+    connector: WebhookConnector,
+    url: str,
+    backoff_min_s: float = 0.5,
+    backoff_max_s: float = 60.0,
+) -> None:
+    """Have a ``WebhookConnector``'s platform deliver to ``url``, retrying with jittered
+    backoff while it is unreachable; a refusal is logged and polling carries on alone."""
+    await _with_backoff(lambda: connector.register_webhooks(url), url, backoff_min_s, backoff_max_s)
+
+
 async def register_webhook(
     connector: Any, url: str, secret: str, backoff_min_s: float = 0.5, backoff_max_s: float = 60.0
 ) -> None:
     """Register ``url`` with the platform (replacing earlier registrations of the same URL),
     retrying with jittered backoff while the platform is unreachable."""
+    await _with_backoff(
+        lambda: connector.register_webhook(url, secret), url, backoff_min_s, backoff_max_s
+    )
+
+
+async def _with_backoff(
+    register: Callable[[], Awaitable[None]], url: str, backoff_min_s: float, backoff_max_s: float
+) -> None:
     delays = backoff_delays(backoff_min_s, backoff_max_s)
     while True:
         try:
-            await connector.register_webhook(url, secret)
-            log.info("webhook.registered", url=url, platform=connector.name)
+            await register()
+            log.info("webhook.registered", url=url)
             return
         except PlatformError as exc:
             if not exc.retryable:

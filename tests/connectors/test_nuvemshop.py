@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from multidict import CIMultiDict
 from ulid import ULID
 
-from edgeorder.ingest.connectors.base import OrderRequest, PermanentError, TransientError
+from edgeorder.ingest.connectors.base import (
+    OrderRequest,
+    PermanentError,
+    TransientError,
+    WebhookRejectedError,
+)
 from edgeorder.ingest.connectors.common import ConnectorOptionsError
-from edgeorder.ingest.connectors.nuvemshop import NuvemshopConnector, order_state
+from edgeorder.ingest.connectors.nuvemshop import (
+    SIGNATURE_HEADER as SIG,
+)
+from edgeorder.ingest.connectors.nuvemshop import (
+    NuvemshopConnector,
+    next_page,
+    order_state,
+    parse_webhook,
+    webhook_signature,
+)
 from edgeorder.ingest.settings import ConnectorSettings
 from edgeorder.protocol import State
-from tests.connectors.fake_nuvemshop import STORE_ID, TOKEN, FakeNuvemshop
+from tests.connectors.fake_nuvemshop import APP_SECRET, STORE_ID, TOKEN, FakeNuvemshop
 from tests.support.net import free_port
 
 PROFILE = {
@@ -52,15 +68,26 @@ def settings(base_url: str, **over: Any) -> ConnectorSettings:
     )
 
 
-def order(sku: str = "COFFEE-1KG", *, test: bool = False) -> OrderRequest:
+def order(
+    sku: str = "COFFEE-1KG",
+    *,
+    test: bool = False,
+    may_exist: bool = False,
+    profile: dict[str, Any] | None = None,
+) -> OrderRequest:
     return OrderRequest(
         idempotency_key=str(ULID()),
         device_id="dev-1",
         sku=sku,
         quantity=2,
         test=test,
-        profile=PROFILE,
+        profile=PROFILE if profile is None else profile,
+        may_exist=may_exist,
     )
+
+
+def retry_of(req: OrderRequest) -> OrderRequest:
+    return OrderRequest(**{**req.__dict__, "may_exist": True})
 
 
 Make = Callable[..., NuvemshopConnector]
@@ -108,7 +135,6 @@ async def test_create_sends_every_seed_field(nuvemshop: FakeNuvemshop, make: Mak
         "gateway": "not-provided",
         "payment_status": "pending",
         "status": "open",
-        "fulfillment": "unpacked",
         "products": [{"variant_id": 101, "quantity": 2}],
         "inventory_behaviour": "bypass",
         "customer": {
@@ -136,16 +162,48 @@ async def test_retry_after_lost_reply_finds_the_first_order(
     req = order()
     first = await conn.create_order(req)
     other = await conn.create_order(order())  # a different event is a different order
-    again = await conn.create_order(req)
+    assert nuvemshop.calls("GET") == []  # first attempts have nothing to look for
+    again = await conn.create_order(retry_of(req))
 
     assert again.order_id == first.order_id != other.order_id
     assert len(nuvemshop.orders) == 2
     assert len(nuvemshop.calls("POST")) == 2
     lookup = nuvemshop.calls("GET")[-1]
     assert lookup.query["channels"] == "api"
+    assert lookup.query["per_page"] == "200"
     assert lookup.query["created_at_min"].startswith(
         ULID.from_str(req.idempotency_key).datetime.strftime("%Y-%m-%d")
     )
+
+
+async def test_the_lookup_follows_the_link_header_to_the_last_page(
+    nuvemshop: FakeNuvemshop, make: Make
+) -> None:
+    conn = make(options={"app_id": 2181})
+    req = order()
+    first = await conn.create_order(req)
+    for _ in range(450):  # 451 API orders: three pages of 200
+        await conn.create_order(order())
+    nuvemshop.seen.clear()
+    missing = await conn.create_order(order(may_exist=True))  # looks through all, then creates
+    pages = [c.query.get("page", "1") for c in nuvemshop.calls("GET")]
+    assert pages == ["1", "2", "3"]
+    assert all(c.query["app_id"] == "2181" for c in nuvemshop.calls("GET"))
+    assert len(nuvemshop.calls("POST")) == 1
+    assert (await conn.create_order(retry_of(req))).order_id == first.order_id
+    assert missing.order_id != first.order_id
+
+
+async def test_a_lookup_that_cannot_finish_never_creates(
+    nuvemshop: FakeNuvemshop, make: Make
+) -> None:
+    conn = make(options={"lookup_pages": 2})
+    for _ in range(401):
+        await conn.create_order(order())
+    nuvemshop.seen.clear()
+    with pytest.raises(TransientError, match="did not reach the last page"):
+        await conn.create_order(order(may_exist=True))
+    assert nuvemshop.calls("POST") == []
 
 
 async def test_test_order_is_marked_and_sends_no_email(
@@ -166,7 +224,57 @@ async def test_platform_refusal_is_permanent_with_its_reason(make: Make) -> None
     with pytest.raises(PermanentError) as err:
         await make().create_order(order("GHOST"))
     assert err.value.status == 422
-    assert "variant 999 not found" in err.value.reason
+    assert "products[0].variant_id: variant not found" in err.value.reason
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "reason"),
+    [
+        (422, {"src": ["can't be blank"]}, "nuvemshop HTTP 422: src: can't be blank"),
+        (
+            422,
+            {"event": ["Invalid event specified"], "url": ["invalid url specified"]},
+            "event: Invalid event specified; url: invalid url specified",
+        ),
+        (400, {"error": "Problems parsing JSON"}, "nuvemshop HTTP 400: Problems parsing JSON"),
+        (
+            404,
+            {"code": 404, "message": "Not Found", "description": "Last page is 3"},
+            "Not Found: Last page is 3",
+        ),
+        (402, "", "nuvemshop HTTP 402: HTTP 402"),
+    ],
+)
+async def test_every_documented_error_shape_keeps_the_platform_reason(
+    nuvemshop: FakeNuvemshop, make: Make, status: int, body: Any, reason: str
+) -> None:
+    nuvemshop.forced.append((status, body))
+    with pytest.raises(PermanentError) as err:
+        await make().create_order(order())
+    assert reason in err.value.reason
+    assert err.value.status == status
+
+
+async def test_a_profile_without_what_the_seed_requires_is_refused_before_any_call(
+    nuvemshop: FakeNuvemshop, make: Make
+) -> None:
+    bare = {"Customer": {"Name": "Ivan"}, "Shipping": {"Address": {"Street": "Rua A"}}}
+    with pytest.raises(PermanentError) as err:
+        await make().create_order(order(profile=bare))
+    assert err.value.reason.endswith(
+        "Customer.Email, Shipping.Address.Number, Shipping.Address.City, "
+        "Shipping.Address.State, Shipping.Address.ZipCode"
+    )
+    assert nuvemshop.seen == []
+
+
+async def test_a_one_word_name_gets_the_seeds_default_surname(
+    nuvemshop: FakeNuvemshop, make: Make
+) -> None:
+    profile = {**PROFILE, "Customer": {"Name": "Ivan", "Email": "ivan@example.com"}}
+    await make().create_order(order(profile=profile))
+    sent = nuvemshop.calls("POST")[0].body["shipping_address"]
+    assert (sent["first_name"], sent["last_name"]) == ("Ivan", "Não informado")
 
 
 async def test_unmapped_sku_is_permanent_before_any_call(
@@ -275,10 +383,130 @@ def test_state_mapping(fields: dict[str, str], state: State) -> None:
 
 
 def test_bad_options_list_every_field() -> None:
-    bad = {"store_id": "abc", "variants": {}, "gateway": "bitcoin", "surprise": 1}
+    bad = {
+        "store_id": "abc",
+        "variants": {},
+        "gateway": "bitcoin",
+        "surprise": 1,
+        "user_agent": "edgeorder",  # no contact: the platform answers 400
+        "webhook_events": ["product/created"],
+    }
     with pytest.raises(ConnectorOptionsError) as err:
         NuvemshopConnector(ConnectorSettings(kind="nuvemshop", options=bad))
     text = str(err.value)
-    for name in ("store_id", "variants", "user_agent", "gateway", "surprise"):
+    for name in ("store_id", "variants", "user_agent", "gateway", "surprise", "webhook_events"):
         assert name in text
-    assert len(err.value.problems) == 5
+    assert len(err.value.problems) == 6
+
+
+# --- webhooks --------------------------------------------------------------------------------
+
+
+def hooked(**over: Any) -> NuvemshopConnector:
+    return NuvemshopConnector(
+        settings("http://127.0.0.1:9", options={"app_secret": APP_SECRET, **over})
+    )
+
+
+def signed(body: bytes, secret: str = APP_SECRET) -> dict[str, str]:
+    return {"X-Linkedstore-HMAC-SHA256": webhook_signature(secret, body)}
+
+
+async def test_a_webhook_is_verified_against_the_raw_body() -> None:
+    conn = hooked()
+    try:
+        body = json.dumps({"store_id": int(STORE_ID), "event": "order/paid", "id": 42}).encode()
+        conn.verify_webhook(CIMultiDict(signed(body)), body)  # any header case
+        conn.verify_webhook({"X-Linkedstore-HMAC-SHA256": signed(body)[SIG].upper()}, body)
+        for headers, data in [
+            (signed(body, "guess"), body),
+            (signed(body), body + b" "),
+            ({}, body),
+            ({SIG: ""}, body),
+        ]:
+            with pytest.raises(WebhookRejectedError) as err:
+                conn.verify_webhook(CIMultiDict(headers), data)
+            assert (err.value.code, err.value.status) == ("bad_signature", 401)
+        assert conn.webhook_order_ids(body) == ["42"]
+    finally:
+        await conn.close()
+
+
+async def test_without_an_app_secret_no_webhook_is_trusted() -> None:
+    conn = NuvemshopConnector(settings("http://127.0.0.1:9"))
+    try:
+        with pytest.raises(WebhookRejectedError, match="no app_secret"):
+            conn.verify_webhook(signed(b"{}"), b"{}")
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"store_id": 817495, "event": "order/paid", "id": 42}, ("order/paid", "42")),
+        ({"store_id": "817495", "event": "order/updated", "id": "42"}, ("order/updated", "42")),
+        ({"store_id": 817495, "event": "product/created", "id": 1948209}, None),
+        ({"store_id": 1, "event": "order/paid", "id": 42}, None),
+        ({"store_id": 817495, "event": "order/paid"}, "malformed"),
+        ({"store_id": 817495, "event": "order/paid", "id": True}, "malformed"),
+        ({"store_id": 817495, "event": "order/paid", "id": "4 2"}, "malformed"),
+        ({"event": 3}, "malformed"),
+        ([], "malformed"),
+    ],
+)
+def test_webhook_bodies(body: Any, expected: Any) -> None:
+    raw = json.dumps(body).encode()
+    if expected == "malformed":
+        with pytest.raises(WebhookRejectedError) as err:
+            parse_webhook(raw, STORE_ID)
+        assert (err.value.code, err.value.status) == ("malformed", 400)
+    else:
+        assert parse_webhook(raw, STORE_ID) == expected
+    with pytest.raises(WebhookRejectedError):
+        parse_webhook(b"\xff not json", STORE_ID)
+
+
+async def test_webhooks_are_registered_once_where_the_platform_delivers(
+    nuvemshop: FakeNuvemshop, make: Make
+) -> None:
+    conn = make(options={"app_secret": APP_SECRET})
+    await conn.register_webhooks("http://127.0.0.1:8080/webhooks/nuvemshop")
+    await conn.register_webhooks("https://localhost/webhooks/nuvemshop")
+    assert nuvemshop.webhooks == {}
+    url = "https://ingest.shop.example/webhooks/nuvemshop"
+    await conn.register_webhooks(url)
+    await conn.register_webhooks(url)  # idempotent
+    assert sorted(h["event"] for h in nuvemshop.webhooks.values()) == [
+        "order/cancelled",
+        "order/fulfilled",
+        "order/paid",
+        "order/updated",
+    ]
+    assert {h["url"] for h in nuvemshop.webhooks.values()} == {url}
+    assert make().webhook_name == "nuvemshop"
+
+
+async def test_without_an_app_secret_nothing_is_registered(
+    nuvemshop: FakeNuvemshop, make: Make
+) -> None:
+    await make().register_webhooks("https://ingest.shop.example/webhooks/nuvemshop")
+    assert nuvemshop.seen == []
+
+
+@pytest.mark.parametrize(
+    ("link", "expected"),
+    [
+        (
+            '<https://a/v1/1/orders?page=2&fields=id,extra>; rel="next", '
+            '<https://a/v1/1/orders?page=9&fields=id,extra>; rel="last"',
+            "https://a/v1/1/orders?page=2&fields=id,extra",
+        ),
+        ('<https://a/o?page=9>; rel="last", <https://a/o?page=3>; rel=next', "https://a/o?page=3"),
+        ('<https://a/o?page=1>; rel="first", <https://a/o?page=1>; rel="prev"', None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_next_page_from_the_link_header(link: str | None, expected: str | None) -> None:
+    assert next_page(link) == expected
