@@ -338,7 +338,14 @@ def reason_of(status: int, body: Any) -> str:
             return "; ".join(fields)[:500]
     if isinstance(body, str) and body.strip():
         return body.strip()[:300]
-    return f"HTTP {status}"
+    return _STATUS_MEANING.get(status, f"HTTP {status}")
+
+
+_STATUS_MEANING = {  # what the API's introduction says of statuses it gives no body for
+    400: "Bad Request (a User-Agent with the app's contact is required)",
+    402: "Payment Required: the store's API access is suspended until it is paid",
+    415: "Unsupported Media Type (Content-Type: application/json expected)",
+}
 
 
 def webhook_signature(secret: str, body: bytes) -> str:

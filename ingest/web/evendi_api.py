@@ -21,6 +21,7 @@ from edgeorder import protocol as p
 from edgeorder.ingest.keys import SETTINGS_KEY
 from edgeorder.ingest.store import evendi_assignments as book
 from edgeorder.ingest.store.db import open_db
+from edgeorder.ingest.web.access import identity_of
 
 __all__ = ["EVENDI_PATHS", "AssignmentIn", "install_evendi_api"]
 
@@ -74,12 +75,16 @@ async def _call(request: web.Request, fn: Callable[[sqlite3.Connection], T]) -> 
 
 
 def _actor(request: web.Request) -> str:
-    return str(request.get("identity", "api"))
+    """The authenticated caller, as audit rows name it (``token:NAME`` or the operator)."""
+    try:
+        return identity_of(request).actor
+    except KeyError:  # no auth middleware in front (an app without the dashboard)
+        return "api"
 
 
 def _assignment_id(request: web.Request) -> int:
     raw = request.match_info["assignment_id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise _error(404, "not_found", f"no e-vendi assignment {raw[:40]}")
     return int(raw)
 

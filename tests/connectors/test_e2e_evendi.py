@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 from edgeorder import protocol as p
 from edgeorder.ingest.settings import ConnectorSettings
 from edgeorder.ingest.store import evendi_assignments
 from edgeorder.ingest.store.db import open_db
+from edgeorder.ingest.web import create_api_token
 from tests.connectors.conftest import start_ingest
 from tests.connectors.fake_evendi import ORG, TOKEN, FakeEvendi
 from tests.ingest.support import Ingest, add_device, press, status_is, wait_for
@@ -100,6 +103,11 @@ async def test_each_press_closes_the_next_assigned_order_exactly_once(
         in json.loads(rejected[0].payload)["reason"]
     )
 
+    cancel = press("ev-01", p.Click.LONG, seq=4)  # a settled order is not a button's to cancel
+    await send(probe, cancel)
+    refused = await wait_for(probe, status_is("ev-01", cancel.event_id, "rejected"))
+    assert json.loads(refused[0].payload)["reason"] == "no order to cancel within the cancel window"
+
     await send(probe, first)  # a redelivery answers its state and closes nothing
     await wait_for(probe, status_is("ev-01", first.event_id, "ordered"), count=2)
     assert evendi.closes == ["PED-7", "PED-8"]
@@ -153,3 +161,69 @@ async def test_a_refused_close_fails_the_press_and_the_assignment(
     await send(probe, second)
     assert await ordered_id(probe, second) == "PED-8"
     assert assignments(ingest_dir) == {"PED-GONE": "failed", "PED-8": "closed"}
+
+
+async def api(
+    ingest: Ingest, method: str, path: str, token: str | None, body: Any = None
+) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    data = body if isinstance(body, bytes) else None if body is None else json.dumps(body).encode()
+    async with (
+        aiohttp.ClientSession(headers=headers) as http,
+        http.request(method, ingest.url + path, data=data) as resp,
+    ):
+        text = await resp.text()
+        return resp.status, json.loads(text) if text and "json" in resp.content_type else text
+
+
+async def test_the_operator_assigns_through_the_rest_api(
+    ingest: Ingest, ingest_dir: Path, evendi: FakeEvendi, probe: MqttProbe
+) -> None:
+    db = open_db(ingest_dir / "ingest.db")
+    token = create_api_token(db, "tests")
+    db.conn.close()
+    add_device(ingest_dir, "ev-05")
+    base = "/api/evendi/assignments"
+    anonymous = await api(ingest, "POST", base, None, {"device_id": "ev-05", "order_id": "X"})
+    assert anonymous[0] == 401
+
+    status, row = await api(
+        ingest, "POST", base, token, {"device_id": "ev-05", "order_id": "PED-7", "note": "café"}
+    )
+    assert (status, row["state"], row["created_by"]) == (201, "pending", "token:tests")
+    for body, expected in [
+        ({"device_id": "ev-05", "order_id": "PED-7"}, 409),  # assigned once
+        ({"device_id": "ghost", "order_id": "PED-8"}, 404),
+        ({"device_id": "ev-05", "order_id": "bad\u0000id"}, 422),
+        ({"device_id": "ev-05", "order_id": ""}, 422),
+        ({"device_id": "ev-05", "order_id": 7}, 422),
+        ({"device_id": "ev-05", "order_id": "PED-8", "surprise": 1}, 422),
+        (b"{not json", 422),
+    ]:
+        status, answer = await api(ingest, "POST", base, token, body)
+        assert status == expected, (body, answer)
+        assert answer["Error"]
+    assert (await api(ingest, "GET", f"{base}?limit=0", token))[0] == 400
+    assert (await api(ingest, "GET", f"{base}?state=lost", token))[0] == 400
+    assert (await api(ingest, "GET", f"{base}/abc", token))[0] == 404
+    assert (await api(ingest, "GET", f"{base}/999", token))[0] == 404
+    assert (await api(ingest, "GET", f"{base}/\uff11", token))[0] == 404  # a fullwidth 1
+    assert (await api(ingest, "POST", f"{base}/{row['id']}/requeue", token))[0] == 409
+    status, listed = await api(ingest, "GET", f"{base}?device=ev-05&state=pending", token)
+    assert [r["order_id"] for r in listed["Data"]] == ["PED-7"]
+    _, doc = await api(ingest, "GET", "/api/openapi.json", token)
+    assert "/api/evendi/assignments" in doc["paths"]
+
+    event = press("ev-05")
+    await send(probe, event)
+    assert await ordered_id(probe, event) == "PED-7"
+    status, closed = await api(ingest, "GET", f"{base}/{row['id']}", token)
+    assert (closed["state"], closed["event_id"], closed["attempts"]) == (
+        "closed",
+        event.event_id,
+        1,
+    )
+    assert (await api(ingest, "POST", f"{base}/{row['id']}/withdraw", token))[0] == 409
+    status, row = await api(ingest, "POST", base, token, {"device_id": "ev-05", "order_id": "P9"})
+    status, withdrawn = await api(ingest, "POST", f"{base}/{row['id']}/withdraw", token)
+    assert (status, withdrawn["state"]) == (200, "withdrawn")

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from edgeorder import protocol as p
+from edgeorder.ingest.connectors.nuvemshop import webhook_signature
 from edgeorder.ingest.settings import ConnectorSettings
 from edgeorder.ingest.store.db import open_db
 from tests.connectors.conftest import start_ingest
@@ -197,6 +198,16 @@ async def test_nuvemshop_webhooks_verified_deduplicated_and_forward_only(
             assert r.status == 401
         async with http.post(nuvem_ingest.url + "/webhooks/shopify", data=b"{}") as r:
             assert r.status == 404
+        for body, expected in [
+            (b"\xff\xfe not json", 400),
+            (b'{"store_id": 817495, "event": "order/paid"}', 400),
+            (b'{"store_id": 1, "event": "order/paid", "id": 5}', 200),  # another store
+            (b'{"store_id": 817495, "event": "app/uninstalled", "id": 5}', 200),
+            (b'{"store_id": 817495, "event": "order/paid", "id": "99999999999999999999"}', 200),
+        ]:
+            signed = {"X-Linkedstore-HMAC-SHA256": webhook_signature(APP_SECRET, body)}
+            async with http.post(hook, data=body, headers=signed) as r:
+                assert r.status == expected, body
     assert states_of(probe, event).count("paid") == 1
     assert order_rows(ingest_dir) == [(str(order_id), "paid")]
     _, text = await nuvem_ingest.get("/metrics")
@@ -204,6 +215,9 @@ async def test_nuvemshop_webhooks_verified_deduplicated_and_forward_only(
     assert metric(text, f'{name}{{outcome="applied",platform="nuvemshop"}}') == 1
     assert metric(text, f'{name}{{outcome="unchanged",platform="nuvemshop"}}') == 2
     assert metric(text, f'{name}{{outcome="bad_signature",platform="nuvemshop"}}') == 2
+    assert metric(text, f'{name}{{outcome="malformed",platform="nuvemshop"}}') == 2
+    assert metric(text, f'{name}{{outcome="ignored",platform="nuvemshop"}}') == 2
+    assert metric(text, f'{name}{{outcome="unknown_order",platform="nuvemshop"}}') == 2
 
     nuvemshop.orders[order_id].update(payment_status="paid", shipping_status="fulfilled")
     assert await nuvem_ingest.service.sync.poll_once() == 1  # polling: the fallback

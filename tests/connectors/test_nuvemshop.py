@@ -242,7 +242,7 @@ async def test_platform_refusal_is_permanent_with_its_reason(make: Make) -> None
             {"code": 404, "message": "Not Found", "description": "Last page is 3"},
             "Not Found: Last page is 3",
         ),
-        (402, "", "nuvemshop HTTP 402: HTTP 402"),
+        (402, "", "nuvemshop HTTP 402: Payment Required: the store's API access is suspended"),
     ],
 )
 async def test_every_documented_error_shape_keeps_the_platform_reason(
