@@ -7,7 +7,7 @@ import sqlite3
 from aiohttp import web
 
 from edgeorder.ingest.keys import SIMULATOR_KEY
-from edgeorder.ingest.web import queries, views
+from edgeorder.ingest.web import evendi_panel, queries, views
 from edgeorder.ingest.web.access import identity_of
 from edgeorder.ingest.web.chart import hourly_chart
 from edgeorder.ingest.web.markup import Markup, html_response, layout
@@ -84,6 +84,10 @@ async def device_page(
     if dev is None:
         raise web.HTTPNotFound(text=f"unknown device {device_id!r}\n")
     csrf = identity_of(request).csrf_token or ""
+    extra = None
+    if evendi_panel.enabled(request.app):
+        queue = await request.app[WEBDB_KEY].read(evendi_panel.queue_of(device_id))
+        extra = evendi_panel.panel(device_id, queue, csrf)
     body = views.device_body(
         dev,
         events,
@@ -92,6 +96,7 @@ async def device_page(
         simulated=device_id in simulated_ids(request.app),
         secret=secret,
         notice=notice,
+        extra=extra,
     )
     return page(
         request, f"Device {device_id}", body, active="fleet", status=status, device=device_id
@@ -129,3 +134,4 @@ def install_pages(app: web.Application) -> None:
     app.router.add_get("/provision", provision_get, name="provision")
     app.router.add_get("/live", live.stream, name="live")
     actions.install(app)
+    evendi_panel.install(app)

@@ -303,8 +303,10 @@ def device_body(
     simulated: bool,
     secret: str | None = None,
     notice: str | None = None,
+    extra: Markup | None = None,
 ) -> Markup:
-    """Summary, press control (simulated devices), controls, mapping, timeline, audit."""
+    """Summary, press control (simulated devices), controls, mapping, ``extra`` (a platform's
+    own section, e.g. e-vendi's order queue), timeline, audit."""
     url = device_url(dev["device_id"])
     shown = (
         Markup(
@@ -318,7 +320,7 @@ def device_body(
     return Markup(
         f'{_flash(notice)}{shown}<p class="muted">{esc(dev["name"])}</p>'
         f'<div class="grid">{_device_summary(dev)}{press}{_device_controls(dev, url, csrf)}'
-        f"</div>{_mapping_form(dev, url, csrf)}"
+        f"</div>{_mapping_form(dev, url, csrf)}{extra or ''}"
         f"<section><h2>Timeline</h2>{_timeline(events)}</section>"
         f"<section><h2>Operator history</h2>{_audit_list(audit)}</section>"
     )
