@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from edgeorder.protocol import State
@@ -45,6 +46,9 @@ class OrderRequest:
     creating one; False only when the caller knows this is the first call for the key."""
     order_id: str | None = None
     """For an ``AssignedOrdersConnector``: the existing platform order this press finalizes."""
+    recorded_at: datetime | None = None
+    """When ingest recorded the press (ingest's clock): no order for it is older. A lookup
+    bounds its search with it rather than with the ULID's time alone (the device's clock)."""
 
 
 @dataclass(frozen=True)

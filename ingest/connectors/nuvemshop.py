@@ -29,8 +29,9 @@ Idempotency
     Nuvemshop has no idempotency key. The nearest equivalent used here: every order carries
     the event ULID in ``extra.edgeorder_event_id`` (``extra`` is the API-settable free JSON
     object), and when an earlier attempt may have created it (``OrderRequest.may_exist``) the
-    connector lists the store's API orders created since the ULID's own timestamp (minus
-    ``lookup_skew_s``; only this app's with ``app_id``), following the ``Link`` header's
+    connector lists the store's API orders created since the press (the earlier of the ULID's
+    time and ingest's ``recorded_at``, minus ``lookup_skew_s``; only this app's with
+    ``app_id``), following the ``Link`` header's
     ``next`` page to the end, and returns the order that already carries that key. A lookup
     that cannot reach the end (``lookup_pages``) is retried later, never answered by a blind
     create. Cancel is made idempotent the same way: an order already ``cancelled`` is
@@ -296,13 +297,20 @@ def build_order_body(req: OrderRequest, opts: NuvemshopOptions) -> dict[str, Any
     return body
 
 
-def lookup_since(idempotency_key: str, skew_s: int) -> str | None:
-    """``created_at_min`` for the duplicate lookup: the ULID's own time minus ``skew_s``."""
+def lookup_since(
+    idempotency_key: str, skew_s: int, recorded_at: dt.datetime | None = None
+) -> str | None:
+    """``created_at_min`` for the duplicate lookup: the earlier of the ULID's own time (the
+    device's clock) and when ingest recorded the press, minus ``skew_s`` for the platform's
+    clock. A device clock running ahead cannot hide the order."""
     try:
-        born = ULID.from_str(idempotency_key).datetime
+        born: dt.datetime | None = ULID.from_str(idempotency_key).datetime
     except ValueError:
+        born = None
+    times = [t for t in (born, recorded_at) if t is not None]
+    if not times:
         return None
-    return (born - dt.timedelta(seconds=skew_s)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    return (min(times) - dt.timedelta(seconds=skew_s)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
 _LINK = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,<]+)*)")
@@ -424,9 +432,11 @@ class NuvemshopConnector:
         )
         return reply.body
 
-    async def find_by_key(self, idempotency_key: str) -> OrderResult | None:
+    async def find_by_key(
+        self, idempotency_key: str, recorded_at: dt.datetime | None = None
+    ) -> OrderResult | None:
         """The API order already carrying ``idempotency_key`` in ``extra``, if any: every
-        page of the store's API orders created since the key's own time."""
+        page of the store's API orders created since the press (``lookup_since``)."""
         params: dict[str, str] = {
             "channels": "api",
             "per_page": str(PER_PAGE),
@@ -434,7 +444,7 @@ class NuvemshopConnector:
         }
         if self.options.app_id is not None:
             params["app_id"] = str(self.options.app_id)
-        since = lookup_since(idempotency_key, self.options.lookup_skew_s)
+        since = lookup_since(idempotency_key, self.options.lookup_skew_s, recorded_at)
         if since is not None:
             params["created_at_min"] = since
         url = self._orders_url
@@ -467,7 +477,7 @@ class NuvemshopConnector:
         """Create the order unless an earlier attempt did (``request.may_exist``)."""
         body = build_order_body(request, self.options)
         if request.may_exist:
-            existing = await self.find_by_key(request.idempotency_key)
+            existing = await self.find_by_key(request.idempotency_key, request.recorded_at)
             if existing is not None:
                 log.info(
                     "nuvemshop_order_found",

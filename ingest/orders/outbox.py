@@ -525,6 +525,7 @@ class OutboxWorker:
             test=row.test,
             profile=profile,
             may_exist=self._may_exist(row),
+            recorded_at=datetime.fromisoformat(row.queued_at) if row.queued_at else None,
         )
 
     def _may_exist(self, row: OutboxRow) -> bool:

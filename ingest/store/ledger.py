@@ -74,6 +74,8 @@ class OutboxRow:
     target_order_id: str | None
     attempts: int
     event_ts: str
+    queued_at: str | None = None
+    """When ingest recorded the row (its own clock): no order for it can be older."""
 
 
 def event_hash(event: p.Event) -> str:
@@ -318,13 +320,14 @@ def due_outbox(conn: sqlite3.Connection, now: datetime, limit: int) -> list[Outb
     """Pending rows whose next attempt is due, oldest first."""
     rows = conn.execute(
         "SELECT o.id, o.inbox_id, o.device_id, o.event_id, o.op, o.sku, o.quantity, o.test, "
-        "o.target_order_id, o.attempts, i.ts FROM order_outbox o JOIN inbox i ON i.id = o.inbox_id "
+        "o.target_order_id, o.attempts, i.ts, o.created_at "
+        "FROM order_outbox o JOIN inbox i ON i.id = o.inbox_id "
         "WHERE o.state = 'pending' AND o.next_attempt_at <= ? ORDER BY o.next_attempt_at, o.id "
         "LIMIT ?",
         [_ts(now), limit],
     ).fetchall()
     return [
-        OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9], r[10])
+        OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9], r[10], r[11])
         for r in rows
     ]
 

@@ -77,11 +77,14 @@ class FakePlatform:
         return [s for s in self.seen if s.method == method]
 
     def lose(self, method: str, path: str, *, mode: LoseMode = "drop", times: int = 1) -> None:
-        """Handle the next ``times`` calls of ``method`` on a path matching regex ``path``
-        (search), then lose their replies."""
+        """Lose the replies of the next ``times`` successful calls of ``method`` on a path
+        matching regex ``path`` (search): the work is done, the answer never arrives."""
         self.losses.append(_Loss(method, re.compile(path), mode, times))
 
-    def _loss_for(self, request: web.Request) -> _Loss | None:
+    def _loss_for(self, request: web.Request, response: web.StreamResponse) -> _Loss | None:
+        """The loss to apply to this answer: only a call that did its work (2xx) loses it."""
+        if not 200 <= response.status < 300:
+            return None
         for loss in self.losses:
             if loss.times > 0 and loss.method == request.method and loss.path.search(request.path):
                 loss.times -= 1
@@ -108,8 +111,8 @@ class FakePlatform:
             if isinstance(payload, str):
                 return web.Response(status=status, text=payload)
             return web.json_response(payload, status=status)
-        loss = self._loss_for(request)
         response = await handler(request)
+        loss = self._loss_for(request, response)
         if loss is None:
             return response
         self.lost += 1

@@ -19,7 +19,13 @@ from edgeorder.ingest.settings import ConnectorSettings
 from edgeorder.ingest.store.db import open_db
 from tests.connectors.conftest import start_ingest
 from tests.connectors.fake_nuvemshop import APP_SECRET, STORE_ID, TOKEN, FakeNuvemshop
-from tests.connectors.fake_oneentry import APP_TOKEN, MARKER, REFRESH_TOKEN, FakeOneEntry
+from tests.connectors.fake_oneentry import (
+    APP_TOKEN,
+    MARKER,
+    REFRESH_TOKEN,
+    USER_TOKEN,
+    FakeOneEntry,
+)
 from tests.ingest.support import Ingest, add_device, metric, press, status_is, wait_for
 from tests.support.mosquitto import MosquittoServer
 from tests.support.mqtt import MqttProbe
@@ -68,6 +74,7 @@ def oneentry_settings(fake: FakeOneEntry) -> ConnectorSettings:
             "payment_account_identifier": "usd-payment",
             "test_payment_account_identifier": "cash",
             "products": {"COFFEE-1KG": 2957},
+            "access_token": USER_TOKEN,
             "refresh_token": REFRESH_TOKEN,
             "status_map": {"paid": "paid"},
         },
@@ -241,6 +248,8 @@ async def test_oneentry_lost_reply_found_among_capped_shuffled_pages(
     order_id = await ordered_id(probe, event)
     mine = [o for o in oneentry.orders.values() if o["formData"][0]["value"] == event.event_id]
     assert [str(o["id"]) for o in mine] == [order_id]
+    assert oneentry.lost == 1
+    assert len(oneentry.calls("POST")) == 1  # the retry found it among the pages
     assert len(oneentry.orders) == 46
     assert all(int(c.query["limit"]) == 100 for c in oneentry.calls("GET"))
 

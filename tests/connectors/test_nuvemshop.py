@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -174,6 +175,26 @@ async def test_retry_after_lost_reply_finds_the_first_order(
     assert lookup.query["created_at_min"].startswith(
         ULID.from_str(req.idempotency_key).datetime.strftime("%Y-%m-%d")
     )
+
+
+async def test_a_device_clock_running_ahead_cannot_hide_the_order(
+    nuvemshop: FakeNuvemshop, make: Make
+) -> None:
+    conn = make()
+    ahead = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
+    req = OrderRequest(
+        idempotency_key=str(ULID.from_datetime(ahead)),
+        device_id="dev-1",
+        sku="COFFEE-1KG",
+        quantity=1,
+        profile=PROFILE,
+        may_exist=False,
+        recorded_at=dt.datetime.now(dt.UTC),  # ingest's own clock
+    )
+    first = await conn.create_order(req)
+    again = await conn.create_order(retry_of(req))
+    assert again.order_id == first.order_id
+    assert len(nuvemshop.orders) == 1
 
 
 async def test_the_lookup_follows_the_link_header_to_the_last_page(
