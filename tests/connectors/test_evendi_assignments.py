@@ -35,29 +35,36 @@ def claim(
         return book.claim(conn, device_id=device, sku=sku, event_id=event_id, now=p.utcnow())
 
 
+def claimed(conn: sqlite3.Connection, event_id: str, sku: str = "CAFE") -> book.Claim:
+    """The claim of a press that must get one."""
+    got = claim(conn, event_id, sku)
+    assert got is not None
+    return got
+
+
 def test_presses_take_the_oldest_order_of_their_device_and_sku(conn: sqlite3.Connection) -> None:
     book.assign(conn, "kiosk-1", "A", sku="TEA")
     book.assign(conn, "kiosk-1", "B")
     book.assign(conn, "kiosk-2", "C")
     book.assign(conn, "kiosk-1", "D", sku="CAFE")
-    assert claim(conn, "e1").order_id == "B"  # A is for TEA presses only
-    assert claim(conn, "e2").order_id == "D"
+    assert claimed(conn, "e1").order_id == "B"  # A is for TEA presses only
+    assert claimed(conn, "e2").order_id == "D"
     assert claim(conn, "e3") is None  # C belongs to kiosk-2
-    assert claim(conn, "e4", sku="TEA").order_id == "A"
+    assert claimed(conn, "e4", sku="TEA").order_id == "A"
 
 
 def test_a_press_claims_once_and_counts_its_attempts(conn: sqlite3.Connection) -> None:
     book.assign(conn, "kiosk-1", "A")
     book.assign(conn, "kiosk-1", "B")
-    first = claim(conn, "e1")
-    again = claim(conn, "e1")
+    first = claimed(conn, "e1")
+    again = claimed(conn, "e1")
     assert (first.order_id, first.attempts_before) == ("A", 0)
     assert (again.order_id, again.attempts_before) == ("A", 1)
     with atomic(conn):
         book.mark_closed(conn, "e1", p.utcnow())
-    settled = claim(conn, "e1")
+    settled = claimed(conn, "e1")
     assert (settled.order_id, settled.state) == ("A", "closed")
-    assert claim(conn, "e2").order_id == "B"
+    assert claimed(conn, "e2").order_id == "B"
 
 
 def test_failed_orders_leave_the_queue_until_requeued(conn: sqlite3.Connection) -> None:
@@ -68,7 +75,7 @@ def test_failed_orders_leave_the_queue_until_requeued(conn: sqlite3.Connection) 
     assert claim(conn, "e2") is None
     requeued = book.requeue(conn, row["id"], actor="op")
     assert (requeued["state"], requeued["event_id"], requeued["attempts"]) == ("pending", None, 0)
-    assert claim(conn, "e3").order_id == "A"
+    assert claimed(conn, "e3").order_id == "A"
     audit = conn.execute("SELECT action, actor FROM audit WHERE action LIKE 'evendi.%'").fetchall()
     assert audit == [("evendi.assign", "system"), ("evendi.requeue", "op")]
 

@@ -45,12 +45,12 @@ def _sync(platform: _SlowPlatform, applied: list[str]) -> OrderStateSync:
         applied.append(order_id)
         return [object()]
 
-    sync.apply = apply  # type: ignore[method-assign]
+    sync.apply = apply  # type: ignore[method-assign,assignment]
     return sync
 
 
 async def test_deliveries_during_a_read_share_it() -> None:
-    platform, applied = _SlowPlatform(), []
+    platform, applied = _SlowPlatform(), list[str]()
     sync = _sync(platform, applied)
     first = asyncio.create_task(sync._read_and_apply("7"))
     await platform.started.wait()
@@ -65,7 +65,7 @@ async def test_deliveries_during_a_read_share_it() -> None:
 
 
 async def test_a_shared_read_that_fails_fails_every_delivery() -> None:
-    platform, applied = _SlowPlatform(fail=True), []
+    platform, applied = _SlowPlatform(fail=True), list[str]()
     sync = _sync(platform, applied)
     first = asyncio.create_task(sync._read_and_apply("7"))
     await platform.started.wait()
