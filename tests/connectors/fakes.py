@@ -67,6 +67,8 @@ class FakePlatform:
     """Replies lost so far (the call was handled, its answer never reached the client)."""
     reply_lost: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when a reply is lost (the work is done; the answer is dropped or held)."""
+    answered: asyncio.Condition = field(default_factory=asyncio.Condition)
+    """Notified after every call the fake answered."""
 
     @property
     def url(self) -> str:
@@ -75,6 +77,15 @@ class FakePlatform:
 
     def calls(self, method: str) -> list[Seen]:
         return [s for s in self.seen if s.method == method]
+
+    async def next_call(self) -> None:
+        """Return once the fake has answered one more call (no sleeping: it signals)."""
+        async with self.answered:
+            await self.answered.wait()
+
+    async def _signal(self) -> None:
+        async with self.answered:
+            self.answered.notify_all()
 
     def lose(self, method: str, path: str, *, mode: LoseMode = "drop", times: int = 1) -> None:
         """Lose the replies of the next ``times`` successful calls of ``method`` on a path
@@ -108,10 +119,12 @@ class FakePlatform:
             await self.release.wait()
         if self.forced:
             status, payload = self.forced.pop(0)
+            await self._signal()
             if isinstance(payload, str):
                 return web.Response(status=status, text=payload)
             return web.json_response(payload, status=status)
         response = await handler(request)
+        await self._signal()
         loss = self._loss_for(request, response)
         if loss is None:
             return response

@@ -215,6 +215,13 @@ async def test_nuvemshop_webhooks_verified_deduplicated_and_forward_only(
             signed = {"X-Linkedstore-HMAC-SHA256": webhook_signature(APP_SECRET, body)}
             async with http.post(hook, data=body, headers=signed) as r:
                 assert r.status == expected, body
+    nuvemshop.forced.append((503, {"code": 503, "message": "Service Unavailable"}))
+    status, body = await nuvemshop.deliver(hook, "order/paid", order_id)
+    assert (status, body["Error"]) == (503, "unavailable")  # Nuvemshop delivers it again later
+    nuvemshop.forced.append((404, {"code": 404, "message": "Not Found", "description": "gone"}))
+    assert (await nuvemshop.deliver(hook, "order/paid", order_id))[1]["orders"] == {
+        str(order_id): "unreadable"
+    }
     assert states_of(probe, event).count("paid") == 1
     assert order_rows(ingest_dir) == [(str(order_id), "paid")]
     _, text = await nuvem_ingest.get("/metrics")
@@ -225,10 +232,34 @@ async def test_nuvemshop_webhooks_verified_deduplicated_and_forward_only(
     assert metric(text, f'{name}{{outcome="malformed",platform="nuvemshop"}}') == 2
     assert metric(text, f'{name}{{outcome="ignored",platform="nuvemshop"}}') == 2
     assert metric(text, f'{name}{{outcome="unknown_order",platform="nuvemshop"}}') == 2
+    assert metric(text, f'{name}{{outcome="retry_later",platform="nuvemshop"}}') == 1
 
     nuvemshop.orders[order_id].update(payment_status="paid", shipping_status="fulfilled")
     assert await nuvem_ingest.service.sync.poll_once() == 1  # polling: the fallback
     await wait_for(probe, status_is("nv-03", event.event_id, "shipped"))
+
+
+async def test_nuvemshop_webhooks_are_registered_for_an_https_public_url(
+    ingest_dir: Path, mosquitto: MosquittoServer, nuvemshop: FakeNuvemshop
+) -> None:
+    public = "https://ingest.shop.example"
+    nuvemshop.forced.append((503, {"code": 503, "message": "Service Unavailable"}))  # retried
+    running = await start_ingest(
+        ingest_dir, mosquitto, nuvemshop_settings(nuvemshop), public_url=public
+    )
+    try:
+        async with asyncio.timeout(20):
+            while len(nuvemshop.webhooks) < 4:  # each registration is one request
+                await nuvemshop.next_call()
+    finally:
+        await running.stop()
+    assert {h["url"] for h in nuvemshop.webhooks.values()} == {f"{public}/webhooks/nuvemshop"}
+    assert sorted(h["event"] for h in nuvemshop.webhooks.values()) == [
+        "order/cancelled",
+        "order/fulfilled",
+        "order/paid",
+        "order/updated",
+    ]
 
 
 # --- OneEntry ----------------------------------------------------------------------------------
