@@ -149,6 +149,18 @@ async def test_nuvemshop_lost_reply_then_retry_is_one_order(
     assert order_rows(ingest_dir) == [(order_id, "ordered")]
 
 
+async def test_nuvemshop_refusal_reaches_the_device_in_the_platforms_words(
+    nuvem_ingest: Ingest, ingest_dir: Path, nuvemshop: FakeNuvemshop, probe: MqttProbe
+) -> None:
+    add_device(ingest_dir, "nv-04")
+    nuvemshop.forced.append((422, {"src": ["can't be blank"]}))  # the introduction's example
+    event = press("nv-04")
+    await send(probe, event)
+    failed = await wait_for(probe, status_is("nv-04", event.event_id, "failed"))
+    assert json.loads(failed[0].payload)["reason"] == "nuvemshop HTTP 422: src: can't be blank"
+    assert nuvemshop.orders == {}
+
+
 async def test_nuvemshop_restart_mid_call_is_one_order(
     ingest_dir: Path, mosquitto: MosquittoServer, nuvemshop: FakeNuvemshop, probe: MqttProbe
 ) -> None:
