@@ -207,7 +207,10 @@ def _result(order: Mapping[str, Any]) -> OrderResult:
 
 
 def _text(value: Any) -> str | None:
-    return str(value).strip() or None if value is not None else None
+    """A profile value as trimmed text; None when absent or blank."""
+    if value is None:
+        return None
+    return str(value).strip() or None
 
 
 _ADDRESS_FIELDS = {  # Nuvemshop address field -> BlackBox Shipping.Address field

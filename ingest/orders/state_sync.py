@@ -151,36 +151,41 @@ class OrderStateSync:
             log.warning("webhook.rejected", platform=name, code=exc.code, detail=exc.detail)
             self._count(name, exc.code)
             return web.json_response({"Error": exc.code, "Message": exc.detail}, status=exc.status)
-        known: set[str] = await self._read(lambda c: _known_orders(c, order_ids))
-        outcomes: dict[str, str] = {}
-        for order_id in order_ids:
-            try:
-                outcomes[order_id] = (
-                    await self._read_and_apply(order_id) if order_id in known else "unknown_order"
-                )
-            except PlatformError as exc:  # retryable: the platform is down
-                log.info("webhook.retry_later", platform=name, order_id=order_id, reason=exc.reason)
-                self._count(name, "retry_later")
-                return web.json_response(
-                    {"Error": "unavailable", "Message": exc.reason}, status=503
-                )
+        try:
+            outcomes = await self._apply_orders(order_ids)
+        except PlatformError as exc:  # retryable: the platform is down
+            log.info("webhook.retry_later", platform=name, reason=exc.reason)
+            self._count(name, "retry_later")
+            return web.json_response({"Error": "unavailable", "Message": exc.reason}, status=503)
         for outcome in outcomes.values() or ["ignored"]:
             self._count(name, outcome)
         return web.json_response({"ok": True, "orders": outcomes})
 
+    async def _apply_orders(self, order_ids: list[str]) -> dict[str, str]:
+        """Each order's outcome; orders ingest did not make are none of its business."""
+        known: set[str] = await self._read(lambda c: _known_orders(c, order_ids))
+        return {
+            order_id: await self._read_and_apply(order_id) if order_id in known else "unknown_order"
+            for order_id in order_ids
+        }
+
     async def _read_and_apply(self, order_id: str) -> str:
-        """One read of ``order_id``'s state for every delivery that arrives meanwhile."""
+        """One read of ``order_id``'s state for every delivery that arrives meanwhile (even
+        when the delivery that started it hung up: the read goes on for the others)."""
         running = self._reading.get(order_id)
         if running is not None:
             await asyncio.shield(running)
             return "duplicate"
         task = asyncio.ensure_future(self._refresh(order_id))
         self._reading[order_id] = task
-        try:
-            return await asyncio.shield(task)
-        finally:
-            if self._reading.get(order_id) is task:
-                del self._reading[order_id]
+        task.add_done_callback(lambda done: self._forget(order_id, done))
+        return await asyncio.shield(task)
+
+    def _forget(self, order_id: str, done: asyncio.Future[str]) -> None:
+        if self._reading.get(order_id) is done:
+            del self._reading[order_id]
+        if not done.cancelled():
+            done.exception()  # retrieved: whoever awaited it has handled it
 
     async def _refresh(self, order_id: str) -> str:
         try:
