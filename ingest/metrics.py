@@ -63,6 +63,44 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        # --- every device channel: each message's final outcome (see ingest.mqtt.router) ---
+        self.messages = Counter(
+            "edgeorder_ingest_messages",
+            "Messages handled to their final outcome, by channel and outcome "
+            "(recorded, duplicate, rejected, ignored, dropped)",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.messages_rejected = Counter(
+            "edgeorder_ingest_messages_rejected",
+            "Messages rejected, by channel and reason code",
+            ["channel", "reason"],
+            registry=r,
+        )
+        self.write_failures = Counter(
+            "edgeorder_ingest_message_write_failures",
+            "Failed attempts to handle a message, by channel and kind (transient: retried; "
+            "deterministic: rejected as internal_error)",
+            ["channel", "kind"],
+            registry=r,
+        )
+        self.failing = Gauge(
+            "edgeorder_ingest_messages_failing",
+            "Messages whose handling failed for a transient reason and that wait for a retry "
+            "(unacknowledged; Router.failing())",
+            registry=r,
+        )
+        self.parked = Gauge(
+            "edgeorder_ingest_messages_parked",
+            "Failing messages past the fast retries, tried again every parked interval",
+            registry=r,
+        )
+        self.retained_cleared = Counter(
+            "edgeorder_ingest_retained_cleared",
+            "Rejected retained messages that ingest cleared on the broker, by channel",
+            ["channel"],
+            registry=r,
+        )
         self.ordered_latency = Histogram(
             "edgeorder_ingest_publish_to_ordered_seconds",
             "From the event's device timestamp to its ordered status",

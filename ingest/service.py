@@ -127,7 +127,9 @@ class IngestService:
             ack=self.link.ack,
             on_outbox=self.worker.wake,
             stale_after_s=settings.stale_event_s,
+            future_after_s=settings.future_event_s,
             is_current=self.link.is_current,
+            clear_retained=self._clear_retained,
         )
         self.sync = OrderStateSync(
             writer=self.writer,
@@ -280,6 +282,10 @@ class IngestService:
             device.device_id,
             p.DeviceConfig(version=device.config_version, mapping=device.mapping, env=device.env),
         )
+
+    def _clear_retained(self, topic: str) -> None:
+        """Delete the retained message of ``topic`` on the broker (an empty retained publish)."""
+        self.link.publish(topic, b"", qos=1, retain=True)
 
     def _send_config(self, device_id: str, config: p.DeviceConfig) -> None:
         self.link.publish(

@@ -57,8 +57,10 @@ class Settings(BaseModel):
     """Most orders per request where the platform takes several (the built-in order core's
     ``POST /api/checkouts``); 1 sends one request per order."""
     # --- rules -------------------------------------------------------------------------------
-    stale_event_s: int = Field(default=24 * 3600, gt=0)
+    stale_event_s: int = Field(default=24 * 3600, gt=0, le=366 * 24 * 3600)
     """An event whose device timestamp is older than this is rejected as stale."""
+    future_event_s: int = Field(default=3600, gt=0, le=366 * 24 * 3600)
+    """An event whose device timestamp is further ahead than this is rejected (``future``)."""
     default_profile: dict[str, Any] = Field(default_factory=dict)
     """Buyer data (Customer/Shipping/PaymentMethod) for devices without their own profile."""
     # --- writer ------------------------------------------------------------------------------

@@ -6,6 +6,9 @@ Pure: imports pydantic only, performs no I/O. Shared by ``agent`` and ``ingest``
 from edgeorder.protocol.codec import decode, decode_event, encode
 from edgeorder.protocol.errors import PayloadError, ProtocolError, TopicError
 from edgeorder.protocol.models import (
+    INT64_MAX,
+    QUANTITY_MAX,
+    TELEMETRY_EXTRAS_MAX,
     Action,
     ButtonMapping,
     CancelLastAction,
@@ -22,6 +25,7 @@ from edgeorder.protocol.models import (
     Status,
     Telemetry,
     format_ts,
+    is_ulid,
     utcnow,
 )
 from edgeorder.protocol.topics import (
@@ -37,7 +41,10 @@ from edgeorder.protocol.version import CONTRACT_VERSION, MAX_EVENT_BYTES, TOPIC_
 __all__ = [
     "CONTRACT_VERSION",
     "DEVICE_ID_PATTERN",
+    "INT64_MAX",
     "MAX_EVENT_BYTES",
+    "QUANTITY_MAX",
+    "TELEMETRY_EXTRAS_MAX",
     "TOPIC_ROOT",
     "Action",
     "ButtonMapping",
@@ -63,6 +70,7 @@ __all__ = [
     "device_topic",
     "encode",
     "format_ts",
+    "is_ulid",
     "is_valid_device_id",
     "parse_device_topic",
     "subscription",

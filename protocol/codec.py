@@ -8,7 +8,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from edgeorder.protocol.errors import PayloadError
-from edgeorder.protocol.models import Event
+from edgeorder.protocol.models import Event, is_ulid
 from edgeorder.protocol.version import MAX_EVENT_BYTES
 
 M = TypeVar("M", bound=BaseModel)
@@ -29,7 +29,11 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 
 def decode(model: type[M], raw: bytes, *, max_bytes: int | None = None) -> M:
-    """Decode and validate ``raw`` as ``model``; raises PayloadError with a reason code."""
+    """Decode and validate ``raw`` as ``model``; raises PayloadError with a reason code.
+
+    Never anything else, whatever ``raw`` holds: the JSON is parsed once, by pydantic's
+    parser, which bounds nesting (a ``[[[...]]]`` 1,000 deep is ``malformed_json``, where
+    ``json.loads`` would raise RecursionError)."""
     if max_bytes is not None and len(raw) > max_bytes:
         raise PayloadError(f"payload is {len(raw)} bytes, limit {max_bytes}", code="oversize")
     try:
@@ -37,15 +41,20 @@ def decode(model: type[M], raw: bytes, *, max_bytes: int | None = None) -> M:
     except UnicodeDecodeError as exc:
         raise PayloadError(f"payload is not UTF-8 ({exc.reason})", code="not_utf8") from exc
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PayloadError(f"malformed JSON: {exc}", code="malformed_json") from exc
-    if not isinstance(data, dict):
-        raise PayloadError("payload must be a JSON object", code="invalid")
-    try:
         return model.model_validate_json(text)
     except ValidationError as exc:
-        raise PayloadError(describe_validation_error(exc), code="invalid") from exc
+        raise _payload_error(exc) from exc
+
+
+def _payload_error(exc: ValidationError) -> PayloadError:
+    errors = exc.errors(include_url=False)
+    first = errors[0] if errors else None
+    if first is not None and first["type"] == "json_invalid":
+        detail = first.get("ctx", {}).get("error", first["msg"])
+        return PayloadError(f"malformed JSON: {detail}", code="malformed_json")
+    if first is not None and first["type"] == "model_type" and not first["loc"]:
+        return PayloadError("payload must be a JSON object", code="invalid")
+    return PayloadError(describe_validation_error(exc), code="invalid")
 
 
 def decode_event(raw: bytes, *, topic_device_id: str) -> Event:
@@ -64,12 +73,14 @@ def decode_event(raw: bytes, *, topic_device_id: str) -> Event:
 
 
 def peek_event_id(raw: bytes) -> str | None:
-    """Best-effort ``event_id`` of an undecodable payload, so a rejection can name it."""
-    try:
+    """Best-effort ``event_id`` of an undecodable payload, so a rejection can name it: only
+    a valid ULID (a rejected status must never echo an id the device did not make, nor fail
+    to be built on it), else None."""
+    try:  # an oversize event may still name its id (a longer cut is no JSON any more)
         data = json.loads(raw[: MAX_EVENT_BYTES * 4].decode("utf-8", errors="replace"))
     except (ValueError, RecursionError):
         return None
     value = data.get("event_id") if isinstance(data, dict) else None
-    if isinstance(value, str) and len(value) == 26:
+    if isinstance(value, str) and is_ulid(value):
         return value.upper()
     return None

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -26,6 +27,16 @@ from edgeorder.protocol.topics import DEVICE_ID_PATTERN
 
 ULID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
 _ULID_RE = re.compile(ULID_PATTERN)
+
+INT64_MAX = 2**63 - 1
+"""Largest integer a payload may carry: SQLite (and most databases) store 64-bit integers."""
+
+QUANTITY_MAX = 1000
+"""Largest quantity of one reorder (the CLI, the REST API and the dashboard use this)."""
+
+TELEMETRY_EXTRAS_MAX = 32
+"""Extra numeric telemetry fields kept per message; the rest are ignored."""
+_EXTRA_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def utcnow() -> datetime:
@@ -51,13 +62,29 @@ def format_ts(ts: datetime) -> str:
 def _aware_utc(ts: datetime) -> datetime:
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise ValueError("timestamp must carry a timezone (use Z for UTC)")
-    return ts.astimezone(UTC)
+    try:
+        return ts.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00, 9999-12-31T23:59:59-01:00
+        raise ValueError("timestamp is out of range once moved to UTC") from None
+
+
+def is_ulid(value: str) -> bool:
+    """True if ``value`` (any case) is a 26-character ULID of Crockford base32."""
+    # ASCII first: str.upper() turns "ß" into "SS" and the long s (U+017F) into "S", which
+    # would pass a non-ULID off as another, valid id. fullmatch: "$" allows a final "\n".
+    return value.isascii() and _ULID_RE.fullmatch(value.upper()) is not None
 
 
 def _ulid(value: str) -> str:
-    value = value.upper()
-    if not _ULID_RE.match(value):
+    if not is_ulid(value):
         raise ValueError("must be a 26-character ULID (Crockford base32)")
+    return value.upper()
+
+
+def _version(value: object) -> object:
+    # Literal[1] alone takes true and 1.0 as 1 (they compare equal): only the integer counts.
+    if type(value) is not int:
+        raise ValueError("must be the integer 1")
     return value
 
 
@@ -76,13 +103,14 @@ Ulid = Annotated[str, Strict(), AfterValidator(_ulid)]
 DeviceId = Annotated[str, Strict(), Field(pattern=DEVICE_ID_PATTERN)]
 ShortText = Annotated[str, Strict(), Field(min_length=1, max_length=64)]
 Text64 = Annotated[str, Strict(), Field(max_length=64)]
-Count = Annotated[int, Strict(), Field(ge=0)]
+Count = Annotated[int, Strict(), Field(ge=0, le=INT64_MAX)]
+Version = Annotated[Literal[1], BeforeValidator(_version)]
 
 
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    v: Literal[1] = 1
+    v: Version = 1
 
 
 class EventKind(StrEnum):
@@ -181,8 +209,18 @@ class Presence(_Wire):
     ts: Timestamp
 
 
+def _is_number(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -INT64_MAX - 1 <= value <= INT64_MAX
+    return isinstance(value, float) and math.isfinite(value)
+
+
 class Telemetry(_Wire):
-    """Periodic heartbeat (QoS 0). Extra numeric fields are kept in ``model_extra``."""
+    """Periodic heartbeat (QoS 0). Extra numeric fields are kept in ``model_extra``: at most
+    ``TELEMETRY_EXTRAS_MAX`` of them, named by 1-64 of ``[A-Za-z0-9_.-]``, each a finite
+    number within int64; any other extra field is ignored, as unknown fields are."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -192,13 +230,33 @@ class Telemetry(_Wire):
     dropped: Count = 0
     ts: Timestamp | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _numeric_extras(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data  # the model's own error says what is wrong
+        kept: dict[str, Any] = {}
+        extras = 0
+        for key, value in data.items():
+            if key in cls.model_fields:
+                kept[key] = value
+            elif (
+                extras < TELEMETRY_EXTRAS_MAX
+                and isinstance(key, str)
+                and _EXTRA_NAME_RE.match(key)
+                and _is_number(value)
+            ):
+                kept[key] = value
+                extras += 1
+        return kept
+
 
 class ReorderAction(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["reorder"] = "reorder"
     sku: ShortText
-    quantity: Annotated[int, Strict(), Field(ge=1, le=1000)] = 1
+    quantity: Annotated[int, Strict(), Field(ge=1, le=QUANTITY_MAX)] = 1
 
 
 class CancelLastAction(BaseModel):

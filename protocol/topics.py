@@ -32,7 +32,7 @@ DEVICE_READS = (Channel.STATUS, Channel.CONFIG)
 
 def is_valid_device_id(device_id: str) -> bool:
     """True if ``device_id`` is 1-64 characters of ``[A-Za-z0-9_-]``."""
-    return bool(_DEVICE_ID_RE.match(device_id))
+    return _DEVICE_ID_RE.fullmatch(device_id) is not None  # "$" alone allows a final "\n"
 
 
 def device_topic(device_id: str, channel: Channel | str) -> str:

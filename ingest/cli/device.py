@@ -12,17 +12,30 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
+from pydantic import ValidationError
 
 from edgeorder import protocol as p
+from edgeorder.ingest.domain.devices import (
+    CANCEL_WINDOW_MAX_S,
+    DEFAULT_CANCEL_WINDOW_S,
+    NAME_MAX_CHARS,
+    QUANTITY_MAX,
+    check_cancel_window,
+    check_name,
+    check_quantity,
+)
 from edgeorder.ingest.domain.firmware import render_agent_toml, write_agent_toml
 from edgeorder.ingest.settings import Settings
 from edgeorder.ingest.store import registry
 from edgeorder.ingest.store.db import open_db
+from edgeorder.protocol.codec import describe_validation_error
 
 __all__ = ["main"]
+
+T = TypeVar("T")
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -47,7 +60,12 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     add.add_argument("device_id", help="1-64 of [A-Za-z0-9_-]; also its MQTT username")
     add.add_argument("--sku", required=True, help="SKU a single click reorders")
-    add.add_argument("--quantity", type=int, default=1, help="quantity per order (default 1)")
+    add.add_argument(
+        "--quantity",
+        type=_checked(check_quantity, _whole),
+        default=1,
+        help=f"quantity per order, 1..{QUANTITY_MAX} (default 1)",
+    )
     add.add_argument("--double-sku", help="SKU a double click reorders (default: nothing)")
     add.add_argument(
         "--env",
@@ -55,15 +73,21 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         default="prod",
         help="dev: orders are Test orders (default prod)",
     )
-    add.add_argument("--name", default="", help="human-readable name")
+    add.add_argument(
+        "--name",
+        default="",
+        type=_checked(check_name, str),
+        help=f"human-readable name ({NAME_MAX_CHARS} characters max)",
+    )
     add.add_argument(
         "--allow-parallel", action="store_true", help="no order-in-flight throttle for this device"
     )
     add.add_argument(
         "--cancel-window-s",
-        type=int,
-        default=300,
-        help="a long press cancels the last order within this window",
+        type=_checked(check_cancel_window, _whole),
+        default=DEFAULT_CANCEL_WINDOW_S,
+        help="a long press cancels the last order within this many seconds, "
+        f"0..{CANCEL_WINDOW_MAX_S} (7 days; default {DEFAULT_CANCEL_WINDOW_S})",
     )
     add.add_argument(
         "--mqtt-url",
@@ -90,13 +114,41 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+
+
+def _checked(check: Callable[[T], T], convert: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse ``type``: ``convert`` the text, then ``check`` it against the domain's
+    limit; the error becomes a usage error that says the range (exit status 2)."""
+
+    def parse(text: str) -> T:
+        try:
+            return check(convert(text))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def _mapping(args: argparse.Namespace) -> p.ButtonMapping:
+    """The mapping of ``device add``; RegistryError names a bad SKU."""
+    try:
+        return p.ButtonMapping(
+            single=p.ReorderAction(sku=args.sku, quantity=args.quantity),
+            double=p.ReorderAction(sku=args.double_sku, quantity=args.quantity)
+            if args.double_sku
+            else p.NoAction(),
+        )
+    except ValidationError as exc:
+        raise registry.RegistryError(f"invalid mapping: {describe_validation_error(exc)}") from exc
+
+
 def _add(db: sqlite_utils.Database, args: argparse.Namespace) -> int:
-    mapping = p.ButtonMapping(
-        single=p.ReorderAction(sku=args.sku, quantity=args.quantity),
-        double=p.ReorderAction(sku=args.double_sku, quantity=args.quantity)
-        if args.double_sku
-        else p.NoAction(),
-    )
+    mapping = _mapping(args)
     row, password = registry.add_device(
         db,
         args.device_id,

@@ -58,6 +58,10 @@ _OPTIONS: dict[str, tuple[str, str]] = {
         "most orders per platform request where it takes several (default 32)",
     ),
     "stale_event_s": ("stale_event_s", "reject events older than this many seconds"),
+    "future_event_s": (
+        "future_event_s",
+        "reject events dated further ahead than this many seconds (default 3600)",
+    ),
     "commit_batch_max": ("commit_batch_max", "most writes per group commit (default 512)"),
     "admin_password": ("admin_password", "create/update dashboard operator admin"),
 }

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from edgeorder import protocol as p
 from edgeorder.ingest.domain.devices import Device
 
 __all__ = [
+    "CODES",
+    "DEFAULT_FUTURE_S",
     "REASON_DISABLED",
+    "REASON_FUTURE",
     "REASON_NOTHING_TO_CANCEL",
     "REASON_NO_ACTION",
     "REASON_PAYLOAD_CONFLICT",
@@ -26,12 +29,15 @@ __all__ = [
     "Decision",
     "advances",
     "evaluate",
+    "is_future",
     "is_stale",
+    "within",
 ]
 
 REASON_UNKNOWN_DEVICE = "unknown device"
 REASON_DISABLED = "device disabled"
 REASON_STALE = "stale event"
+REASON_FUTURE = "event timestamp is in the future"
 REASON_PAYLOAD_CONFLICT = "event_id reused with a different payload"
 REASON_NOTHING_TO_CANCEL = "no order to cancel within the cancel window"
 REASON_NO_ACTION = "no action mapped"
@@ -42,11 +48,15 @@ CODES = {
     REASON_UNKNOWN_DEVICE: "unknown_device",
     REASON_DISABLED: "disabled_device",
     REASON_STALE: "stale",
+    REASON_FUTURE: "future",
     REASON_PAYLOAD_CONFLICT: "payload_conflict",
     REASON_NOTHING_TO_CANCEL: "nothing_to_cancel",
 }
 
 Op = Literal["create", "cancel"]
+
+DEFAULT_FUTURE_S = 3600
+"""How far ahead of ingest's clock an event's timestamp may be (``future_event_s``)."""
 
 
 @dataclass(frozen=True)
@@ -70,9 +80,25 @@ class Decision:
     cancel: CancelTarget | None = None
 
 
+# Limits are compared as seconds, never as ``now - timedelta(limit)``: that raises
+# OverflowError for a limit of 1e15 s (or near year 1), and a rule must never raise.
+
+
 def is_stale(event_ts: datetime, now: datetime, stale_after_s: float) -> bool:
     """True if the device's timestamp is older than the configured limit."""
-    return event_ts < now - timedelta(seconds=stale_after_s)
+    return (now - event_ts).total_seconds() > stale_after_s
+
+
+def is_future(event_ts: datetime, now: datetime, future_after_s: float) -> bool:
+    """True if the device's timestamp is further ahead of ``now`` than the configured limit
+    (a clock that far ahead is broken; and an event dated in year 9999 would never go
+    stale, so the past's bound would not hold for it)."""
+    return (event_ts - now).total_seconds() > future_after_s
+
+
+def within(then: datetime, now: datetime, window_s: float) -> bool:
+    """True if ``then`` is at most ``window_s`` seconds before ``now``."""
+    return (now - then).total_seconds() <= window_s
 
 
 def evaluate(
@@ -83,6 +109,7 @@ def evaluate(
     stale_after_s: float,
     sku_in_flight: Callable[[str], bool],
     last_order: Callable[[], CancelTarget | None],
+    future_after_s: float = DEFAULT_FUTURE_S,
 ) -> Decision:
     """The decision for ``event``. ``sku_in_flight(sku)`` and ``last_order()`` are asked only
     when the rule needs them (the caller answers from its transaction)."""
@@ -93,14 +120,15 @@ def evaluate(
         return Decision(p.State.REJECTED, action, REASON_DISABLED)
     if is_stale(event.ts, now, stale_after_s):
         return Decision(p.State.REJECTED, action, REASON_STALE)
+    if is_future(event.ts, now, future_after_s):
+        return Decision(p.State.REJECTED, action, REASON_FUTURE)
     if isinstance(action, p.ReorderAction):
         if not device.allow_parallel and sku_in_flight(action.sku):
             return Decision(p.State.THROTTLED, action, REASON_THROTTLED)
         return Decision(p.State.ACCEPTED, action, op="create", test=device.env == "dev")
     if isinstance(action, p.CancelLastAction):
         target = last_order()
-        window = timedelta(seconds=device.cancel_window_s)
-        if target is None or target.created_at < now - window:
+        if target is None or not within(target.created_at, now, device.cancel_window_s):
             return Decision(p.State.REJECTED, action, REASON_NOTHING_TO_CANCEL)
         return Decision(p.State.ACCEPTED, action, op="cancel", cancel=target)
     # Recorded and answered, so the device stops re-sending it; nothing else happens.

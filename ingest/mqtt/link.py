@@ -74,13 +74,15 @@ class MqttOptions:
 
 @dataclass(frozen=True)
 class Inbound:
-    """One received message; ``generation`` is the connection it arrived on."""
+    """One received message; ``generation`` is the connection it arrived on; ``retain``: the
+    broker sent it from its retained store (on our SUBSCRIBE), not live."""
 
     topic: str
     payload: bytes
     qos: int
     mid: int
     generation: int
+    retain: bool = False
 
 
 def backoff_delays(minimum: float, maximum: float, rng: random.Random | None = None) -> Any:
@@ -434,7 +436,9 @@ class MqttLink:
         log.info("mqtt.subscribed", shared_group=self.options.shared_group)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        message = Inbound(msg.topic, bytes(msg.payload), msg.qos, msg.mid, self._generation)
+        message = Inbound(
+            msg.topic, bytes(msg.payload), msg.qos, msg.mid, self._generation, bool(msg.retain)
+        )
         try:
             self.inbound.put_nowait(message)
         except asyncio.QueueFull:

@@ -4,11 +4,29 @@ The router never awaits one message's commit before taking the next (that would 
 batch one message long): it submits the write and attaches the answer (status, metrics, ack)
 to the write's future, which the writer resolves right after the group commit.
 
-A write that fails (disk full, database locked, a bug) leaves its message unacknowledged, and a
-broker redelivers an unacknowledged message only on a NEW connection: left alone it would wait
-for a reconnect that may never come, holding one of the broker's in-flight slots. So the router
-processes it again after a jittered, capped backoff for as long as its connection lasts (after
-a reconnect the broker redelivers it itself, and the inbox dedups).
+Every message, on any channel and whatever its payload, reaches exactly ONE final outcome, is
+counted (``edgeorder_ingest_messages{channel,outcome}``) and acknowledged once:
+
+- ``recorded``: written (an event accepted/throttled/..., a presence/telemetry/config report);
+- ``duplicate``: an event already recorded (its current status is re-published);
+- ``rejected``: bad payload, a business rule said no, or its handling failed deterministically
+  (reason ``internal_error``); counted by reason in ``edgeorder_ingest_messages_rejected``,
+  logged once, and for an event a ``rejected`` status goes to the device whenever the topic
+  names a valid device id -- with ``event_id: null`` when the payload carries no valid ULID,
+  so a bad id is never echoed;
+- ``ignored``: nothing to do (the empty payload that clears a retained message; our own
+  ``status``/``config`` channels);
+- ``dropped``: a QoS 0 message (telemetry) whose write failed for a transient reason.
+
+A failure while handling a message is classified (``store.writer.is_transient``). A transient
+one (full disk, locked database, I/O error) leaves the message unacknowledged and hands it to
+``Retries`` (capped backoff, then parked; ``failing()`` counts them). A deterministic one (bad
+data, a bug) will fail the same way on every try: it is logged with its traceback and the
+message is rejected as ``internal_error`` and acknowledged -- never retried.
+
+A retained message that ingest rejected for its payload is cleared on the broker (an empty
+retained publish on its topic; ingest's ACL may write every device topic): otherwise the
+broker would hand the same poison to every new ingest session.
 """
 
 from __future__ import annotations
@@ -16,32 +34,85 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
 from edgeorder import protocol as p
 from edgeorder.ingest.bus import Bus, Notice
+from edgeorder.ingest.domain import rules
 from edgeorder.ingest.domain.devices import Device
 from edgeorder.ingest.metrics import Metrics
 from edgeorder.ingest.mqtt.link import Inbound
+from edgeorder.ingest.mqtt.retries import Retries, RetryPolicy
 from edgeorder.ingest.mqtt.statuses import StatusPublisher
-from edgeorder.ingest.orders.outbox import retry_delay
 from edgeorder.ingest.store import ledger
 from edgeorder.ingest.store.device_cache import DeviceCache
 from edgeorder.ingest.store.ledger import EventOutcome, StatusOut
-from edgeorder.ingest.store.writer import Writer, WriterClosedError
+from edgeorder.ingest.store.writer import Writer, WriterClosedError, is_transient
 from edgeorder.protocol.codec import peek_event_id
 
-__all__ = ["Router"]
+__all__ = [
+    "DROPPED",
+    "DUPLICATE",
+    "IGNORED",
+    "INTERNAL_ERROR",
+    "RECORDED",
+    "REJECTED",
+    "Router",
+    "channel_of",
+]
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+RECORDED, DUPLICATE, REJECTED, IGNORED, DROPPED = (
+    "recorded",
+    "duplicate",
+    "rejected",
+    "ignored",
+    "dropped",
+)
+INTERNAL_ERROR = "internal_error"
+REASON_INTERNAL = "internal error: ingest could not process this message"
+UNKNOWN_DEVICE = rules.CODES[rules.REASON_UNKNOWN_DEVICE]
+_LOG_TOPIC_CHARS = 200  # a topic can be 64 KiB; a log line need not be
+
+_REPORTS: dict[p.Channel, Any] = {
+    p.Channel.PRESENCE: p.Presence,
+    p.Channel.TELEMETRY: p.Telemetry,
+    p.Channel.CONFIG_REPORTED: p.ConfigReported,
+}
+_CHANNELS = frozenset(c.value for c in p.Channel)
+
+
+def channel_of(topic: str) -> str:
+    """The metrics label of ``topic``: its device channel, or ``unknown`` (bounded labels)."""
+    prefix = p.TOPIC_ROOT + "/"
+    if topic.startswith(prefix):
+        suffix = topic[len(prefix) :].partition("/")[2]
+        if suffix in _CHANNELS:
+            return suffix
+    return "unknown"
+
+
+def _device_of(topic: str) -> str | None:
+    """The topic's device id if it is a valid one (the device can then be addressed)."""
+    try:
+        return p.parse_device_topic(topic)[0]
+    except p.TopicError:
+        return None
+
+
+def _error_of(future: asyncio.Future[Any]) -> BaseException | None:
+    return asyncio.CancelledError() if future.cancelled() else future.exception()
 
 
 class Router:
-    """Consumes ``inbound`` until cancelled; ``ack(message)`` is called once it is durable."""
+    """Consumes ``inbound`` until cancelled; ``ack(message)`` is called once per message, at
+    its final outcome (after the commit, when there is something to write)."""
 
     def __init__(
         self,
@@ -54,101 +125,193 @@ class Router:
         ack: Callable[[Inbound], None],
         on_outbox: Callable[[], None],
         stale_after_s: float,
+        future_after_s: float = rules.DEFAULT_FUTURE_S,
         clock: Callable[[], datetime] = p.utcnow,
         is_current: Callable[[Inbound], bool] = lambda message: True,
-        retry_base_s: float = 0.1,
-        retry_max_s: float = 10.0,
+        retry: RetryPolicy | None = None,
+        clear_retained: Callable[[str], object] | None = None,
     ) -> None:
         self._writer, self._devices, self._statuses = writer, devices, statuses
         self._metrics, self._bus, self._ack = metrics, bus, ack
-        self._on_outbox, self._stale_after_s, self._clock = on_outbox, stale_after_s, clock
+        self._on_outbox, self._clock = on_outbox, clock
+        self._stale_after_s, self._future_after_s = stale_after_s, future_after_s
         self._is_current = is_current
-        self._retry_base_s, self._retry_max_s = retry_base_s, retry_max_s
+        self._clear_retained = clear_retained
+        self._retries = Retries(retry, on_change=self._failing_changed)
         self._pending: set[asyncio.Task[None]] = set()
-        self._attempts: dict[tuple[int, int], int] = {}  # (generation, mid) -> failed writes
-        self._timers: set[asyncio.TimerHandle] = set()
-        self.retried = 0
+        self._dead: dict[tuple[int, int], tuple[str, str | None]] = {}  # rejecting as internal
+        self._dropping = 0  # QoS 0 messages dropped since the last successful write
         self._retrying = False  # while re-handling: the message was counted the first time
+
+    @property
+    def retried(self) -> int:
+        """Attempts made again after a transient failure, so far."""
+        return self._retries.attempts
+
+    def failing(self) -> int:
+        """How many messages failed for a transient reason and wait for a retry (still
+        unacknowledged). 0 when all is well; ``/healthz`` reports degraded otherwise."""
+        return self._retries.failing()
 
     async def run(self, inbound: asyncio.Queue[Inbound]) -> None:
         while True:
-            message = await inbound.get()
-            try:
-                self.handle(message)
-            except Exception as exc:  # a bug must not stop the stream
-                log.exception("router.crashed_on_message", topic=message.topic)
-                self._failed(message, exc)
+            self.handle(await inbound.get())
 
     def close(self) -> None:
         """Shutdown: drop the pending re-tries (those messages stay unacknowledged, so the
         broker redelivers them to the next session)."""
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
+        self._retries.close()
 
-    # --- acknowledgement and re-tries ------------------------------------------------------
+    def handle(self, message: Inbound) -> None:
+        """Route one message to its final outcome (never raises)."""
+        self._guarded(message, lambda: self._route(message))
 
-    def _done(self, message: Inbound) -> None:
-        """``message`` is on disk (or needs nothing): acknowledge it."""
-        self._attempts.pop((message.generation, message.mid), None)
-        self._ack(message)
+    # --- failures: classify, retry what can pass, reject the rest -------------------------
 
-    def _failed(self, message: Inbound, error: BaseException | None) -> None:
-        """Its write failed: handle ``message`` again after a backoff (see the module doc)."""
-        key = (message.generation, message.mid)
-        if message.qos == 0 or not self._is_current(message):
-            self._attempts.pop(key, None)  # QoS 0: lossy by contract; else redelivered anyway
+    def _guarded(self, message: Inbound, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except Exception as exc:
+            self._failed(message, exc)
+
+    def _failed(self, message: Inbound, error: BaseException, event: p.Event | None = None) -> None:
+        channel = channel_of(message.topic)
+        if isinstance(error, WriterClosedError | asyncio.CancelledError):
+            self._retries.give_up(message, "shutting down")  # the next session gets it
             return
-        attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
-        delay = retry_delay(attempts - 1, self._retry_base_s, self._retry_max_s)
-        log.warning(
-            "router.write_retry",
-            topic=message.topic,
-            attempts=attempts,
-            retry_in_s=round(delay, 3),
-            error=repr(error),
-        )
-        timer: asyncio.TimerHandle | None = None
-
-        def again() -> None:
-            assert timer is not None
-            self._timers.discard(timer)
-            self._again(message)
-
-        timer = asyncio.get_running_loop().call_later(delay, again)
-        self._timers.add(timer)
+        if is_transient(error):
+            self._metrics.write_failures.labels(channel, "transient").inc()
+            if message.qos == 0:
+                self._drop(message, channel, error)
+            elif not self._is_current(message):
+                self._retries.give_up(message, "reconnected")  # redelivered on this one
+            else:
+                self._retries.failed(message, error, self._again)
+            return
+        self._metrics.write_failures.labels(channel, "deterministic").inc()
+        self._dead_letter(message, channel, error, event)
 
     def _again(self, message: Inbound) -> None:
-        self.retried += 1
+        if not self._is_current(message):
+            self._retries.give_up(message, "reconnected")
+            return
+        dead = self._dead.get((message.generation, message.mid))
         self._retrying = True
         try:
-            self.handle(message)
-        except WriterClosedError:  # shutting down: the next session gets it
-            self._attempts.pop((message.generation, message.mid), None)
-        except Exception as exc:
-            log.exception("router.crashed_on_message", topic=message.topic)
-            self._failed(message, exc)
+            if dead is None:
+                self.handle(message)
+            else:  # its rejection as internal_error failed transiently: write that again
+                self._guarded(
+                    message, lambda: self._reject(message, "events", *dead, INTERNAL_ERROR, "")
+                )
         finally:
             self._retrying = False
 
-    def handle(self, message: Inbound) -> None:
-        """Route one message (never raises for bad input)."""
+    def _dead_letter(
+        self, message: Inbound, channel: str, error: BaseException, event: p.Event | None
+    ) -> None:
+        """A deterministic failure: the same message would fail the same way again."""
+        key = (message.generation, message.mid)
+        device_id = _device_of(message.topic)
+        if key in self._dead:  # rejecting it failed too: finish without a status
+            log.error("router.dead_letter_failed", topic=_short(message.topic), exc_info=error)
+            self._finish(message, channel, REJECTED, INTERNAL_ERROR)
+            return
+        event_id = event.event_id if event is not None else peek_event_id(message.payload)
+        log.error(
+            "router.dead_letter",
+            topic=_short(message.topic),
+            device_id=device_id,
+            event_id=event_id,
+            size=len(message.payload),
+            error=repr(error),
+            exc_info=error,
+        )
+        if channel == p.Channel.EVENTS.value and device_id is not None:
+            self._dead[key] = (device_id, event_id)
+            self._reject(message, channel, device_id, event_id, INTERNAL_ERROR, "")
+        else:
+            self._finish(message, channel, REJECTED, INTERNAL_ERROR)
+
+    def _drop(self, message: Inbound, channel: str, error: BaseException) -> None:
+        """QoS 0 is lossy by contract: a transient failure is its final outcome. Logged when
+        dropping starts, not per message (telemetry keeps coming while a disk is full)."""
+        if self._dropping == 0:
+            log.warning("router.qos0_dropping", topic=_short(message.topic), error=repr(error))
+        self._dropping += 1
+        self._finish(message, channel, DROPPED)
+
+    def _failing_changed(self, failing: int, parked: int) -> None:
+        self._metrics.failing.set(failing)
+        self._metrics.parked.set(parked)
+
+    # --- the final outcome ------------------------------------------------------------------
+
+    def _finish(
+        self, message: Inbound, channel: str, outcome: str, reason: str | None = None
+    ) -> None:
+        """Count ``message``'s outcome and acknowledge it: called once per message."""
+        self._metrics.messages.labels(channel, outcome).inc()
+        if outcome == REJECTED:
+            self._metrics.messages_rejected.labels(channel, reason or "rejected").inc()
+        elif outcome == RECORDED and self._dropping:
+            log.info("router.qos0_recovered", dropped=self._dropping)
+            self._dropping = 0
+        self._dead.pop((message.generation, message.mid), None)
+        self._retries.settled(message)
+        self._ack(message)
+
+    def _after_commit(self, message: Inbound, step: Callable[[], None]) -> None:
+        """What follows a durable write (publish, counters, bus) must not undo its outcome:
+        a failure here is logged, and the message is still acknowledged by the caller."""
+        try:
+            step()
+        except Exception:
+            log.exception("router.after_commit_failed", topic=_short(message.topic))
+
+    def _when_done(
+        self,
+        message: Inbound,
+        future: asyncio.Future[T],
+        then: Callable[[T], None],
+        event: p.Event | None = None,
+    ) -> None:
+        def done(f: asyncio.Future[T]) -> None:
+            error = _error_of(f)
+            try:
+                if error is not None:
+                    self._failed(message, error, event)
+                else:
+                    then(f.result())
+            except Exception:  # a bug in the outcome itself: never leave it unanswered
+                log.exception("router.outcome_failed", topic=_short(message.topic))
+
+        future.add_done_callback(done)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    # --- routing ----------------------------------------------------------------------------
+
+    def _route(self, message: Inbound) -> None:
         try:
             device_id, channel = p.parse_device_topic(message.topic)
         except p.TopicError as exc:
-            self._count_received()
-            self._reject(message, None, peek_event_id(message.payload), exc.code, exc.detail)
+            label = channel_of(message.topic)
+            event_id = None
+            if label == p.Channel.EVENTS.value:
+                self._count_received()
+                event_id = peek_event_id(message.payload)
+            self._reject(message, label, None, event_id, exc.code, exc.detail)
             return
         if channel is p.Channel.EVENTS:
             self._on_event(message, device_id)
-        elif channel is p.Channel.PRESENCE:
-            self._on_report(message, device_id, p.Presence, _presence_sql)
-        elif channel is p.Channel.TELEMETRY:
-            self._on_report(message, device_id, p.Telemetry, _telemetry_sql)
-        elif channel is p.Channel.CONFIG_REPORTED:
-            self._on_report(message, device_id, p.ConfigReported, _config_sql)
+        elif channel in _REPORTS:
+            self._on_report(message, device_id, channel)
         else:  # status/config are ours; a device cannot publish them through the ACL
-            self._done(message)
+            self._finish(message, channel.value, IGNORED)
 
     # --- events ---------------------------------------------------------------------------
 
@@ -161,52 +324,46 @@ class Router:
         try:
             event = p.decode_event(message.payload, topic_device_id=device_id)
         except p.PayloadError as exc:
-            self._reject(message, device_id, peek_event_id(message.payload), exc.code, exc.detail)
+            event_id = peek_event_id(message.payload)
+            self._reject(message, "events", device_id, event_id, exc.code, exc.detail)
             return
         device = self._devices.get(device_id)
         if device is None:  # maybe added by another process: look again, off the hot path
-            task = asyncio.create_task(self._event_unknown(message, event))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            self._spawn(self._event_unknown(message, event))
             return
         self._record(message, event, device)
 
     async def _event_unknown(self, message: Inbound, event: p.Event) -> None:
         try:
-            self._record(message, event, await self._devices.lookup(event.device_id))
-        except WriterClosedError:  # shutting down: the next session gets it
-            return
+            device = await self._devices.lookup(event.device_id)
+            self._record(message, event, device)
         except Exception as exc:
-            log.exception("router.lookup_failed", device_id=event.device_id)
-            self._failed(message, exc)
+            self._failed(message, exc, event)
 
     def _record(self, message: Inbound, event: p.Event, device: Device | None) -> None:
         now = self._clock()
-        stale = self._stale_after_s
+        stale, future_s = self._stale_after_s, self._future_after_s
         future = self._writer.submit(
-            lambda conn: ledger.record_event(conn, event, device, now=now, stale_after_s=stale)
-        )
-        future.add_done_callback(lambda f: self._recorded(message, event, f))
-
-    def _recorded(
-        self, message: Inbound, event: p.Event, future: asyncio.Future[EventOutcome]
-    ) -> None:
-        if future.cancelled() or future.exception() is not None:
-            error = None if future.cancelled() else future.exception()
-            log.error(
-                "event.write_failed",
-                device_id=event.device_id,
-                event_id=event.event_id,
-                error=repr(error),
+            lambda conn: ledger.record_event(
+                conn, event, device, now=now, stale_after_s=stale, future_after_s=future_s
             )
-            self._failed(message, error)
-            return
-        outcome = future.result()
-        self._statuses.publish([outcome.status])
-        self._count(event, outcome)
-        self._done(message)
+        )
+        self._when_done(message, future, lambda out: self._recorded(message, event, out), event)
+
+    def _recorded(self, message: Inbound, event: p.Event, outcome: EventOutcome) -> None:
+        self._after_commit(message, lambda: self._answer(event, outcome))
+        if outcome.duplicate:
+            self._finish(message, "events", DUPLICATE)
+        elif outcome.rejection_code is not None:
+            self._finish(message, "events", REJECTED, outcome.rejection_code)
+        else:
+            self._finish(message, "events", RECORDED)
         if outcome.outbox_created:
             self._on_outbox()
+
+    def _answer(self, event: p.Event, outcome: EventOutcome) -> None:
+        self._statuses.publish([outcome.status])
+        self._count(event, outcome)
         if self._bus.wants("event"):
             status = outcome.status.status
             self._bus.publish(
@@ -255,89 +412,141 @@ class Router:
             if delay >= 0:
                 m.accepted_latency.observe(delay)
 
-    # --- undecodable events -----------------------------------------------------------------
+    # --- rejections before the ledger ---------------------------------------------------------
 
     def _reject(
-        self, message: Inbound, device_id: str | None, event_id: str | None, code: str, detail: str
+        self,
+        message: Inbound,
+        channel: str,
+        device_id: str | None,
+        event_id: str | None,
+        code: str,
+        detail: str,
     ) -> None:
+        """Reject ``message`` (undecodable, bad topic, unknown device, internal error). An
+        event's rejection is recorded (``rejections`` + a status where the device can be
+        addressed); a report's is only counted and logged."""
+        if code == INTERNAL_ERROR:
+            detail = REASON_INTERNAL
+        if channel != p.Channel.EVENTS.value:
+            self._rejected(message, channel, device_id, None, code, detail, None)
+            return
         now = self._clock()
-        if not self._retrying:
-            self._metrics.rejected.labels(code).inc()
-        log.warning(
-            "event.rejected",
-            device_id=device_id,
-            event_id=event_id,
-            code=code,
-            reason=detail,
-            topic=message.topic,
-            size=len(message.payload),
-        )
         future = self._writer.submit(
             lambda conn: ledger.record_rejection(conn, device_id, event_id, code, detail, now)
         )
-        future.add_done_callback(lambda f: self._rejected(message, device_id, code, detail, f))
+        self._when_done(
+            message,
+            future,
+            lambda out: self._rejected(message, channel, device_id, event_id, code, detail, out),
+        )
 
     def _rejected(
         self,
         message: Inbound,
+        channel: str,
         device_id: str | None,
+        event_id: str | None,
         code: str,
         detail: str,
-        future: asyncio.Future[StatusOut | None],
+        out: StatusOut | None,
     ) -> None:
-        if future.cancelled() or future.exception() is not None:
-            self._failed(message, None if future.cancelled() else future.exception())
-            return
-        out = future.result()
+        if code != INTERNAL_ERROR:  # router.dead_letter said it already, with its traceback
+            self._log_rejection(message, channel, device_id, event_id, code, detail)
+        if channel == p.Channel.EVENTS.value:
+            self._after_commit(
+                message, lambda: self._answer_rejection(device_id, code, detail, out)
+            )
+        if message.retain and device_id is not None and code != UNKNOWN_DEVICE:
+            self._after_commit(message, lambda: self._clear(message, channel))
+        self._finish(message, channel, REJECTED, code)
+
+    @staticmethod
+    def _log_rejection(
+        message: Inbound,
+        channel: str,
+        device_id: str | None,
+        event_id: str | None,
+        code: str,
+        detail: str,
+    ) -> None:
+        log.warning(
+            "event.rejected" if channel == p.Channel.EVENTS.value else "report.rejected",
+            device_id=device_id,
+            event_id=event_id,
+            code=code,
+            reason=detail,
+            topic=_short(message.topic),
+            size=len(message.payload),
+            retained=message.retain,
+        )
+
+    def _answer_rejection(
+        self, device_id: str | None, code: str, detail: str, out: StatusOut | None
+    ) -> None:
+        self._metrics.rejected.labels(code).inc()
         if out is not None:
             self._statuses.publish([out])
-        self._done(message)
         self._bus.publish(Notice("rejection", device_id, {"code": code, "reason": detail}))
+
+    def _clear(self, message: Inbound, channel: str) -> None:
+        """The broker would hand this retained poison to every new session: clear it."""
+        if self._clear_retained is None:
+            return
+        self._clear_retained(message.topic)
+        self._metrics.retained_cleared.labels(channel).inc()
+        log.info("router.retained_cleared", topic=_short(message.topic))
 
     # --- presence, telemetry, config/reported ------------------------------------------------
 
-    def _on_report(
-        self,
-        message: Inbound,
-        device_id: str,
-        model: Any,
-        sql: Callable[[sqlite3.Connection, str, Any, datetime], None],
+    def _on_report(self, message: Inbound, device_id: str, channel: p.Channel) -> None:
+        if not message.payload:  # a retained report was cleared (by us, or by its device)
+            self._finish(message, channel.value, IGNORED)
+            return
+        try:
+            report = p.decode(_REPORTS[channel], message.payload, max_bytes=p.MAX_EVENT_BYTES)
+        except p.PayloadError as exc:
+            self._reject(message, channel.value, device_id, None, exc.code, exc.detail)
+            return
+        if self._devices.get(device_id) is None:  # maybe just added: look again, off the path
+            self._spawn(self._report_unknown(message, device_id, channel, report))
+            return
+        self._write_report(message, device_id, channel, report)
+
+    async def _report_unknown(
+        self, message: Inbound, device_id: str, channel: p.Channel, report: Any
     ) -> None:
         try:
-            report = p.decode(model, message.payload, max_bytes=p.MAX_EVENT_BYTES)
-        except p.PayloadError as exc:
-            log.warning(
-                "report.invalid",
-                device_id=device_id,
-                topic=message.topic,
-                code=exc.code,
-                reason=exc.detail,
-            )
-            self._done(message)
-            return
-        if self._devices.get(device_id) is None:
-            log.info("report.unknown_device", device_id=device_id, topic=message.topic)
-            self._done(message)
-            return
-        now = self._clock()
-        future = self._writer.submit(lambda conn: sql(conn, device_id, report, now))
-        future.add_done_callback(lambda f: self._reported(message, device_id, report, f))
+            if await self._devices.lookup(device_id) is None:
+                reason = rules.REASON_UNKNOWN_DEVICE
+                self._reject(message, channel.value, device_id, None, UNKNOWN_DEVICE, reason)
+            else:
+                self._write_report(message, device_id, channel, report)
+        except Exception as exc:
+            self._failed(message, exc)
 
-    def _reported(
-        self, message: Inbound, device_id: str, report: Any, future: asyncio.Future[None]
+    def _write_report(
+        self, message: Inbound, device_id: str, channel: p.Channel, report: Any
     ) -> None:
-        if future.cancelled() or future.exception() is not None:
-            self._failed(message, None if future.cancelled() else future.exception())
-            return
-        self._done(message)
-        kind = (
-            "presence"
-            if isinstance(report, p.Presence)
-            else "telemetry"
-            if isinstance(report, p.Telemetry)
-            else "device"
+        now, sql = self._clock(), _REPORT_SQL[channel]
+        future = self._writer.submit(lambda conn: sql(conn, device_id, report, now))
+        self._when_done(
+            message, future, lambda _: self._reported(message, device_id, channel, report)
         )
-        self._bus.publish(Notice(kind, device_id, report.model_dump(mode="json")))
+
+    def _reported(self, message: Inbound, device_id: str, channel: p.Channel, report: Any) -> None:
+        kind = {p.Channel.PRESENCE: "presence", p.Channel.TELEMETRY: "telemetry"}.get(
+            channel, "device"
+        )
+        self._after_commit(
+            message,
+            lambda: self._bus.publish(Notice(kind, device_id, report.model_dump(mode="json"))),
+        )
+        self._finish(message, channel.value, RECORDED)
+
+
+def _short(topic: str) -> str:
+    return topic if len(topic) <= _LOG_TOPIC_CHARS else topic[:_LOG_TOPIC_CHARS] + "..."
 
 
 def _presence_sql(
@@ -366,7 +575,7 @@ def _telemetry_sql(
             report.queue_depth,
             report.dropped,
             report.fw,
-            json.dumps(report.model_extra or {}, default=str),
+            json.dumps(report.model_extra or {}, allow_nan=False),
             p.format_ts(now),
         ],
     )
@@ -381,3 +590,10 @@ def _config_sql(
         "received_at = excluded.received_at",
         [device_id, report.version, p.format_ts(report.ts), p.format_ts(now)],
     )
+
+
+_REPORT_SQL: dict[p.Channel, Callable[[sqlite3.Connection, str, Any, datetime], None]] = {
+    p.Channel.PRESENCE: _presence_sql,
+    p.Channel.TELEMETRY: _telemetry_sql,
+    p.Channel.CONFIG_REPORTED: _config_sql,
+}

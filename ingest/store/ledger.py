@@ -174,6 +174,7 @@ def record_event(
     *,
     now: datetime,
     stale_after_s: float,
+    future_after_s: float = rules.DEFAULT_FUTURE_S,
 ) -> EventOutcome:
     """Dedup, decide and record one decoded event (inbox + outbox rows + history).
 
@@ -188,6 +189,7 @@ def record_event(
         device,
         now=now,
         stale_after_s=stale_after_s,
+        future_after_s=future_after_s,
         sku_in_flight=lambda sku: _sku_in_flight(conn, event.device_id, sku),
         last_order=lambda: _last_order(conn, event.device_id),
     )

@@ -13,7 +13,13 @@ import sqlite_utils
 
 from edgeorder import protocol as p
 from edgeorder.ingest.domain.credentials import generate_password, hash_password
-from edgeorder.ingest.domain.devices import Device, Env
+from edgeorder.ingest.domain.devices import (
+    DEFAULT_CANCEL_WINDOW_S,
+    Device,
+    Env,
+    check_cancel_window,
+    check_name,
+)
 from edgeorder.ingest.store.db import atomic
 
 __all__ = [
@@ -83,15 +89,21 @@ def add_device(
     env: Env = "prod",
     simulated: bool = False,
     allow_parallel: bool = False,
-    cancel_window_s: int = 300,
+    cancel_window_s: int = DEFAULT_CANCEL_WINDOW_S,
     profile: dict[str, Any] | None = None,
     actor: str = "system",
 ) -> tuple[dict[str, Any], str]:
-    """Register a device; returns ``(row, password)``. The password is never stored in clear."""
+    """Register a device; returns ``(row, password)``. The password is never stored in clear.
+    Values outside the limits of ``domain.devices`` raise RegistryError."""
     if not p.is_valid_device_id(device_id):
         raise RegistryError(f"invalid device id {device_id!r}: 1-64 of [A-Za-z0-9_-]")
     if env not in ("dev", "prod"):
         raise RegistryError(f"env must be dev or prod, not {env!r}")
+    try:
+        check_cancel_window(cancel_window_s)
+        check_name(name)
+    except ValueError as exc:
+        raise RegistryError(str(exc)) from exc
     password = generate_password()
     now = _now()
     with atomic(db.conn):

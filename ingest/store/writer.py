@@ -9,6 +9,11 @@ change the database (they may run twice; nothing of the first run is kept). Dura
 throughput therefore grows with load instead of collapsing to one fsync per message, and a
 future resolved means "on disk".
 
+A failed job is the caller's to judge: ``is_transient(exc)`` says whether the same write can
+succeed later (a full disk, a locked database, an I/O error) or will fail the same way again
+(bad data, a bug). The writer logs only the state changes of its commits (first failure,
+recovery), never every failed attempt: a retry storm must not become a log storm.
+
 ``before_commit(conn)``, when given, runs at the end of every group commit's transaction (in
 its own savepoint; its failure fails nothing else): bookkeeping that rides along with the
 commits there are anyway (ingest.mqtt.delivery's publish confirmations) instead of paying for its
@@ -31,7 +36,7 @@ import structlog
 
 from edgeorder.ingest.store.db import connect
 
-__all__ = ["Writer", "WriterClosedError"]
+__all__ = ["Writer", "WriterClosedError", "is_transient"]
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -39,6 +44,44 @@ log = structlog.get_logger(__name__)
 
 class WriterClosedError(RuntimeError):
     """A job was submitted after ``stop()``."""
+
+
+# SQLite primary result codes (https://sqlite.org/rescode.html) of failures that depend on the
+# machine, not on the data: they can pass (space freed, lock released, disk replaced, file
+# restored). CORRUPT/NOTADB count too: rejecting every press until an operator restores the
+# database would lose them all, while waiting loses nothing.
+_TRANSIENT_SQLITE_CODES = frozenset(
+    {
+        5,  # SQLITE_BUSY
+        6,  # SQLITE_LOCKED
+        7,  # SQLITE_NOMEM
+        8,  # SQLITE_READONLY
+        9,  # SQLITE_INTERRUPT
+        10,  # SQLITE_IOERR
+        11,  # SQLITE_CORRUPT
+        13,  # SQLITE_FULL
+        14,  # SQLITE_CANTOPEN
+        15,  # SQLITE_PROTOCOL
+        26,  # SQLITE_NOTADB
+    }
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Can a write that failed with ``exc`` succeed if it is simply tried again later?
+
+    Yes for the machine's troubles: SQLite's busy/locked/full/I-O/cannot-open family, an
+    ``OSError``, ``MemoryError``. No for everything that depends on the job's data or code
+    (a constraint, an integer too large for SQLite, a pydantic ValidationError, a TypeError,
+    ...): the same input fails the same way every time, so it must be rejected, not retried.
+    An ``OperationalError`` without a SQLite code (raised by Python code) counts as transient.
+    """
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is None:
+            return isinstance(exc, sqlite3.OperationalError)
+        return (code & 0xFF) in _TRANSIENT_SQLITE_CODES
+    return isinstance(exc, OSError | MemoryError)
 
 
 @dataclass
@@ -80,6 +123,7 @@ class Writer:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._failed_commits = 0  # in a row (writer thread only): log the first, not each
 
     def start(self) -> None:
         """Open the connection and start the thread (call from the event loop)."""
@@ -141,13 +185,17 @@ class Writer:
         except _JobFailed:
             # One job failed. Jobs only touch the database, so run the batch again with a
             # savepoint around each: the failing one fails alone, the others commit.
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             try:
                 results = self._transaction(conn, batch, careful=True)
             except Exception as exc:
                 results = self._failed(conn, batch, exc)
+            else:
+                self._committed()
         except Exception as exc:  # the commit itself failed: nothing of this batch is durable
             results = self._failed(conn, batch, exc)
+        else:
+            self._committed()
         if self._on_commit is not None:
             self._on_commit(len(batch))
         took = time.perf_counter() - started
@@ -180,14 +228,24 @@ class Writer:
         conn.execute("COMMIT")
         return results
 
-    @staticmethod
     def _failed(
-        conn: sqlite3.Connection, batch: list[_Job[Any]], exc: Exception
+        self, conn: sqlite3.Connection, batch: list[_Job[Any]], exc: Exception
     ) -> list[tuple[_Job[Any], Any, BaseException | None]]:
-        log.error("writer.commit_failed", error=str(exc), jobs=len(batch))
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        self._failed_commits += 1
+        if self._failed_commits == 1:  # a state change; the next failures only count
+            log.error(
+                "writer.commit_failed",
+                error=str(exc),
+                jobs=len(batch),
+                transient=is_transient(exc),
+            )
+        _rollback(conn)
         return [(job, None, exc) for job in batch]
+
+    def _committed(self) -> None:
+        if self._failed_commits:
+            log.info("writer.commit_recovered", failed_commits=self._failed_commits)
+            self._failed_commits = 0
 
     @staticmethod
     def _piggyback(conn: sqlite3.Connection, hook: Callable[[sqlite3.Connection], object]) -> None:
@@ -195,6 +253,8 @@ class Writer:
         try:
             hook(conn)
         except Exception as exc:
+            if not conn.in_transaction:
+                raise
             conn.execute("ROLLBACK TO hook")
             log.error("writer.hook_failed", error=repr(exc))
         conn.execute("RELEASE hook")
@@ -207,12 +267,25 @@ class Writer:
         try:
             value = job.fn(conn)
         except Exception as exc:
+            if not conn.in_transaction:  # SQLite rolled back everything (SQLITE_FULL, ...):
+                raise  # the whole batch fails with this job's own error, not "no savepoint"
             conn.execute("ROLLBACK TO job")
             conn.execute("RELEASE job")
-            log.error("writer.job_failed", error=repr(exc))
+            # The caller judges and logs it (is_transient): bad data is its message's outcome.
+            log.debug("writer.job_failed", error=repr(exc))
             return job, None, exc
         conn.execute("RELEASE job")
         return job, value, None
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """End the open transaction, if SQLite has not already (it rolls back by itself after some
+    errors, e.g. SQLITE_FULL; a ROLLBACK then would raise and stop the writer thread)."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
 
 
 def _resolve(results: list[tuple[_Job[Any], Any, BaseException | None]]) -> None:
