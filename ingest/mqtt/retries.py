@@ -79,6 +79,7 @@ class Retries:
         self._on_change = on_change
         self._rng = rng or random.Random()
         self._failing: dict[Key, _Failing] = {}
+        self._closed = False
         self.attempts = 0
         """Retries run so far (every attempt after a message's first)."""
 
@@ -96,6 +97,8 @@ class Retries:
         self, message: Inbound, error: BaseException, again: Callable[[Inbound], None]
     ) -> None:
         """``message`` failed (transiently): ``again(message)`` after the policy's delay."""
+        if self._closed:  # a write that was still running at shutdown: the broker redelivers
+            return
         key = (message.generation, message.mid)
         entry = self._failing.get(key)
         if entry is None:
@@ -146,6 +149,7 @@ class Retries:
     def close(self) -> None:
         """Shutdown: no more attempts (the messages stay unacknowledged: redelivered to the
         next session)."""
+        self._closed = True
         for entry in self._failing.values():
             if entry.timer is not None:
                 entry.timer.cancel()

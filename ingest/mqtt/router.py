@@ -218,6 +218,8 @@ class Router:
             self._finish(message, channel, REJECTED, INTERNAL_ERROR)
             return
         event_id = event.event_id if event is not None else peek_event_id(message.payload)
+        if event_id is not None and not p.is_ulid(event_id):  # never build a status on it
+            event_id = None
         log.error(
             "router.dead_letter",
             topic=_short(message.topic),

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeorder import protocol as p
 from edgeorder.ingest.bus import Notice
+from edgeorder.ingest.domain.devices import DEFAULT_CANCEL_WINDOW_S, CancelWindowS, DeviceName
 from edgeorder.ingest.domain.firmware import render_agent_toml
 from edgeorder.ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY
 from edgeorder.ingest.orders import outbox
@@ -40,11 +41,11 @@ class DeviceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     device_id: str = Field(pattern=p.DEVICE_ID_PATTERN)
-    name: str = ""
+    name: DeviceName = ""
     mapping: p.ButtonMapping
     env: str = Field(default="prod", pattern="^(dev|prod)$")
     allow_parallel: bool = False
-    cancel_window_s: int = Field(default=300, ge=0)
+    cancel_window_s: CancelWindowS = DEFAULT_CANCEL_WINDOW_S
     profile: dict[str, Any] | None = None
 
 
@@ -279,6 +280,8 @@ async def buffer_action(request: web.Request) -> web.Response:
         outbox_id = int(request.match_info["outbox_id"])
     except ValueError as exc:
         raise _error(404, "not_found", "no such buffer row") from exc
+    if not 0 < outbox_id <= p.INT64_MAX:  # SQLite would raise OverflowError (a 500)
+        raise _error(404, "not_found", "no such buffer row")
     fn = outbox.retry_now if request.match_info["action"] == "retry" else outbox.discard
     actor = _actor(request)
     done = await _registry_call(request, lambda db: fn(db, outbox_id, actor=actor))

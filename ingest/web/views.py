@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
+from edgeorder.ingest.domain.devices import NAME_MAX_CHARS, QUANTITY_MAX
 from edgeorder.ingest.web.markup import Markup, attrs, csrf_field, esc, join
 from edgeorder.ingest.web.queries import FleetFilter, Row, Totals
 
@@ -196,7 +197,7 @@ def _action_field(name: str, action: dict[str, Any]) -> Markup:
         f"<fieldset><legend>{esc(name)}</legend>"
         f'<select name="{name}_type">{opt("none")}{opt("reorder")}{opt("cancel_last")}</select>'
         f'<input name="{name}_sku" placeholder="SKU" value="{esc(action.get("sku", ""))}">'
-        f'<input name="{name}_quantity" type="number" min="1" max="1000" '
+        f'<input name="{name}_quantity" type="number" min="1" max="{QUANTITY_MAX}" '
         f'value="{esc(action.get("quantity", 1))}" aria-label="{esc(name)} quantity">'
         "</fieldset>"
     )
@@ -380,7 +381,8 @@ def provision_body(
         f"{csrf_field(csrf)}"
         '<label>Device id <input name="device_id" required pattern="[A-Za-z0-9_-]{1,64}" '
         f'value="{esc(form.get("device_id", ""))}"></label>'
-        f'<label>Name <input name="name" value="{esc(form.get("name", ""))}"></label>'
+        f'<label>Name <input name="name" maxlength="{NAME_MAX_CHARS}" '
+        f'value="{esc(form.get("name", ""))}"></label>'
         '<label>Env <select name="env"><option value="prod">prod</option>'
         f'<option value="dev"{attrs(selected=form.get("env") == "dev")}>dev (test orders)'
         "</option></select></label>"

@@ -101,6 +101,18 @@ class RouterHarness:
         kw: dict[str, Any] = {"retain": retain} if retain else {}
         return Inbound(topic, payload, qos, next(self._mids), 1, **kw)
 
+    def send(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> Inbound:
+        """Hand one message to the router (as the MQTT link does); ``acked`` awaits it."""
+        message = self.message(topic, payload, qos=qos, retain=retain)
+        self._acked[(message.generation, message.mid)] = asyncio.Event()
+        self.router.handle(message)
+        return message
+
+    async def acked(self, message: Inbound, within_s: float = 10.0) -> None:
+        """Return once ``message`` is acknowledged (TimeoutError if it is not)."""
+        async with asyncio.timeout(within_s):
+            await self._acked[(message.generation, message.mid)].wait()
+
     async def deliver(
         self,
         topic: str,
@@ -108,15 +120,32 @@ class RouterHarness:
         *,
         qos: int = 1,
         retain: bool = False,
-        within_s: float = float(__import__("os").environ.get("HARNESS_WITHIN_S", "10")),
+        within_s: float = 10.0,
     ) -> Inbound:
         """Route one message; return once it is acknowledged (TimeoutError if it is not)."""
-        message = self.message(topic, payload, qos=qos, retain=retain)
-        acked = self._acked[(message.generation, message.mid)] = asyncio.Event()
-        self.router.handle(message)
-        async with asyncio.timeout(within_s):
-            await acked.wait()
+        message = self.send(topic, payload, qos=qos, retain=retain)
+        await self.acked(message, within_s)
         return message
+
+    async def until_not_failing(self, within_s: float = 10.0) -> None:
+        """Return once no message waits for a retry (the router's retries report changes)."""
+        retries = self.router._retries
+        settled = asyncio.Event()
+        report = retries._on_change
+
+        def watch(failing: int, parked: int) -> None:
+            report(failing, parked)
+            if failing == 0:
+                settled.set()
+
+        retries._on_change = watch
+        try:
+            if self.router.failing() == 0:
+                return
+            async with asyncio.timeout(within_s):
+                await settled.wait()
+        finally:
+            retries._on_change = report
 
     def metric(self, name: str, **labels: str) -> float:
         value = self.metrics.registry.get_sample_value(name, labels or None)

@@ -275,3 +275,52 @@ async def test_a_long_press_of_a_device_with_a_huge_cancel_window_is_answered(
     assert_final(harness)
     status = last_status(harness)
     assert (status["event_id"], status["state"]) == (long_press.event_id, "accepted")
+
+
+# --- retained poison ------------------------------------------------------------------------
+
+
+async def test_a_rejected_retained_report_is_cleared_on_the_broker_once(tmp_path: Path) -> None:
+    """Retained poison would come back to every new ingest session: ingest clears it (an
+    empty retained publish), and the empty payload that the clear echoes back is ignored."""
+    add_device(tmp_path, DEVICE)
+    cleared: list[str] = []
+    harness = await RouterHarness(tmp_path, clear_retained=cleared.append).start()
+    try:
+        poison = report_payload(p.Channel.PRESENCE, ts=OVERFLOWING[0])
+        await harness.deliver(PRESENCE, poison, retain=True)
+        assert cleared == [PRESENCE]
+        await harness.deliver(PRESENCE, b"")  # the clear, delivered back to us
+        await harness.deliver(PRESENCE, poison)  # live, not from the retained store
+        ghost = p.device_topic("ghost-01", p.Channel.PRESENCE)
+        await harness.deliver(ghost, report_payload(p.Channel.PRESENCE), retain=True)
+        await harness.deliver(PRESENCE, report_payload(p.Channel.PRESENCE), retain=True)
+        assert cleared == [PRESENCE]  # not the live one, the unknown device's, a valid one
+        assert_final(harness)
+        assert harness.metric("edgeorder_ingest_retained_cleared_total", channel="presence") == 1
+        outcomes = {
+            outcome: harness.metric(
+                "edgeorder_ingest_messages_total", channel="presence", outcome=outcome
+            )
+            for outcome in ("rejected", "ignored", "recorded")
+        }
+        assert outcomes == {"rejected": 3, "ignored": 1, "recorded": 1}
+        assert (
+            harness.metric(
+                "edgeorder_ingest_messages_rejected_total",
+                channel="presence",
+                reason="unknown_device",
+            )
+            == 1
+        )
+    finally:
+        await harness.stop()
+
+
+async def test_a_report_of_a_device_added_meanwhile_is_recorded(harness: RouterHarness) -> None:
+    """The CLI adds devices from another process: a report of an id the cache does not know
+    makes it look again (rate-limited) before it is refused as unknown."""
+    add_device(harness.db_path.parent, "dev-02")
+    topic = p.device_topic("dev-02", p.Channel.PRESENCE)
+    await harness.deliver(topic, report_payload(p.Channel.PRESENCE))
+    assert harness.metric("edgeorder_ingest_messages_total", channel="presence", outcome="recorded")

@@ -1,0 +1,122 @@
+"""Limits at the edge: the REST API, the CLI and the registry refuse settings the event path
+cannot use (a cancel window of 1e15 s made every long press poison), with a clear error --
+never a 500 or a traceback. The limits are the domain's (``ingest.domain.devices``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from edgeorder import protocol as p
+from edgeorder.ingest.bus import Bus
+from edgeorder.ingest.domain.devices import CANCEL_WINDOW_MAX_S
+from edgeorder.ingest.keys import BUS_KEY, SETTINGS_KEY
+from edgeorder.ingest.settings import Settings
+from edgeorder.ingest.store import registry
+from edgeorder.ingest.store.db import open_db
+from edgeorder.ingest.web.api import install_api
+from tests.support.proc import run_cli
+
+MAPPING = {"single": {"type": "reorder", "sku": "COFFEE-1KG", "quantity": 1}}
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """The API routes alone (no auth middleware: these tests are about their input)."""
+    settings = Settings(data_dir=tmp_path)
+    open_db(settings.db_path).conn.close()
+    app = web.Application()
+    app[SETTINGS_KEY] = settings
+    app[BUS_KEY] = Bus()
+    install_api(app, settings.db_path)
+    async with TestClient(TestServer(app)) as client:
+        yield client
+
+
+async def post_device(
+    api: TestClient[web.Request, web.Application], **fields: Any
+) -> tuple[int, Any]:
+    body = {"device_id": "api-01", "mapping": MAPPING, **fields}
+    resp = await api.post("/api/devices", json=body)
+    return resp.status, await resp.json()
+
+
+@pytest.mark.parametrize("window", [10**15, 1e15, 10**20, -1, CANCEL_WINDOW_MAX_S + 1])
+async def test_a_cancel_window_out_of_range_is_a_clear_client_error(
+    api: TestClient[web.Request, web.Application], window: float
+) -> None:
+    status, body = await post_device(api, cancel_window_s=window)
+    assert status == 422
+    (field,) = body["Fields"]
+    assert field["Field"] == "cancel_window_s"
+    says = field["Message"]
+    assert (
+        f"less than or equal to {CANCEL_WINDOW_MAX_S}" in says
+        or "greater than or equal to 0" in says
+    )
+
+
+async def test_limits_of_quantity_and_name_hold_at_the_api(
+    api: TestClient[web.Request, web.Application],
+) -> None:
+    for quantity in (0, p.QUANTITY_MAX + 1, 2**64):
+        mapping = {"single": {"type": "reorder", "sku": "X", "quantity": quantity}}
+        status, body = await post_device(api, mapping=mapping)
+        assert status == 422, quantity
+        assert body["Fields"][0]["Field"].endswith("quantity")
+    status, _ = await post_device(api, name="n" * 201)
+    assert status == 422
+    status, body = await post_device(api, cancel_window_s=CANCEL_WINDOW_MAX_S, name="n" * 200)
+    assert status == 201
+    assert body["device"]["cancel_window_s"] == CANCEL_WINDOW_MAX_S
+
+
+@pytest.mark.parametrize("outbox_id", ["99999999999999999999", "9223372036854775808", "0"])
+async def test_a_buffer_id_past_int64_is_not_found(
+    api: TestClient[web.Request, web.Application], outbox_id: str
+) -> None:
+    resp = await api.post(f"/api/buffer/{outbox_id}/retry")
+    assert resp.status == 404
+
+
+def test_the_registry_refuses_what_the_event_path_cannot_use(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "ingest.db")
+    mapping = p.ButtonMapping()
+    try:
+        for window in (10**15, -1, CANCEL_WINDOW_MAX_S + 1):
+            with pytest.raises(registry.RegistryError, match=r"cancel window must be 0\.\.604800"):
+                registry.add_device(db, "r-01", mapping=mapping, cancel_window_s=window)
+        with pytest.raises(registry.RegistryError, match="name must be at most 200"):
+            registry.add_device(db, "r-01", mapping=mapping, name="n" * 201)
+        assert registry.list_devices(db) == []
+    finally:
+        db.conn.close()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--cancel-window-s", "1000000000000000", "cancel window must be 0..604800 seconds"),
+        ("--cancel-window-s", "soon", "'soon' is not a whole number"),
+        ("--quantity", "0", "quantity must be 1..1000"),
+        ("--sku", "", "invalid mapping: sku"),
+    ],
+)
+def test_device_add_refuses_out_of_range_values_without_a_traceback(
+    tmp_path: Path, option: str, value: str, says: str
+) -> None:
+    args = ["device", "add", "cli-01", "--sku", "COFFEE-1KG", option, value]
+    done = run_cli(*args, "--data-dir", str(tmp_path))
+    assert done.returncode != 0
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr
+    db = open_db(tmp_path / "ingest.db")
+    try:
+        assert registry.list_devices(db) == []
+    finally:
+        db.conn.close()
