@@ -8,6 +8,7 @@ from edgeorder.protocol.errors import PayloadError, ProtocolError, TopicError
 from edgeorder.protocol.models import (
     INT64_MAX,
     QUANTITY_MAX,
+    SENSORS_MAX,
     TELEMETRY_EXTRAS_MAX,
     Action,
     ButtonMapping,
@@ -44,6 +45,7 @@ __all__ = [
     "INT64_MAX",
     "MAX_EVENT_BYTES",
     "QUANTITY_MAX",
+    "SENSORS_MAX",
     "TELEMETRY_EXTRAS_MAX",
     "TOPIC_ROOT",
     "Action",

@@ -34,6 +34,9 @@ INT64_MAX = 2**63 - 1
 QUANTITY_MAX = 1000
 """Largest quantity of one reorder (the CLI, the REST API and the dashboard use this)."""
 
+SENSORS_MAX = 32
+"""Named sensors one device's mapping may hold."""
+
 TELEMETRY_EXTRAS_MAX = 32
 """Extra numeric telemetry fields kept per message; the rest are ignored."""
 _EXTRA_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -282,7 +285,9 @@ class ButtonMapping(BaseModel):
     single: Action = NoAction()
     double: Action = NoAction()
     long: Action = CancelLastAction()
-    sensors: dict[str, Action] = Field(default_factory=dict)
+    sensors: dict[ShortText, Action] = Field(default_factory=dict, max_length=SENSORS_MAX)
+    """At most ``SENSORS_MAX``: the mapping travels in the retained ``config``, and a publish
+    larger than the broker's ``max_packet_size`` gets ingest disconnected, again and again."""
 
     def action_for(self, trigger: str) -> ReorderAction | CancelLastAction | NoAction:
         """The action for ``single``/``double``/``long`` or ``sensor:NAME``."""

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import sqlite_utils
+import structlog
 
 from edgeorder import protocol as p
 from edgeorder.ingest.domain.credentials import generate_password, hash_password
@@ -40,6 +41,9 @@ __all__ = [
     "set_env",
     "update_mapping",
 ]
+
+
+log = structlog.get_logger(__name__)
 
 
 class RegistryError(ValueError):
@@ -151,8 +155,17 @@ def list_devices(db: sqlite_utils.Database) -> list[dict[str, Any]]:
 
 
 def load_devices(db: sqlite_utils.Database) -> dict[str, Device]:
-    """Every device as a ``Device`` (the event path's in-memory cache)."""
-    return {r["device_id"]: Device.from_row(dict(r)) for r in db["devices"].rows}
+    """Every usable device as a ``Device`` (the event path's in-memory cache). A row the
+    event path cannot use (written before a limit existed, or by hand) is left out and
+    logged, instead of failing the whole cache (and ingest's start) with it: its events are
+    then rejected as from an unknown device until it is fixed."""
+    devices: dict[str, Device] = {}
+    for row in db["devices"].rows:
+        try:
+            devices[row["device_id"]] = Device.from_row(dict(row))
+        except (ValueError, TypeError, KeyError) as exc:
+            log.error("registry.device_unusable", device_id=row.get("device_id"), error=str(exc))
+    return devices
 
 
 def _update(

@@ -4,6 +4,7 @@ never a 500 or a traceback. The limits are the domain's (``ingest.domain.devices
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -118,5 +119,20 @@ def test_device_add_refuses_out_of_range_values_without_a_traceback(
     db = open_db(tmp_path / "ingest.db")
     try:
         assert registry.list_devices(db) == []
+    finally:
+        db.conn.close()
+
+
+def test_one_unusable_registry_row_does_not_take_the_others_down(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "ingest.db")
+    try:
+        registry.add_device(db, "ok-01", mapping=p.ButtonMapping())
+        registry.add_device(db, "bad-01", mapping=p.ButtonMapping())
+        sensors = {f"s{i}": {"type": "none"} for i in range(p.SENSORS_MAX + 1)}
+        db.execute(  # written before the limit existed
+            "UPDATE devices SET mapping = ? WHERE device_id = 'bad-01'",
+            [json.dumps({"sensors": sensors})],
+        )
+        assert list(registry.load_devices(db)) == ["ok-01"]
     finally:
         db.conn.close()

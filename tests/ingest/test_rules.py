@@ -138,3 +138,23 @@ S = p.State
 )
 def test_orders_only_move_forward(current: p.State, new: p.State, ok: bool) -> None:
     assert rules.advances(current, new) is ok
+
+
+def test_the_future_is_bounded_as_the_past_is() -> None:
+    ahead = timedelta(seconds=rules.DEFAULT_FUTURE_S)
+    assert decide(press("k-01", ts=NOW + ahead), device()).state is p.State.ACCEPTED
+    late = decide(press("k-01", ts=NOW + ahead + timedelta(seconds=1)), device())
+    assert (late.state, late.reason) == (p.State.REJECTED, rules.REASON_FUTURE)
+    assert rules.CODES[rules.REASON_FUTURE] == "future"
+    year_9999 = press("k-01", ts=p.utcnow().replace(year=9999))
+    assert decide(year_9999, device()).reason == rules.REASON_FUTURE
+    year_1 = press("k-01", ts=p.utcnow().replace(year=1))
+    assert decide(year_1, device()).reason == rules.REASON_STALE
+
+
+@pytest.mark.parametrize("window", [10**15, 10**30])
+def test_a_huge_cancel_window_is_a_long_window_not_a_crash(window: int) -> None:
+    """Rows written before the registry bounded it (``timedelta(seconds=1e15)`` overflows)."""
+    old = rules.CancelTarget("7", "E", NOW - timedelta(days=3000))
+    d = decide(press("k-01", click=p.Click.LONG, ts=NOW), device(cancel_window_s=window), last=old)
+    assert (d.state, d.op) == (p.State.ACCEPTED, "cancel")
