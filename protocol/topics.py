@@ -38,7 +38,7 @@ def is_valid_device_id(device_id: str) -> bool:
 def device_topic(device_id: str, channel: Channel | str) -> str:
     """The topic of ``channel`` for one device; raises TopicError for a bad device id."""
     if not is_valid_device_id(device_id):
-        raise TopicError(f"invalid device id {device_id!r}", code="bad_device_id")
+        raise TopicError(f"invalid device id {_shown(device_id)}", code="bad_device_id")
     return f"{TOPIC_ROOT}/{device_id}/{Channel(channel).value}"
 
 
@@ -48,15 +48,25 @@ def subscription(channel: Channel | str, *, shared_group: str | None = None) -> 
     return f"$share/{shared_group}/{topic}" if shared_group else topic
 
 
+_SHOWN_CHARS = 120
+
+
+def _shown(text: str) -> str:
+    """``text`` for an error message: a topic may be 64 KiB, a reason must not be."""
+    if len(text) <= _SHOWN_CHARS:
+        return repr(text)
+    return f"{text[:_SHOWN_CHARS]!r}... ({len(text)} characters)"
+
+
 def parse_device_topic(topic: str) -> tuple[str, Channel]:
     """Split a device topic into ``(device_id, channel)``; raises TopicError otherwise."""
     prefix = TOPIC_ROOT + "/"
     if not topic.startswith(prefix):
-        raise TopicError(f"topic {topic!r} is outside {TOPIC_ROOT}")
+        raise TopicError(f"topic {_shown(topic)} is outside {TOPIC_ROOT}")
     device_id, _, suffix = topic[len(prefix) :].partition("/")
     if not is_valid_device_id(device_id):
-        raise TopicError(f"invalid device id in topic {topic!r}", code="bad_device_id")
+        raise TopicError(f"invalid device id in topic {_shown(topic)}", code="bad_device_id")
     try:
         return device_id, Channel(suffix)
     except ValueError:
-        raise TopicError(f"unknown channel {suffix!r} in topic {topic!r}") from None
+        raise TopicError(f"unknown channel {_shown(suffix)} in topic {_shown(topic)}") from None

@@ -79,6 +79,7 @@ INTERNAL_ERROR = "internal_error"
 REASON_INTERNAL = "internal error: ingest could not process this message"
 UNKNOWN_DEVICE = rules.CODES[rules.REASON_UNKNOWN_DEVICE]
 _LOG_TOPIC_CHARS = 200  # a topic can be 64 KiB; a log line need not be
+_LOG_REASON_CHARS = 500
 
 _REPORTS: dict[p.Channel, Any] = {
     p.Channel.PRESENCE: p.Presence,
@@ -477,7 +478,7 @@ class Router:
             device_id=device_id,
             event_id=event_id,
             code=code,
-            reason=detail,
+            reason=detail[:_LOG_REASON_CHARS],
             topic=_short(message.topic),
             size=len(message.payload),
             retained=message.retain,

@@ -140,3 +140,11 @@ def test_decoding_raises_nothing_but_payload_error(model: type[BaseModel], raw: 
     except p.PayloadError:
         return
     p.encode(decoded)  # whatever decodes can be encoded again
+
+
+def test_a_huge_topic_makes_a_short_error() -> None:
+    topic = "edgeorder/v1/devices/" + "y" * 60_000 + "/events"
+    with pytest.raises(p.TopicError) as caught:
+        p.parse_device_topic(topic)
+    assert len(str(caught.value)) < 300
+    assert "60028 characters" in str(caught.value)
