@@ -146,10 +146,8 @@ async def test_poison_from_one_device_does_not_stop_another_devices_orders(
         probe.publish(p.device_topic(GOOD, p.Channel.EVENTS), p.encode(after))
         await wait_for(probe, status_is(GOOD, after.event_id, "ordered"))
         _, text = await ingest.get("/metrics")
-        for channel in ("presence", "config/reported"):
-            assert (
-                metric(text, f'edgeorder_ingest_retained_cleared_total{{channel="{channel}"}}') == 1
-            )
+        for name in ("presence", "config/reported"):
+            assert metric(text, f'edgeorder_ingest_retained_cleared_total{{channel="{name}"}}') == 1
         for channel in (p.Channel.PRESENCE, p.Channel.CONFIG_REPORTED):
             assert_no_retained(stock_broker, p.device_topic(POISON, channel))
         assert ingest.service.router.failing() == 0

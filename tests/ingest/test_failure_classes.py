@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -87,12 +87,12 @@ async def record_fault(monkeypatch: pytest.MonkeyPatch) -> Fault:
 
 
 @pytest.fixture
-def logs() -> Iterator[list[dict[str, Any]]]:
+def logs() -> Iterator[list[MutableMapping[str, Any]]]:
     with capture_logs() as captured:
         yield captured
 
 
-def named(logs: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
+def named(logs: list[MutableMapping[str, Any]], event: str) -> list[MutableMapping[str, Any]]:
     return [entry for entry in logs if entry["event"] == event]
 
 
@@ -123,7 +123,7 @@ def test_failures_are_classified_by_what_can_pass() -> None:
 
 
 async def test_a_transient_failure_is_retried_then_the_message_is_acked_once(
-    harness: RouterHarness, record_fault: Fault, logs: list[dict[str, Any]]
+    harness: RouterHarness, record_fault: Fault, logs: list[MutableMapping[str, Any]]
 ) -> None:
     record_fault.on = True
     event = press(DEVICE)
@@ -151,7 +151,7 @@ async def test_a_transient_failure_is_retried_then_the_message_is_acked_once(
 
 
 async def test_after_the_cap_a_message_is_parked_unacked_and_logs_stay_bounded(
-    harness: RouterHarness, record_fault: Fault, logs: list[dict[str, Any]]
+    harness: RouterHarness, record_fault: Fault, logs: list[MutableMapping[str, Any]]
 ) -> None:
     record_fault.on = True
     message = harness.send(EVENTS, p.encode(press(DEVICE)))
@@ -171,7 +171,7 @@ async def test_after_the_cap_a_message_is_parked_unacked_and_logs_stay_bounded(
 
 
 async def test_a_deterministic_failure_is_rejected_once_with_its_traceback(
-    harness: RouterHarness, record_fault: Fault, logs: list[dict[str, Any]]
+    harness: RouterHarness, record_fault: Fault, logs: list[MutableMapping[str, Any]]
 ) -> None:
     record_fault.bug = True
     event = press(DEVICE)
@@ -210,7 +210,7 @@ async def test_when_even_the_rejection_fails_the_message_is_still_acked(
 
 
 async def test_a_qos0_message_whose_write_fails_is_dropped_and_logged_once(
-    harness: RouterHarness, monkeypatch: pytest.MonkeyPatch, logs: list[dict[str, Any]]
+    harness: RouterHarness, monkeypatch: pytest.MonkeyPatch, logs: list[MutableMapping[str, Any]]
 ) -> None:
     from edgeorder.ingest.mqtt import router
 
