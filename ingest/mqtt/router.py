@@ -151,7 +151,7 @@ class Router:
 
     def failing(self) -> int:
         """How many messages failed for a transient reason and wait for a retry (still
-        unacknowledged). 0 when all is well; ``/healthz`` reports degraded otherwise."""
+        unacknowledged). 0 when all is well: the number a health check reports."""
         return self._retries.failing()
 
     async def run(self, inbound: asyncio.Queue[Inbound]) -> None:
@@ -176,6 +176,14 @@ class Router:
             self._failed(message, exc)
 
     def _failed(self, message: Inbound, error: BaseException, event: p.Event | None = None) -> None:
+        """Handle a failure; never raises (a failure of that, e.g. at shutdown, is logged and
+        leaves the message unacknowledged: the broker redelivers it to the next session)."""
+        try:
+            self._classify(message, error, event)
+        except Exception:
+            log.exception("router.failure_not_handled", topic=_short(message.topic))
+
+    def _classify(self, message: Inbound, error: BaseException, event: p.Event | None) -> None:
         channel = channel_of(message.topic)
         if isinstance(error, WriterClosedError | asyncio.CancelledError):
             self._retries.give_up(message, "shutting down")  # the next session gets it
