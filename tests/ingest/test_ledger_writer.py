@@ -16,7 +16,7 @@ from edgeorder import protocol as p
 from edgeorder.ingest.store import ledger
 from edgeorder.ingest.store.db import open_db
 from edgeorder.ingest.store.registry import load_devices
-from edgeorder.ingest.store.writer import Writer
+from edgeorder.ingest.store.writer import Writer, is_transient
 from tests.ingest.support import add_device, press
 
 NOW = p.utcnow()
@@ -225,3 +225,35 @@ async def test_a_failing_job_in_a_batch_leaves_the_others_committed_once(db_path
         .fetchall()
     )
     assert rows == [("before",), ("after",)]
+
+
+async def test_the_writer_survives_sqlite_rolling_back_by_itself(db_path: Path) -> None:
+    """SQLITE_FULL ends the whole transaction inside SQLite; a ROLLBACK after it used to raise
+    and end the writer thread, leaving every later write waiting forever."""
+    writer = Writer(db_path)
+    writer.start()
+
+    def fill(conn: sqlite3.Connection) -> None:
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")  # "the disk" is full now
+        for _ in range(1000):
+            conn.execute(
+                "INSERT INTO audit (at, actor, action, detail) VALUES ('t', 'x', 'fill', ?)",
+                ["x" * 4000],
+            )
+
+    with pytest.raises(sqlite3.OperationalError, match="full") as caught:
+        await writer.submit(fill)
+    assert is_transient(caught.value)
+    await writer.run(lambda conn: conn.execute("PRAGMA max_page_count = 1073741823"))  # freed
+    row = await writer.run(
+        lambda conn: (
+            conn.execute(
+                "INSERT INTO audit (at, actor, action) VALUES ('t', 'x', 'after')"
+            ).lastrowid
+        )
+    )
+    assert row is not None
+    await writer.stop()
+    rows = open_db(db_path).execute("SELECT action FROM audit WHERE actor = 'x'").fetchall()
+    assert rows == [("after",)]
