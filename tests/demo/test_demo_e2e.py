@@ -8,16 +8,28 @@ import tomllib
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ulid import ULID
 
 from edgeorder import protocol as p
+from edgeorder.demo.provision import DEMO_MAPPING
+from edgeorder.ingest.store import registry
+from edgeorder.ingest.store.db import open_db
 from tests.support.mqtt import MqttProbe, Received
 from tests.support.net import free_port
 from tests.support.proc import run_cli, spawn_cli
 
 pytestmark = pytest.mark.integration
+
+
+OBSERVER = "observer"
+"""A service account of the test's own: with client ids bound to usernames (as Mosquitto's
+``use_username_as_clientid``), watching with ingest's account would take over ingest's session."""
+OUTSIDER = "outsider"
+"""A registered device no agent runs for: connecting as a simulated device would take over the
+demo agent's session (and the two would kick each other)."""
 
 
 class Demo:
@@ -28,6 +40,24 @@ class Demo:
         self.http_port, self.core_port = http_port, core_port
         self.output: list[str] = []
         self.proc: subprocess.Popen[str] | None = None
+        self.passwords = self._seed()
+
+    def _seed(self) -> dict[str, str]:
+        """The observer account and the outsider device, in the registry the demo re-uses."""
+        db = open_db(self.data_dir / "ingest" / "ingest.db")
+        try:
+            observer = uuid.uuid4().hex
+            registry.ensure_service_account(db, OBSERVER, observer)
+            _, outsider = registry.add_device(db, OUTSIDER, mapping=DEMO_MAPPING, env="dev")
+        finally:
+            db.conn.close()
+        return {OBSERVER: observer, OUTSIDER: outsider}
+
+    def probe(self, username: str, **kwargs: Any) -> MqttProbe:
+        """A connected client as the seeded ``observer`` or ``outsider``."""
+        return MqttProbe(
+            self.mqtt_port, username=username, password=self.passwords[username], **kwargs
+        )
 
     def start(self) -> Demo:
         self.proc = spawn_cli(
@@ -96,19 +126,14 @@ def get_json(url: str, token: str) -> object:
 
 def test_a_device_press_becomes_one_order_and_survives_a_restart(demo: Demo) -> None:
     user, password = demo.device_credentials("demo-01")
-    # An independent client using the device's generated credential; a distinct client id so
-    # the simulated demo-01 agent keeps its own session.
-    client = MqttProbe(
-        demo.mqtt_port,
-        username=user,
-        password=password,
-        client_id=f"demo-01-test-{uuid.uuid4().hex[:6]}",
-    )
+    # A device of the registry that no simulated agent runs for (client ids are bound to
+    # usernames: a second client as demo-01 would take over the demo agent's session).
+    client = demo.probe(OUTSIDER)
     assert client.wait_connected()
-    status_topic = p.device_topic("demo-01", p.Channel.STATUS)
+    status_topic = p.device_topic(OUTSIDER, p.Channel.STATUS)
     client.subscribe(status_topic)
-    event = event_for("demo-01")
-    client.publish(p.device_topic("demo-01", p.Channel.EVENTS), p.encode(event))
+    event = event_for(OUTSIDER)
+    client.publish(p.device_topic(OUTSIDER, p.Channel.EVENTS), p.encode(event))
 
     def state_of(msg_state: str) -> Callable[[Received], bool]:
         return lambda m: (
@@ -126,11 +151,11 @@ def test_a_device_press_becomes_one_order_and_survives_a_restart(demo: Demo) -> 
     core = f"http://127.0.0.1:{demo.core_port}/api/order/received"
     order = get_json(f"{core}/{order_id}", token)
     assert isinstance(order, dict)
-    assert order["Device"]["Id"] == "demo-01"
+    assert order["Device"]["Id"] == OUTSIDER
     assert demo.stop() == 0
 
     demo.start()  # same data dir
-    page = get_json(f"{core}?device=demo-01", token)
+    page = get_json(f"{core}?device={OUTSIDER}", token)
     assert isinstance(page, dict)
     assert [o["Id"] for o in page["Data"]] == [order["Id"]]
     assert demo.device_credentials("demo-01") == (user, password)
@@ -145,22 +170,16 @@ def test_broker_refuses_a_wrong_password_and_a_foreign_topic(demo: Demo) -> None
     assert not anonymous.wait_connected()
     anonymous.close()
 
-    # Watch demo-02's event topic with the ingest service account.
-    secrets = demo.secrets()
-    watcher = MqttProbe(demo.mqtt_port, username="ingest", password=secrets["ingest_mqtt_password"])
+    # Watch every event topic with a service account of the test's own.
+    watcher = demo.probe(OBSERVER)
     assert watcher.wait_connected()
     watcher.subscribe("edgeorder/v1/devices/+/events")
-    device = MqttProbe(
-        demo.mqtt_port,
-        username=user,
-        password=password,
-        client_id=f"demo-01-acl-{uuid.uuid4().hex[:6]}",
-    )
+    device = demo.probe(OUTSIDER)
     assert device.wait_connected()
     forged = event_for("demo-02")
     device.publish(p.device_topic("demo-02", p.Channel.EVENTS), p.encode(forged))
-    marker = event_for("demo-01")
-    device.publish(p.device_topic("demo-01", p.Channel.EVENTS), p.encode(marker))
+    marker = event_for(OUTSIDER)
+    device.publish(p.device_topic(OUTSIDER, p.Channel.EVENTS), p.encode(marker))
     # Same connection, in order: once the marker arrived, the forged event would have too.
     watcher.wait_for(lambda m: marker.event_id.encode() in m.payload)
     assert not [m for m in watcher.messages if forged.event_id.encode() in m.payload]

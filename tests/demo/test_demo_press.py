@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from edgeorder import protocol as p
-from tests.demo.test_demo_e2e import Demo, get_json
-from tests.support.mqtt import MqttProbe, Received
+from tests.demo.test_demo_e2e import OBSERVER, Demo, get_json
+from tests.support.mqtt import Received
 from tests.support.net import free_port
 from tests.support.proc import run_cli
 
@@ -64,9 +64,7 @@ def status_of(event_id: str, state: str) -> Callable[[Received], bool]:
 
 def test_a_cli_press_becomes_an_order_and_a_second_press_is_throttled(running: Demo) -> None:
     secrets = running.secrets()
-    watcher = MqttProbe(
-        running.mqtt_port, username="ingest", password=secrets["ingest_mqtt_password"]
-    )
+    watcher = running.probe(OBSERVER)
     assert watcher.wait_connected()
     watcher.subscribe(p.device_topic("demo-01", p.Channel.STATUS))
 
