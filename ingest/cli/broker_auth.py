@@ -1,8 +1,16 @@
-"""``edgeorder broker-auth --out DIR``: a Mosquitto ``passwd`` and ``acl`` from the registry.
+"""``edgeorder broker-auth --out DIR``: Mosquitto's ``passwd`` and ``acl`` from the registry.
 
 Service accounts may read and write every device topic; a device (username = device_id) may
 write only its own events, presence, telemetry and config/reported, and read only its own
 status and config (ARCHITECTURE.md). Disabled devices are left out of ``passwd``.
+
+Run as root on the broker host after every add, disable, enable, remove or rotate. The files
+are replaced atomically, owned ``mosquitto:mosquitto`` mode 0640 by default (Mosquitto reads
+them as user ``mosquitto`` after dropping root, and newer releases warn about any other owner);
+``--reload`` then SIGHUPs Mosquitto through its pid file, as ``systemctl reload mosquitto``
+does. ``--service ingest=FILE --create-password`` makes ingest's own MQTT password on the
+first run. The registry is opened as the owner of ingest's data directory, so SQLite files
+stay ingest's.
 """
 
 from __future__ import annotations
@@ -10,9 +18,22 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgeorder import protocol as p
+from edgeorder.ingest.cli.system import (
+    HostError,
+    Ownership,
+    as_owner_of,
+    ensure_dir,
+    parse_ownership,
+    reload_process,
+    write_atomic,
+)
+from edgeorder.ingest.domain.credentials import generate_password
+from edgeorder.ingest.domain.mosquitto_files import render_acl, render_passwd
 from edgeorder.ingest.settings import Settings
 from edgeorder.ingest.store.db import open_db
 from edgeorder.ingest.store.registry import (
@@ -20,55 +41,45 @@ from edgeorder.ingest.store.registry import (
     ensure_service_account,
     service_account_hashes,
 )
-from edgeorder.protocol.topics import DEVICE_READS, DEVICE_WRITES
 
-__all__ = ["main", "render_acl", "render_passwd"]
+__all__ = ["BROKER_FILES_WRITTEN", "main", "render_acl", "render_passwd"]
 
-
-def render_passwd(hashes: dict[str, str]) -> str:
-    """Mosquitto password-file lines ``username:$7$...``, sorted."""
-    return "".join(f"{user}:{hashed}\n" for user, hashed in sorted(hashes.items()))
+BROKER_FILES_WRITTEN = "broker.files_written"
+"""Audit action of a run: the dashboard counts registry changes made after the last one."""
+DEFAULT_PID_FILE = Path("/run/mosquitto/mosquitto.pid")  # Debian's mosquitto.conf sets it
 
 
-def render_acl(service_accounts: list[str]) -> str:
-    """The ACL: full device-tree access for service accounts, own-topics-only for devices."""
-    root = p.TOPIC_ROOT
-    lines = ["# written by 'edgeorder broker-auth'; do not edit by hand", ""]
-    for user in sorted(service_accounts):
-        lines += [f"user {user}", f"topic readwrite {root}/#", ""]
-    lines.append("# devices: username = device_id")
-    lines += [f"pattern write {root}/%u/{ch.value}" for ch in DEVICE_WRITES]
-    lines += [f"pattern read {root}/%u/{ch.value}" for ch in DEVICE_READS]
-    return "\n".join(lines) + "\n"
+@dataclass(frozen=True)
+class Service:
+    """``--service USER=FILE``: a service account and the file holding its password."""
+
+    user: str
+    path: Path
 
 
-def _write(path: Path, text: str, mode: int) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.touch(mode=0o600)
-    tmp.chmod(mode)
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def _service_arg(value: str) -> tuple[str, str]:
-    """``USER=PASSWORD_FILE`` -> (user, password read from the file's first line)."""
+def _service_arg(value: str) -> Service:
     user, sep, path = value.partition("=")
     if not sep or not p.is_valid_device_id(user) or not path:
-        raise ValueError(f"--service {value!r}: expected USER=PASSWORD_FILE")
+        raise argparse.ArgumentTypeError(f"{value!r}: expected USER=PASSWORD_FILE")
+    return Service(user, Path(path))
+
+
+def _mode_arg(value: str) -> int:
     try:
-        password = Path(path).read_text().strip()
-    except OSError as exc:
-        raise ValueError(f"--service {value!r}: cannot read {path}: {exc.strerror}") from exc
-    if not password:
-        raise ValueError(f"--service {value!r}: {path} is empty")
-    return user, password
+        mode = int(value, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an octal mode") from None
+    if not 0 <= mode <= 0o777:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a file mode")
+    return mode
 
 
-def main(argv: list[str], prog: str) -> int:
+def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Write DIR/passwd and DIR/acl for Mosquitto from the device "
-        "registry (password_file / acl_file); reload Mosquitto (SIGHUP) afterwards.",
+        description="Write DIR/passwd and DIR/acl for Mosquitto (password_file / acl_file in "
+        "deploy/mosquitto/edgeorder.conf) from the device registry. Run it as root after "
+        "every device add, disable, enable, remove or credential rotation, with --reload.",
     )
     parser.add_argument("--out", type=Path, required=True, help="directory to write into")
     parser.add_argument(
@@ -78,36 +89,121 @@ def main(argv: list[str], prog: str) -> int:
         help="ingest data directory (env EDGEORDER_INGEST_DATA_DIR)",
     )
     parser.add_argument(
-        "--mode",
-        type=lambda v: int(v, 8),
-        default=0o640,
-        help="octal file mode (default 640: make the group mosquitto's; a root-"
-        "started Mosquitto reads its files as user mosquitto)",
+        "--owner",
+        default="mosquitto:mosquitto",
+        help="USER:GROUP of the files, as chown takes it (default mosquitto:mosquitto: the "
+        "user Mosquitto runs as; '' keeps the writer's)",
+    )
+    parser.add_argument(
+        "--mode", type=_mode_arg, default=0o640, help="octal file mode (default 640)"
     )
     parser.add_argument(
         "--service",
+        type=_service_arg,
         action="append",
         default=[],
         metavar="USER=PASSWORD_FILE",
-        help="create or update service account USER (e.g. ingest) with the "
-        "password in PASSWORD_FILE before writing; repeatable",
+        help="create or update service account USER (e.g. ingest) with the password in "
+        "PASSWORD_FILE; repeatable (one account per ingest worker)",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--create-password",
+        action="store_true",
+        help="write a new random password into each --service file that does not exist yet "
+        "(mode 640, group of the data directory: the group ingest runs as)",
+    )
+    parser.add_argument(
+        "--reload",
+        action="store_true",
+        help="then make Mosquitto re-read the files (SIGHUP to the pid in --pid-file)",
+    )
+    parser.add_argument(
+        "--pid-file",
+        type=Path,
+        default=DEFAULT_PID_FILE,
+        help=f"Mosquitto's pid_file (default {DEFAULT_PID_FILE}, as Debian's config sets)",
+    )
+    return parser
+
+
+def _service_file_owner(data_dir: Path) -> Ownership:
+    """root and the data directory's group (the service's), when we are root."""
+    if os.geteuid() != 0 or not data_dir.is_dir():
+        return Ownership()
+    return Ownership(0, data_dir.stat().st_gid, f"root:{data_dir.stat().st_gid}")
+
+
+def _read_password(service: Service, create: bool, data_dir: Path) -> str:
+    if create and not service.path.exists():
+        password = generate_password()
+        owner = _service_file_owner(data_dir)
+        ensure_dir(service.path.parent, mode=0o750, owner=owner)
+        write_atomic(service.path, (password + "\n").encode(), mode=0o640, owner=owner)
+        print(f"created {service.path} with a new password for service account {service.user}")
+        return password
     try:
-        accounts = [_service_arg(value) for value in args.service]
-    except ValueError as exc:
-        parser.error(str(exc))
-    db_path = Path(args.data_dir or Settings().data_dir) / "ingest.db"
-    if not db_path.exists() and not accounts:
-        print(f"{prog}: no registry at {db_path}", file=sys.stderr)
-        return 1
+        password = service.path.read_text().strip()
+    except OSError as exc:
+        hint = " (add --create-password to make one)" if not service.path.exists() else ""
+        raise HostError(
+            f"--service {service.user}: cannot read {service.path}{hint}: {exc.strerror}"
+        ) from None
+    if not password:
+        raise HostError(f"--service {service.user}: {service.path} is empty")
+    return password
+
+
+def _registry_hashes(
+    db_path: Path, accounts: Sequence[tuple[str, str]]
+) -> tuple[dict[str, str], dict[str, str]]:
     db = open_db(db_path)
     try:
         for user, password in accounts:
             ensure_service_account(db, user, password, actor="cli")
-        devices, services = device_hashes(db), service_account_hashes(db)
+        return device_hashes(db), service_account_hashes(db)
     finally:
         db.conn.close()
+
+
+def _record_run(db_path: Path, detail: str) -> None:
+    db = open_db(db_path)
+    try:
+        with db.conn:
+            db.execute(
+                "INSERT INTO audit (at, actor, action, device_id, detail) VALUES "
+                "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'cli', ?, NULL, ?)",
+                [BROKER_FILES_WRITTEN, detail],
+            )
+    finally:
+        db.conn.close()
+
+
+def _check_traversable(directory: Path, owner: Ownership) -> None:
+    """The broker must be able to enter the directory to read the files in it."""
+    st = directory.stat()
+    if st.st_mode & 0o001 or (owner.uid == -1 and owner.gid == -1):
+        return
+    if (owner.uid == st.st_uid and st.st_mode & 0o100) or (
+        owner.gid == st.st_gid and st.st_mode & 0o010
+    ):
+        return
+    raise HostError(
+        f"{directory} is mode {st.st_mode & 0o777:o}, owner {st.st_uid}:{st.st_gid}: "
+        f"{owner.text} could not enter it to read the files; "
+        f"chgrp {owner.text.partition(':')[2] or owner.uid} {directory} && chmod g+x {directory}"
+    )
+
+
+def run(args: argparse.Namespace, prog: str) -> int:
+    owner = parse_ownership(args.owner)
+    data_dir = Path(args.data_dir or Settings().data_dir)
+    db_path = data_dir / "ingest.db"
+    accounts = [(s.user, _read_password(s, args.create_password, data_dir)) for s in args.service]
+    if not db_path.exists() and not accounts:
+        print(f"{prog}: no registry at {db_path}", file=sys.stderr)
+        return 1
+    with as_owner_of(data_dir):
+        devices, services = _registry_hashes(db_path, accounts)
     clash = set(devices) & set(services)
     if clash:
         print(
@@ -115,11 +211,27 @@ def main(argv: list[str], prog: str) -> int:
             file=sys.stderr,
         )
         return 1
-    args.out.mkdir(parents=True, exist_ok=True)
-    _write(args.out / "passwd", render_passwd({**devices, **services}), args.mode)
-    _write(args.out / "acl", render_acl(list(services)), args.mode)
-    print(
-        f"wrote {args.out / 'passwd'} ({len(devices)} devices, {len(services)} service "
-        f"accounts) and {args.out / 'acl'}"
-    )
+    ensure_dir(args.out, mode=0o750, owner=owner)
+    _check_traversable(args.out, owner)
+    passwd = render_passwd({**devices, **services}).encode()
+    write_atomic(args.out / "passwd", passwd, mode=args.mode, owner=owner)
+    write_atomic(args.out / "acl", render_acl(services).encode(), mode=args.mode, owner=owner)
+    summary = f"{len(devices)} devices, {len(services)} service accounts"
+    with as_owner_of(data_dir):
+        _record_run(db_path, summary)
+    print(f"wrote {args.out / 'passwd'} ({summary}) and {args.out / 'acl'}")
+    if args.reload:
+        pid = reload_process(args.pid_file, expect="mosquitto")
+        print(f"reloaded mosquitto (SIGHUP to pid {pid})")
+    else:
+        print("reload Mosquitto for it to take effect (--reload, or systemctl reload mosquitto)")
     return 0
+
+
+def main(argv: list[str], prog: str) -> int:
+    args = _parser(prog).parse_args(argv)
+    try:
+        return run(args, prog)
+    except HostError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1

@@ -1,7 +1,7 @@
-"""Read Mosquitto's password-file and ACL-file formats (pure; no I/O).
+"""Mosquitto's password-file and ACL-file formats, written and read (pure; no I/O).
 
-The embedded broker enforces the very files ``edgeorder broker-auth`` writes for a production
-Mosquitto, so the demo and production refuse the same things.
+``edgeorder broker-auth`` renders them for a production Mosquitto and the embedded broker
+enforces the very same files, so the demo and production refuse the same things.
 """
 
 from __future__ import annotations
@@ -9,6 +9,40 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Flag, auto
+
+from edgeorder import protocol as p
+from edgeorder.protocol.topics import DEVICE_READS, DEVICE_WRITES
+
+__all__ = [
+    "Access",
+    "Acl",
+    "AclRule",
+    "filter_within",
+    "parse_acl",
+    "parse_passwd",
+    "render_acl",
+    "render_passwd",
+    "topic_matches",
+]
+
+
+def render_passwd(hashes: dict[str, str]) -> str:
+    """Mosquitto password-file lines ``username:$7$...``, sorted."""
+    return "".join(f"{user}:{hashed}\n" for user, hashed in sorted(hashes.items()))
+
+
+def render_acl(service_accounts: Iterable[str]) -> str:
+    """The ACL: full device-tree access for service accounts, own-topics-only for devices
+    (ARCHITECTURE.md: a device writes only its own events, presence, telemetry and
+    config/reported, and reads only its own status and config)."""
+    root = p.TOPIC_ROOT
+    lines = ["# written by 'edgeorder broker-auth'; do not edit by hand", ""]
+    for user in sorted(service_accounts):
+        lines += [f"user {user}", f"topic readwrite {root}/#", ""]
+    lines.append("# devices: username = device_id")
+    lines += [f"pattern write {root}/%u/{ch.value}" for ch in DEVICE_WRITES]
+    lines += [f"pattern read {root}/%u/{ch.value}" for ch in DEVICE_READS]
+    return "\n".join(lines) + "\n"
 
 
 class Access(Flag):
