@@ -39,6 +39,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "edgeorder.ingest.cli.broker_auth",
         "write a Mosquitto password file and ACL from the device registry",
     ),
+    "tls": (
+        "edgeorder.ingest.cli.tls",
+        "create the project's CA (once) and the MQTT broker's TLS certificate",
+    ),
     "bench": ("edgeorder.bench.cli", "measure end-to-end throughput and latency on this machine"),
 }
 
@@ -70,7 +74,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 SERVER_MODULES = frozenset(
-    {"aiohttp", "sqlite_utils", "argon2", "prometheus_client", "tomli_w", "amqtt", "orjson"}
+    {
+        "aiohttp",
+        "sqlite_utils",
+        "argon2",
+        "prometheus_client",
+        "tomli_w",
+        "amqtt",
+        "orjson",
+        "cryptography",
+    }
 )
 """Third-party modules of the ``[server]`` extra (the base install is the agent's)."""
 
