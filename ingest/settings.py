@@ -39,6 +39,17 @@ class Settings(BaseModel):
     mqtt_ca_file: Path | None = None
     mqtt_shared_group: str | None = None
     """Subscribe through ``$share/GROUP/...`` so several ingest workers split the stream."""
+    # --- what devices are told (provisioning) -------------------------------------------------
+    device_mqtt_url: str | None = None
+    """The broker URL written into every new device's firmware config, as devices reach it
+    (``mqtts://BROKER:8883``), shown on the Provisioning page; default ``mqtt_url``, which is
+    ingest's own and fine only when devices run on the same machine."""
+    device_ca_file: Path | None = None
+    """The CA certificate devices verify the broker with (``edgeorder tls`` makes it): offered
+    with every new device's config, which names it ``ca.crt`` beside the TOML."""
+    broker_reads_registry: bool = False
+    """True when the broker checks the registry itself (the demo's embedded broker); otherwise
+    the dashboard says when Mosquitto's files are older than a registry change."""
     # --- HTTP (REST API, dashboard, webhooks, metrics) -------------------------------------
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
@@ -73,12 +84,17 @@ class Settings(BaseModel):
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_s: int = Field(default=300, ge=1)
 
-    @field_validator("mqtt_url")
+    @field_validator("mqtt_url", "device_mqtt_url")
     @classmethod
-    def _mqtt_scheme(cls, value: str) -> str:
-        if not value.startswith(("mqtt://", "mqtts://")):
+    def _mqtt_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("mqtt://", "mqtts://")):
             raise ValueError("must start with mqtt:// or mqtts://")
         return value
+
+    @property
+    def devices_mqtt_url(self) -> str:
+        """The broker URL devices are given (``device_mqtt_url``, else ingest's own)."""
+        return self.device_mqtt_url or self.mqtt_url
 
     @property
     def db_path(self) -> Path:

@@ -258,6 +258,7 @@ def _ingest_app(
         ),
         webhook_secret=secrets.webhook_secret,
         admin_password=secrets.admin_password,
+        broker_reads_registry=True,  # the embedded broker checks the registry at each CONNECT
         poll_interval_s=10.0,
     )
     app = create_app(settings, simulator=fleet)

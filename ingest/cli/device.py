@@ -1,7 +1,13 @@
 """``edgeorder device add|list|show|disable|enable|remove|rotate-credentials``.
 
 Works on ingest's database directly (``--data-dir`` or ``EDGEORDER_INGEST_DATA_DIR``). A running
-ingest picks changes up by itself (it re-reads the registry when it meets an unknown device).
+ingest picks changes up by itself (it re-reads the registry when it meets an unknown device);
+Mosquitto learns of them from ``edgeorder broker-auth --reload``.
+
+``add`` and ``rotate-credentials`` write the device's firmware config with the broker URL as
+devices reach it (``--mqtt-url``, env ``EDGEORDER_INGEST_DEVICE_MQTT_URL``, the setting ingest
+shows on its Provisioning page) and, with ``--ca-file``, a copy of the broker's CA named
+``ca.crt`` beside it, which the TOML points at.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import sqlite_utils
 from pydantic import ValidationError
 
 from edgeorder import protocol as p
+from edgeorder.ingest.cli.system import as_owner_of
 from edgeorder.ingest.domain.devices import (
     CANCEL_WINDOW_MAX_S,
     DEFAULT_CANCEL_WINDOW_S,
@@ -27,7 +35,7 @@ from edgeorder.ingest.domain.devices import (
     check_name,
     check_quantity,
 )
-from edgeorder.ingest.domain.firmware import render_agent_toml, write_agent_toml
+from edgeorder.ingest.domain.firmware import DEVICE_CA_NAME, render_agent_toml, write_agent_toml
 from edgeorder.ingest.settings import Settings
 from edgeorder.ingest.store import registry
 from edgeorder.ingest.store.db import open_db
@@ -53,9 +61,10 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "--data-dir", type=Path, default=argparse.SUPPRESS, help="ingest data directory"
     )
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    config = _config_options()
     add = sub.add_parser(
         "add",
-        parents=[common],
+        parents=[common, config],
         help="register a device, print its MQTT password once, write its firmware-config TOML",
     )
     add.add_argument("device_id", help="1-64 of [A-Za-z0-9_-]; also its MQTT username")
@@ -89,16 +98,6 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         help="a long press cancels the last order within this many seconds, "
         f"0..{CANCEL_WINDOW_MAX_S} (7 days; default {DEFAULT_CANCEL_WINDOW_S})",
     )
-    add.add_argument(
-        "--mqtt-url",
-        default=os.environ.get("EDGEORDER_INGEST_MQTT_URL", "mqtt://127.0.0.1:1883"),
-        help="broker URL written into the firmware config",
-    )
-    add.add_argument(
-        "--config-out",
-        type=Path,
-        help="where to write the firmware-config TOML (default: print it)",
-    )
     lst = sub.add_parser("list", parents=[common], help="list devices")
     lst.add_argument("--json", action="store_true", help="JSON output")
     show = sub.add_parser("show", parents=[common], help="one device")
@@ -108,10 +107,95 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         ("disable", "refuse the device's events and MQTT login"),
         ("enable", "accept the device again"),
         ("remove", "delete the device from the registry"),
-        ("rotate-credentials", "new MQTT password (printed once)"),
     ):
         sub.add_parser(name, parents=[common], help=text).add_argument("device_id")
+    rotate = sub.add_parser(
+        "rotate-credentials",
+        parents=[common, config],
+        help="new MQTT password (printed once); with --config-out, a new firmware config",
+    )
+    rotate.add_argument("device_id")
     return parser
+
+
+LOOPBACK_URL = "mqtt://127.0.0.1:1883"
+
+
+def _config_options() -> argparse.ArgumentParser:
+    """What goes into a device's firmware config besides its credentials."""
+    env = os.environ
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--mqtt-url",
+        type=_mqtt_url,
+        default=env.get("EDGEORDER_INGEST_DEVICE_MQTT_URL")
+        or env.get("EDGEORDER_INGEST_MQTT_URL", LOOPBACK_URL),
+        help="broker URL as the device reaches it, e.g. mqtts://192.0.2.10:8883 (env "
+        "EDGEORDER_INGEST_DEVICE_MQTT_URL; default: ingest's own URL, loopback)",
+    )
+    options.add_argument(
+        "--ca-file",
+        type=Path,
+        default=env.get("EDGEORDER_INGEST_DEVICE_CA_FILE"),
+        help="the broker's CA certificate (env EDGEORDER_INGEST_DEVICE_CA_FILE): the config "
+        f"names it {DEVICE_CA_NAME}, and --config-out copies it there",
+    )
+    options.add_argument(
+        "--config-out",
+        type=Path,
+        help="where to write the firmware-config TOML (default: print it)",
+    )
+    return options
+
+
+def _mqtt_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected mqtt://HOST:PORT or mqtts://HOST:PORT"
+        )
+    return value
+
+
+class ProvisioningError(RuntimeError):
+    """A firmware config cannot be made as asked (checked before the registry changes)."""
+
+
+def _read_ca(args: argparse.Namespace) -> bytes | None:
+    if not args.ca_file:
+        return None
+    try:
+        return bytes(args.ca_file.read_bytes())
+    except OSError as exc:
+        raise ProvisioningError(f"cannot read --ca-file {args.ca_file}: {exc.strerror}") from None
+
+
+def _firmware_config(
+    args: argparse.Namespace, device_id: str, password: str, ca_pem: bytes | None
+) -> int:
+    """Print or write the device's TOML (and its ca.crt); say what a remote device needs."""
+    if urlsplit(args.mqtt_url).hostname in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"note: the config points at {args.mqtt_url}, which only a device on this machine "
+            "reaches; pass --mqtt-url (as devices reach the broker) for a real device",
+            file=sys.stderr,
+        )
+    toml = render_agent_toml(
+        device_id,
+        mqtt_url=args.mqtt_url,
+        password=password,
+        ca_file=DEVICE_CA_NAME if ca_pem is not None else None,
+    )
+    if not args.config_out:
+        print(toml, end="")
+        return 0
+    write_agent_toml(args.config_out, toml)
+    print(f"firmware config written to {args.config_out}")
+    if ca_pem is not None:
+        ca_out = args.config_out.parent / DEVICE_CA_NAME
+        ca_out.write_bytes(ca_pem)
+        print(f"broker CA written to {ca_out}: copy both files into the device's /etc/edgeorder/")
+    return 0
 
 
 def _whole(text: str) -> int:
@@ -149,6 +233,7 @@ def _mapping(args: argparse.Namespace) -> p.ButtonMapping:
 
 def _add(db: sqlite_utils.Database, args: argparse.Namespace) -> int:
     mapping = _mapping(args)
+    ca_pem = _read_ca(args)
     row, password = registry.add_device(
         db,
         args.device_id,
@@ -159,15 +244,10 @@ def _add(db: sqlite_utils.Database, args: argparse.Namespace) -> int:
         cancel_window_s=args.cancel_window_s,
         actor="cli",
     )
-    toml = render_agent_toml(args.device_id, mqtt_url=args.mqtt_url, password=password)
     print(f"device {row['device_id']} added; MQTT username {row['device_id']}")
     print(f"password (shown once): {password}")
-    if args.config_out:
-        write_agent_toml(args.config_out, toml)
-        print(f"firmware config written to {args.config_out}")
-    else:
-        print(toml, end="")
-    return 0
+    print("the broker accepts it after 'edgeorder broker-auth ... --reload'")
+    return _firmware_config(args, args.device_id, password, ca_pem)
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
@@ -193,7 +273,7 @@ def _run(db: sqlite_utils.Database, args: argparse.Namespace) -> int:
             registry.set_enabled(db, args.device_id, True, actor="cli"), "enabled"
         ),
         "remove": lambda: _removed(db, args.device_id),
-        "rotate-credentials": lambda: _rotated(db, args.device_id),
+        "rotate-credentials": lambda: _rotated(db, args),
     }
     return actions[args.action]()
 
@@ -222,20 +302,26 @@ def _removed(db: sqlite_utils.Database, device_id: str) -> int:
     return 0
 
 
-def _rotated(db: sqlite_utils.Database, device_id: str) -> int:
-    password = registry.rotate_credentials(db, device_id, actor="cli")
-    print(f"new password for {device_id} (shown once): {password}")
-    print("re-run 'edgeorder broker-auth' for Mosquitto and update the device's config")
+def _rotated(db: sqlite_utils.Database, args: argparse.Namespace) -> int:
+    ca_pem = _read_ca(args)
+    password = registry.rotate_credentials(db, args.device_id, actor="cli")
+    print(f"new password for {args.device_id} (shown once): {password}")
+    print(
+        "re-run 'edgeorder broker-auth ... --reload' for Mosquitto and update the device's config"
+    )
+    if args.config_out:
+        return _firmware_config(args, args.device_id, password, ca_pem)
     return 0
 
 
 def main(argv: list[str], prog: str) -> int:
     args = _parser(prog).parse_args(argv)
-    data_dir = args.data_dir or Settings().data_dir
-    db = open_db(Path(data_dir) / "ingest.db")
+    data_dir = Path(args.data_dir or Settings().data_dir)
+    with as_owner_of(data_dir):  # as root: the database and its WAL files stay ingest's
+        db = open_db(data_dir / "ingest.db")
     try:
         return _run(db, args)
-    except registry.RegistryError as exc:
+    except (registry.RegistryError, ProvisioningError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     finally:

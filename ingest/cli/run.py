@@ -38,6 +38,11 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "mqtt_client_id": ("mqtt_client_id", "stable MQTT client id of the persistent session"),
     "mqtt_ca_file": ("mqtt_ca_file", "CA bundle for mqtts://"),
     "shared_group": ("mqtt_shared_group", "subscribe via $share/GROUP/... (several workers)"),
+    "device_mqtt_url": (
+        "device_mqtt_url",
+        "broker URL as devices reach it, written into their configs (mqtts://HOST:8883)",
+    ),
+    "device_ca_file": ("device_ca_file", "CA certificate devices verify the broker with"),
     "http_host": ("http_host", "HTTP listen address (default 127.0.0.1)"),
     "http_port": ("http_port", "HTTP port: dashboard, /api, /metrics, webhooks (default 8080)"),
     "public_url": ("public_url", "URL the order platform can reach for webhooks"),

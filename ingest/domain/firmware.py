@@ -3,9 +3,10 @@
 
     device_id = "kitchen-01"
     [mqtt]
-    url = "mqtt://127.0.0.1:1883"
+    url = "mqtts://192.0.2.10:8883"     # Settings.device_mqtt_url: as devices reach it
     username = "kitchen-01"
     password = "..."
+    ca_file = "ca.crt"                 # the broker's CA, beside this file
     [button]
     pin = 17
 """
@@ -17,7 +18,11 @@ from typing import Any
 
 import tomli_w
 
-__all__ = ["render_agent_toml", "write_agent_toml"]
+__all__ = ["DEVICE_CA_NAME", "render_agent_toml", "write_agent_toml"]
+
+DEVICE_CA_NAME = "ca.crt"
+"""The broker's CA certificate on a device, beside its TOML (a relative ``ca_file`` resolves
+against the TOML's folder): copied along with the config, it needs no path of its own."""
 
 
 def render_agent_toml(
@@ -32,7 +37,8 @@ def render_agent_toml(
     outbox: dict[str, Any] | None = None,
     telemetry: dict[str, Any] | None = None,
 ) -> str:
-    """The agent's config file for ``device_id``; the MQTT username is the device id."""
+    """The agent's config file for ``device_id``; the MQTT username is the device id.
+    ``ca_file`` is as the device sees it (``DEVICE_CA_NAME`` beside the TOML)."""
     mqtt: dict[str, Any] = {"url": mqtt_url, "username": device_id, "password": password}
     if ca_file:
         mqtt["ca_file"] = ca_file

@@ -18,11 +18,11 @@ import structlog
 from aiohttp import web
 
 from edgeorder.ingest.bus import Notice
-from edgeorder.ingest.domain.firmware import render_agent_toml
+from edgeorder.ingest.domain.firmware import DEVICE_CA_NAME, render_agent_toml
 from edgeorder.ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY, SIMULATOR_KEY
 from edgeorder.ingest.orders import outbox
 from edgeorder.ingest.store import registry
-from edgeorder.ingest.web import forms, views
+from edgeorder.ingest.web import forms, provisioning, views
 from edgeorder.ingest.web.access import identity_of, see_other
 from edgeorder.ingest.web.markup import Markup, esc
 from edgeorder.ingest.web.pages import device_page, page, simulated_ids
@@ -142,9 +142,10 @@ async def rotate(request: web.Request) -> web.Response:
     log.info("credentials_rotated", device_id=device_id, actor=actor)
     if _wants_json(request):
         return web.json_response({"ok": True, "device_id": device_id, "password": password})
-    return await device_page(
-        request, secret=password, notice="Credentials rotated: update the device's config file."
-    )
+    notice = "Credentials rotated: update the device's config file."
+    if not request.app[SETTINGS_KEY].broker_reads_registry:
+        notice += " The broker accepts the new password after broker-auth --reload."
+    return await device_page(request, secret=password, notice=notice)
 
 
 async def provision(request: web.Request) -> web.Response:
@@ -172,34 +173,52 @@ async def provision(request: web.Request) -> web.Response:
         )
     _notify(request, "device", device_id)
     await _push_config(request, device_id)
-    settings = request.app[SETTINGS_KEY]
+    broker = await provisioning.load_broker_view(request)
+    # As devices reach the broker (device_mqtt_url), with the CA beside the TOML: never
+    # ingest's own loopback URL, which no Pi reaches.
     toml = render_agent_toml(
         device_id,
-        mqtt_url=settings.mqtt_url,
+        mqtt_url=broker.device_url,
         password=password,
-        ca_file=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
+        ca_file=DEVICE_CA_NAME if broker.ca_pem is not None else None,
     )
     if _wants_json(request):
+        payload = {"device": row, "password": password, "firmware_config": toml}
         return web.json_response(
-            {"ok": True, "device": row, "password": password, "firmware_config": toml}
+            {
+                "ok": True,
+                **payload,
+                "ca_certificate": broker.ca_pem,
+                "broker_pending": broker.pending,
+            }
         )
     return page(
         request,
         f"Device {device_id} added",
-        _credentials(device_id, password, toml),
+        _credentials(device_id, password, toml, broker),
         active="provision",
     )
 
 
-def _credentials(device_id: str, password: str, toml: str) -> Markup:
+def _credentials(
+    device_id: str, password: str, toml: str, broker: provisioning.BrokerView
+) -> Markup:
     href = "data:application/toml;base64," + base64.b64encode(toml.encode()).decode()
+    ca = provisioning.ca_download(broker)
+    beside = (
+        f" Put both files in <code>/etc/edgeorder/</code> on the device ({DEVICE_CA_NAME} "
+        "beside the config)."
+        if broker.ca_pem is not None
+        else ""
+    )
     return Markup(
+        f"{provisioning.broker_notice(broker)}"
         '<div class="secret card" role="alert"><p><b>Shown once.</b> Copy the password or '
-        "download the config file now: only its hash is stored.</p>"
+        f"download the config file now: only its hash is stored.{beside}</p>"
         f"<dl><dt>MQTT username</dt><dd><code>{esc(device_id)}</code></dd>"
         f'<dt>MQTT password</dt><dd><code id="new-password">{esc(password)}</code></dd></dl>'
         f'<p><a class="button" id="toml-download" download="{esc(device_id)}.toml" '
-        f'href="{esc(href)}">Download firmware config ({esc(device_id)}.toml)</a></p>'
+        f'href="{esc(href)}">Download firmware config ({esc(device_id)}.toml)</a> {ca}</p>'
         f"<pre>{esc(toml)}</pre></div>"
         f'<p><a href="{esc(views.device_url(device_id))}">Go to the device page</a></p>'
     )

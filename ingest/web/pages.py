@@ -7,7 +7,7 @@ import sqlite3
 from aiohttp import web
 
 from edgeorder.ingest.keys import SIMULATOR_KEY
-from edgeorder.ingest.web import evendi_panel, queries, views
+from edgeorder.ingest.web import evendi_panel, provisioning, queries, views
 from edgeorder.ingest.web.access import identity_of
 from edgeorder.ingest.web.chart import hourly_chart
 from edgeorder.ingest.web.markup import Markup, html_response, layout
@@ -121,7 +121,9 @@ async def buffer_get(request: web.Request) -> web.Response:
 
 async def provision_get(request: web.Request) -> web.Response:
     csrf = identity_of(request).csrf_token or ""
-    return page(request, "Provisioning", views.provision_body(csrf), active="provision")
+    broker = provisioning.broker_card(await provisioning.load_broker_view(request))
+    body = Markup(broker + views.provision_body(csrf))
+    return page(request, "Provisioning", body, active="provision")
 
 
 def install_pages(app: web.Application) -> None:

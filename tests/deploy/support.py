@@ -41,7 +41,7 @@ def wait_ready(sock: socket.socket, proc: subprocess.Popen[bytes], timeout: floa
     pidfd = os.pidfd_open(proc.pid)
     try:
         while True:
-            readable, _, _ = select.select([sock, pidfd], [], [], timeout)
+            readable, _, _ = select.select([sock.fileno(), pidfd], [], [], timeout)
             if not readable:
                 raise TimeoutError(f"no READY=1 within {timeout}s")
             if pidfd in readable:

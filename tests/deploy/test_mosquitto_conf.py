@@ -41,13 +41,26 @@ class Server:
     def ca(self) -> Path:
         return self.broker.etc / "edgeorder" / "tls" / "ca.crt"
 
-    def device(self, user: str, password: str | None = None, **kw: object) -> TlsClient:
+    def device(
+        self,
+        user: str,
+        password: str | None = None,
+        *,
+        client_id: str | None = None,
+        clean_session: bool = True,
+    ) -> TlsClient:
         pw = self.passwords[user] if password is None else password
         return TlsClient(
-            "127.0.0.1", self.broker.tls_port, username=user, password=pw, ca=self.ca, **kw
+            "127.0.0.1",
+            self.broker.tls_port,
+            username=user,
+            password=pw,
+            ca=self.ca,
+            client_id=client_id,
+            clean_session=clean_session,
         )
 
-    def ingest(self, **kw: object) -> TlsClient:
+    def ingest(self) -> TlsClient:
         return TlsClient(
             "127.0.0.1",
             self.broker.local_port,
@@ -55,7 +68,6 @@ class Server:
             password=self.passwords["ingest"],
             client_id="edgeorder-ingest",
             clean_session=False,
-            **kw,
         )
 
     def broker_auth(self, *extra: str) -> None:
