@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -36,7 +37,7 @@ def notify_socket(path: Path) -> socket.socket:
     return sock
 
 
-def wait_ready(sock: socket.socket, proc: subprocess.Popen[bytes], timeout: float) -> None:
+def wait_ready(sock: socket.socket, proc: subprocess.Popen[Any], timeout: float) -> None:
     """Block until the service sends READY=1 or exits (pidfd), as systemd waits for it."""
     pidfd = os.pidfd_open(proc.pid)
     try:
