@@ -12,7 +12,7 @@ Sub-packages by role, in the order an event meets them:
   (webhooks + polling of order states);
 - ``connectors/``: one client per order platform;
 - ``web/``: the REST API (``api``) and the operator dashboard;
-- ``cli/``: the ``edgeorder ingest``, ``device`` and ``broker-auth`` commands.
+- ``cli/``: the ``edgeorder ingest``, ``device``, ``broker-auth`` and ``tls`` commands.
 
 ``app`` and ``service`` assemble the pieces; ``settings`` is the process's one config model.
 Import the module you need; this package itself stays import-light so the demo broker and the
