@@ -56,6 +56,14 @@ def fresh_venv(path: Path) -> Venv:
     return Venv(path)
 
 
+@pytest.fixture(scope="module")
+def agent_venv(dist: Dist, wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """A fresh venv with the wheel alone: what a Pi gets."""
+    venv = fresh_venv(tmp_path_factory.mktemp("venv") / "agent")
+    venv.install(str(dist.wheel), wheelhouse)
+    return venv
+
+
 def only_edgeorder(venv: Venv) -> None:
     """site-packages gets the edgeorder package, its metadata and the console script only."""
     tops = {path.split("/", 1)[0] for path in venv.records()}
@@ -68,9 +76,8 @@ def only_edgeorder(venv: Venv) -> None:
     }
 
 
-def test_the_wheel_is_an_agent_only_install(dist: Dist, wheelhouse: Path, tmp_path: Path) -> None:
-    venv = fresh_venv(tmp_path / "agent")
-    venv.install(str(dist.wheel), wheelhouse)
+def test_the_wheel_is_an_agent_only_install(agent_venv: Venv) -> None:
+    venv = agent_venv
     only_edgeorder(venv)
     assert "usage: edgeorder" in venv.run("edgeorder", "--help").stdout
     assert "--config" in venv.run("edgeorder", "agent", "--help").stdout
@@ -99,12 +106,11 @@ def du(path: Path) -> int:
 
 
 def test_report_the_agent_install_size_and_rss(
-    dist: Dist, wheelhouse: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    agent_venv: Venv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Figures for the closing note (printed, never asserted): the agent-only install's size
     on disk and the agent's resident memory once it runs (simulated pins, broker offline)."""
-    venv = fresh_venv(tmp_path / "agent")
-    venv.install(str(dist.wheel), wheelhouse)
+    venv = agent_venv
     tooling = ("pip", "setuptools", "pkg_resources", "_distutils_hack")  # the venv's own
     size = du(venv.site_packages) - sum(
         du(p) for p in venv.site_packages.iterdir() if p.name.split("-")[0] in tooling
