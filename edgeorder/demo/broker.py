@@ -12,7 +12,8 @@ It enforces what a production Mosquitto gets from ``edgeorder broker-auth`` and
   subscribe, delivery *and* retained messages.
 
 amqtt 0.12 gets three of these wrong on its own (``amqtt/broker.py``), which is why
-``GuardedBroker`` overrides three of its methods:
+``GuardedBroker`` overrides three of its methods (and checks a last will's topic at CONNECT,
+which amqtt publishes and retains without asking the ACL):
 
 1. ``_initialize_client_session`` deletes a clean-session client's old session and takes over a
    connected one of the same client id *before* any authentication: a wrong password with
@@ -162,6 +163,15 @@ class GuardedBroker(Broker):
         # Mosquitto's use_username_as_clientid: the session is the account's, whatever id the
         # client sent, so a device's password can never reach ingest's or another device's.
         incoming.client_id = username
+        # amqtt publishes (and retains) a last will without asking the ACL: a device could
+        # leave a forged retained status on another device's topic. Mosquitto refuses such a
+        # CONNECT; so does this.
+        will = incoming.will_topic if incoming.will_flag else None
+        if will is not None and not self.allows(incoming, will, Action.PUBLISH):
+            log.warning("broker.will_refused", username=username, topic=will)
+            await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
+            await writer.close()
+            raise MQTTError(f"{peer}: {username!r} may not publish its will there")
 
     async def _attach_session(
         self, handler: BrokerProtocolHandler, incoming: Session

@@ -162,6 +162,10 @@ class ProvisioningError(RuntimeError):
 
 
 def _read_ca(args: argparse.Namespace) -> bytes | None:
+    """The CA to hand out (and a check of --config-out), before the registry changes: a
+    failure after it would lose the password that is shown only once."""
+    if args.config_out is not None and args.config_out.is_dir():
+        raise ProvisioningError(f"--config-out {args.config_out} is a directory: name the file")
     if not args.ca_file:
         return None
     try:
@@ -189,12 +193,23 @@ def _firmware_config(
     if not args.config_out:
         print(toml, end="")
         return 0
-    write_agent_toml(args.config_out, toml)
+    try:
+        write_agent_toml(args.config_out, toml)
+        if ca_pem is not None:
+            (args.config_out.parent / DEVICE_CA_NAME).write_bytes(ca_pem)
+    except OSError as exc:
+        print(
+            f"cannot write {args.config_out}: {exc.strerror}; the password above is the "
+            f"device's (or run rotate-credentials {device_id} --config-out FILE)",
+            file=sys.stderr,
+        )
+        return 1
     print(f"firmware config written to {args.config_out}")
     if ca_pem is not None:
-        ca_out = args.config_out.parent / DEVICE_CA_NAME
-        ca_out.write_bytes(ca_pem)
-        print(f"broker CA written to {ca_out}: copy both files into the device's /etc/edgeorder/")
+        print(
+            f"broker CA written to {args.config_out.parent / DEVICE_CA_NAME}: copy both files "
+            "into the device's /etc/edgeorder/"
+        )
     return 0
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import ipaddress
+import re
 import sys
 from pathlib import Path
 
@@ -42,6 +43,23 @@ SERVER_DAYS = 825  # the longest validity clients commonly accept for a leaf cer
 PrivateKey = ec.EllipticCurvePrivateKey
 
 
+_DNS_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DNS_NAME = re.compile(rf"^(\*\.)?{_DNS_LABEL}(\.{_DNS_LABEL})*$")
+COMMON_NAME = "edgeorder MQTT broker"
+"""The server certificate's subject; clients match the subjectAltName entries, not this."""
+
+
+def _host_arg(value: str) -> str:
+    """An IP address or a DNS name, as a device would write it in its mqtts:// URL."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if len(value) > 253 or not _DNS_NAME.match(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is neither an IP address nor a DNS name")
+    return value.lower()
+
+
 def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -54,6 +72,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--host",
+        type=_host_arg,
         action="append",
         required=True,
         metavar="NAME",
@@ -157,7 +176,7 @@ def issue_server_cert(
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, COMMON_NAME)]))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())

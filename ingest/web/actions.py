@@ -154,26 +154,36 @@ async def provision(request: web.Request) -> web.Response:
     device_id, name = fields.get("device_id", "").strip(), fields.get("name", "").strip()
     env: Literal["dev", "prod"] = "dev" if fields.get("env") == "dev" else "prod"
     actor = identity_of(request).actor
+    # Read first: a CA that cannot be handed out stops provisioning before the device exists
+    # (its password is shown only once, with a config that must work).
+    broker = await provisioning.load_broker_view(request)
     try:
+        if broker.ca_problem:
+            raise provisioning.ProvisioningUnavailable(f"the broker's CA: {broker.ca_problem}")
         mapping = forms.parse_mapping(form)
         row, password = await request.app[WEBDB_KEY].write_db(
             lambda db: registry.add_device(
                 db, device_id, name=name, mapping=mapping, env=env, actor=actor
             )
         )
-    except (forms.FormError, registry.RegistryError) as exc:
+    except (forms.FormError, registry.RegistryError, provisioning.ProvisioningUnavailable) as exc:
         log.info("provision_refused", device_id=device_id, reason=str(exc))
         csrf = identity_of(request).csrf_token or ""
+        status = 400
+        if isinstance(exc, registry.DeviceExistsError):
+            status = 409
+        elif isinstance(exc, provisioning.ProvisioningUnavailable):
+            status = 503
         return page(
             request,
             "Provisioning",
             views.provision_body(csrf, error=str(exc), form=fields),
             active="provision",
-            status=409 if isinstance(exc, registry.DeviceExistsError) else 400,
+            status=status,
         )
     _notify(request, "device", device_id)
     await _push_config(request, device_id)
-    broker = await provisioning.load_broker_view(request)
+    broker = await provisioning.load_broker_view(request)  # counts this change too
     # As devices reach the broker (device_mqtt_url), with the CA beside the TOML: never
     # ingest's own loopback URL, which no Pi reaches.
     toml = render_agent_toml(

@@ -28,6 +28,7 @@ from edgeorder.ingest.web.state import WEBDB_KEY
 __all__ = [
     "BROKER_CHANGES",
     "BrokerView",
+    "ProvisioningUnavailable",
     "broker_card",
     "broker_notice",
     "broker_view",
@@ -35,6 +36,11 @@ __all__ = [
     "load_broker_view",
     "pending_broker_changes",
 ]
+
+
+class ProvisioningUnavailable(RuntimeError):
+    """A device cannot be given a working config right now (the CA setting is broken)."""
+
 
 BROKER_CHANGES = (
     "device.add",

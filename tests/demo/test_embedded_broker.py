@@ -12,8 +12,10 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
 from amqtt.session import Session
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edgeorder import protocol as p
 from edgeorder.demo.broker import EmbeddedBroker, GuardedBroker
@@ -220,3 +222,41 @@ def test_every_client_id_becomes_the_username(connect: Any, client_id: str) -> N
     assert device.wait_connected()
     device.publish(topic("dev-a", "presence"), marker)
     ingest.wait_for(lambda m: m.payload == marker.encode())
+
+
+def test_a_will_on_another_devices_topic_is_refused_at_connect(
+    broker: BrokerThread, accounts: dict[str, str]
+) -> None:
+    """amqtt would publish and retain it without asking the ACL: a forged retained status."""
+    forger = mqtt_client("dev-a", accounts["dev-a"])
+    forger.will_set(topic("dev-b", "status"), '{"state": "ordered"}', qos=1, retain=True)
+    assert connack_of(forger, broker.port) == "Not authorized"
+    own = mqtt_client("dev-a", accounts["dev-a"])
+    own.will_set(topic("dev-a", "presence"), '{"online": false}', qos=1, retain=True)
+    assert connack_of(own, broker.port) == "Success"
+
+
+def mqtt_client(user: str, password: str) -> mqtt.Client:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=user)
+    client.username_pw_set(user, password)
+    return client
+
+
+def connack_of(client: mqtt.Client, port: int) -> str:
+    """The reason code of the broker's CONNACK (blocking, one connection)."""
+    answered = threading.Event()
+    codes: list[str] = []
+
+    def on_connect(*args: Any) -> None:
+        codes.append(str(args[3]))
+        answered.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        assert answered.wait(10), "no CONNACK"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return codes[0]

@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edgeorder import protocol as p
 from edgeorder.ingest.store import registry
@@ -172,3 +174,23 @@ def test_broker_auth_reload_applies_an_add_a_rotation_and_a_disable(server: Serv
     assert not server.device("dev-a", old_a).connected()
     assert not server.device("dev-b").connected()
     disabled.wait_disconnected()  # Mosquitto re-checks connected clients on reload
+
+
+def test_a_will_cannot_forge_another_devices_retained_status(server: Server) -> None:
+    ingest = server.ingest()
+    assert ingest.connected()
+    ingest.publish(p.device_topic("dev-b", p.Channel.STATUS), "genuine", retain=True)
+    forger = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="dev-a")
+    forger.username_pw_set("dev-a", server.passwords["dev-a"])
+    forger.tls_set(ca_certs=str(server.ca))
+    forger.will_set(p.device_topic("dev-b", p.Channel.STATUS), "forged", qos=1, retain=True)
+    forger.connect("127.0.0.1", server.broker.tls_port)
+    forger.loop(timeout=2)  # the CONNACK, whatever it says
+    sock = forger.socket()
+    assert sock is not None
+    sock.close()  # gone without DISCONNECT: Mosquitto would publish the will now
+    victim = server.device("dev-b")
+    assert victim.connected()
+    victim.subscribe(p.device_topic("dev-b", p.Channel.STATUS))
+    (status,) = victim.wait_for(lambda m: m.retain)
+    assert status.payload == b"genuine"

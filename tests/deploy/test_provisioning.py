@@ -257,3 +257,28 @@ async def test_no_reminder_when_the_broker_reads_the_registry(tmp_path: Path) ->
         assert "Only a device on this machine reaches" in page  # the default: ingest's own URL
     finally:
         await env.client.close()
+
+
+async def test_a_ca_that_cannot_be_read_stops_provisioning_before_the_device_exists(
+    tmp_path: Path,
+) -> None:
+    env = await start(tmp_path, device_mqtt_url=DEVICE_URL, device_ca_file=tmp_path / "gone.crt")
+    try:
+        page = await (await env.client.get("/provision")).text()
+        assert "cannot read" in page  # the Provisioning page says so before anyone tries
+        resp = await env.post(
+            "/provision",
+            device_id="hall-09",
+            single_type="none",
+            double_type="none",
+            long_type="none",
+        )
+        assert resp.status == 503
+        assert "the broker&#x27;s CA" in await resp.text()
+        db = open_db(env.settings.db_path)
+        try:
+            assert registry.list_devices(db) == []
+        finally:
+            db.conn.close()
+    finally:
+        await env.client.close()
