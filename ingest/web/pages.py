@@ -98,8 +98,15 @@ async def device_page(
         notice=notice,
         extra=extra,
     )
+    # Enable, disable and rotate happen here: say when Mosquitto has not been told yet.
+    broker = provisioning.broker_notice(await provisioning.load_broker_view(request))
     return page(
-        request, f"Device {device_id}", body, active="fleet", status=status, device=device_id
+        request,
+        f"Device {device_id}",
+        Markup(broker + body),
+        active="fleet",
+        status=status,
+        device=device_id,
     )
 
 

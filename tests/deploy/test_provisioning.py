@@ -246,6 +246,7 @@ async def test_the_dashboard_says_when_the_broker_is_behind(dashboard: WebEnv) -
     assert "broker-auth --reload" in await rotated.text()
     await dashboard.post("/devices/hall-02/enabled", enabled="0")
     assert pending(await (await dashboard.client.get("/provision")).text()) == 2
+    assert pending(await (await dashboard.client.get("/devices/hall-02")).text()) == 2
 
 
 async def test_no_reminder_when_the_broker_reads_the_registry(tmp_path: Path) -> None:
