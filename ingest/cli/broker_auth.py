@@ -198,6 +198,12 @@ def run(args: argparse.Namespace, prog: str) -> int:
     owner = parse_ownership(args.owner)
     data_dir = Path(args.data_dir or Settings().data_dir)
     db_path = data_dir / "ingest.db"
+    if os.geteuid() == 0 and not data_dir.is_dir():
+        # root would create ingest's database as root, and ingest could not open it
+        raise HostError(
+            f"{data_dir} does not exist: create it for the user ingest runs as first "
+            f"(install -d -o edgeorder -g edgeorder -m 0700 {data_dir})"
+        )
     accounts = [(s.user, _read_password(s, args.create_password, data_dir)) for s in args.service]
     if not db_path.exists() and not accounts:
         print(f"{prog}: no registry at {db_path}", file=sys.stderr)

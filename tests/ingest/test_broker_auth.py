@@ -145,6 +145,7 @@ def test_service_option_registers_ingests_own_account(tmp_path: Path) -> None:
     [("ingest", 2), ("ingest=", 2), ("bad user=x", 2), ("ingest=/no/such/file", 1)],
 )
 def test_service_option_refuses_a_bad_value(tmp_path: Path, value: str, code: int) -> None:
+    (tmp_path / "ingest").mkdir()
     result = run_cli(
         "broker-auth",
         "--out",
@@ -257,6 +258,7 @@ def test_create_password_makes_ingests_password_file_once(tmp_path: Path) -> Non
 
 
 def test_without_create_password_a_missing_file_says_how(tmp_path: Path) -> None:
+    (tmp_path / "ingest").mkdir()
     result = run_cli(
         "broker-auth",
         "--out",
@@ -306,3 +308,23 @@ def test_each_run_is_recorded_for_the_dashboard(tmp_path: Path) -> None:
         assert rows.fetchall() == [("cli", "1 devices, 0 service accounts")]
     finally:
         db.conn.close()
+
+
+@needs_root
+def test_as_root_a_missing_data_dir_is_refused_not_created(tmp_path: Path) -> None:
+    data = tmp_path / "not-yet"
+    secret = tmp_path / "ingest.pass"
+    result = run_cli(
+        "broker-auth",
+        "--out",
+        str(tmp_path / "auth"),
+        "--data-dir",
+        str(data),
+        "--service",
+        f"ingest={secret}",
+        "--create-password",
+    )
+    assert result.returncode == 1
+    assert "install -d -o edgeorder" in result.stderr
+    assert not data.exists()
+    assert not secret.exists()
