@@ -11,6 +11,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
+from edgeorder.files import make_private_dir
 from edgeorder.ordercore.catalog import Catalog, load_seed
 from edgeorder.ordercore.delivery import Dispatcher
 from edgeorder.ordercore.errors import StoreError
@@ -95,7 +96,7 @@ class Core:
 
 def _prepare(path: Path) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         conn = connect(path)
     except OSError as exc:
         raise StoreError(f"cannot open database {path}: {exc}") from exc

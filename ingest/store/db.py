@@ -1,7 +1,9 @@
 """Open ingest's SQLite database: WAL, ``synchronous=FULL``, migrations applied in order.
 
 Every connection of ingest (the single writer, readers in executors, the embedded broker's
-auth plugin) is opened here so the pragmas are the same everywhere.
+auth plugin) is opened here so the pragmas are the same everywhere. The database holds password
+hashes and session tokens: it and its WAL/SHM files are created ``0600`` whatever the umask
+(``edgeorder.files``), and an older world-readable file is narrowed when it is opened.
 """
 
 from __future__ import annotations
@@ -12,16 +14,23 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
+import structlog
 
+from edgeorder.files import make_private_dir, make_private_file
 from edgeorder.ingest.store.migrations import MIGRATIONS
 
 __all__ = ["SCHEMA_VERSION", "atomic", "connect", "open_db"]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+log = structlog.get_logger(__name__)
 
 
 def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
     """A raw connection with ingest's pragmas; usable from the thread that uses it next."""
+    if not readonly:
+        narrowed = make_private_file(Path(path))
+        if narrowed:
+            log.warning("db.permissions_narrowed", files=[str(f) for f in narrowed])
     conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     # FULL: a commit is on disk before `accepted` goes out (ARCHITECTURE.md, exactly-once chain).
@@ -41,7 +50,7 @@ def open_db(
     ``migrate_schema=False`` for short-lived readers that must not take the write lock.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     conn = connect(path, readonly=readonly)
     try:
         if migrate_schema and not readonly:
@@ -77,12 +86,32 @@ def atomic(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One write transaction (``BEGIN IMMEDIATE`` .. ``COMMIT``; rolled back on any error).
 
     Connections here run in autocommit mode (``isolation_level=None``), so ``with conn:``
-    alone would not group statements: use this.
+    alone would not group statements: use this. Inside a transaction already open (a job of
+    the service's group-commit writer) it is a savepoint instead: the registry's functions run
+    the same way from the CLI and through the writer, and a failing one undoes only its own
+    changes.
     """
+    if conn.in_transaction:
+        with _savepoint(conn):
+            yield conn
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+@contextmanager
+def _savepoint(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("SAVEPOINT atomic")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK TO atomic")
+        conn.execute("RELEASE atomic")
+        raise
+    conn.execute("RELEASE atomic")

@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 import sqlite_utils
 import structlog
 
+from edgeorder.files import make_private_file
+
 __all__ = ["Reader", "Writer", "connect"]
 
 T = TypeVar("T")
@@ -30,7 +32,15 @@ log = structlog.get_logger("ordercore.db")
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """A connection in autocommit mode (explicit transactions), WAL, synchronous=FULL."""
+    """A connection in autocommit mode (explicit transactions), WAL, synchronous=FULL.
+
+    The database holds the webhook secrets: it is created ``0600`` (its WAL/SHM files take the
+    same mode) whatever the umask, and an older world-readable one is narrowed.
+    """
+    if not readonly:
+        narrowed = make_private_file(path)
+        if narrowed:
+            log.warning("db_permissions_narrowed", files=[str(f) for f in narrowed])
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout=10000")
