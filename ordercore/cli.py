@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import os
+import signal
 import sys
 from pathlib import Path
 
 import structlog
-from aiohttp import web
 from pydantic import ValidationError
 
+from edgeorder.httpserver import GuardedSite, ServerLimits, make_runner
 from edgeorder.ordercore.app import create_app
 from edgeorder.ordercore.errors import StoreError
 from edgeorder.ordercore.settings import DEFAULT_PORT, SEED_CATALOG, Settings
@@ -85,6 +87,25 @@ def _listening(settings: Settings) -> None:
     log.info("ordercore_listening", host=settings.host, port=settings.port)
 
 
+async def serve(settings: Settings) -> None:
+    """Serve until SIGTERM/SIGINT with bounded connections (``edgeorder.httpserver``)."""
+    limits = ServerLimits()
+    runner = make_runner(
+        create_app(settings), limits, handle_signals=False, access_log=None, shutdown_timeout=10
+    )
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await GuardedSite(runner, settings.host, settings.port, limits=limits).start()
+        _listening(settings)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
 def main(argv: list[str], prog: str) -> int:
     """Parse options, validate settings, serve until SIGTERM/SIGINT."""
     args = build_parser(prog).parse_args(argv)
@@ -103,14 +124,7 @@ def main(argv: list[str], prog: str) -> int:
         data_dir=str(settings.data_dir),
     )
     try:
-        web.run_app(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            print=lambda _: _listening(settings),
-            shutdown_timeout=10,
-            access_log=None,
-        )
+        asyncio.run(serve(settings))
     except (StoreError, ValueError, OSError) as exc:  # bad data dir, bad seed file, port in use
         log.error("ordercore_failed", error=str(exc))
         print(f"{prog}: {exc}", file=sys.stderr)

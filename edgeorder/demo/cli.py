@@ -31,6 +31,7 @@ from edgeorder.demo.fleet import DemoFleet
 from edgeorder.demo.press import install_press_route, press_main
 from edgeorder.demo.provision import INGEST_ACCOUNT, DemoPaths, Provisioned, provision
 from edgeorder.demo.secrets import DemoSecrets, SecretsFileError, load_secrets, save_secrets
+from edgeorder.httpserver import GuardedSite, ServerLimits, make_runner
 
 __all__ = ["DemoOptions", "main", "run_demo"]
 
@@ -269,11 +270,13 @@ def _ingest_app(
 async def _serve(
     app: web.Application, host: str, port: int, *, what: str, flag: str
 ) -> web.AppRunner:
-    """Start ``app`` on ``host:port``; a port taken since the check is still a PortInUseError."""
-    runner = web.AppRunner(app, handle_signals=False)
+    """Start ``app`` on ``host:port`` with the default connection limits (``edgeorder.httpserver``);
+    a port taken since the check is still a PortInUseError."""
+    limits = ServerLimits()
+    runner = make_runner(app, limits, handle_signals=False)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await GuardedSite(runner, host, port, limits=limits).start()
     except BaseException as exc:
         await runner.cleanup()
         if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
