@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from edgeorder.ordercore import routes_admin, routes_orders
+from edgeorder.ordercore import health, routes_admin, routes_orders
 from edgeorder.ordercore.core import CORE, Core, core_context
 from edgeorder.ordercore.http import auth_middleware, error_middleware
 from edgeorder.ordercore.settings import Settings
@@ -23,6 +23,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app = web.Application(middlewares=[error_middleware, auth_middleware])
     app[CORE] = Core(settings, clock)
     app.cleanup_ctx.append(core_context)
+    health.add_routes(app.router)
     routes_orders.add_routes(app.router)
     routes_admin.add_routes(app.router)
     return app

@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 log = structlog.get_logger("edgeorder.ordercore.http")
-PUBLIC_PATHS = frozenset({"/healthz", "/api/openapi.json"})
+PUBLIC_PATHS = frozenset({"/livez", "/healthz", "/api/openapi.json"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_ID = 2**63 - 1
 
@@ -73,7 +73,7 @@ def _authorized(header: str, tokens: list[str]) -> bool:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bearer token on every path but /healthz and the OpenAPI document."""
+    """Bearer token on every path but /livez, /healthz and the OpenAPI document."""
     if request.path not in PUBLIC_PATHS:
         header = request.headers.get("Authorization", "")
         if not _authorized(header, request.app[CORE].settings.tokens):

@@ -133,13 +133,43 @@ def _checkouts() -> J:
     }
 
 
+_HEALTH: J = {
+    "type": "object",
+    "properties": {
+        "status": {"enum": ["ok", "degraded"]},
+        "checks": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "ok": {"type": "boolean"},
+                    "detail": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
 def _paths() -> J:
     paths: J = {
+        "/livez": {
+            "get": {
+                "summary": "Liveness: 200 while the process serves (no auth)",
+                "security": [],
+                "responses": {"200": _json({"type": "object"}, '{"status": "alive"}')},
+            }
+        },
         "/healthz": {
             "get": {
-                "summary": "Liveness (no auth)",
+                "summary": "Health: 200 when the database commits and no webhook delivery is "
+                "overdue, else 503; every check with its detail (no auth)",
                 "security": [],
-                "responses": {"200": _json({"type": "object"}, '{"status": "ok"}')},
+                "responses": {
+                    "200": _json(_HEALTH, '{"status": "ok", "checks": [...]}'),
+                    "503": _json(_HEALTH, '{"status": "degraded", "checks": [...]}'),
+                },
             }
         },
         "/api/openapi.json": {

@@ -1,4 +1,4 @@
-"""Catalog, webhook subscriptions, health and the OpenAPI document."""
+"""Catalog, webhook subscriptions and the OpenAPI document (health: ``ordercore.health``)."""
 
 from __future__ import annotations
 
@@ -59,11 +59,6 @@ def _validate(model: type[M], body: object) -> M:
         raise ApiError.validation(field_errors(exc)) from exc
 
 
-async def healthz(request: web.Request) -> web.Response:
-    """GET /healthz: no auth."""
-    return json_response({"status": "ok"})
-
-
 async def openapi(request: web.Request) -> web.Response:
     """GET /api/openapi.json."""
     return json_response(openapi_document())
@@ -115,7 +110,6 @@ async def delete_webhook(request: web.Request) -> web.Response:
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
-    router.add_get("/healthz", healthz, allow_head=False)
     router.add_get("/api/openapi.json", openapi, allow_head=False)
     router.add_get("/api/sku", list_skus, allow_head=False)
     router.add_post("/api/sku", create_sku)

@@ -32,6 +32,9 @@ class Settings(BaseModel):
     webhook_backoff_max_s: float = Field(300.0, gt=0)
     webhook_max_attempts: int = Field(20, ge=1)
     write_batch_max: int = Field(512, ge=1, description="most writes per group commit")
+    health_webhook_age_s: float = Field(
+        300.0, gt=0, description="/healthz is degraded while a delivery is pending longer"
+    )
     db_filename: str = "ordercore.sqlite3"
 
     @field_validator("tokens", mode="before")

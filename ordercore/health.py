@@ -1,0 +1,73 @@
+"""``GET /livez`` and ``GET /healthz`` of the order core (no auth).
+
+``/livez`` is 200 while the process serves HTTP. ``/healthz`` is 200 only when the database
+takes a write (a no-op job through the one writer, within ``HEALTH_TIMEOUT_S``) and no webhook
+delivery has been pending for longer than ``Settings.health_webhook_age_s``; otherwise 503.
+Both bodies list every check with what it saw: ``{"status", "checks": [{"name", "ok",
+"detail"}]}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from edgeorder.ordercore.core import CORE, Core
+from edgeorder.ordercore.http import json_response
+from edgeorder.ordercore.store.health import delivery_backlog
+
+__all__ = ["HEALTH_TIMEOUT_S", "add_routes", "healthz", "livez"]
+
+HEALTH_TIMEOUT_S = 2.0
+
+
+async def livez(request: web.Request) -> web.Response:
+    """GET /livez."""
+    return json_response({"status": "alive"})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """GET /healthz."""
+    core = request.app[CORE]
+    checks = [await _database(core), await _webhooks(core)]
+    ok = all(c["ok"] for c in checks)
+    return json_response(
+        {"status": "ok" if ok else "degraded", "checks": checks}, 200 if ok else 503
+    )
+
+
+async def _database(core: Core) -> dict[str, Any]:
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT_S):
+            await core.writer.run(lambda conn: None)
+    except TimeoutError:
+        return _check("database", False, f"no commit within {HEALTH_TIMEOUT_S:g} s")
+    except Exception as exc:
+        return _check("database", False, f"a write failed: {exc}")
+    return _check("database", True, "the writer commits")
+
+
+async def _webhooks(core: Core) -> dict[str, Any]:
+    limit = core.settings.health_webhook_age_s
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT_S):
+            pending, oldest = await core.reader.run(delivery_backlog)
+    except (TimeoutError, Exception) as exc:
+        return _check("webhooks", False, f"cannot read the delivery backlog: {exc!r}")
+    if oldest is None:
+        return _check("webhooks", True, "no delivery pending")
+    age = core.clock() - datetime.fromisoformat(oldest.replace("Z", "+00:00")).timestamp()
+    detail = f"{pending} delivery(ies) pending, the oldest for {age:.0f} s (limit {limit:g} s)"
+    return _check("webhooks", age <= limit, detail)
+
+
+def _check(name: str, ok: bool, detail: str) -> dict[str, Any]:
+    return {"name": name, "ok": ok, "detail": detail}
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/livez", livez, allow_head=False)
+    router.add_get("/healthz", healthz, allow_head=False)
