@@ -3,29 +3,41 @@
 Everything long-lived (MQTT link, writer, outbox worker, webhook registration, poller) starts
 from ``cleanup_ctx``, so ``edgeorder ingest`` and ``edgeorder demo`` run it the same way (the
 demo inside its own event loop through ``web.AppRunner``).
+
+``/livez`` answers 200 while the process serves HTTP; ``/healthz`` answers 200 only when every
+check passes (MQTT link, order platform, buffer age, failing messages, database) and 503 with
+the failing checks' reasons otherwise (``ingest.health``).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from edgeorder import protocol as p
+from edgeorder.httpserver import ServerLimits
+from edgeorder.ingest import health
 from edgeorder.ingest.bus import Bus
 from edgeorder.ingest.connectors.base import Connector
-from edgeorder.ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY, SIMULATOR_KEY
+from edgeorder.ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY, SIMULATOR_KEY, STORE_KEY
 from edgeorder.ingest.service import IngestService
 from edgeorder.ingest.settings import Settings
 from edgeorder.ingest.simulator import Simulator
+from edgeorder.ingest.store import queries
+from edgeorder.ingest.store.handle import Store
 from edgeorder.ingest.web.api import install_api
 
-__all__ = ["SERVICE_KEY", "create_app", "public_url"]
+__all__ = ["SERVICE_KEY", "create_app", "public_url", "server_limits"]
 
 log = structlog.get_logger(__name__)
 
 SERVICE_KEY = web.AppKey("ingest_service", IngestService)
+HEALTH_TIMEOUT_S = 2.0
+"""How long one health check may wait for the database (a stuck writer is itself the news)."""
 
 
 def public_url(settings: Settings) -> str | None:
@@ -36,6 +48,15 @@ def public_url(settings: Settings) -> str | None:
         return None
     host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::", "") else settings.http_host
     return f"http://{host}:{settings.http_port}"
+
+
+def server_limits(settings: Settings) -> ServerLimits:
+    """The HTTP server's connection bounds (``edgeorder.httpserver``) from the settings."""
+    return ServerLimits(
+        max_connections=settings.http_max_connections,
+        keepalive_s=settings.http_keepalive_s,
+        header_timeout_s=settings.http_header_timeout_s,
+    )
 
 
 def create_app(
@@ -51,13 +72,15 @@ def create_app(
     service = IngestService(settings, bus, connector=connector)
     app[SERVICE_KEY] = service
     app[PUBLISHER_KEY] = service
+    app[STORE_KEY] = Store(service.writer, service.reader)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/livez", livez)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/webhooks/ordercore", service.sync.handle_webhook)
     app.router.add_post("/webhooks/{platform}", service.sync.handle_platform_webhook)
-    install_api(app, settings.db_path)
+    install_api(app)
+    app.cleanup_ctx.append(_run_service)  # first: the dashboard's start-up writes through it
     _setup_web(app)
-    app.cleanup_ctx.append(_run_service)
     return app
 
 
@@ -79,16 +102,39 @@ async def _run_service(app: web.Application) -> AsyncIterator[None]:
         await service.stop()
 
 
+async def livez(request: web.Request) -> web.Response:
+    """200 while the process serves HTTP, whatever the rest of the chain is doing."""
+    return web.json_response({"status": "alive"})
+
+
 async def healthz(request: web.Request) -> web.Response:
-    """200 while the service runs and the broker subscription is up; 503 otherwise."""
+    """200 when every check passes; 503 otherwise. Both list every check with its detail."""
     service = request.app[SERVICE_KEY]
-    mqtt_ok = service.link.subscribed.is_set()
-    body = {
-        "status": "ok" if mqtt_ok else "degraded",
-        "mqtt": mqtt_ok,
-        "devices": len(service.devices),
-    }
-    return web.json_response(body, status=200 if mqtt_ok else 503)
+    settings = request.app[SETTINGS_KEY]
+    seen = await _observe(service)
+    report = health.evaluate(seen, health.Thresholds(buffer_age_s=settings.health_buffer_age_s))
+    body = {**report.to_json(), "devices": len(service.devices)}
+    if not report.ok:
+        failing = [c.name for c in report.checks if not c.ok]
+        log.info("ingest.degraded", checks=failing)
+    return web.json_response(body, status=200 if report.ok else 503)
+
+
+async def _observe(service: IngestService) -> health.Observed:
+    oldest, read_error = await health.bounded(
+        service.reader(queries.oldest_pending_order), HEALTH_TIMEOUT_S, "the database reader"
+    )
+    _, write_error = await health.bounded(
+        service.writer.run(lambda conn: None), HEALTH_TIMEOUT_S, "the database writer"
+    )
+    return health.Observed(
+        now=p.utcnow(),
+        mqtt_connected=service.link.subscribed.is_set(),
+        platform=await service.platform.state(),
+        oldest_pending=datetime.fromisoformat(oldest) if oldest else None,
+        failing_messages=service.router.failing(),
+        database=write_error or read_error,
+    )
 
 
 async def metrics(request: web.Request) -> web.Response:

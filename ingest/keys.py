@@ -9,8 +9,9 @@ from aiohttp import web
 from edgeorder.ingest.bus import Bus
 from edgeorder.ingest.settings import Settings
 from edgeorder.ingest.simulator import Simulator
+from edgeorder.ingest.store.handle import Store
 
-__all__ = ["BUS_KEY", "PUBLISHER_KEY", "SETTINGS_KEY", "SIMULATOR_KEY", "Publisher"]
+__all__ = ["BUS_KEY", "PUBLISHER_KEY", "SETTINGS_KEY", "SIMULATOR_KEY", "STORE_KEY", "Publisher"]
 
 
 class Publisher(Protocol):
@@ -24,3 +25,5 @@ SETTINGS_KEY = web.AppKey("settings", Settings)
 BUS_KEY = web.AppKey("bus", Bus)
 SIMULATOR_KEY = web.AppKey("simulator", Simulator)  # present only when a simulator was given
 PUBLISHER_KEY = web.AppKey("publisher", Publisher)
+STORE_KEY = web.AppKey("store", Store)
+"""The service's one writer and one reader pool, for the HTTP side (``ingest.store.handle``)."""

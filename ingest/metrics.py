@@ -46,12 +46,20 @@ class Metrics:
         self.webhooks = Counter(
             "edgeorder_ingest_webhooks",
             "Webhook deliveries by platform and outcome (applied, unchanged, duplicate, "
-            "unknown_order, ignored, bad_signature, malformed, retry_later, ...)",
+            "unknown_order, ignored, unsigned, bad_timestamp, stale, bad_signature, malformed, "
+            "retry_later, ...)",
             ["platform", "outcome"],
             registry=r,
         )
         self.buffer_depth = Gauge(
             "edgeorder_ingest_buffer_depth", "Pending order-outbox rows", registry=r
+        )
+        self.http_dropped = Counter(
+            "edgeorder_ingest_http_connections_dropped",
+            "HTTP connections closed by the server's limits, by reason "
+            "(evicted, refused, header_timeout)",
+            ["reason"],
+            registry=r,
         )
         self.commits = Counter("edgeorder_ingest_commits", "Writer group commits", registry=r)
         self.committed_jobs = Counter(

@@ -17,6 +17,7 @@ from collections.abc import Coroutine
 from functools import partial
 from typing import Any
 
+import sqlite_utils
 import structlog
 
 from edgeorder import protocol as p
@@ -24,6 +25,7 @@ from edgeorder.ingest.bus import Bus, Notice
 from edgeorder.ingest.connectors.base import Connector, WebhookConnector
 from edgeorder.ingest.connectors.ordercore import DEFAULT_PROFILE, OrderCoreConnector
 from edgeorder.ingest.domain.devices import Device
+from edgeorder.ingest.health import PlatformMonitor
 from edgeorder.ingest.metrics import Metrics
 from edgeorder.ingest.mqtt.delivery import DeliveryTracker
 from edgeorder.ingest.mqtt.link import MqttLink, MqttOptions
@@ -105,6 +107,11 @@ class IngestService:
         )
         self.link.on_published = self.delivery.confirmed
         self.statuses = StatusPublisher(self.link, bus, self.delivery)
+        self.platform = PlatformMonitor(
+            settings.connector.base_url,
+            fresh_s=max(120.0, 2 * settings.retry_max_s),
+            probe_interval_s=settings.health_probe_interval_s,
+        )
         self.worker = OutboxWorker(
             writer=self.writer,
             read=self.reader,
@@ -117,6 +124,7 @@ class IngestService:
             retry_max_s=settings.retry_max_s,
             concurrency=_outbox_concurrency(settings),
             bus=bus,
+            platform=self.platform,
         )
         self.router = Router(
             writer=self.writer,
@@ -139,6 +147,7 @@ class IngestService:
             secret=self.webhook_secret,
             poll_interval_s=settings.poll_interval_s,
             metrics=self.metrics,
+            tolerance_s=settings.webhook_tolerance_s,
         )
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.ready = asyncio.Event()
@@ -258,14 +267,7 @@ class IngestService:
     async def publish_config(self, device_id: str) -> None:
         """Publish the device's desired config, retained, from the registry."""
 
-        def load() -> dict[str, Any]:
-            db = open_db(self.settings.db_path, migrate_schema=False)
-            try:
-                return get_device(db, device_id)
-            finally:
-                db.conn.close()
-
-        row = await asyncio.to_thread(load)
+        row = await self.reader(lambda conn: get_device(sqlite_utils.Database(conn), device_id))
         self._send_config(
             device_id,
             p.DeviceConfig(

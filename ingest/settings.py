@@ -83,6 +83,26 @@ class Settings(BaseModel):
     cookie_secure: bool = False
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_s: int = Field(default=300, ge=1)
+    login_hash_workers: int = Field(default=1, ge=1, le=32)
+    """Password hashes verified at once (argon2id: ~64 MiB and 4 lanes each); more logins wait
+    their turn, so a burst of logins cannot take the CPU the event path needs."""
+    # --- health ------------------------------------------------------------------------------
+    health_buffer_age_s: float = Field(default=300.0, gt=0)
+    """``/healthz`` is degraded while an order has waited longer than this for the platform."""
+    health_probe_interval_s: float = Field(default=15.0, gt=0)
+    """With no order sent lately, ``/healthz`` connects to the platform's host at most this
+    often to tell whether it is reachable."""
+    # --- HTTP server limits --------------------------------------------------------------------
+    http_max_connections: int = Field(default=1000, ge=8, le=100_000)
+    """Open HTTP connections at most (and never more than half the open-file limit): past it
+    the longest-idle connection is closed to make room, or a new one is refused with 503."""
+    http_keepalive_s: float = Field(default=15.0, gt=0, le=3600)
+    """An idle keep-alive connection is closed after this many seconds."""
+    http_header_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    """A new connection that has not sent a whole request head by then is closed."""
+    # --- order-platform webhooks -----------------------------------------------------------------
+    webhook_tolerance_s: int = Field(default=300, ge=1, le=86_400)
+    """A signed webhook whose timestamp is further than this from now is refused."""
 
     @field_validator("mqtt_url", "device_mqtt_url")
     @classmethod

@@ -19,7 +19,7 @@ import aiohttp
 import structlog
 
 from edgeorder.ordercore.settings import Settings
-from edgeorder.ordercore.signing import backoff_delay, sign
+from edgeorder.ordercore.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, backoff_delay, sign
 from edgeorder.ordercore.store import webhooks as wh
 from edgeorder.ordercore.store.db import Reader, Writer
 
@@ -147,11 +147,13 @@ class Dispatcher:
         """POST one delivery; None on a 2xx answer, else the reason it failed."""
         assert self._session is not None
         body = delivery.body.encode()
+        timestamp = int(self._clock())  # this attempt's time: a late retry is not "old"
         headers = {
             "Content-Type": "application/json",
             "X-Edgeorder-Event": delivery.event,
             "X-Edgeorder-Delivery": str(delivery.id),
-            "X-Edgeorder-Signature": sign(sub.secret, body),
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: sign(sub.secret, body, timestamp),
         }
         try:
             async with self._session.post(sub.url, data=body, headers=headers) as resp:

@@ -426,8 +426,9 @@ def openapi_document() -> J:
             "description": (
                 "BlackBox Order API dialect (PascalCase, amounts in cents) with the Nuvemshop "
                 "lifecycle. Webhook deliveries POST a WebhookDelivery with headers "
-                "X-Edgeorder-Event, X-Edgeorder-Delivery and X-Edgeorder-Signature "
-                "(sha256=HMAC-SHA256 of the raw body keyed by the subscriber's Secret); "
+                "X-Edgeorder-Event, X-Edgeorder-Delivery, X-Edgeorder-Timestamp (unix seconds "
+                "of the attempt) and X-Edgeorder-Signature (sha256=HMAC-SHA256 of "
+                "'<timestamp>.' + raw body keyed by the subscriber's Secret); "
                 "delivery is at least once, in order per subscriber."
             ),
         },

@@ -35,6 +35,7 @@ from edgeorder.ingest.cli.system import (
 from edgeorder.ingest.domain.credentials import generate_password
 from edgeorder.ingest.domain.mosquitto_files import render_acl, render_passwd
 from edgeorder.ingest.settings import Settings
+from edgeorder.ingest.store.audit import BROKER_FILES_WRITTEN
 from edgeorder.ingest.store.db import open_db
 from edgeorder.ingest.store.registry import (
     device_hashes,
@@ -44,7 +45,6 @@ from edgeorder.ingest.store.registry import (
 
 __all__ = ["BROKER_FILES_WRITTEN", "main", "render_acl", "render_passwd"]
 
-BROKER_FILES_WRITTEN = "broker.files_written"
 """Audit action of a run: the dashboard counts registry changes made after the last one."""
 DEFAULT_PID_FILE = Path("/run/mosquitto/mosquitto.pid")  # Debian's mosquitto.conf sets it
 

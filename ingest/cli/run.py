@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from aiohttp import web
 from pydantic import ValidationError
 
-from edgeorder.ingest.app import create_app
+from edgeorder.httpserver import GuardedSite, make_runner
+from edgeorder.ingest.app import SERVICE_KEY, create_app, server_limits
 from edgeorder.ingest.settings import Settings
 
 __all__ = ["build_settings", "main"]
@@ -69,6 +69,27 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     ),
     "commit_batch_max": ("commit_batch_max", "most writes per group commit (default 512)"),
     "admin_password": ("admin_password", "create/update dashboard operator admin"),
+    "login_hash_workers": (
+        "login_hash_workers",
+        "password checks (argon2id, ~64 MiB each) run at once; more logins wait (default 1)",
+    ),
+    "health_buffer_age_s": (
+        "health_buffer_age_s",
+        "/healthz is degraded while an order waits longer than this (default 300)",
+    ),
+    "http_max_connections": (
+        "http_max_connections",
+        "open HTTP connections at most, capped at half the open-file limit (default 1000)",
+    ),
+    "http_keepalive_s": ("http_keepalive_s", "close idle HTTP connections after (default 15)"),
+    "http_header_timeout_s": (
+        "http_header_timeout_s",
+        "close a connection without a whole request head after (default 10)",
+    ),
+    "webhook_tolerance_s": (
+        "webhook_tolerance_s",
+        "refuse a platform webhook signed further than this from now (default 300)",
+    ),
 }
 _JSON_OPTIONS = {
     "default_profile": ("default_profile", "buyer JSON (Customer/Shipping/...)"),
@@ -128,14 +149,22 @@ def build_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settings
 async def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT, then shut down gracefully."""
     app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False)
+    limits = server_limits(settings)
+    runner = make_runner(app, limits, handle_signals=False)
     await runner.setup()  # starts the service (cleanup_ctx)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        site = web.TCPSite(runner, settings.http_host, settings.http_port)
+        dropped = app[SERVICE_KEY].metrics.http_dropped
+        site = GuardedSite(
+            runner,
+            settings.http_host,
+            settings.http_port,
+            limits=limits,
+            on_drop=lambda reason: dropped.labels(reason).inc(),
+        )
         await site.start()
         # Everything made during start-up (modules, schemas, the app) lives as long as the
         # process: out of the collector's way, a full collection no longer walks it (pauses

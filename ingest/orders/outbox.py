@@ -44,6 +44,7 @@ from edgeorder.ingest.connectors.base import (
     RejectedError,
     TransientError,
 )
+from edgeorder.ingest.health import PlatformMonitor
 from edgeorder.ingest.metrics import Metrics
 from edgeorder.ingest.mqtt.statuses import StatusPublisher
 from edgeorder.ingest.store import evendi_assignments, ledger
@@ -195,8 +196,10 @@ class OutboxWorker:
         concurrency: int = 256,
         clock: Callable[[], datetime] = p.utcnow,
         bus: Bus | None = None,
+        platform: PlatformMonitor | None = None,
     ) -> None:
         self._bus = bus
+        self._platform = platform  # hears of every answer and transient failure (/healthz)
         self._writer, self._read, self._connector = writer, read, connector
         self._devices, self._statuses, self._metrics = devices, statuses, metrics
         self._profile = default_profile
@@ -466,6 +469,11 @@ class OutboxWorker:
         self, row: OutboxRow, outcome: Outcome, outs: list[StatusOut], now: datetime, delay: float
     ) -> None:
         """Metrics and log lines of one settled row (after its commit)."""
+        if self._platform is not None:
+            if isinstance(outcome, TransientError):
+                self._platform.failed(outcome.reason)
+            else:
+                self._platform.answered()
         if isinstance(outcome, TransientError):
             self._metrics.platform_retries.inc()
             log.info(

@@ -6,6 +6,11 @@ secret, the new state in the body) and ``/webhooks/{platform}`` for a ``WebhookC
 the platform). Every delivery is verified first; a forged or malformed one is refused,
 logged and counted (``edgeorder_ingest_webhooks_total{platform,outcome}``).
 
+The order core's delivery is applied only with ``X-Edgeorder-Timestamp`` (unix seconds) within
+``tolerance_s`` of now and ``X-Edgeorder-Signature: sha256=<hex HMAC-SHA256(secret,
+"<timestamp>." + body)>`` (``ordercore.signing``); otherwise it is refused with 401 and the
+reason (``unsigned``, ``bad_timestamp``, ``stale``, ``bad_signature``) as its outcome.
+
 Everything ends in ``ledger.apply_order_state``, which only ever moves an order forward, so a
 late or repeated delivery (webhook after poll, retried webhook) changes nothing; deliveries for
 one order that arrive while its state is being read share that one read.
@@ -18,6 +23,7 @@ import hashlib
 import hmac
 import json
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -41,29 +47,58 @@ from edgeorder.ingest.store.ledger import StatusOut
 from edgeorder.ingest.store.writer import Writer
 
 __all__ = [
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
     "OrderStateSync",
     "parse_webhook",
+    "refusal",
     "register_platform_webhooks",
     "register_webhook",
     "signature",
-    "verify_signature",
 ]
 
 log = structlog.get_logger(__name__)
 
 SIGNATURE_HEADER = "X-Edgeorder-Signature"
+TIMESTAMP_HEADER = "X-Edgeorder-Timestamp"
 
 
-def signature(secret: str, body: bytes) -> str:
-    """``sha256=<hex HMAC-SHA256(body, secret)>``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signature(secret: str, body: bytes, timestamp: int) -> str:
+    """``sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>``."""
+    signed = str(timestamp).encode() + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
-def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
-    """Constant-time check of the ``X-Edgeorder-Signature`` header (False without a secret)."""
-    return (
-        bool(secret) and header is not None and hmac.compare_digest(signature(secret, body), header)
-    )
+def refusal(
+    secret: str,
+    body: bytes,
+    signature_header: str | None,
+    timestamp_header: str | None,
+    *,
+    now: float,
+    tolerance_s: float,
+) -> str | None:
+    """Why a webhook must be refused (``unsigned``, ``bad_timestamp``, ``stale``,
+    ``bad_signature``, ``no_secret``), or None when it is signed by ``secret`` within
+    ``tolerance_s`` seconds of ``now`` (either way: a clock ahead is as suspect as one behind).
+    """
+    if not secret:
+        return "no_secret"  # no secret, no trust
+    if not signature_header or not timestamp_header:
+        return "unsigned"
+    if (
+        not timestamp_header.isascii()
+        or not timestamp_header.isdigit()
+        or len(timestamp_header) > 12
+    ):
+        return "bad_timestamp"
+    timestamp = int(timestamp_header)
+    if abs(now - timestamp) > tolerance_s:
+        return "stale"
+    expected = signature(secret, body, timestamp).encode()
+    if not hmac.compare_digest(expected, signature_header.encode("utf-8", "replace")):
+        return "bad_signature"
+    return None
 
 
 def parse_webhook(body: bytes) -> tuple[str, p.State, int] | None:
@@ -94,12 +129,15 @@ class OrderStateSync:
         poll_interval_s: float,
         clock: Callable[[], datetime] = p.utcnow,
         metrics: Metrics | None = None,
+        tolerance_s: float = 300.0,
+        epoch: Callable[[], float] = time.time,
     ) -> None:
         self._writer, self._read, self._connector = writer, read, connector
         self._statuses, self._secret = statuses, secret
         self._interval, self._clock = poll_interval_s, clock
         self._metrics = metrics
         self._reading: dict[str, asyncio.Future[str]] = {}
+        self._tolerance_s, self._epoch = tolerance_s, epoch
         self.applied = 0
 
     def _count(self, platform: str, outcome: str) -> None:
@@ -120,12 +158,27 @@ class OrderStateSync:
         return outs
 
     async def handle_webhook(self, request: web.Request) -> web.Response:
-        """``POST /webhooks/ordercore``: 401 without a valid signature; 200 otherwise."""
+        """``POST /webhooks/ordercore``: 401 unless signed and recent (module doc); 200
+        otherwise."""
         body = await request.read()
-        if not verify_signature(self._secret, body, request.headers.get(SIGNATURE_HEADER)):
-            log.warning("webhook.rejected", platform="ordercore", code="bad_signature")
-            self._count("ordercore", "bad_signature")
-            return web.json_response({"Error": "bad_signature"}, status=401)
+        reason = refusal(
+            self._secret,
+            body,
+            request.headers.get(SIGNATURE_HEADER),
+            request.headers.get(TIMESTAMP_HEADER),
+            now=self._epoch(),
+            tolerance_s=self._tolerance_s,
+        )
+        if reason is not None:
+            log.warning(
+                "webhook.rejected",
+                platform="ordercore",
+                code=reason,
+                timestamp=request.headers.get(TIMESTAMP_HEADER, "")[:20],
+                remote=request.remote,
+            )
+            self._count("ordercore", reason)
+            return web.json_response({"Error": reason}, status=401)
         parsed = parse_webhook(body)
         if parsed is None:
             self._count("ordercore", "ignored")

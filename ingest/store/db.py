@@ -111,7 +111,8 @@ def _savepoint(conn: sqlite3.Connection) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        conn.execute("ROLLBACK TO atomic")
-        conn.execute("RELEASE atomic")
+        if conn.in_transaction:  # else SQLite already rolled everything back (SQLITE_FULL)
+            conn.execute("ROLLBACK TO atomic")
+            conn.execute("RELEASE atomic")
         raise
     conn.execute("RELEASE atomic")

@@ -1,7 +1,7 @@
 """Who may do what: the auth middleware (session or API token, CSRF) and login/logout.
 
-Public: ``/login``, ``/healthz``, ``/metrics``, ``/static/*`` and ``/webhooks/*`` (signed by the
-order platform, checked by ingest). Everything else needs a session cookie or an
+Public: ``/login``, ``/healthz``, ``/livez``, ``/metrics``, ``/static/*`` and ``/webhooks/*``
+(signed by the order platform, checked by ingest). Everything else needs a session cookie or an
 ``Authorization: Bearer`` API token; unauthenticated ``/api/*`` answers 401, pages redirect to
 ``/login``. A state-changing request made with a session must carry the session's CSRF token
 (form field ``csrf_token`` or header ``X-CSRF-Token``), else 403. Bearer requests carry no
@@ -11,7 +11,7 @@ ambient credential, so they need no CSRF token.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,7 +23,7 @@ from aiohttp import web
 from edgeorder.ingest.keys import SETTINGS_KEY
 from edgeorder.ingest.web import auth
 from edgeorder.ingest.web.markup import Markup, attrs, esc, html_response, layout
-from edgeorder.ingest.web.state import LOGIN_DELAY_KEY, WEBDB_KEY
+from edgeorder.ingest.web.state import LOGIN_DELAY_KEY, PASSWORDS_KEY, STORE_KEY
 
 __all__ = [
     "COOKIE_NAME",
@@ -32,6 +32,7 @@ __all__ = [
     "identity_of",
     "install_login_routes",
     "is_public_path",
+    "safe_next",
     "see_other",
 ]
 
@@ -39,7 +40,7 @@ log = structlog.get_logger("edgeorder.ingest.web.access")
 
 COOKIE_NAME = "edgeorder_session"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_PUBLIC_EXACT = frozenset({"/login", "/healthz", "/metrics"})
+_PUBLIC_EXACT = frozenset({"/login", "/healthz", "/livez", "/metrics"})
 _PUBLIC_PREFIXES = ("/static/", "/webhooks/")
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -110,7 +111,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 async def _authenticate(request: web.Request) -> Identity | None:
-    db = request.app[WEBDB_KEY]
+    db = request.app[STORE_KEY]
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         token = header.removeprefix("Bearer ").strip()
@@ -154,16 +155,25 @@ def _error(request: web.Request, status: int, detail: str) -> web.Response:
 # --- login / logout ------------------------------------------------------------------------
 
 
-def _safe_next(value: object) -> str:
-    """Only same-site absolute paths are followed after login (no open redirect)."""
-    if (
-        isinstance(value, str)
-        and value.startswith("/")
-        and not value.startswith("//")
-        and "\\" not in value
-    ):
-        return value
-    return "/"
+_NEXT_PATH = re.compile(r"/(?:devices/[A-Za-z0-9_-]{1,64}|buffer|provision)?")
+_NEXT_QUERY = re.compile(r"[A-Za-z0-9._~=&%+-]{0,500}")
+FAILED_LOGIN = "Wrong username or password, or too many failed attempts (wait a few minutes)."
+"""The one answer to every failed login: it must not tell which usernames exist."""
+
+
+def safe_next(value: object) -> str:
+    """Where to go after login: one of the dashboard's own pages (an allow-list: ``/``,
+    ``/devices/ID``, ``/buffer``, ``/provision``, with a plain query string), else ``/``.
+
+    Nothing a browser could read as another host gets through (``//evil``, ``/\\evil``,
+    ``/%09/evil``, ``https:``, encoded forms): only the listed paths and characters do.
+    """
+    if not isinstance(value, str):
+        return "/"
+    path, mark, query = value.partition("?")
+    if not _NEXT_PATH.fullmatch(path) or (mark and not _NEXT_QUERY.fullmatch(query)):
+        return "/"
+    return value
 
 
 def _login_page(next_url: str, message: str = "", username: str = "") -> Markup:
@@ -181,7 +191,7 @@ def _login_page(next_url: str, message: str = "", username: str = "") -> Markup:
 
 
 async def login_form(request: web.Request) -> web.Response:
-    page = _login_page(_safe_next(request.query.get("next")))
+    page = _login_page(safe_next(request.query.get("next")))
     return html_response(page)
 
 
@@ -189,51 +199,35 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     started = time.monotonic()
     form = await request.post()
     username, password = str(form.get("username", "")), str(form.get("password", ""))
-    next_url = _safe_next(form.get("next"))
+    next_url = safe_next(form.get("next"))
     settings = request.app[SETTINGS_KEY]
-    previous = request.cookies.get(COOKIE_NAME)
-
-    def attempt(conn: sqlite3.Connection) -> tuple[auth.LoginResult, str | None]:
-        result = auth.check_login(
-            conn,
-            username,
-            password,
-            max_failures=settings.login_max_failures,
-            lockout_s=settings.login_lockout_s,
-        )
-        if result.outcome is not auth.LoginOutcome.OK:
-            return result, None
-        if previous:  # a fresh session id at every login (no session fixation)
-            auth.delete_session(conn, previous)
-        cookie, _ = auth.create_session(conn, username, ttl_s=settings.session_ttl_s)
-        return result, cookie
-
-    result, cookie = await request.app[WEBDB_KEY].write(attempt)
-    if cookie is None:
-        # A constant-ish floor on every failure: timing tells nothing, guessing is slow.
+    attempt = auth.LoginAttempt(
+        username=username[:200],
+        password=password,
+        max_failures=settings.login_max_failures,
+        lockout_s=settings.login_lockout_s,
+        session_ttl_s=settings.session_ttl_s,
+        previous_cookie=request.cookies.get(COOKIE_NAME),
+    )
+    result = await auth.login(request.app[STORE_KEY], request.app[PASSWORDS_KEY], attempt)
+    if result.cookie is None:
+        # A floor on every failure's duration: timing tells nothing, guessing is slow.
         delay = request.app[LOGIN_DELAY_KEY] - (time.monotonic() - started)
         if delay > 0:
             await asyncio.sleep(delay)
-        locked = result.outcome is auth.LoginOutcome.LOCKED
         log.warning(
             "login_failed",
-            user=username,
+            user=attempt.username,
             reason=result.outcome.value,
             locked_until=result.locked_until,
             peer=request.remote,
         )
-        message = (
-            "Too many failed attempts: this account is locked for a while."
-            if locked
-            else "Wrong username or password."
-        )
-        page = _login_page(next_url, message, username)
-        return html_response(page, status=429 if locked else 401)
-    log.info("login", user=username, peer=request.remote)
+        return html_response(_login_page(next_url, FAILED_LOGIN, attempt.username), status=401)
+    log.info("login", user=attempt.username, peer=request.remote)
     resp = see_other(next_url)
     resp.set_cookie(
         COOKIE_NAME,
-        cookie,
+        result.cookie,
         max_age=settings.session_ttl_s,
         path="/",
         httponly=True,
@@ -246,7 +240,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     cookie = request.cookies.get(COOKIE_NAME)
     if cookie:
-        await request.app[WEBDB_KEY].write(lambda conn: auth.delete_session(conn, cookie))
+        await request.app[STORE_KEY].write(lambda conn: auth.delete_session(conn, cookie))
     log.info("logout", user=identity_of(request).name)
     resp = see_other("/login")
     resp.del_cookie(COOKIE_NAME, path="/")

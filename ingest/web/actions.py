@@ -11,22 +11,24 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Literal
 
 import sqlite_utils
 import structlog
 from aiohttp import web
 
+from edgeorder import protocol as p
 from edgeorder.ingest.bus import Notice
 from edgeorder.ingest.domain.firmware import DEVICE_CA_NAME, render_agent_toml
 from edgeorder.ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY, SIMULATOR_KEY
 from edgeorder.ingest.orders import outbox
-from edgeorder.ingest.store import registry
+from edgeorder.ingest.store import audit, registry
 from edgeorder.ingest.web import forms, provisioning, views
 from edgeorder.ingest.web.access import identity_of, see_other
 from edgeorder.ingest.web.markup import Markup, esc
 from edgeorder.ingest.web.pages import device_page, page, simulated_ids
-from edgeorder.ingest.web.state import WEBDB_KEY
+from edgeorder.ingest.web.state import STORE_KEY
 
 __all__ = ["install"]
 
@@ -57,10 +59,14 @@ async def _push_config(request: web.Request, device_id: str) -> None:
     await publisher.publish_config(device_id)
 
 
-async def _registry(request: web.Request, fn: Callable[[sqlite_utils.Database], Any]) -> Any:
-    """Run a registry mutation on the writer thread; unknown device -> 404, bad value -> 400."""
+async def _registry(
+    request: web.Request, fn: Callable[[sqlite_utils.Database], Any], *, write: bool = True
+) -> Any:
+    """Run a registry mutation as a job of the service's writer (a read on its reader pool);
+    unknown device -> 404, bad value -> 400."""
+    store = request.app[STORE_KEY]
     try:
-        return await request.app[WEBDB_KEY].write_db(fn)
+        return await (store.write_db(fn) if write else store.read_db(fn))
     except registry.UnknownDeviceError as exc:
         raise web.HTTPNotFound(text=f"{exc}\n") from exc
     except registry.RegistryError as exc:
@@ -82,11 +88,15 @@ async def press(request: web.Request) -> web.Response:
     actor = identity_of(request).actor
     simulator.press(device_id, click)
     log.info("simulated_press", device_id=device_id, click=click, actor=actor)
-    await request.app[WEBDB_KEY].write(
-        lambda conn: conn.execute(
-            "INSERT INTO audit (at, actor, action, device_id, detail) VALUES "
-            "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?, 'device.press', ?, ?)",
-            (actor, device_id, click),
+    at = p.format_ts(p.utcnow())
+    await request.app[STORE_KEY].write(
+        partial(
+            audit.record,
+            at=at,
+            actor=actor,
+            action="device.press",
+            device_id=device_id,
+            detail=click,
         )
     )
     return _done(request, views.device_url(device_id), device_id=device_id, click=click)
@@ -116,7 +126,7 @@ async def set_env(request: web.Request) -> web.Response:
 
 async def set_mapping(request: web.Request) -> web.Response:
     device_id, form = _device_id(request), await request.post()
-    current = await _registry(request, lambda db: registry.get_device(db, device_id))
+    current = await _registry(request, lambda db: registry.get_device(db, device_id), write=False)
     try:
         mapping = forms.parse_mapping(form, sensors=current["mapping"].get("sensors"))
     except forms.FormError as exc:
@@ -161,7 +171,7 @@ async def provision(request: web.Request) -> web.Response:
         if broker.ca_problem:
             raise provisioning.ProvisioningUnavailable(f"the broker's CA: {broker.ca_problem}")
         mapping = forms.parse_mapping(form)
-        row, password = await request.app[WEBDB_KEY].write_db(
+        row, password = await request.app[STORE_KEY].write_db(
             lambda db: registry.add_device(
                 db, device_id, name=name, mapping=mapping, env=env, actor=actor
             )
@@ -241,7 +251,7 @@ async def _outbox_action(request: web.Request, name: Literal["retry", "discard"]
     outbox_id = int(raw_id)
     actor = identity_of(request).actor
     fn = outbox.retry_now if name == "retry" else outbox.discard
-    changed = await request.app[WEBDB_KEY].write_db(lambda db: fn(db, outbox_id, actor=actor))
+    changed = await request.app[STORE_KEY].write_db(lambda db: fn(db, outbox_id, actor=actor))
     if not changed:
         log.info("outbox_action_refused", action=name, outbox_id=outbox_id, reason="not pending")
         raise web.HTTPNotFound(text=f"order #{outbox_id} is not waiting in the buffer\n")

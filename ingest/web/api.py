@@ -1,17 +1,17 @@
 """The JSON REST API under ``/api/``: devices, events, orders, the order buffer, OpenAPI.
 
 Protected by the dashboard's auth middleware (``Authorization: Bearer <api token>``). Writes
-go through the same registry/outbox functions the CLI and the dashboard use, then tell the
-running service through the bus (``device``/``outbox`` notices).
+go through the same registry/outbox functions the CLI and the dashboard use, as jobs of the
+service's one writer, audited with the caller's name (the operator, or ``token:NAME``), then
+tell the running service through the bus (``device``/``outbox`` notices). Reads run on the
+service's reader pool; the SQL is in ``ingest.store``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sqlite3
 from collections.abc import Callable
-from pathlib import Path
+from functools import partial
 from typing import Any, TypeVar
 
 import sqlite_utils
@@ -24,15 +24,14 @@ from edgeorder.ingest.domain.devices import DEFAULT_CANCEL_WINDOW_S, CancelWindo
 from edgeorder.ingest.domain.firmware import render_agent_toml
 from edgeorder.ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY
 from edgeorder.ingest.orders import outbox
-from edgeorder.ingest.store import registry
-from edgeorder.ingest.store.db import open_db
-from edgeorder.ingest.store.reader import Reader
+from edgeorder.ingest.store import queries, registry
+from edgeorder.ingest.web.access import identity_of
 from edgeorder.ingest.web.evendi_api import EVENDI_PATHS, AssignmentIn, install_evendi_api
+from edgeorder.ingest.web.state import STORE_KEY
 
-__all__ = ["READER_KEY", "install_api", "openapi_document"]
+__all__ = ["install_api", "openapi_document"]
 
 T = TypeVar("T")
-READER_KEY = web.AppKey("ingest_reader", Reader)
 
 
 class DeviceIn(BaseModel):
@@ -81,17 +80,12 @@ async def _body(request: web.Request, model: type[BaseModel]) -> Any:
         raise _error(422, "validation", "invalid body", Fields=fields) from exc
 
 
-def _registry_call(request: web.Request, fn: Callable[[sqlite_utils.Database], T]) -> Any:
-    path = request.app[SETTINGS_KEY].db_path
-
-    def run() -> T:
-        db = open_db(path, migrate_schema=False)
-        try:
-            return fn(db)
-        finally:
-            db.conn.close()
-
-    return asyncio.to_thread(run)
+async def _registry_call(
+    request: web.Request, fn: Callable[[sqlite_utils.Database], T], *, write: bool = True
+) -> T:
+    """``fn`` as a job of the service's writer (or, ``write=False``, on its reader pool)."""
+    store = request.app[STORE_KEY]
+    return await (store.write_db(fn) if write else store.read_db(fn))
 
 
 async def _mutate(
@@ -117,21 +111,28 @@ async def _mutate(
 
 
 def _actor(request: web.Request) -> str:
-    return str(request.get("identity", "api"))
+    """How the audit trail names the caller: the operator, or ``token:NAME``."""
+    try:
+        return identity_of(request).actor
+    except KeyError:  # no auth middleware in front (an app without the dashboard)
+        return "api"
 
 
 # --- devices -----------------------------------------------------------------------------------
 
 
 async def list_devices(request: web.Request) -> web.Response:
-    return web.json_response({"Data": await _registry_call(request, registry.list_devices)})
+    devices = await _registry_call(request, registry.list_devices, write=False)
+    return web.json_response({"Data": devices})
 
 
 async def get_device(request: web.Request) -> web.Response:
     device_id = request.match_info["device_id"]
     try:
         return web.json_response(
-            await _registry_call(request, lambda db: registry.get_device(db, device_id))
+            await _registry_call(
+                request, lambda db: registry.get_device(db, device_id), write=False
+            )
         )
     except registry.UnknownDeviceError as exc:
         raise _error(404, "not_found", str(exc)) from exc
@@ -203,12 +204,6 @@ async def rotate(request: web.Request) -> web.Response:
 # --- events, orders, buffer ------------------------------------------------------------------
 
 
-def _rows(conn: sqlite3.Connection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    cursor = conn.execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
 def _limit(request: web.Request) -> int:
     try:
         return max(1, min(1000, int(request.query.get("limit", "100"))))
@@ -216,63 +211,31 @@ def _limit(request: web.Request) -> int:
         raise _error(400, "invalid", "limit must be an integer") from exc
 
 
-async def _query(request: web.Request, table_sql: str, order: str) -> web.Response:
-    device = request.query.get("device")
-    where, params = ("WHERE device_id = ?", [device]) if device else ("", [])
-    sql = f"{table_sql} {where} ORDER BY {order} LIMIT ?"
-    limit = _limit(request)
-    rows = await request.app[READER_KEY](lambda c: _rows(c, sql, [*params, limit]))
-    return web.json_response({"Data": rows})
-
-
 async def list_events(request: web.Request) -> web.Response:
-    return await _query(
-        request,
-        "SELECT id, device_id, event_id, kind, trigger, seq, ts, received_at, action, "
-        "state, order_id, reason, updated_at FROM inbox",
-        "id DESC",
-    )
+    read = partial(queries.recent_events, device_id=request.query.get("device"))
+    rows = await request.app[STORE_KEY].read(partial(read, limit=_limit(request)))
+    return web.json_response({"Data": rows})
 
 
 async def get_event(request: web.Request) -> web.Response:
     device_id, event_id = request.match_info["device_id"], request.match_info["event_id"]
-
-    def load(conn: sqlite3.Connection) -> dict[str, Any] | None:
-        found = _rows(
-            conn,
-            "SELECT * FROM inbox WHERE device_id = ? AND event_id = ?",
-            [device_id, event_id.upper()],
-        )
-        if not found:
-            return None
-        event = found[0]
-        event["history"] = _rows(
-            conn,
-            "SELECT state, order_id, reason, source, at FROM status_history "
-            "WHERE device_id = ? AND event_id = ? ORDER BY id",
-            [device_id, event_id.upper()],
-        )
-        return event
-
-    event = await request.app[READER_KEY](load)
+    event = await request.app[STORE_KEY].read(
+        partial(queries.event_with_history, device_id=device_id, event_id=event_id.upper())
+    )
     if event is None:
         raise _error(404, "not_found", f"no event {event_id} of {device_id}")
     return web.json_response(event)
 
 
 async def list_orders(request: web.Request) -> web.Response:
-    return await _query(request, "SELECT * FROM orders", "created_at DESC")
+    read = partial(queries.recent_orders, device_id=request.query.get("device"))
+    rows = await request.app[STORE_KEY].read(partial(read, limit=_limit(request)))
+    return web.json_response({"Data": rows})
 
 
 async def list_buffer(request: web.Request) -> web.Response:
-    def load(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-        return _rows(
-            conn,
-            "SELECT * FROM order_outbox WHERE state = 'pending' ORDER BY next_attempt_at LIMIT ?",
-            [_limit(request)],
-        )
-
-    return web.json_response({"Data": await request.app[READER_KEY](load)})
+    rows = await request.app[STORE_KEY].read(partial(queries.pending_buffer, limit=_limit(request)))
+    return web.json_response({"Data": rows})
 
 
 async def buffer_action(request: web.Request) -> web.Response:
@@ -350,9 +313,8 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
 
-def install_api(app: web.Application, db_path: Path) -> None:
-    """Add the ``/api/`` routes and the reader they use."""
-    app[READER_KEY] = Reader(db_path)
+def install_api(app: web.Application) -> None:
+    """Add the ``/api/`` routes (they use the app's ``STORE_KEY``)."""
     r = app.router
     r.add_get("/api/openapi.json", openapi)
     r.add_get("/api/devices", list_devices)

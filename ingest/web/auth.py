@@ -1,42 +1,54 @@
-"""Operator accounts, sessions and API tokens, on ingest's SQLite tables.
+"""Operator logins, sessions and API tokens: the hashing and the decisions (SQL lives in
+``ingest.store.operators``).
 
-Synchronous functions over one ``sqlite3.Connection`` (or a ``sqlite_utils.Database``); the web
-layer calls them through ``WebDb`` so they never run on the event loop. Passwords are argon2id
-hashes; session cookies and API tokens are stored only as their sha256.
+Passwords are argon2id hashes; session cookies and API tokens are stored only as their sha256.
+argon2 is slow and memory-hungry on purpose (~64 MiB per verify), so it runs on ``Passwords``'
+own small thread pool -- a burst of logins queues there instead of taking every thread, and
+argon2-cffi releases the GIL, so the event loop keeps serving -- and never inside a write
+transaction: a login reads the operator's row, verifies the password, and only then submits one
+short job to the service's group-commit writer. Pressed buttons keep being recorded whatever
+the logins do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 
 import sqlite_utils
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from edgeorder.ingest.store import operators
+from edgeorder.ingest.store.db import atomic
+from edgeorder.ingest.store.handle import Store
 from edgeorder.protocol import format_ts, utcnow
 
 __all__ = [
+    "LoginAttempt",
     "LoginOutcome",
     "LoginResult",
+    "Passwords",
     "Session",
-    "check_login",
     "create_api_token",
-    "create_session",
     "csrf_matches",
     "delete_session",
     "ensure_operator",
+    "login",
     "lookup_session",
     "verify_api_token",
 ]
 
 _HASHER = PasswordHasher()
-# Verified against when the username is unknown, so both answers cost one argon2 verify.
+# Verified against when the account is unknown or locked, so every login costs one verify.
 _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
 
 Db = sqlite_utils.Database | sqlite3.Connection
@@ -50,155 +62,23 @@ def _sha256(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def ensure_operator(db: Db, username: str, password: str) -> bool:
-    """Create operator ``username`` or set its password; True if a row was written.
+class Passwords:
+    """argon2id off the event loop, at most ``workers`` hashes or verifies at a time."""
 
-    An unchanged password is left alone (no re-hash); a changed one also lifts a lockout.
-    """
-    if not username or not password:
-        raise ValueError("operator username and password must not be empty")
-    conn = _raw(db)
-    row = conn.execute(
-        "SELECT password_hash FROM operators WHERE username = ?", (username,)
-    ).fetchone()
-    if row is not None and _verify(row[0], password):
-        return False
-    hashed, now = _HASHER.hash(password), format_ts(utcnow())
-    with _transaction(conn):
-        conn.execute(
-            "INSERT INTO operators (username, password_hash, created_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, "
-            "failed_logins = 0, locked_until = NULL",
-            (username, hashed, now),
+    def __init__(self, workers: int = 1) -> None:
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="argon2")
+
+    async def verify(self, hashed: str, password: str) -> bool:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, _verify, hashed, password
         )
-    return True
 
+    async def hash(self, password: str) -> str:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, _HASHER.hash, password)
 
-def create_api_token(db: Db, name: str) -> str:
-    """A new REST API bearer token named ``name``; the plaintext is returned only here."""
-    if not name:
-        raise ValueError("API token name must not be empty")
-    token = "eo_" + secrets.token_urlsafe(32)
-    conn = _raw(db)
-    with _transaction(conn):
-        conn.execute(
-            "INSERT INTO api_tokens (token_hash, name, created_at) VALUES (?, ?, ?)",
-            (_sha256(token), name, format_ts(utcnow())),
-        )
-    return token
-
-
-def verify_api_token(conn: sqlite3.Connection, token: str) -> str | None:
-    """The token's name if ``token`` is a known API token, else None."""
-    row = conn.execute(
-        "SELECT name FROM api_tokens WHERE token_hash = ?", (_sha256(token),)
-    ).fetchone()
-    return None if row is None else str(row[0])
-
-
-class LoginOutcome(StrEnum):
-    OK = "ok"
-    BAD_CREDENTIALS = "bad_credentials"
-    LOCKED = "locked"
-
-
-@dataclass(frozen=True)
-class LoginResult:
-    outcome: LoginOutcome
-    locked_until: str | None = None
-
-
-def check_login(
-    conn: sqlite3.Connection,
-    username: str,
-    password: str,
-    *,
-    max_failures: int,
-    lockout_s: int,
-    now: datetime | None = None,
-) -> LoginResult:
-    """Verify a login and count failures; call inside a write transaction.
-
-    A locked account answers LOCKED without looking at the password; the ``max_failures``-th
-    consecutive failure locks it for ``lockout_s``.
-    """
-    now = now or utcnow()
-    row = conn.execute(
-        "SELECT password_hash, failed_logins, locked_until FROM operators WHERE username = ?",
-        (username,),
-    ).fetchone()
-    if row is None:
-        _verify(_DUMMY_HASH, password)
-        return LoginResult(LoginOutcome.BAD_CREDENTIALS)
-    hashed, failures, locked_until = row[0], int(row[1]), row[2]
-    if locked_until is not None and locked_until > format_ts(now):
-        return LoginResult(LoginOutcome.LOCKED, locked_until)
-    if _verify(hashed, password):
-        conn.execute(
-            "UPDATE operators SET failed_logins = 0, locked_until = NULL WHERE username = ?",
-            (username,),
-        )
-        return LoginResult(LoginOutcome.OK)
-    failures += 1
-    if failures >= max_failures:
-        until = format_ts(now + timedelta(seconds=lockout_s))
-        conn.execute(
-            "UPDATE operators SET failed_logins = 0, locked_until = ? WHERE username = ?",
-            (until, username),
-        )
-        return LoginResult(LoginOutcome.LOCKED, until)
-    conn.execute(
-        "UPDATE operators SET failed_logins = ?, locked_until = NULL WHERE username = ?",
-        (failures, username),
-    )
-    return LoginResult(LoginOutcome.BAD_CREDENTIALS)
-
-
-@dataclass(frozen=True)
-class Session:
-    username: str
-    csrf_token: str
-    expires_at: str
-
-
-def create_session(
-    conn: sqlite3.Connection, username: str, *, ttl_s: int, now: datetime | None = None
-) -> tuple[str, Session]:
-    """A new session for ``username``: (cookie value, session). Purges expired sessions."""
-    now = now or utcnow()
-    cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    expires = format_ts(now + timedelta(seconds=ttl_s))
-    conn.execute("DELETE FROM sessions WHERE expires_at <= ?", (format_ts(now),))
-    conn.execute(
-        "INSERT INTO sessions (token_hash, username, csrf_token, created_at, expires_at) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (_sha256(cookie), username, csrf, format_ts(now), expires),
-    )
-    return cookie, Session(username, csrf, expires)
-
-
-def lookup_session(
-    conn: sqlite3.Connection, cookie: str, *, now: datetime | None = None
-) -> Session | None:
-    """The live session behind a cookie value, or None (unknown or expired)."""
-    row = conn.execute(
-        "SELECT username, csrf_token, expires_at FROM sessions WHERE token_hash = ?",
-        (_sha256(cookie),),
-    ).fetchone()
-    if row is None or row[2] <= format_ts(now or utcnow()):
-        return None
-    return Session(str(row[0]), str(row[1]), str(row[2]))
-
-
-def delete_session(conn: sqlite3.Connection, cookie: str) -> None:
-    conn.execute("DELETE FROM sessions WHERE token_hash = ?", (_sha256(cookie),))
-
-
-def csrf_matches(session: Session, presented: str | None) -> bool:
-    """Constant-time comparison of a presented CSRF token with the session's."""
-    return presented is not None and hmac.compare_digest(
-        session.csrf_token.encode(), presented.encode()
-    )
+    def close(self) -> None:
+        """Stop taking work (a check already running finishes on its thread)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _verify(hashed: str, password: str) -> bool:
@@ -208,19 +88,172 @@ def _verify(hashed: str, password: str) -> bool:
         return False
 
 
-class _transaction:
-    """``BEGIN IMMEDIATE``/``COMMIT`` unless the caller already holds a transaction."""
+# --- operators -------------------------------------------------------------------------------
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-        self._own = False
 
-    def __enter__(self) -> None:
-        self._own = not self._conn.in_transaction
-        if self._own:
-            self._conn.execute("BEGIN IMMEDIATE")
+async def ensure_operator(store: Store, passwords: Passwords, username: str, password: str) -> bool:
+    """Create operator ``username`` or set its password; True if a row was written.
 
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if not self._own:
-            return
-        self._conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+    An unchanged password is left alone (no re-hash); a changed one also lifts a lockout.
+    """
+    if not username or not password:
+        raise ValueError("operator username and password must not be empty")
+    current = await store.read(partial(operators.password_hash, username=username))
+    if current is not None and await passwords.verify(current, password):
+        return False
+    hashed = await passwords.hash(password)
+    now = format_ts(utcnow())
+    await store.write(partial(operators.upsert_operator, username=username, hashed=hashed, now=now))
+    return True
+
+
+# --- login -------------------------------------------------------------------------------------
+
+
+class LoginOutcome(StrEnum):
+    """Why a login ended as it did: for the log only -- every failure answers the same."""
+
+    OK = "ok"
+    UNKNOWN_USER = "unknown_user"
+    BAD_PASSWORD = "bad_password"
+    LOCKED = "locked"
+
+
+@dataclass(frozen=True)
+class Session:
+    username: str
+    csrf_token: str
+    expires_at: str
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    outcome: LoginOutcome
+    locked_until: str | None = None
+    cookie: str | None = None
+    """The new session's cookie value (only when ``outcome`` is OK)."""
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    username: str
+    password: str
+    max_failures: int
+    lockout_s: int
+    session_ttl_s: int
+    previous_cookie: str | None = None
+    """The caller's old session, ended by a successful login (no session fixation)."""
+
+
+async def login(
+    store: Store, passwords: Passwords, attempt: LoginAttempt, *, now: datetime | None = None
+) -> LoginResult:
+    """Verify a login; count a failure (the ``max_failures``-th in a row locks the account
+    for ``lockout_s``) or open a session. A locked account is refused whatever the password.
+
+    Every attempt verifies exactly one argon2 hash (a dummy one for an unknown or locked
+    account), so neither timing nor answers tell which usernames exist.
+    """
+    now = now or utcnow()
+    row = await store.read(partial(operators.login_row, username=attempt.username))
+    locked = row is not None and row.locked_until is not None and row.locked_until > format_ts(now)
+    usable = row is not None and not locked
+    verified = await passwords.verify(
+        row.password_hash if row is not None and usable else _DUMMY_HASH, attempt.password
+    )
+    if row is None:
+        return LoginResult(LoginOutcome.UNKNOWN_USER)
+    if locked:
+        return LoginResult(LoginOutcome.LOCKED, row.locked_until)
+    if not verified:
+        return await _failed(store, attempt, now)
+    cookie = secrets.token_urlsafe(32)
+    opened = await store.write(partial(_open_session, attempt, row.password_hash, cookie, now))
+    if not opened:  # locked (or re-keyed) by a concurrent request since the read
+        return LoginResult(LoginOutcome.LOCKED)
+    return LoginResult(LoginOutcome.OK, cookie=cookie)
+
+
+async def _failed(store: Store, attempt: LoginAttempt, now: datetime) -> LoginResult:
+    until = format_ts(now + timedelta(seconds=attempt.lockout_s))
+    locked_until = await store.write(
+        partial(
+            operators.record_login_failure,
+            username=attempt.username,
+            max_failures=attempt.max_failures,
+            locked_until=until,
+        )
+    )
+    if locked_until is None:
+        return LoginResult(LoginOutcome.BAD_PASSWORD)
+    return LoginResult(LoginOutcome.LOCKED, locked_until)
+
+
+def _open_session(
+    attempt: LoginAttempt, verified_hash: str, cookie: str, now: datetime, conn: sqlite3.Connection
+) -> bool:
+    """Writer job: reset the failure count and store the new session (False: refused)."""
+    stamp = format_ts(now)
+    if not operators.record_login_success(
+        conn, attempt.username, verified_hash=verified_hash, now=stamp
+    ):
+        return False
+    if attempt.previous_cookie:
+        operators.delete_session(conn, _sha256(attempt.previous_cookie))
+    operators.insert_session(
+        conn,
+        token_hash=_sha256(cookie),
+        username=attempt.username,
+        csrf_token=secrets.token_urlsafe(32),
+        now=stamp,
+        expires_at=format_ts(now + timedelta(seconds=attempt.session_ttl_s)),
+    )
+    return True
+
+
+# --- sessions ----------------------------------------------------------------------------------
+
+
+def lookup_session(
+    conn: sqlite3.Connection, cookie: str, *, now: datetime | None = None
+) -> Session | None:
+    """The live session behind a cookie value, or None (unknown or expired)."""
+    row = operators.session_row(conn, _sha256(cookie))
+    if row is None or row.expires_at <= format_ts(now or utcnow()):
+        return None
+    return Session(row.username, row.csrf_token, row.expires_at)
+
+
+def delete_session(conn: sqlite3.Connection, cookie: str) -> None:
+    """Writer job: end the session behind a cookie value."""
+    operators.delete_session(conn, _sha256(cookie))
+
+
+def csrf_matches(session: Session, presented: str | None) -> bool:
+    """Constant-time comparison of a presented CSRF token with the session's."""
+    return presented is not None and hmac.compare_digest(
+        session.csrf_token.encode(), presented.encode()
+    )
+
+
+# --- API tokens --------------------------------------------------------------------------------
+
+
+def create_api_token(db: Db, name: str) -> str:
+    """A new REST API bearer token named ``name``; the plaintext is returned only here.
+
+    Synchronous, for the CLI and the demo's provisioning (before the service runs) and as a
+    writer job (``store.write(lambda conn: create_api_token(conn, name))``).
+    """
+    if not name:
+        raise ValueError("API token name must not be empty")
+    token = "eo_" + secrets.token_urlsafe(32)
+    conn = _raw(db)
+    with atomic(conn):
+        operators.insert_api_token(conn, _sha256(token), name, format_ts(utcnow()))
+    return token
+
+
+def verify_api_token(conn: sqlite3.Connection, token: str) -> str | None:
+    """The token's name if ``token`` is a known API token, else None."""
+    return operators.api_token_name(conn, _sha256(token))

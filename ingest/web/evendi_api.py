@@ -3,12 +3,12 @@
 e-vendi can only finalize orders that already exist, so an operator (or another system)
 assigns pending e-vendi orders to a device here; each press closes the device's oldest one
 (``ingest.store.evendi_assignments``). Self-contained: its own request models, errors in the
-API's ``{"Error", "Message"}`` shape, its own short-lived connections.
+API's ``{"Error", "Message"}`` shape; reads on the service's reader pool, changes as jobs of
+its one writer (``STORE_KEY``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from collections.abc import Callable
@@ -18,9 +18,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeorder import protocol as p
-from edgeorder.ingest.keys import SETTINGS_KEY
+from edgeorder.ingest.keys import STORE_KEY
 from edgeorder.ingest.store import evendi_assignments as book
-from edgeorder.ingest.store.db import open_db
 from edgeorder.ingest.web.access import identity_of
 
 __all__ = ["EVENDI_PATHS", "AssignmentIn", "install_evendi_api"]
@@ -53,19 +52,14 @@ def _error(status: int, code: str, message: str, **extra: Any) -> web.HTTPExcept
     return cls(text=body, content_type="application/json")
 
 
-async def _call(request: web.Request, fn: Callable[[sqlite3.Connection], T]) -> T:
-    """``fn`` on a connection of its own, off the event loop; store errors as HTTP errors."""
-    path = request.app[SETTINGS_KEY].db_path
-
-    def run() -> T:
-        db = open_db(path, migrate_schema=False)
-        try:
-            return fn(db.conn)
-        finally:
-            db.conn.close()
-
+async def _call(
+    request: web.Request, fn: Callable[[sqlite3.Connection], T], *, write: bool = False
+) -> T:
+    """``fn`` on the reader pool (``write``: as a writer job), off the event loop; store
+    errors as HTTP errors."""
+    store = request.app[STORE_KEY]
     try:
-        return await asyncio.to_thread(run)
+        return await (store.write(fn) if write else store.read(fn))
     except (book.UnknownAssignmentError, book.UnknownDeviceError) as exc:
         raise _error(404, "not_found", str(exc)) from exc
     except book.AssignmentConflictError as exc:
@@ -123,6 +117,7 @@ async def add_assignment(request: web.Request) -> web.Response:
         lambda c: book.assign(
             c, body.device_id, body.order_id, sku=body.sku, note=body.note, actor=actor
         ),
+        write=True,
     )
     return web.json_response(row, status=201)
 
@@ -136,7 +131,8 @@ async def move_assignment(request: web.Request) -> web.Response:
     """``POST .../withdraw`` (a pending one) or ``.../requeue`` (a failed one)."""
     assignment_id, actor = _assignment_id(request), _actor(request)
     move = book.withdraw if request.match_info["action"] == "withdraw" else book.requeue
-    return web.json_response(await _call(request, lambda c: move(c, assignment_id, actor=actor)))
+    moved = await _call(request, lambda c: move(c, assignment_id, actor=actor), write=True)
+    return web.json_response(moved)
 
 
 EVENDI_PATHS: list[tuple[str, str, str]] = [

@@ -19,7 +19,7 @@ from edgeorder.ingest.keys import SETTINGS_KEY
 from edgeorder.ingest.store import evendi_assignments as book
 from edgeorder.ingest.web.access import identity_of
 from edgeorder.ingest.web.markup import Markup, csrf_field, esc, join
-from edgeorder.ingest.web.state import WEBDB_KEY
+from edgeorder.ingest.web.state import STORE_KEY
 
 __all__ = ["enabled", "install", "panel", "queue_of"]
 
@@ -32,7 +32,7 @@ def enabled(app: web.Application) -> bool:
 
 
 def queue_of(device_id: str) -> Any:
-    """A reader of the device's assignments, newest first (for ``WebDb.read``)."""
+    """A reader of the device's assignments, newest first (for ``Store.read``)."""
 
     def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
         return book.list_assignments(conn, device_id=device_id, limit=50)
@@ -90,10 +90,10 @@ def panel(device_id: str, rows: Sequence[dict[str, Any]], csrf: str) -> Markup:
 
 
 async def _change(request: web.Request, fn: Any) -> web.Response:
-    """Run a queue change on the dashboard's writer; back to the device page."""
+    """Run a queue change as a job of the service's writer; back to the device page."""
     device_id = request.match_info["device_id"]
     try:
-        await request.app[WEBDB_KEY].write_db(lambda db: fn(db.conn))
+        await request.app[STORE_KEY].write(fn)
     except (book.UnknownAssignmentError, book.UnknownDeviceError) as exc:
         raise web.HTTPNotFound(text=f"{exc}\n") from exc
     except book.AssignmentError as exc:

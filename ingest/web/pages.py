@@ -7,11 +7,12 @@ import sqlite3
 from aiohttp import web
 
 from edgeorder.ingest.keys import SIMULATOR_KEY
-from edgeorder.ingest.web import evendi_panel, provisioning, queries, views
+from edgeorder.ingest.store import dashboard as queries
+from edgeorder.ingest.web import evendi_panel, provisioning, views
 from edgeorder.ingest.web.access import identity_of
 from edgeorder.ingest.web.chart import hourly_chart
 from edgeorder.ingest.web.markup import Markup, html_response, layout
-from edgeorder.ingest.web.state import WEBDB_KEY
+from edgeorder.ingest.web.state import STORE_KEY
 
 __all__ = ["install_pages", "page", "simulated_ids"]
 
@@ -59,7 +60,7 @@ async def fleet(request: web.Request) -> web.Response:
             queries.hourly_counts(conn),
         )
 
-    rows, totals, counts = await request.app[WEBDB_KEY].read(read)
+    rows, totals, counts = await request.app[STORE_KEY].read(read)
     return page(
         request, "Fleet", views.fleet_body(rows, totals, hourly_chart(counts), flt), active="fleet"
     )
@@ -80,13 +81,13 @@ async def device_page(
             queries.audit_rows(conn, device_id),
         )
 
-    dev, events, audit = await request.app[WEBDB_KEY].read(read)
+    dev, events, audit = await request.app[STORE_KEY].read(read)
     if dev is None:
         raise web.HTTPNotFound(text=f"unknown device {device_id!r}\n")
     csrf = identity_of(request).csrf_token or ""
     extra = None
     if evendi_panel.enabled(request.app):
-        queue = await request.app[WEBDB_KEY].read(evendi_panel.queue_of(device_id))
+        queue = await request.app[STORE_KEY].read(evendi_panel.queue_of(device_id))
         extra = evendi_panel.panel(device_id, queue, csrf)
     body = views.device_body(
         dev,
@@ -116,7 +117,7 @@ async def device_get(request: web.Request) -> web.Response:
 
 async def buffer_get(request: web.Request) -> web.Response:
     """Pending orders; ``?retry=ID`` / ``?discard=ID`` confirm the action just taken."""
-    rows = await request.app[WEBDB_KEY].read(queries.buffer_rows)
+    rows = await request.app[STORE_KEY].read(queries.buffer_rows)
     csrf = identity_of(request).csrf_token or ""
     notice = None
     if request.query.get("retry", "").isdigit():

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +21,11 @@ from aiohttp import web
 from edgeorder.ingest.domain.firmware import DEVICE_CA_NAME
 from edgeorder.ingest.keys import SETTINGS_KEY
 from edgeorder.ingest.settings import Settings
+from edgeorder.ingest.store.audit import pending_broker_changes
 from edgeorder.ingest.web.markup import Markup, esc
-from edgeorder.ingest.web.state import WEBDB_KEY
+from edgeorder.ingest.web.state import STORE_KEY
 
 __all__ = [
-    "BROKER_CHANGES",
     "BrokerView",
     "ProvisioningUnavailable",
     "broker_card",
@@ -34,36 +33,11 @@ __all__ = [
     "broker_view",
     "ca_download",
     "load_broker_view",
-    "pending_broker_changes",
 ]
 
 
 class ProvisioningUnavailable(RuntimeError):
     """A device cannot be given a working config right now (the CA setting is broken)."""
-
-
-BROKER_CHANGES = (
-    "device.add",
-    "device.enable",
-    "device.disable",
-    "device.remove",
-    "device.rotate_credentials",
-    "service_account.ensure",
-)
-"""Audit actions that change Mosquitto's password file."""
-BROKER_FILES_WRITTEN = "broker.files_written"  # == ingest.cli.broker_auth.BROKER_FILES_WRITTEN
-
-
-def pending_broker_changes(conn: sqlite3.Connection) -> int:
-    """Registry changes the broker's files do not have yet (made after broker-auth's last run;
-    audit ids, not timestamps, order them)."""
-    marks = ",".join("?" * len(BROKER_CHANGES))
-    row = conn.execute(
-        f"SELECT COUNT(*) FROM audit WHERE action IN ({marks}) AND id > "
-        "COALESCE((SELECT MAX(id) FROM audit WHERE action = ?), 0)",
-        (*BROKER_CHANGES, BROKER_FILES_WRITTEN),
-    ).fetchone()
-    return int(row[0])
 
 
 @dataclass(frozen=True)
@@ -95,7 +69,7 @@ def broker_view(settings: Settings, pending: int) -> BrokerView:
 
 async def load_broker_view(request: web.Request) -> BrokerView:
     """The broker's view for this request: one audit query, one small file read, off the loop."""
-    pending = await request.app[WEBDB_KEY].read(pending_broker_changes)
+    pending = await request.app[STORE_KEY].read(pending_broker_changes)
     return await asyncio.to_thread(broker_view, request.app[SETTINGS_KEY], pending)
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from edgeorder.ingest.web.db import WebDb
+from edgeorder.ingest.keys import STORE_KEY
+from edgeorder.ingest.web.auth import Passwords
 
-__all__ = ["LOGIN_DELAY_KEY", "WEBDB_KEY"]
+__all__ = ["LOGIN_DELAY_KEY", "PASSWORDS_KEY", "STORE_KEY"]
 
-WEBDB_KEY = web.AppKey("web_db", WebDb)
+PASSWORDS_KEY = web.AppKey("web_passwords", Passwords)
 LOGIN_DELAY_KEY = web.AppKey("web_login_delay_s", float)
 """Minimum duration of a failed login, in seconds (tests set it low)."""

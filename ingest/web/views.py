@@ -1,4 +1,4 @@
-"""Page bodies as pure functions of query rows (``ingest.web.queries``) -> ``Markup``.
+"""Page bodies as pure functions of query rows (``ingest.store.dashboard``) -> ``Markup``.
 
 Regions that the live script refreshes carry ``data-region`` and a stable ``id``.
 """
@@ -11,8 +11,8 @@ from typing import Any
 from urllib.parse import quote
 
 from edgeorder.ingest.domain.devices import NAME_MAX_CHARS, QUANTITY_MAX
+from edgeorder.ingest.store.dashboard import FleetFilter, Row, Totals
 from edgeorder.ingest.web.markup import Markup, attrs, csrf_field, esc, join
-from edgeorder.ingest.web.queries import FleetFilter, Row, Totals
 
 __all__ = ["ago", "badge", "buffer_body", "device_body", "fleet_body", "provision_body"]
 

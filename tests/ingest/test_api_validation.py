@@ -16,12 +16,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from edgeorder import protocol as p
 from edgeorder.ingest.bus import Bus
 from edgeorder.ingest.domain.devices import CANCEL_WINDOW_MAX_S
-from edgeorder.ingest.keys import BUS_KEY, SETTINGS_KEY
+from edgeorder.ingest.keys import BUS_KEY, SETTINGS_KEY, STORE_KEY
 from edgeorder.ingest.settings import Settings
 from edgeorder.ingest.store import registry
 from edgeorder.ingest.store.db import open_db
 from edgeorder.ingest.web.api import install_api
 from tests.support.proc import run_cli
+from tests.web.support import serve_store, unstarted_store
 
 MAPPING = {"single": {"type": "reorder", "sku": "COFFEE-1KG", "quantity": 1}}
 
@@ -34,7 +35,9 @@ async def api(tmp_path: Path) -> AsyncIterator[TestClient[web.Request, web.Appli
     app = web.Application()
     app[SETTINGS_KEY] = settings
     app[BUS_KEY] = Bus()
-    install_api(app, settings.db_path)
+    app[STORE_KEY] = unstarted_store(settings.db_path)
+    app.cleanup_ctx.append(serve_store)
+    install_api(app)
     async with TestClient(TestServer(app)) as client:
         yield client
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,8 @@ import aiohttp
 import pytest
 
 from edgeorder import protocol as p
-from edgeorder.ingest.orders.state_sync import parse_webhook, signature, verify_signature
-from edgeorder.ingest.store.db import open_db
+from edgeorder.ingest.orders.state_sync import parse_webhook, refusal, signature
+from edgeorder.ingest.store.db import connect, open_db
 from edgeorder.ingest.web import create_api_token
 from tests.ingest.support import (
     Ingest,
@@ -29,15 +30,27 @@ from tests.support.mqtt import MqttProbe
 pytestmark = pytest.mark.integration
 
 
-def test_signatures_are_checked_exactly() -> None:
+def test_signatures_and_timestamps_are_checked_exactly() -> None:
     body = b'{"Order":{"Id":3,"Status":{"Code":5}}}'
-    good = signature("s3cret", body)
+    t = 1_790_000_000
+    good = signature("s3cret", body, t)
     assert good.startswith("sha256=")
-    assert verify_signature("s3cret", body, good)
-    assert not verify_signature("s3cret", body + b" ", good)
-    assert not verify_signature("other", body, good)
-    assert not verify_signature("", body, signature("", body))  # no secret, no trust
-    assert not verify_signature("s3cret", body, None)
+
+    def why(secret: str, raw: bytes, sig: str | None, ts: str | None, now: float = t) -> object:
+        return refusal(secret, raw, sig, ts, now=now, tolerance_s=300)
+
+    assert why("s3cret", body, good, str(t)) is None
+    assert why("s3cret", body, good, str(t), now=t + 300) is None  # at the edge: still fine
+    assert why("s3cret", body + b" ", good, str(t)) == "bad_signature"
+    assert why("other", body, good, str(t)) == "bad_signature"
+    assert why("s3cret", body, good, str(t + 1)) == "bad_signature"  # the time is signed too
+    assert why("", body, signature("", body, t), str(t)) == "no_secret"  # no secret, no trust
+    assert why("s3cret", body, None, str(t)) == "unsigned"
+    assert why("s3cret", body, good, None) == "unsigned"
+    assert why("s3cret", body, good, str(t), now=t + 301) == "stale"  # replayed later
+    assert why("s3cret", body, good, str(t), now=t - 301) == "stale"  # from the future
+    for junk in ("-5", "1e9", "12.5", "١٢٣", "9" * 40, " 17"):
+        assert why("s3cret", body, good, junk) == "bad_timestamp", junk
     assert parse_webhook(body) == ("3", p.State.SHIPPED, 5)
     assert parse_webhook(b'{"Order":{"Id":3,"Status":{"Code":99}}}') is None
     assert parse_webhook(b"junk") is None
@@ -64,15 +77,32 @@ async def test_the_webhook_refuses_a_bad_signature_and_applies_a_good_one(
         }
     ).encode()
     url = ingest.url + "/webhooks/ordercore"
+    secret, now = ingest.service.webhook_secret, int(time.time())
+
+    def signed(key: str, at: int) -> dict[str, str]:
+        return {"X-Edgeorder-Signature": signature(key, body, at), "X-Edgeorder-Timestamp": str(at)}
+
+    refused = [
+        ("bad_signature", signed("guess", now)),
+        ("stale", signed(secret, now - 3600)),  # a capture replayed an hour later
+        ("unsigned", {"X-Edgeorder-Signature": signature(secret, body, now)}),
+        ("unsigned", {}),
+    ]
     async with aiohttp.ClientSession() as http:
-        forged = {"X-Edgeorder-Signature": signature("guess", body)}
-        async with http.post(url, data=body, headers=forged) as resp:
-            assert resp.status == 401
-        good = {"X-Edgeorder-Signature": signature(ingest.service.webhook_secret, body)}
-        async with http.post(url, data=body, headers=good) as resp:
+        for reason, headers in refused:
+            async with http.post(url, data=body, headers=headers) as resp:
+                assert resp.status == 401, reason
+                assert (await resp.json())["Error"] == reason
+        async with http.post(url, data=body, headers=signed(secret, now)) as resp:
             assert resp.status == 200
             assert (await resp.json())["applied"] == 1
     await wait_for(probe, status_is("hook-01", event.event_id, "paid"))
+    _, text = await ingest.get("/metrics")
+    for reason, count in (("bad_signature", 1), ("stale", 1), ("unsigned", 2)):
+        line = (
+            f'edgeorder_ingest_webhooks_total{{outcome="{reason}",platform="ordercore"}} {count}.0'
+        )
+        assert line in text, reason
 
 
 @pytest.fixture
@@ -161,6 +191,15 @@ async def test_rest_api_devices_events_orders_buffer(
     assert status == 204
     status, _ = await api(ingest, "GET", "/api/devices/api-01", token)
     assert status == 404
+    # Every REST write is audited with the token's name, not a generic "api".
+    conn = connect(ingest_dir / "ingest.db", readonly=True)
+    audit = conn.execute("SELECT actor, action FROM audit WHERE device_id = 'api-01'").fetchall()
+    conn.close()
+    assert audit == [
+        ("token:tests", "device.add"),
+        ("token:tests", "device.disable"),
+        ("token:tests", "device.remove"),
+    ]
 
 
 @pytest.fixture
@@ -202,3 +241,7 @@ async def test_operator_can_retry_and_discard_buffered_orders(
     assert status == 200
     await wait_for(probe, status_is("buf-01", keep.event_id, "ordered"))
     assert [o["OrderItems"][0]["Sku"] for o in await ordercore.orders("buf-01")] == ["COFFEE-1KG"]
+    conn = connect(ingest_dir / "ingest.db", readonly=True)
+    audit = conn.execute("SELECT actor, action FROM audit WHERE action LIKE 'outbox.%'").fetchall()
+    conn.close()
+    assert audit == [("token:tests", "outbox.discard"), ("token:tests", "outbox.retry_now")]

@@ -84,12 +84,13 @@ def test_body_hash_ignores_key_order() -> None:
 
 
 def test_signature_round_trip() -> None:
-    header = sign("s3cret", b'{"x":1}')
+    header = sign("s3cret", b'{"x":1}', 1_790_000_000)
     assert header.startswith("sha256=")
     assert len(header) == 7 + 64
-    assert verify("s3cret", b'{"x":1}', header)
-    assert not verify("other", b'{"x":1}', header)
-    assert not verify("s3cret", b'{"x":2}', header)
+    assert verify("s3cret", b'{"x":1}', header, 1_790_000_000)
+    assert not verify("other", b'{"x":1}', header, 1_790_000_000)
+    assert not verify("s3cret", b'{"x":2}', header, 1_790_000_000)
+    assert not verify("s3cret", b'{"x":1}', header, 1_790_000_001)  # the timestamp is signed
 
 
 def test_backoff_grows_and_is_capped() -> None:

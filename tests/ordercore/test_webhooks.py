@@ -77,7 +77,10 @@ async def subscribe(
 
 
 def assert_signed(hit: Hit, secret: str = SECRET) -> None:
-    assert verify(secret, hit.raw, hit.headers["X-Edgeorder-Signature"])
+    """Signed with the attempt's time (unix seconds of the order core's clock)."""
+    timestamp = int(hit.headers["X-Edgeorder-Timestamp"])
+    assert abs(timestamp - time.time()) < 3600
+    assert verify(secret, hit.raw, hit.headers["X-Edgeorder-Signature"], timestamp)
     assert hit.headers["X-Edgeorder-Event"] == hit.body["Event"]
     assert hit.headers["X-Edgeorder-Delivery"] == str(hit.body["Id"])
 

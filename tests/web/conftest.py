@@ -14,10 +14,17 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from edgeorder.ingest.bus import Bus
-from edgeorder.ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY, SIMULATOR_KEY
+from edgeorder.ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY, SIMULATOR_KEY, STORE_KEY
 from edgeorder.ingest.settings import Settings
+from edgeorder.ingest.store.handle import Store
 from edgeorder.ingest.web import setup_web
-from tests.web.support import ADMIN_PASSWORD, RecordingPublisher, RecordingSimulator
+from tests.web.support import (
+    ADMIN_PASSWORD,
+    RecordingPublisher,
+    RecordingSimulator,
+    serve_store,
+    unstarted_store,
+)
 
 
 @dataclass
@@ -34,6 +41,10 @@ class WebEnv:
     @property
     def db_path(self) -> Path:
         return self.settings.db_path
+
+    @property
+    def store(self) -> Store:
+        return self.app[STORE_KEY]
 
     async def login(self, username: str = "admin", password: str = ADMIN_PASSWORD) -> str:
         """Log in; returns (and keeps) the CSRF token read from the fleet page."""
@@ -75,6 +86,8 @@ def make_app(
     app[SETTINGS_KEY] = settings
     app[BUS_KEY] = bus
     app[SIMULATOR_KEY] = simulator
+    app[STORE_KEY] = unstarted_store(settings.db_path)
+    app.cleanup_ctx.append(serve_store)  # before the dashboard's: it writes through the store
     setup_web(app, login_failure_delay_s=0.05)
     return app
 

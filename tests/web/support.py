@@ -5,16 +5,40 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+from aiohttp import web
 from ulid import ULID
 
 from edgeorder import protocol as p
 from edgeorder.ingest.bus import Bus, Notice
+from edgeorder.ingest.keys import SETTINGS_KEY, STORE_KEY
 from edgeorder.ingest.store import registry
 from edgeorder.ingest.store.db import atomic, open_db
+from edgeorder.ingest.store.handle import Store
+from edgeorder.ingest.store.reader import Reader
+from edgeorder.ingest.store.writer import Writer
 
 ADMIN_PASSWORD = "correct horse battery staple"
+
+
+def unstarted_store(db_path: Path) -> Store:
+    """A writer and a reader pool on ``db_path``, as an ingest service holds them."""
+    return Store(Writer(db_path), Reader(db_path))
+
+
+async def serve_store(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx of a dashboard-only app: migrate, run the store's writer, close both, as
+    ``IngestService.start``/``stop`` do for the real app."""
+    store, path = app[STORE_KEY], app[SETTINGS_KEY].db_path
+    await asyncio.to_thread(lambda: open_db(path).conn.close())
+    store.writer.start()
+    try:
+        yield
+    finally:
+        await store.writer.stop()
+        store.reader.close()
 
 
 def add_device(db_path: Path, device_id: str, *, env: str = "prod", simulated: bool = False) -> str:

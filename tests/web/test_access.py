@@ -11,9 +11,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from edgeorder.ingest.bus import Bus
 from edgeorder.ingest.store.db import connect
-from edgeorder.ingest.web import create_api_token, ensure_operator
-from edgeorder.ingest.web.access import COOKIE_NAME, is_public_path
-from edgeorder.ingest.web.state import WEBDB_KEY
+from edgeorder.ingest.web import create_api_token
+from edgeorder.ingest.web.access import COOKIE_NAME, FAILED_LOGIN, is_public_path
+from edgeorder.ingest.web.auth import ensure_operator
+from edgeorder.ingest.web.state import PASSWORDS_KEY
 from tests.web.conftest import WebEnv, make_app, make_settings
 from tests.web.support import ADMIN_PASSWORD, RecordingSimulator, add_device
 
@@ -155,26 +156,39 @@ async def test_secure_cookie_when_configured(tmp_path: Path) -> None:
         assert "Secure" in resp.headers["Set-Cookie"]
 
 
-async def test_login_lockout_after_max_failures(webenv: WebEnv) -> None:
-    for _ in range(webenv.settings.login_max_failures - 1):
-        resp = await webenv.client.post("/login", data={"username": "admin", "password": "x"})
-        assert resp.status == 401
-        assert "Wrong username or password" in await resp.text()
-    resp = await webenv.client.post("/login", data={"username": "admin", "password": "x"})
-    assert resp.status == 429
-    # Now even the right password is refused, and no session cookie is set.
+async def _refusal(webenv: WebEnv, username: str, password: str) -> tuple[int, str, bool]:
     resp = await webenv.client.post(
-        "/login", data={"username": "admin", "password": ADMIN_PASSWORD}, allow_redirects=False
+        "/login", data={"username": username, "password": password}, allow_redirects=False
     )
-    assert resp.status == 429
-    assert "Set-Cookie" not in resp.headers
-    assert "locked" in await resp.text()
+    page = (await resp.text()).replace(f'value="{username}"', 'value="USER"')
+    return resp.status, page, "Set-Cookie" in resp.headers
 
 
-async def test_unknown_user_is_refused_like_a_wrong_password(webenv: WebEnv) -> None:
-    resp = await webenv.client.post("/login", data={"username": "mallory", "password": "x"})
-    assert resp.status == 401
-    assert "Wrong username or password" in await resp.text()
+async def test_login_lockout_after_max_failures(webenv: WebEnv) -> None:
+    for _ in range(webenv.settings.login_max_failures):
+        assert (await _refusal(webenv, "admin", "x"))[0] == 401
+    # Now even the right password is refused, and no session cookie is set.
+    status, page, cookie = await _refusal(webenv, "admin", ADMIN_PASSWORD)
+    assert (status, cookie) == (401, False)
+    assert FAILED_LOGIN in page
+    conn = connect(webenv.db_path, readonly=True)
+    (locked_until,) = conn.execute(
+        "SELECT locked_until FROM operators WHERE username = 'admin'"
+    ).fetchone()
+    conn.close()
+    assert locked_until is not None  # the lockout is still there: it just does not show
+
+
+async def test_refusals_do_not_tell_which_usernames_exist(webenv: WebEnv) -> None:
+    """Unknown user, wrong password, locked account: the very same answer (issue 11 §3)."""
+    unknown = await _refusal(webenv, "mallory", "x")
+    wrong = await _refusal(webenv, "admin", "x")
+    for _ in range(webenv.settings.login_max_failures):
+        await _refusal(webenv, "admin", "x")
+    locked = await _refusal(webenv, "admin", ADMIN_PASSWORD)
+    assert unknown == wrong == locked
+    assert unknown[0] == 401
+    assert FAILED_LOGIN in unknown[1]
 
 
 async def test_logout_ends_the_session(webenv: WebEnv) -> None:
@@ -195,7 +209,7 @@ async def test_login_never_redirects_off_site(webenv: WebEnv) -> None:
 
 
 async def test_api_token_opens_pages_and_api(webenv: WebEnv) -> None:
-    token = await webenv.app[WEBDB_KEY].write(lambda conn: create_api_token(conn, "demo"))
+    token = await webenv.store.write(lambda conn: create_api_token(conn, "demo"))
     resp = await webenv.client.get(
         "/", headers={"Authorization": f"Bearer {token}"}, allow_redirects=False
     )
@@ -216,13 +230,10 @@ async def test_api_token_opens_pages_and_api(webenv: WebEnv) -> None:
 
 async def test_admin_password_from_settings_is_applied_at_start(webenv: WebEnv) -> None:
     await webenv.login()  # the fixture's app created admin from Settings.admin_password
-    changed = await webenv.app[WEBDB_KEY].write(
-        lambda conn: ensure_operator(conn, "admin", ADMIN_PASSWORD)
-    )
+    passwords = webenv.app[PASSWORDS_KEY]
+    changed = await ensure_operator(webenv.store, passwords, "admin", ADMIN_PASSWORD)
     assert changed is False  # same password: no re-hash
-    changed = await webenv.app[WEBDB_KEY].write(
-        lambda conn: ensure_operator(conn, "admin", "another password")
-    )
+    changed = await ensure_operator(webenv.store, passwords, "admin", "another password")
     assert changed is True
     resp = await webenv.client.post(
         "/login", data={"username": "admin", "password": ADMIN_PASSWORD}

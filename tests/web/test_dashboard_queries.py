@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from edgeorder import protocol as p
+from edgeorder.ingest.store import dashboard as queries
 from edgeorder.ingest.store.db import connect, open_db
-from edgeorder.ingest.web import queries
 from edgeorder.ingest.web.chart import hourly_chart
 from edgeorder.ingest.web.forms import FormError, parse_mapping
 from tests.web.support import (

@@ -1,7 +1,8 @@
 """Read-only SQL for the dashboard: plain functions of a ``sqlite3.Connection`` (rows as dicts).
 
-They run in ``WebDb`` reader threads, never on the event loop, and are tested on real SQLite
-files. Times are ISO-8601 UTC strings, so "today" and "last 24 h" are string comparisons.
+They run on the service's reader pool (``ingest.store.reader``), never on the event loop,
+and are tested on real SQLite files. Times are ISO-8601 UTC strings, so "today" and "last
+24 h" are string comparisons.
 """
 
 from __future__ import annotations
