@@ -147,7 +147,7 @@ class PlatformMonitor:
         self._reported = (self._clock(), PlatformState(True, "the platform answers"))
 
     def failed(self, reason: str) -> None:
-        self._reported = (self._clock(), PlatformState(False, f"unreachable: {reason}"))
+        self._reported = (self._clock(), PlatformState(False, f"the last call failed: {reason}"))
 
     async def state(self) -> PlatformState:
         now = self._clock()

@@ -77,6 +77,11 @@ _OPTIONS: dict[str, tuple[str, str]] = {
         "health_buffer_age_s",
         "/healthz is degraded while an order waits longer than this (default 300)",
     ),
+    "health_probe_interval_s": (
+        "health_probe_interval_s",
+        "with no order sent lately, /healthz connects to the platform at most this often "
+        "(default 15)",
+    ),
     "http_max_connections": (
         "http_max_connections",
         "open HTTP connections at most, capped at half the open-file limit (default 1000)",

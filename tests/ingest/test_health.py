@@ -103,7 +103,9 @@ async def test_outbox_reports_win_while_fresh_then_a_probe_decides() -> None:
         "http://core.example:8081", fresh_s=60, probe_interval_s=15, clock=clock, connect=refuse
     )
     monitor.failed("HTTP 503: maintenance")
-    assert await monitor.state() == PlatformState(False, "unreachable: HTTP 503: maintenance")
+    assert await monitor.state() == PlatformState(
+        False, "the last call failed: HTTP 503: maintenance"
+    )
     monitor.answered()
     assert (await monitor.state()).reachable
     assert probes == []  # fresh reports: no probe
