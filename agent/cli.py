@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from gpiozero import Factory
 
 from edgeorder.agent.config import load_config
 from edgeorder.agent.errors import AgentError, ConfigError
@@ -114,7 +115,7 @@ def _print_led(pattern: str, state: str) -> None:
 
 async def _run(config_path: Path, simulate: bool) -> int:
     config = load_config(config_path)
-    factory: Any = None
+    factory: Factory | None = None
     if simulate:
         from gpiozero.pins.mock import MockFactory, MockPWMPin
 

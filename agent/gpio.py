@@ -9,14 +9,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from gpiozero import (
     MCP3008,
     Button,
     DigitalInputDevice,
     DistanceSensor,
+    Factory,
+    GPIODevice,
     LightSensor,
+    SPIDevice,
 )
 from gpiozero.pins.mock import MockFactory
 
@@ -40,7 +42,7 @@ class Edge:
     at: float
 
 
-def is_mock(pin_factory: Any) -> bool:
+def is_mock(pin_factory: Factory | None) -> bool:
     """True for gpiozero's MockFactory (given, or the process default)."""
     if pin_factory is None:
         from gpiozero import Device
@@ -51,7 +53,7 @@ def is_mock(pin_factory: Any) -> bool:
 
 def make_button(
     config: ButtonConfig,
-    pin_factory: Any,
+    pin_factory: Factory | None,
     handoff: Callable[[Edge], None],
     clock: Callable[[], float] = time.monotonic,
 ) -> Button:
@@ -72,14 +74,14 @@ class SensorReader:
     """A gpiozero input and how to turn it into one number."""
 
     name: str
-    device: Any
+    device: GPIODevice | SPIDevice
     read: Callable[[], float]
 
     def close(self) -> None:
         self.device.close()
 
 
-def make_sensor_reader(config: SensorConfig, pin_factory: Any) -> SensorReader | None:
+def make_sensor_reader(config: SensorConfig, pin_factory: Factory | None) -> SensorReader | None:
     """The device for ``config``, or None when it cannot exist on this factory.
 
     On MockFactory only the level switch is a real (drivable) mock pin; the analogue sensors

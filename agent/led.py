@@ -7,9 +7,8 @@ worker and returns at once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from gpiozero import LED, RGBLED
+from gpiozero import LED, RGBLED, Factory
 from gpiozero.exc import PinPWMUnsupported
 
 from edgeorder.agent.config import LedConfig
@@ -29,7 +28,7 @@ def _binary(color: Rgb) -> Rgb:
 class LedDriver:
     """One device's LED; remembers the pattern shown so repeats are not re-driven."""
 
-    def __init__(self, config: LedConfig, pin_factory: Any = None) -> None:
+    def __init__(self, config: LedConfig, pin_factory: Factory | None = None) -> None:
         self._pwm = False
         self.device: LED | RGBLED
         if config.rgb is not None:

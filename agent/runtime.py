@@ -13,17 +13,16 @@ button, and needs its own pin factory (or distinct pins) when they share gpiozer
 from __future__ import annotations
 
 import asyncio
-import heapq
 import sqlite3
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 import structlog
+from gpiozero import Button, Factory
 from gpiozero.exc import GPIOZeroError
 from ulid import ULID
 
@@ -32,14 +31,17 @@ from edgeorder.agent.classifier import ClickClassifier, ClickTimings
 from edgeorder.agent.config import AgentConfig
 from edgeorder.agent.errors import AgentError, AgentNotRunningError, OutboxFullError
 from edgeorder.agent.gpio import Edge, SensorReader, make_button, make_sensor_reader
+from edgeorder.agent.inbound import parse_inbound, timings_for
 from edgeorder.agent.led import LedDriver
-from edgeorder.agent.led_patterns import Choice, LedInputs, Pattern, choose_pattern
+from edgeorder.agent.led_patterns import Pattern
+from edgeorder.agent.led_state import LedState
 from edgeorder.agent.mqtt_link import Inbound, LinkDown, LinkUp, MqttLink
 from edgeorder.agent.outbox import AsyncOutbox, Outbox
+from edgeorder.agent.republish import RepublishSchedule
 from edgeorder.agent.sensor_trigger import SensorTrigger, TriggerSettings
 from edgeorder.agent.version import FW_VERSION
-from edgeorder.protocol.codec import decode, encode
-from edgeorder.protocol.errors import ProtocolError, TopicError
+from edgeorder.protocol.codec import encode
+from edgeorder.protocol.errors import ProtocolError
 from edgeorder.protocol.models import (
     Click,
     ConfigReported,
@@ -47,12 +49,11 @@ from edgeorder.protocol.models import (
     Event,
     EventKind,
     SensorReading,
-    State,
     Status,
     Telemetry,
     utcnow,
 )
-from edgeorder.protocol.topics import Channel, parse_device_topic
+from edgeorder.protocol.topics import Channel
 
 __all__ = ["Agent"]
 
@@ -61,8 +62,6 @@ log = structlog.get_logger(__name__)
 QUEUE_SIZE = 1024
 STABLE_S = 10.0
 """A connection that lasted this long resets the reconnect backoff; a quicker kick grows it."""
-RECENT_EVENTS = 64
-"""Statuses for these most recent events drive the LED (older retained ones only ack)."""
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -86,33 +85,10 @@ class _SensorValue:
 
 
 @dataclass
-class _Unacked:
-    payload: bytes
-    backoff: Backoff
-    due: float = 0.0
-
-
-@dataclass
-class _LedState:
-    connected: bool = False
-    press_at: float | None = None
-    awaiting_id: str | None = None
-    status: State | None = None
-    status_at: float | None = None
-    choice: Choice | None = None
-
-    def inputs(self) -> LedInputs:
-        return LedInputs(
-            self.connected, self.press_at, self.awaiting_id is not None, self.status, self.status_at
-        )
-
-
-@dataclass
 class _Counters:
     dropped: int = 0
     queue_overflow: int = 0
     published: int = 0
-    recent: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
 
 
 class Agent:
@@ -125,7 +101,7 @@ class Agent:
         self,
         config: AgentConfig,
         *,
-        pin_factory: Any = None,
+        pin_factory: Factory | None = None,
         on_led: Callable[[str, str], None] | None = None,
         on_event: Callable[[Event], None] | None = None,
         on_status: Callable[[Status], None] | None = None,
@@ -148,9 +124,9 @@ class Agent:
         )
         self._queue: asyncio.Queue[Any] = asyncio.Queue(QUEUE_SIZE)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._led_state = _LedState()
-        self._unacked: dict[str, _Unacked] = {}
-        self._due: list[tuple[float, str]] = []
+        self._led_state = LedState()
+        o = config.outbox
+        self._unacked = RepublishSchedule(lambda: Backoff(o.retry_min_s, o.retry_max_s))
         self._counters = _Counters()
         self._seq = 0
         self._config_version: int | None = None
@@ -171,7 +147,7 @@ class Agent:
         )
         self._link: MqttLink | None = None
         self._led: LedDriver | None = None
-        self._button: Any = None
+        self._button: Button | None = None
         self._sensor: SensorReader | None = None
 
     # -- thread-safe input ------------------------------------------------------------------
@@ -242,7 +218,7 @@ class Agent:
         self._counters.dropped = depth_dropped[1]
         now = self._clock()
         for stored in await self._outbox.pending():
-            self._track(stored.event_id, stored.payload, now)
+            self._unacked.track(stored.event_id, stored.payload, now)
         try:
             self._led = LedDriver(self.config.led, self._factory)
             self._button = make_button(
@@ -310,8 +286,8 @@ class Agent:
         times = [
             self._next_heartbeat if self._led_state.connected else None,
             self._classifier.deadline(),
-            self._led_state.choice.until if self._led_state.choice else None,
-            self._due[0][0] if self._due and self._led_state.connected else None,
+            self._led_state.until,
+            self._unacked.next_at() if self._led_state.connected else None,
             self._next_poll if self._sensor is not None else None,
         ]
         return min((t for t in times if t is not None), default=self._clock() + 3600)
@@ -342,8 +318,8 @@ class Agent:
         # A click deadline is judged only once no older edge waits in the queue.
         for click in self._classifier.tick(now) if self._queue.empty() else []:
             await self._make_event(now, click=click)
-        choice = self._led_state.choice
-        if choice is not None and choice.until is not None and now >= choice.until:
+        until = self._led_state.until
+        if until is not None and now >= until:
             self._refresh_led()
         if self._led_state.connected:
             self._republish_due(now)
@@ -367,7 +343,7 @@ class Agent:
 
     def _local_press(self, at: float) -> None:
         """Acknowledge a press on the LED at once, before anything touches the disk."""
-        self._led_state.press_at = at
+        self._led_state.pressed(at)
         self._refresh_led(restart=True)
 
     async def _on_reading(self, name: str, value: float, at: float) -> None:
@@ -404,14 +380,13 @@ class Agent:
             log.warning("agent.outbox_full", device_id=self.device_id, error=str(exc))
             return
         for old in dropped:
-            self._unacked.pop(old, None)
+            self._unacked.forget(old)
             self._counters.dropped += 1
             log.warning("agent.outbox_dropped_oldest", device_id=self.device_id, event_id=old)
-        self._counters.recent.append(event.event_id)
-        self._led_state.awaiting_id = event.event_id
+        self._led_state.made(event.event_id)
         self._refresh_led()
         now = self._clock()
-        self._track(event.event_id, payload, now)
+        self._unacked.track(event.event_id, payload, now)
         log.info(
             "agent.event",
             device_id=self.device_id,
@@ -423,25 +398,14 @@ class Agent:
         if self._led_state.connected:
             self._republish_due(now)
 
-    def _track(self, event_id: str, payload: bytes, now: float) -> None:
-        o = self.config.outbox
-        self._unacked[event_id] = _Unacked(payload, Backoff(o.retry_min_s, o.retry_max_s), now)
-        heapq.heappush(self._due, (now, event_id))
-
     def _republish_due(self, now: float) -> None:
-        """Publish every unacknowledged event whose time has come; reschedule with backoff."""
+        """Publish every unacknowledged event whose time has come (the schedule backs off)."""
         assert self._link is not None
-        while self._due and self._due[0][0] <= now:
-            due, event_id = heapq.heappop(self._due)
-            entry = self._unacked.get(event_id)
-            if entry is None or entry.due != due:
-                continue  # acknowledged, or rescheduled since
-            if self._link.publish(Channel.EVENTS, entry.payload, qos=1):
-                self._counters.published += 1
-                entry.due = now + entry.backoff.next()
-            else:
-                entry.due = now + 1.0  # paho's queue is full: try again soon
-            heapq.heappush(self._due, (entry.due, event_id))
+        link = self._link
+        sent = self._unacked.run_due(
+            now, lambda payload: link.publish(Channel.EVENTS, payload, qos=1)
+        )
+        self._counters.published += sent
 
     # -- connection -------------------------------------------------------------------------
 
@@ -452,13 +416,12 @@ class Agent:
             self._link.client.disconnect()
             return
         now = self._clock()
-        self._connected_at, self._led_state.connected = now, True
+        self._connected_at = now
+        self._led_state.link(connected=True)
         self._link.subscribe_own()
         self._link.publish(Channel.PRESENCE, self._link.presence(online=True), qos=1, retain=True)
         self._next_heartbeat = now
-        for event_id, entry in self._unacked.items():  # re-publish everything after a connect
-            entry.due = now
-            heapq.heappush(self._due, (now, event_id))
+        self._unacked.all_due(now)  # re-publish everything after a connect
         log.info(
             "agent.connected",
             device_id=self.device_id,
@@ -468,7 +431,7 @@ class Agent:
         self._refresh_led()
 
     def _on_link_down(self, down: LinkDown) -> None:
-        self._led_state.connected = False
+        self._led_state.link(connected=False)
         self._link_down.set()
         log.info("agent.disconnected", device_id=self.device_id, reason=down.reason)
         self._refresh_led()
@@ -489,15 +452,7 @@ class Agent:
 
     async def _on_inbound(self, msg: Inbound) -> None:
         try:
-            device_id, channel = parse_device_topic(msg.topic)
-            if device_id != self.device_id:
-                raise TopicError(f"topic {msg.topic!r} belongs to another device")
-            if channel is Channel.STATUS:
-                await self._on_status(decode(Status, msg.payload))
-            elif channel is Channel.CONFIG:
-                self._on_config(decode(DeviceConfig, msg.payload))
-            else:
-                raise TopicError(f"unexpected channel {channel.value}")
+            message = parse_inbound(msg.topic, msg.payload, self.device_id)
         except ProtocolError as exc:
             log.warning(
                 "agent.bad_message",
@@ -506,19 +461,20 @@ class Agent:
                 reason=str(exc),
                 payload=msg.payload[:200].decode("utf-8", "replace"),
             )
+            return
+        if isinstance(message, Status):
+            await self._on_status(message)
+        else:
+            self._on_config(message)
 
     async def _on_status(self, status: Status) -> None:
         event_id = status.event_id
         if event_id is None:
             log.warning("agent.rejected_unreadable", device_id=self.device_id, reason=status.reason)
             return
-        if self._unacked.pop(event_id, None) is not None:
+        if self._unacked.forget(event_id):
             await self._outbox.ack(event_id)
-        if event_id in self._counters.recent:
-            led = self._led_state
-            led.status, led.status_at = status.state, self._clock()
-            if led.awaiting_id == event_id:
-                led.awaiting_id = None
+        if self._led_state.status_for(event_id, status.state, self._clock()):
             self._refresh_led()
         log.info(
             "agent.status",
@@ -532,12 +488,7 @@ class Agent:
 
     def _on_config(self, desired: DeviceConfig) -> None:
         assert self._link is not None
-        t = self._classifier.timings
-        self._classifier.timings = ClickTimings(
-            t.bounce_s,
-            desired.double_window_ms / 1000 if desired.double_window_ms else t.double_window_s,
-            desired.long_press_ms / 1000 if desired.long_press_ms else t.long_press_s,
-        )
+        self._classifier.timings = timings_for(self._classifier.timings, desired)
         if desired.version != self._config_version:
             self._config_version = desired.version
             reported = ConfigReported(version=desired.version, ts=utcnow())
@@ -548,13 +499,11 @@ class Agent:
 
     def _refresh_led(self, *, restart: bool = False) -> None:
         """Re-choose the pattern; drive the LED and tell ``on_led`` if it changed."""
-        state = self._led_state
-        state.choice = choose_pattern(state.inputs(), self._clock())
+        choice = self._led_state.choose(self._clock())
         if self._led is None:
             return
-        pattern = state.choice.pattern
-        if self._led.show(pattern, state.choice.state, restart=restart):
-            self._notify(self._on_led, pattern.value, state.choice.state)
+        if self._led.show(choice.pattern, choice.state, restart=restart):
+            self._notify(self._on_led, choice.pattern.value, choice.state)
 
     def _notify(self, listener: Callable[..., None] | None, *args: Any) -> None:
         if listener is None:
@@ -577,4 +526,5 @@ class Agent:
 
     @property
     def led_pattern(self) -> Pattern | None:
-        return self._led_state.choice.pattern if self._led_state.choice else None
+        choice = self._led_state.choice
+        return choice.pattern if choice is not None else None
