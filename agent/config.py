@@ -178,13 +178,34 @@ SensorConfig = Annotated[
 
 class OutboxConfig(_Section):
     """The device outbox. ``drop_oldest`` loses the oldest unsent event when full,
-    ``refuse_new`` keeps the old ones and refuses the new press; both count in ``dropped``."""
+    ``refuse_new`` keeps the old ones and refuses the new press; both count in ``dropped``.
+
+    ``max_events`` bounds the events no status has answered yet (re-published every
+    ``retry_min_s`` .. ``retry_max_s``). A press answered ``accepted``/``queued`` stays open
+    until its outcome is known (``agent.presses.settles``): the device asks again, by
+    re-publishing it, every ``ask_min_s`` .. ``ask_max_s`` (and soon after every reconnect),
+    for at most ``ask_for_s`` after the press and for at most ``ask_max_open`` presses at a
+    time (the oldest is given up first). The last ``keep_settled`` settled presses are
+    remembered, so a stale status for one of them is recognised and ignored."""
 
     path: Path = Path("/var/lib/edgeorder/outbox.db")
     max_events: int = Field(default=10_000, ge=1, le=10_000_000)
     overflow: Literal["drop_oldest", "refuse_new"] = "drop_oldest"
     retry_min_s: float = Field(default=5.0, gt=0, le=3600)
     retry_max_s: float = Field(default=300.0, gt=0, le=86400)
+    ask_min_s: float = Field(default=30.0, gt=0, le=86400)
+    ask_max_s: float = Field(default=900.0, gt=0, le=86400)
+    ask_for_s: float = Field(default=86400.0, gt=0, le=30 * 86400)
+    ask_max_open: int = Field(default=256, ge=1, le=100_000)
+    keep_settled: int = Field(default=1000, ge=0, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _check(self) -> OutboxConfig:
+        if self.retry_max_s < self.retry_min_s:
+            raise ValueError("retry_max_s must be >= retry_min_s")
+        if self.ask_max_s < self.ask_min_s:
+            raise ValueError("ask_max_s must be >= ask_min_s")
+        return self
 
 
 class TelemetryConfig(_Section):

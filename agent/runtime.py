@@ -3,8 +3,9 @@
 Threads only hand off: gpiozero edge callbacks, paho callbacks and the thread-safe
 ``press``/``sensor`` methods all end in ``loop.call_soon_threadsafe(self._offer, item)``.
 The worker classifies clicks, stores events in the outbox (on its own thread), publishes,
-re-publishes unacknowledged events with jittered backoff, routes status/config messages and
-chooses the LED pattern. A second coroutine on the same loop supervises the connection.
+re-publishes unacknowledged events with jittered backoff, asks again for the outcome of open
+presses (``agent.presses``), routes status/config messages and chooses the LED pattern. A
+second coroutine on the same loop supervises the connection.
 
 Several agents may run in one process; each has its own paho client, outbox file, LED and
 button, and needs its own pin factory (or distinct pins) when they share gpiozero.
@@ -36,8 +37,9 @@ from edgeorder.agent.led import LedDriver
 from edgeorder.agent.led_patterns import Pattern
 from edgeorder.agent.led_state import LedState
 from edgeorder.agent.mqtt_link import Inbound, LinkDown, LinkUp, MqttLink
-from edgeorder.agent.outbox import AsyncOutbox, Outbox
-from edgeorder.agent.republish import RepublishSchedule
+from edgeorder.agent.outbox import AsyncOutbox, Outbox, StoredEvent
+from edgeorder.agent.presses import PressBook, Verdict, settles
+from edgeorder.agent.republish import DueRun, RepublishSchedule
 from edgeorder.agent.sensor_trigger import SensorTrigger, TriggerSettings
 from edgeorder.agent.version import FW_VERSION
 from edgeorder.protocol.codec import encode
@@ -49,6 +51,7 @@ from edgeorder.protocol.models import (
     Event,
     EventKind,
     SensorReading,
+    State,
     Status,
     Telemetry,
     utcnow,
@@ -62,6 +65,14 @@ log = structlog.get_logger(__name__)
 QUEUE_SIZE = 1024
 STABLE_S = 10.0
 """A connection that lasted this long resets the reconnect backoff; a quicker kick grows it."""
+
+
+def _state(value: str | None) -> State | None:
+    return None if value is None else State(value)
+
+
+def _value(state: State | None) -> str | None:
+    return None if state is None else state.value
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -89,6 +100,9 @@ class _Counters:
     dropped: int = 0
     queue_overflow: int = 0
     published: int = 0
+    asked: int = 0
+    given_up: int = 0
+    stale: int = 0
 
 
 class Agent:
@@ -127,6 +141,8 @@ class Agent:
         self._led_state = LedState()
         o = config.outbox
         self._unacked = RepublishSchedule(lambda: Backoff(o.retry_min_s, o.retry_max_s))
+        self._asks = RepublishSchedule(lambda: Backoff(o.ask_min_s, o.ask_max_s))
+        self._presses = PressBook(o.keep_settled)
         self._counters = _Counters()
         self._seq = 0
         self._config_version: int | None = None
@@ -143,6 +159,7 @@ class Agent:
                 config.outbox.path,
                 max_events=config.outbox.max_events,
                 overflow=config.outbox.overflow,
+                keep_settled=config.outbox.keep_settled,
             )
         )
         self._link: MqttLink | None = None
@@ -216,9 +233,7 @@ class Agent:
         self._seq = await self._outbox.last_seq()
         depth_dropped = await self._outbox.counts()
         self._counters.dropped = depth_dropped[1]
-        now = self._clock()
-        for stored in await self._outbox.pending():
-            self._unacked.track(stored.event_id, stored.payload, now)
+        await self._load_presses()
         try:
             self._led = LedDriver(self.config.led, self._factory)
             self._button = make_button(
@@ -234,8 +249,33 @@ class Agent:
             "agent.started",
             device_id=self.device_id,
             pending=len(self._unacked),
+            open=len(self._asks),
             url=self.config.mqtt.url,
         )
+
+    async def _load_presses(self) -> None:
+        """Unsettled events back into their schedules; every kept press into the book (and
+        the newest into the LED's recent window)."""
+        settled = await self._outbox.settled()
+        pending = await self._outbox.pending()
+        self._presses.load((s.event_id, _state(s.state), True) for s in settled)
+        self._presses.load((e.event_id, _state(e.state), False) for e in pending)
+        now = self._clock()
+        for stored in pending:
+            if stored.state is None:
+                self._unacked.track(stored.event_id, stored.payload, now)
+            else:
+                self._track_open(stored, now)
+        for event_id in sorted([*(s.event_id for s in settled), *(e.event_id for e in pending)]):
+            self._led_state.recent.append(event_id)  # ULIDs sort by creation time
+
+    def _track_open(self, stored: StoredEvent, now: float) -> None:
+        """Ask for the outcome of an open press until ``ask_for_s`` after it was made."""
+        ask_for_s = self.config.outbox.ask_for_s
+        # A Pi without a real-time clock may have stamped the press far off: clamp its age.
+        age_s = min(max(0.0, time.time() - ULID.from_str(stored.event_id).timestamp), ask_for_s)
+        until = now + ask_for_s - age_s
+        self._asks.track(stored.event_id, stored.payload, now, wait=True, until=until)
 
     async def _close(self) -> None:
         if self._link is not None:
@@ -288,6 +328,7 @@ class Agent:
             self._classifier.deadline(),
             self._led_state.until,
             self._unacked.next_at() if self._led_state.connected else None,
+            self._asks.next_at() if self._led_state.connected else None,
             self._next_poll if self._sensor is not None else None,
         ]
         return min((t for t in times if t is not None), default=self._clock() + 3600)
@@ -323,6 +364,7 @@ class Agent:
             self._refresh_led()
         if self._led_state.connected:
             self._republish_due(now)
+            await self._ask_due(now)
             if now >= self._next_heartbeat:
                 await self._heartbeat(now)
         if self._sensor is not None and now >= self._next_poll:
@@ -381,8 +423,10 @@ class Agent:
             return
         for old in dropped:
             self._unacked.forget(old)
+            self._presses.forget(old)
             self._counters.dropped += 1
             log.warning("agent.outbox_dropped_oldest", device_id=self.device_id, event_id=old)
+        self._presses.made(event.event_id)
         self._led_state.made(event.event_id)
         self._refresh_led()
         now = self._clock()
@@ -400,12 +444,37 @@ class Agent:
 
     def _republish_due(self, now: float) -> None:
         """Publish every unacknowledged event whose time has come (the schedule backs off)."""
+        self._counters.published += self._publish_due(self._unacked, now).sent
+
+    async def _ask_due(self, now: float) -> None:
+        """Ask for the outcome of every open press whose time has come, by publishing it
+        again (ingest answers a repeat with the event's current status); give up on those
+        past ``ask_for_s``."""
+        run = self._publish_due(self._asks, now)
+        self._counters.asked += run.sent
+        if run.sent:
+            log.info("agent.asked", device_id=self.device_id, presses=run.sent)
+        for event_id in run.expired:
+            await self._give_up(event_id, "ask_for_s passed")
+
+    def _publish_due(self, schedule: RepublishSchedule, now: float) -> DueRun:
         assert self._link is not None
         link = self._link
-        sent = self._unacked.run_due(
-            now, lambda payload: link.publish(Channel.EVENTS, payload, qos=1)
+        return schedule.run_due(now, lambda payload: link.publish(Channel.EVENTS, payload, qos=1))
+
+    async def _give_up(self, event_id: str, why: str) -> None:
+        """Stop asking for an open press: it stays at the last state heard."""
+        self._asks.forget(event_id)
+        await self._outbox.give_up(event_id)
+        self._presses.record(event_id, self._presses.state(event_id), settled=True)
+        self._counters.given_up += 1
+        log.warning(
+            "agent.press_unsettled",
+            device_id=self.device_id,
+            event_id=event_id,
+            state=_value(self._presses.state(event_id)),
+            why=why,
         )
-        self._counters.published += sent
 
     # -- connection -------------------------------------------------------------------------
 
@@ -422,11 +491,14 @@ class Agent:
         self._link.publish(Channel.PRESENCE, self._link.presence(online=True), qos=1, retain=True)
         self._next_heartbeat = now
         self._unacked.all_due(now)  # re-publish everything after a connect
+        # Statuses queued for this device may have been lost with the broker: ask again soon.
+        self._asks.all_due(now, spread_s=self.config.outbox.ask_min_s)
         log.info(
             "agent.connected",
             device_id=self.device_id,
             session=up.session_present,
             pending=len(self._unacked),
+            open=len(self._asks),
         )
         self._refresh_led()
 
@@ -439,12 +511,15 @@ class Agent:
     async def _heartbeat(self, now: float) -> None:
         assert self._link is not None
         self._next_heartbeat = now + self.config.telemetry.heartbeat_s
-        tele = Telemetry(
-            uptime_s=int(now - self._started_at),
-            queue_depth=len(self._unacked),
-            fw=FW_VERSION,
-            dropped=self._counters.dropped,
-            ts=utcnow(),
+        tele = Telemetry.model_validate(
+            {
+                "uptime_s": int(now - self._started_at),
+                "queue_depth": len(self._unacked),
+                "fw": FW_VERSION,
+                "dropped": self._counters.dropped,
+                "ts": utcnow(),
+                "open_presses": len(self._asks),  # an extra field: older backends ignore it
+            }
         )
         self._link.publish(Channel.TELEMETRY, encode(tele), qos=0)
 
@@ -472,10 +547,11 @@ class Agent:
         if event_id is None:
             log.warning("agent.rejected_unreadable", device_id=self.device_id, reason=status.reason)
             return
-        if self._unacked.forget(event_id):
-            await self._outbox.ack(event_id)
-        if self._led_state.status_for(event_id, status.state, self._clock()):
-            self._refresh_led()
+        verdict = self._presses.judge(status)
+        if verdict is Verdict.ADVANCE:
+            await self._advance(event_id, status)
+        elif verdict is Verdict.STALE:  # e.g. an old queued status re-delivered by the broker
+            self._counters.stale += 1
         log.info(
             "agent.status",
             device_id=self.device_id,
@@ -483,8 +559,28 @@ class Agent:
             state=status.state.value,
             order_id=status.order_id,
             reason=status.reason,
+            verdict=verdict.value,
+            settled=self._presses.is_settled(event_id),
         )
         self._notify(self._status_listener, status)
+
+    async def _advance(self, event_id: str, status: Status) -> None:
+        """A newer state for one of our presses: record it durably, then reschedule and show.
+        The first status of an event ends its re-publishing; a settling one ends the asks."""
+        settled = settles(status)
+        await self._outbox.record(event_id, status.state.value, settled=settled)
+        self._presses.record(event_id, status.state, settled=settled)
+        now = self._clock()
+        payload = self._unacked.forget(event_id)
+        if settled:
+            self._asks.forget(event_id)
+        elif payload is not None:  # acknowledged, outcome to come: the press is now open
+            oldest = self._asks.oldest()
+            if oldest is not None and len(self._asks) >= self.config.outbox.ask_max_open:
+                await self._give_up(oldest, "ask_max_open reached")
+            self._track_open(StoredEvent(event_id, payload, status.state.value), now)
+        if self._led_state.status_for(event_id, status.state, now):
+            self._refresh_led()
 
     def _on_config(self, desired: DeviceConfig) -> None:
         assert self._link is not None
@@ -519,6 +615,16 @@ class Agent:
     def queue_depth(self) -> int:
         """Unacknowledged events (mirrors the outbox)."""
         return len(self._unacked)
+
+    @property
+    def open_presses(self) -> int:
+        """Presses acknowledged but not settled: their outcome is still asked for."""
+        return len(self._asks)
+
+    def press_state(self, event_id: str) -> State | None:
+        """The latest state heard for one of the device's kept presses (None: none yet, or
+        not a press it remembers)."""
+        return self._presses.state(event_id)
 
     @property
     def connected(self) -> bool:

@@ -185,10 +185,30 @@ class State(StrEnum):
         """No later status is expected for the event."""
         return self in _FINAL_STATES
 
+    @property
+    def rank(self) -> int:
+        """The order of an event's states: ingest only ever moves an event to a higher rank
+        (accepted < queued < ordered < paid < shipped < delivered < every other final state),
+        so a status whose rank is not above the last one seen for its event is stale or a
+        repeat: a broker restarted from an older snapshot re-delivers old queued statuses."""
+        return _RANKS[self]
+
 
 _FINAL_STATES = frozenset(
     {State.DELIVERED, State.CANCELLED, State.THROTTLED, State.REJECTED, State.FAILED}
 )
+_RANKS = {
+    State.ACCEPTED: 0,
+    State.QUEUED: 1,
+    State.ORDERED: 2,
+    State.PAID: 3,
+    State.SHIPPED: 4,
+    State.DELIVERED: 5,
+    State.CANCELLED: 6,
+    State.FAILED: 6,
+    State.THROTTLED: 6,
+    State.REJECTED: 6,
+}
 
 
 class Status(_Wire):

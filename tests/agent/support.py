@@ -157,12 +157,22 @@ async def running(agent: Agent) -> AsyncIterator[asyncio.Task[None]]:
 
 class Responder(MqttProbe):
     """Plays ingest: answers every event with ``accepted`` (then ``then`` if given), retained
-    on the device's status topic, and records every event id it saw (duplicates included)."""
+    on the device's status topic, and records every event id it saw (duplicates included).
+
+    ``lose_outcome``: the first delivery of an event is answered ``accepted`` only, as if the
+    broker lost the ``then`` status after acknowledging it; a repeat is answered with the
+    event's current state (``then``), as ingest answers a duplicate."""
 
     def __init__(
-        self, port: int, *, then: p.State | None = None, ignore_first: bool = False, **kwargs: Any
+        self,
+        port: int,
+        *,
+        then: p.State | None = None,
+        ignore_first: bool = False,
+        lose_outcome: bool = False,
+        **kwargs: Any,
     ) -> None:
-        self.then, self.ignore_first = then, ignore_first
+        self.then, self.ignore_first, self.lose_outcome = then, ignore_first, lose_outcome
         self.seen: list[str] = []
         self.seen_cond = threading.Condition()
         self._connects = 0
@@ -184,7 +194,10 @@ class Responder(MqttProbe):
         event = p.decode(p.Event, bytes(msg.payload))
         topic = p.device_topic(event.device_id, p.Channel.STATUS)
         first = event.event_id not in self.seen
-        for state in filter(None, (p.State.ACCEPTED, self.then)):
+        states = [s for s in (p.State.ACCEPTED, self.then) if s is not None]
+        if self.lose_outcome:
+            states = states[:1] if first else states[-1:]
+        for state in states:
             if first and self.ignore_first:
                 break
             status = p.Status(

@@ -69,7 +69,7 @@ async def test_press_to_ordered_led_presence_and_telemetry(
         tele = next(
             json.loads(m.payload) for m in watcher.messages if m.topic.endswith("/telemetry")
         )
-        assert {"queue_depth", "uptime_s", "dropped", "fw"} <= set(tele)
+        assert {"queue_depth", "uptime_s", "dropped", "fw", "open_presses"} <= set(tele)
         patterns = [pat for pat, _ in rec.leds]
         assert patterns.index("press_ack") < patterns.index("ordered")
     finally:
