@@ -195,7 +195,7 @@ class OutboxConfig(_Section):
     retry_max_s: float = Field(default=300.0, gt=0, le=86400)
     ask_min_s: float = Field(default=30.0, gt=0, le=86400)
     ask_max_s: float = Field(default=900.0, gt=0, le=86400)
-    ask_for_s: float = Field(default=86400.0, gt=0, le=30 * 86400)
+    ask_for_s: float = Field(default=12 * 3600.0, gt=0, le=30 * 86400)
     ask_max_open: int = Field(default=256, ge=1, le=100_000)
     keep_settled: int = Field(default=1000, ge=0, le=10_000_000)
 
