@@ -44,8 +44,9 @@ def _vm(pid: int, key: str) -> float:
 
 
 class _Answering:
-    """Plays ingest: answers every event with a retained ``accepted`` status; counts unique
-    event ids and keeps each device's latest telemetry."""
+    """Plays ingest with a working platform: answers every event with retained ``accepted``
+    then ``ordered`` statuses (the agent keeps a press until its outcome is known); counts
+    unique event ids and keeps each device's latest telemetry."""
 
     def __init__(self, port: int) -> None:
         self.ids: set[str] = set()
@@ -63,10 +64,16 @@ class _Answering:
         device_id, channel = p.parse_device_topic(msg.topic)
         if channel is p.Channel.EVENTS:
             event = p.decode(p.Event, bytes(msg.payload))
-            status = p.Status(event_id=event.event_id, state=p.State.ACCEPTED, ts=p.utcnow())
-            client.publish(
-                p.device_topic(device_id, p.Channel.STATUS), p.encode(status), qos=1, retain=True
-            )
+            for state, order_id in ((p.State.ACCEPTED, None), (p.State.ORDERED, event.event_id)):
+                status = p.Status(
+                    event_id=event.event_id, state=state, order_id=order_id, ts=p.utcnow()
+                )
+                client.publish(
+                    p.device_topic(device_id, p.Channel.STATUS),
+                    p.encode(status),
+                    qos=1,
+                    retain=True,
+                )
         with self.cond:
             if channel is p.Channel.EVENTS:
                 self.ids.add(event.event_id)
