@@ -96,8 +96,15 @@ class RepublishSchedule:
             heapq.heappush(self._heap, (entry.due, event_id))
 
     def next_at(self) -> float | None:
-        """The earliest due time (may be a stale heap entry: waking early is harmless)."""
-        return self._heap[0][0] if self._heap else None
+        """The earliest due time (None: nothing scheduled)."""
+        heap = self._heap
+        while heap and self._is_stale(*heap[0]):
+            heapq.heappop(heap)  # forgotten or rescheduled since it was pushed
+        return heap[0][0] if heap else None
+
+    def _is_stale(self, due: float, event_id: str) -> bool:
+        entry = self._entries.get(event_id)
+        return entry is None or entry.due != due
 
     def run_due(self, now: float, send: Callable[[bytes], bool]) -> DueRun:
         """``send`` every event due by ``now`` and schedule its next publish.
@@ -109,9 +116,9 @@ class RepublishSchedule:
         run = DueRun()
         while self._heap and self._heap[0][0] <= now:
             due, event_id = heapq.heappop(self._heap)
-            entry = self._entries.get(event_id)
-            if entry is None or entry.due != due:
-                continue  # forgotten, or rescheduled since
+            if self._is_stale(due, event_id):
+                continue
+            entry = self._entries[event_id]
             if entry.until is not None and now >= entry.until:
                 del self._entries[event_id]
                 run.expired.append(event_id)

@@ -1,11 +1,12 @@
 """The device agent: one asyncio worker that owns all state.
 
 Threads only hand off: gpiozero edge callbacks, paho callbacks and the thread-safe
-``press``/``sensor`` methods all end in ``loop.call_soon_threadsafe(self._offer, item)``.
-The worker classifies clicks, stores events in the outbox (on its own thread), publishes,
-re-publishes unacknowledged events with jittered backoff, asks again for the outcome of open
-presses (``agent.presses``), routes status/config messages and chooses the LED pattern. A
-second coroutine on the same loop supervises the connection.
+``press``/``sensor`` methods all end in the worker's queue (``agent.handoff``). The worker
+classifies clicks, stores events in the outbox (on its own thread), publishes them, hands
+statuses to the press tracker (``agent.tracker``: re-publishing unacknowledged events, asking
+again for the outcome of open presses, never moving a press backwards), applies configs and
+drives the LED from its pure state (``agent.led_state``). A second coroutine on the same loop
+supervises the connection.
 
 Several agents may run in one process; each has its own paho client, outbox file, LED and
 button, and needs its own pin factory (or distinct pins) when they share gpiozero.
@@ -30,17 +31,18 @@ from ulid import ULID
 from edgeorder.agent.backoff import Backoff
 from edgeorder.agent.classifier import ClickClassifier, ClickTimings
 from edgeorder.agent.config import AgentConfig
-from edgeorder.agent.errors import AgentError, AgentNotRunningError, OutboxFullError
+from edgeorder.agent.errors import AgentError, OutboxFullError
 from edgeorder.agent.gpio import Edge, SensorReader, make_button, make_sensor_reader
+from edgeorder.agent.handoff import Handoff, SensorValue, SimClick
 from edgeorder.agent.inbound import parse_inbound, timings_for
 from edgeorder.agent.led import LedDriver
 from edgeorder.agent.led_patterns import Pattern
 from edgeorder.agent.led_state import LedState
 from edgeorder.agent.mqtt_link import Inbound, LinkDown, LinkUp, MqttLink
-from edgeorder.agent.outbox import AsyncOutbox, Outbox, StoredEvent
-from edgeorder.agent.presses import PressBook, Verdict, settles
-from edgeorder.agent.republish import DueRun, RepublishSchedule
+from edgeorder.agent.outbox import AsyncOutbox, Outbox
+from edgeorder.agent.presses import Verdict, settles
 from edgeorder.agent.sensor_trigger import SensorTrigger, TriggerSettings
+from edgeorder.agent.tracker import PressTracker
 from edgeorder.agent.version import FW_VERSION
 from edgeorder.protocol.codec import encode
 from edgeorder.protocol.errors import ProtocolError
@@ -62,7 +64,6 @@ __all__ = ["Agent"]
 
 log = structlog.get_logger(__name__)
 
-QUEUE_SIZE = 1024
 STABLE_S = 10.0
 """A connection that lasted this long resets the reconnect backoff; a quicker kick grows it."""
 
@@ -75,34 +76,10 @@ def _value(state: State | None) -> str | None:
     return None if state is None else state.value
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
-@dataclass(frozen=True)
-class _SimClick:
-    click: Click
-    at: float
-
-
-@dataclass(frozen=True)
-class _SensorValue:
-    name: str
-    value: float
-    at: float
-
-
 @dataclass
 class _Counters:
     dropped: int = 0
-    queue_overflow: int = 0
     published: int = 0
-    asked: int = 0
-    given_up: int = 0
-    stale: int = 0
 
 
 class Agent:
@@ -136,13 +113,9 @@ class Agent:
                 TriggerSettings(s.threshold, s.hysteresis, s.min_dwell_ms / 1000, s.trigger)
             )
         )
-        self._queue: asyncio.Queue[Any] = asyncio.Queue(QUEUE_SIZE)
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._input = Handoff(self.device_id)
         self._led_state = LedState()
-        o = config.outbox
-        self._unacked = RepublishSchedule(lambda: Backoff(o.retry_min_s, o.retry_max_s))
-        self._asks = RepublishSchedule(lambda: Backoff(o.ask_min_s, o.ask_max_s))
-        self._presses = PressBook(o.keep_settled)
+        self._presses = PressTracker(config.outbox)
         self._counters = _Counters()
         self._seq = 0
         self._config_version: int | None = None
@@ -175,43 +148,17 @@ class Agent:
         From another thread this waits while the worker's queue is full (back-pressure for
         scripted floods); on the agent's own loop it never blocks.
         """
-        self._submit(_SimClick(Click(click), self._clock()))
+        self._input.submit(SimClick(Click(click), self._clock()))
 
     def sensor(self, name: str, value: float) -> None:
         """Simulate one sensor reading; any thread (same queueing as ``press``)."""
-        self._submit(_SensorValue(name, float(value), self._clock()))
-
-    def _submit(self, item: object) -> None:
-        loop = self._loop
-        if loop is None:
-            raise AgentNotRunningError(f"agent {self.device_id} is not running")
-        if loop.is_running() and _running_loop() is loop:
-            self._offer(item)
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(self._queue.put(item), loop).result(timeout=30)
-        except RuntimeError as exc:  # loop closed during shutdown
-            raise AgentNotRunningError(f"agent {self.device_id} stopped") from exc
-
-    def _offer(self, item: object) -> None:
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            self._counters.queue_overflow += 1
-            log.warning("agent.input_queue_full", device_id=self.device_id, item=repr(item))
-
-    def _paho_handoff(self, item: object) -> None:
-        if self._loop is not None:
-            try:
-                self._loop.call_soon_threadsafe(self._offer, item)
-            except RuntimeError:
-                pass
+        self._input.submit(SensorValue(name, float(value), self._clock()))
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; then presence goes offline and the outbox stays intact."""
-        self._loop = asyncio.get_running_loop()
+        self._input.bind(asyncio.get_running_loop())
         try:
             await self._open()
             self.ready.set()
@@ -223,7 +170,7 @@ class Agent:
                 await asyncio.gather(supervisor, return_exceptions=True)
         finally:
             await self._close()
-            self._loop = None
+            self._input.bind(None)
 
     async def _open(self) -> None:
         try:
@@ -237,45 +184,34 @@ class Agent:
         try:
             self._led = LedDriver(self.config.led, self._factory)
             self._button = make_button(
-                self.config.button, self._factory, self._paho_handoff, self._clock
+                self.config.button, self._factory, self._input.post, self._clock
             )
             if self.config.sensor is not None:
                 self._sensor = make_sensor_reader(self.config.sensor, self._factory)
         except GPIOZeroError as exc:
             raise AgentError(f"GPIO set-up failed: {exc}") from exc
-        self._link = MqttLink(self.config, FW_VERSION, self._paho_handoff)
+        self._link = MqttLink(self.config, FW_VERSION, self._input.post)
         self._refresh_led()
         log.info(
             "agent.started",
             device_id=self.device_id,
-            pending=len(self._unacked),
-            open=len(self._asks),
+            pending=self._presses.unacknowledged,
+            open=self._presses.open,
             url=self.config.mqtt.url,
         )
 
     async def _load_presses(self) -> None:
-        """Unsettled events back into their schedules; every kept press into the book (and
-        the newest into the LED's recent window)."""
+        """Unsettled events back into their schedules, settled ones into the book; the
+        newest into the LED's recent window."""
         settled = await self._outbox.settled()
         pending = await self._outbox.pending()
-        self._presses.load((s.event_id, _state(s.state), True) for s in settled)
-        self._presses.load((e.event_id, _state(e.state), False) for e in pending)
-        now = self._clock()
-        for stored in pending:
-            if stored.state is None:
-                self._unacked.track(stored.event_id, stored.payload, now)
-            else:
-                self._track_open(stored, now)
+        self._presses.load(
+            ((e.event_id, e.payload, _state(e.state)) for e in pending),
+            ((s.event_id, _state(s.state)) for s in settled),
+            self._clock(),
+        )
         for event_id in sorted([*(s.event_id for s in settled), *(e.event_id for e in pending)]):
             self._led_state.recent.append(event_id)  # ULIDs sort by creation time
-
-    def _track_open(self, stored: StoredEvent, now: float) -> None:
-        """Ask for the outcome of an open press until ``ask_for_s`` after it was made."""
-        ask_for_s = self.config.outbox.ask_for_s
-        # A Pi without a real-time clock may have stamped the press far off: clamp its age.
-        age_s = min(max(0.0, time.time() - ULID.from_str(stored.event_id).timestamp), ask_for_s)
-        until = now + ask_for_s - age_s
-        self._asks.track(stored.event_id, stored.payload, now, wait=True, until=until)
 
     async def _close(self) -> None:
         if self._link is not None:
@@ -284,7 +220,7 @@ class Agent:
             if dev is not None:
                 dev.close()
         await self._outbox.close()
-        log.info("agent.stopped", device_id=self.device_id, pending=len(self._unacked))
+        log.info("agent.stopped", device_id=self.device_id, pending=self._presses.unacknowledged)
 
     async def _supervise(self) -> None:
         """Connect, wait for the link to drop, back off (jittered, exponential), repeat."""
@@ -307,7 +243,7 @@ class Agent:
 
     async def _work(self, stop: asyncio.Event) -> None:
         stopper = asyncio.ensure_future(stop.wait())
-        getter: asyncio.Future[Any] = asyncio.ensure_future(self._queue.get())
+        getter: asyncio.Future[Any] = asyncio.ensure_future(self._input.queue.get())
         try:
             while not stop.is_set():
                 timeout = max(0.0, self._next_wake() - self._clock())
@@ -316,7 +252,7 @@ class Agent:
                 )
                 if getter.done():
                     await self._handle_safely(getter.result())
-                    getter = asyncio.ensure_future(self._queue.get())
+                    getter = asyncio.ensure_future(self._input.queue.get())
                 await self._on_time(self._clock())
         finally:
             stopper.cancel()
@@ -327,8 +263,7 @@ class Agent:
             self._next_heartbeat if self._led_state.connected else None,
             self._classifier.deadline(),
             self._led_state.until,
-            self._unacked.next_at() if self._led_state.connected else None,
-            self._asks.next_at() if self._led_state.connected else None,
+            self._presses.next_at() if self._led_state.connected else None,
             self._next_poll if self._sensor is not None else None,
         ]
         return min((t for t in times if t is not None), default=self._clock() + 3600)
@@ -343,10 +278,10 @@ class Agent:
     async def _handle(self, item: object) -> None:
         if isinstance(item, Edge):
             await self._on_edge(item)
-        elif isinstance(item, _SimClick):
+        elif isinstance(item, SimClick):
             self._local_press(item.at)
             await self._make_event(item.at, click=item.click)
-        elif isinstance(item, _SensorValue):
+        elif isinstance(item, SensorValue):
             await self._on_reading(item.name, item.value, item.at)
         elif isinstance(item, LinkUp):
             self._on_link_up(item)
@@ -357,14 +292,13 @@ class Agent:
 
     async def _on_time(self, now: float) -> None:
         # A click deadline is judged only once no older edge waits in the queue.
-        for click in self._classifier.tick(now) if self._queue.empty() else []:
+        for click in self._classifier.tick(now) if self._input.queue.empty() else []:
             await self._make_event(now, click=click)
         until = self._led_state.until
         if until is not None and now >= until:
             self._refresh_led()
         if self._led_state.connected:
-            self._republish_due(now)
-            await self._ask_due(now)
+            await self._publish_due(now)
             if now >= self._next_heartbeat:
                 await self._heartbeat(now)
         if self._sensor is not None and now >= self._next_poll:
@@ -422,15 +356,13 @@ class Agent:
             log.warning("agent.outbox_full", device_id=self.device_id, error=str(exc))
             return
         for old in dropped:
-            self._unacked.forget(old)
-            self._presses.forget(old)
+            self._presses.dropped(old)
             self._counters.dropped += 1
             log.warning("agent.outbox_dropped_oldest", device_id=self.device_id, event_id=old)
-        self._presses.made(event.event_id)
         self._led_state.made(event.event_id)
         self._refresh_led()
         now = self._clock()
-        self._unacked.track(event.event_id, payload, now)
+        self._presses.made(event.event_id, payload, now)
         log.info(
             "agent.event",
             device_id=self.device_id,
@@ -440,34 +372,25 @@ class Agent:
         )
         self._notify(self._on_event, event)
         if self._led_state.connected:
-            self._republish_due(now)
+            await self._publish_due(now)
 
-    def _republish_due(self, now: float) -> None:
-        """Publish every unacknowledged event whose time has come (the schedule backs off)."""
-        self._counters.published += self._publish_due(self._unacked, now).sent
-
-    async def _ask_due(self, now: float) -> None:
-        """Ask for the outcome of every open press whose time has come, by publishing it
-        again (ingest answers a repeat with the event's current status); give up on those
-        past ``ask_for_s``."""
-        run = self._publish_due(self._asks, now)
-        self._counters.asked += run.sent
-        if run.sent:
-            log.info("agent.asked", device_id=self.device_id, presses=run.sent)
-        for event_id in run.expired:
-            await self._give_up(event_id, "ask_for_s passed")
-
-    def _publish_due(self, schedule: RepublishSchedule, now: float) -> DueRun:
+    async def _publish_due(self, now: float) -> None:
+        """Publish every event whose time has come: unacknowledged ones, and open presses to
+        ask for their outcome (ingest answers a repeat with the event's current status);
+        record the presses past ``ask_for_s`` as given up."""
         assert self._link is not None
         link = self._link
-        return schedule.run_due(now, lambda payload: link.publish(Channel.EVENTS, payload, qos=1))
+        due = self._presses.run_due(
+            now, lambda payload: link.publish(Channel.EVENTS, payload, qos=1)
+        )
+        self._counters.published += due.published + due.asked
+        if due.asked:
+            log.info("agent.asked", device_id=self.device_id, presses=due.asked)
+        for event_id in due.expired:
+            await self._record_given_up(event_id, "ask_for_s passed")
 
-    async def _give_up(self, event_id: str, why: str) -> None:
-        """Stop asking for an open press: it stays at the last state heard."""
-        self._asks.forget(event_id)
+    async def _record_given_up(self, event_id: str, why: str) -> None:
         await self._outbox.give_up(event_id)
-        self._presses.record(event_id, self._presses.state(event_id), settled=True)
-        self._counters.given_up += 1
         log.warning(
             "agent.press_unsettled",
             device_id=self.device_id,
@@ -490,15 +413,13 @@ class Agent:
         self._link.subscribe_own()
         self._link.publish(Channel.PRESENCE, self._link.presence(online=True), qos=1, retain=True)
         self._next_heartbeat = now
-        self._unacked.all_due(now)  # re-publish everything after a connect
-        # Statuses queued for this device may have been lost with the broker: ask again soon.
-        self._asks.all_due(now, spread_s=self.config.outbox.ask_min_s)
+        self._presses.connected(now)  # what was in flight, or queued for us, may be lost
         log.info(
             "agent.connected",
             device_id=self.device_id,
             session=up.session_present,
-            pending=len(self._unacked),
-            open=len(self._asks),
+            pending=self._presses.unacknowledged,
+            open=self._presses.open,
         )
         self._refresh_led()
 
@@ -514,11 +435,11 @@ class Agent:
         tele = Telemetry.model_validate(
             {
                 "uptime_s": int(now - self._started_at),
-                "queue_depth": len(self._unacked),
+                "queue_depth": self._presses.unacknowledged,
                 "fw": FW_VERSION,
                 "dropped": self._counters.dropped,
                 "ts": utcnow(),
-                "open_presses": len(self._asks),  # an extra field: older backends ignore it
+                "open_presses": self._presses.open,  # an extra field: older backends ignore it
             }
         )
         self._link.publish(Channel.TELEMETRY, encode(tele), qos=0)
@@ -548,10 +469,8 @@ class Agent:
             log.warning("agent.rejected_unreadable", device_id=self.device_id, reason=status.reason)
             return
         verdict = self._presses.judge(status)
-        if verdict is Verdict.ADVANCE:
+        if verdict is Verdict.ADVANCE:  # else a repeat, or stale (an old queued status)
             await self._advance(event_id, status)
-        elif verdict is Verdict.STALE:  # e.g. an old queued status re-delivered by the broker
-            self._counters.stale += 1
         log.info(
             "agent.status",
             device_id=self.device_id,
@@ -565,20 +484,15 @@ class Agent:
         self._notify(self._status_listener, status)
 
     async def _advance(self, event_id: str, status: Status) -> None:
-        """A newer state for one of our presses: record it durably, then reschedule and show.
-        The first status of an event ends its re-publishing; a settling one ends the asks."""
+        """A newer state for one of our presses: record it durably, then reschedule and show."""
         settled = settles(status)
+        victim = None if settled else self._presses.to_give_up_for(event_id)
+        if victim is not None:  # ask_max_open: the oldest open press makes room
+            await self._record_given_up(victim, "ask_max_open reached")
+            self._presses.give_up(victim)
         await self._outbox.record(event_id, status.state.value, settled=settled)
-        self._presses.record(event_id, status.state, settled=settled)
         now = self._clock()
-        payload = self._unacked.forget(event_id)
-        if settled:
-            self._asks.forget(event_id)
-        elif payload is not None:  # acknowledged, outcome to come: the press is now open
-            oldest = self._asks.oldest()
-            if oldest is not None and len(self._asks) >= self.config.outbox.ask_max_open:
-                await self._give_up(oldest, "ask_max_open reached")
-            self._track_open(StoredEvent(event_id, payload, status.state.value), now)
+        self._presses.advance(event_id, status.state, settled=settled, now=now)
         if self._led_state.status_for(event_id, status.state, now):
             self._refresh_led()
 
@@ -614,12 +528,12 @@ class Agent:
     @property
     def queue_depth(self) -> int:
         """Unacknowledged events (mirrors the outbox)."""
-        return len(self._unacked)
+        return self._presses.unacknowledged
 
     @property
     def open_presses(self) -> int:
         """Presses acknowledged but not settled: their outcome is still asked for."""
-        return len(self._asks)
+        return self._presses.open
 
     def press_state(self, event_id: str) -> State | None:
         """The latest state heard for one of the device's kept presses (None: none yet, or
