@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
 from aiohttp import web
 
-from edgeorder.ordercore import health, routes_admin, routes_orders
 from edgeorder.ordercore.core import CORE, Core, core_context
-from edgeorder.ordercore.http import auth_middleware, error_middleware
+from edgeorder.ordercore.endpoints import register
+from edgeorder.ordercore.http import ProtocolErrorLogger, auth_middleware, error_middleware
+from edgeorder.ordercore.openapi import ENDPOINTS
 from edgeorder.ordercore.settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["PROTOCOL_ERRORS", "create_app"]
+
+PROTOCOL_ERRORS = web.AppKey("protocol_errors", ProtocolErrorLogger)
 
 
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
@@ -20,10 +24,13 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
 
     ``clock`` (epoch seconds) stamps orders and schedules webhook retries; tests inject one.
     """
-    app = web.Application(middlewares=[error_middleware, auth_middleware])
+    protocol_errors = ProtocolErrorLogger(logging.getLogger("aiohttp.server"))
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        handler_args={"logger": protocol_errors},
+    )
     app[CORE] = Core(settings, clock)
+    app[PROTOCOL_ERRORS] = protocol_errors
     app.cleanup_ctx.append(core_context)
-    health.add_routes(app.router)
-    routes_orders.add_routes(app.router)
-    routes_admin.add_routes(app.router)
+    register(app.router, ENDPOINTS)
     return app

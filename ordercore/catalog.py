@@ -79,25 +79,31 @@ class Catalog:
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+NOT_BLANK = r"[^\x00-\x20\x7f]"
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK)]
 
 
 class MerchantIn(_In):
     MerchantId: Annotated[str, Field(min_length=1, max_length=36)]
-    MerchantName: Annotated[str, Field(min_length=1, max_length=200)]
+    MerchantName: Name
 
 
 class SkuIn(_In):
     """Body of ``POST /api/sku`` and one entry of the seed file."""
 
     Sku: Annotated[str, Field(pattern=SKU_PATTERN)]
-    SkuDescription: Annotated[str, Field(min_length=1, max_length=500)]
-    Price: Annotated[StrictInt, Field(ge=0, le=10**12)]
+    SkuDescription: Annotated[str, Field(min_length=1, max_length=500, pattern=NOT_BLANK)]
+    Price: Annotated[StrictInt, Field(ge=0, le=10**12, description="unit price in cents")]
     Currency: Annotated[str, Field(pattern=CURRENCY_PATTERN)]
     MerchantId: Annotated[str, Field(min_length=1, max_length=36)]
-    MerchantName: Annotated[str | None, Field(min_length=1, max_length=200)] = None
-    ProductId: Annotated[StrictInt | None, Field(ge=1)] = None
-    SkuId: Annotated[StrictInt | None, Field(ge=1)] = None
+    MerchantName: Annotated[Name | None, Field(description="required when the merchant is new")] = (
+        None
+    )
+    ProductId: Annotated[StrictInt | None, Field(ge=1, le=2**63 - 1)] = None
+    SkuId: Annotated[StrictInt | None, Field(ge=1, le=2**63 - 1)] = None
 
 
 class CatalogSeed(_In):

@@ -14,36 +14,46 @@ from pydantic import (
     StrictBool,
     StrictInt,
     ValidationError,
-    ValidationInfo,
-    field_validator,
     model_validator,
 )
 
-from edgeorder.ordercore.catalog import CURRENCY_PATTERN, Catalog, CatalogSku
-from edgeorder.ordercore.errors import ApiError, FieldError
+from edgeorder.ordercore.catalog import Catalog, CatalogSku
+from edgeorder.ordercore.errors import ApiError, FieldError, field_errors
+from edgeorder.ordercore.fields import (
+    CURRENCY_PATTERN,
+    EMAIL_PATTERN,
+    DeviceId,
+    NonBlank,
+    RecordId,
+    Short,
+)
 
 __all__ = [
+    "AddressIn",
     "CheckoutIn",
+    "CustomerIn",
+    "ItemIn",
     "OrderDraft",
+    "ShippingIn",
     "body_hash",
     "field_errors",
     "parse_checkout",
     "price_checkout",
 ]
 
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-DEVICE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-Short = Annotated[str, Field(max_length=200)]
+Email = Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=254)]
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="ignore")
 
 
 class CustomerIn(_In):
+    """The buyer. ``UserId`` decides who sees the order as sent (a customer token's own)."""
+
     UserId: Short | None = None
-    Name: Annotated[str, Field(min_length=1, max_length=200)]
-    Email: Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=254)]
+    Name: NonBlank
+    Email: Email
     LegalId: Short | None = None
     IpAddress: Annotated[str | None, Field(max_length=45)] = None
 
@@ -73,36 +83,33 @@ class PaymentDataIn(_In):
 
 
 class PaymentMethodIn(_In):
+    """``Id`` names the buyer's payment method (kept as given); without it the order's
+    ``PaymentMethod.Id`` is the ``CheckoutId``, as in the seed's example (both 500)."""
+
+    Id: RecordId | None = None
     Type: Annotated[StrictInt, Field(ge=0, le=99)] = 0
     Data: PaymentDataIn | None = None
 
 
 class DeviceIn(_In):
-    Id: Annotated[str, Field(pattern=DEVICE_PATTERN)]
+    Id: DeviceId
 
 
 class ItemIn(_In):
     """One line: ``Sku`` or ``SkuId`` (either names a catalog SKU) and a positive Quantity."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["Sku"], "properties": {"Sku": {"type": "string"}}},
+                {"required": ["SkuId"], "properties": {"SkuId": {"type": "integer"}}},
+            ]
+        }
+    )
+
     Sku: Annotated[str | None, Field(max_length=64)] = None
-    SkuId: StrictInt | None = None
+    SkuId: RecordId | None = None
     Quantity: Annotated[StrictInt, Field(gt=0, le=10_000)]
-
-    @field_validator("Sku")
-    @classmethod
-    def _known_sku(cls, value: str | None, info: ValidationInfo) -> str | None:
-        catalog = _catalog(info)
-        if value is not None and catalog is not None and catalog.by_sku(value) is None:
-            raise ValueError(f"unknown SKU {value!r}")
-        return value
-
-    @field_validator("SkuId")
-    @classmethod
-    def _known_sku_id(cls, value: int | None, info: ValidationInfo) -> int | None:
-        catalog = _catalog(info)
-        if value is not None and catalog is not None and catalog.by_id(value) is None:
-            raise ValueError(f"unknown SkuId {value}")
-        return value
 
     @model_validator(mode="after")
     def _one_reference(self) -> ItemIn:
@@ -112,7 +119,7 @@ class ItemIn(_In):
 
 
 class CheckoutIn(_In):
-    """Body of ``POST /api/checkout``."""
+    """Body of ``POST /api/checkout``: one order per merchant of the items."""
 
     MerchantId: Annotated[str | None, Field(min_length=1, max_length=36)] = None
     Customer: CustomerIn
@@ -121,12 +128,10 @@ class CheckoutIn(_In):
     Currency: Annotated[str, Field(pattern=CURRENCY_PATTERN)]
     Items: Annotated[list[ItemIn], Field(min_length=1, max_length=100)]
     Device: DeviceIn | None = None
+    Note: Annotated[
+        str | None, Field(max_length=500, description="the buyer's note on the order")
+    ] = None
     Test: StrictBool = False
-
-
-def _catalog(info: ValidationInfo) -> Catalog | None:
-    context = info.context
-    return context.get("catalog") if isinstance(context, dict) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,48 +159,41 @@ class OrderDraft:
         return sum(line.amount for line in self.lines)
 
 
-def loc_to_field(loc: tuple[int | str, ...]) -> str:
-    """``("Items", 0, "Sku")`` -> ``"Items[0].Sku"``."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "body"
-
-
-def field_errors(exc: ValidationError) -> list[FieldError]:
-    """Every bad field of a pydantic error, named in the wire's dotted/indexed form."""
-    errors = []
-    for err in exc.errors(include_url=False):
-        reason = str(err["msg"]).removeprefix("Value error, ")
-        errors.append(FieldError(loc_to_field(tuple(err["loc"])), reason))
-    return errors
-
-
-def parse_checkout(body: Any, catalog: Catalog) -> CheckoutIn:
-    """Validate a decoded JSON body against the model and the catalog, or ApiError 422."""
+def parse_checkout(body: Any) -> CheckoutIn:
+    """Validate a decoded JSON body against the model (the documented schema), or 400."""
     try:
-        return CheckoutIn.model_validate(body, context={"catalog": catalog})
+        return CheckoutIn.model_validate(body)
     except ValidationError as exc:
         raise ApiError.validation(field_errors(exc)) from exc
 
 
-def _resolve(item: ItemIn, catalog: Catalog) -> CatalogSku:
-    found = catalog.by_sku(item.Sku) if item.Sku is not None else catalog.by_id(item.SkuId or 0)
-    if found is None:  # the catalog changed between validation and pricing
-        raise ApiError.validation([FieldError("Items", "unknown SKU")])
+def resolve_sku(
+    catalog: Catalog, where: str, sku: str | None, sku_id: int | None, problems: list[FieldError]
+) -> CatalogSku | None:
+    """The catalog SKU an item names (by Sku, else SkuId); a problem per unknown or mismatch."""
+    found = catalog.by_sku(sku) if sku is not None else catalog.by_id(sku_id or 0)
+    if found is None:
+        if sku is not None:
+            problems.append(FieldError(f"{where}.Sku", f"unknown SKU {sku!r}"))
+        else:
+            problems.append(FieldError(f"{where}.SkuId", f"unknown SkuId {sku_id}"))
+        return None
+    if sku is not None and sku_id is not None and found.sku_id != sku_id:
+        problems.append(FieldError(f"{where}.SkuId", f"does not match Sku {sku!r}"))
     return found
 
 
 def price_checkout(req: CheckoutIn, catalog: Catalog) -> list[OrderDraft]:
-    """Group the lines by merchant (first-seen order) and price them, or ApiError 422."""
+    """Group the lines by merchant (first-seen order) and price them, or ApiError 422: the
+    body is well formed (400 is the schema's) but the catalog refuses it."""
     problems: list[FieldError] = []
     groups: dict[str, list[Line]] = {}
     names: dict[str, str] = {}
     for i, item in enumerate(req.Items):
-        sku = _resolve(item, catalog)
+        sku = resolve_sku(catalog, f"Items[{i}]", item.Sku, item.SkuId, problems)
+        if sku is None:
+            continue
         where = f"Items[{i}].{'Sku' if item.Sku is not None else 'SkuId'}"
-        if item.Sku is not None and item.SkuId is not None and sku.sku_id != item.SkuId:
-            problems.append(FieldError(f"Items[{i}].SkuId", f"does not match Sku {item.Sku!r}"))
         if sku.currency != req.Currency:
             problems.append(
                 FieldError(where, f"priced in {sku.currency}, checkout is in {req.Currency}")
@@ -205,7 +203,7 @@ def price_checkout(req: CheckoutIn, catalog: Catalog) -> list[OrderDraft]:
         groups.setdefault(sku.merchant_id, []).append(Line(sku, item.Quantity))
         names[sku.merchant_id] = sku.merchant_name
     if problems:
-        raise ApiError.validation(problems)
+        raise ApiError.unprocessable(problems)
     return [OrderDraft(m, names[m], tuple(lines)) for m, lines in groups.items()]
 
 

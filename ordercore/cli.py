@@ -28,8 +28,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         prog=prog,
         description="Run the built-in order core: checkout, orders, lifecycle and signed "
         "webhooks over HTTP (BlackBox Order API dialect). SIGTERM/SIGINT stop it gracefully.",
-        epilog="Every endpoint but /healthz and /api/openapi.json needs "
-        "'Authorization: Bearer TOKEN'.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=TOKENS_HELP,
     )
     parser.add_argument(
         "--host", default=None, help="address to bind (env EDGEORDER_ORDERCORE_HOST; 127.0.0.1)"
@@ -51,8 +51,17 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "--token",
         action="append",
         default=None,
-        help="accepted bearer token; repeat or comma-separate for several "
+        metavar="SPEC",
+        help="a bearer token and who it speaks for, NAME=SECRET:role=ROLE[:KEY=VALUE] or a "
+        "bare SECRET (admin); repeat or comma-separate for several "
         "(env EDGEORDER_ORDERCORE_TOKEN)",
+    )
+    parser.add_argument(
+        "--tokens-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="more token specs, one per line, '#' comments (env EDGEORDER_ORDERCORE_TOKENS_FILE)",
     )
     parser.add_argument(
         "--seed-catalog",
@@ -66,6 +75,19 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
+TOKENS_HELP = """\
+Every endpoint but /healthz and /api/openapi.json needs 'Authorization: Bearer SECRET'.
+A token speaks for one principal, which scopes what it sees and may change:
+  ops=SECRET:role=admin                        everything (a bare SECRET is an admin token)
+  shop=SECRET:role=merchant:merchant=MERCHANT  received orders of that MerchantId; lifecycle
+  ana=SECRET:role=customer:user=USERID         sent orders of that Customer.UserId; cancel
+  ingest=SECRET:role=app[:app=APPID]           a sales channel: checks out for its buyers,
+                                               sees and cancels the orders it created
+Keep secrets out of the process list: put them in a systemd EnvironmentFile as
+EDGEORDER_ORDERCORE_TOKEN=spec,spec or in a --tokens-file (mode 0600).
+"""
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from flags, then env vars, then defaults."""
     data_dir = args.data_dir
@@ -76,6 +98,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         port=args.port,
         data_dir=data_dir,
         tokens=args.token,
+        tokens_file=args.tokens_file,
         catalog_seed=args.seed_catalog,
     )
 
@@ -111,10 +134,17 @@ def main(argv: list[str], prog: str) -> int:
     args = build_parser(prog).parse_args(argv)
     try:
         settings = settings_from_args(args)
-    except ValidationError as exc:
+    except ValueError as exc:
+        if not isinstance(exc, ValidationError):  # the tokens file: path:line and why
+            print(f"{prog}: {exc}", file=sys.stderr)
+            return 2
         for err in exc.errors(include_url=False):
             where = ".".join(str(p) for p in err["loc"]) or "settings"
-            hint = " (set --token or EDGEORDER_ORDERCORE_TOKEN)" if where == "tokens" else ""
+            hint = (
+                " (set --token, --tokens-file or EDGEORDER_ORDERCORE_TOKEN)"
+                if where == "tokens"
+                else ""
+            )
             print(f"{prog}: {where}: {err['msg']}{hint}", file=sys.stderr)
         return 2
     log.info(
@@ -122,6 +152,7 @@ def main(argv: list[str], prog: str) -> int:
         host=settings.host,
         port=settings.port,
         data_dir=str(settings.data_dir),
+        tokens=[f"{t.principal.name} ({t.principal.key})" for t in settings.tokens],
     )
     try:
         asyncio.run(serve(settings))

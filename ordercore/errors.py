@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 __all__ = [
     "ApiError",
     "FieldError",
     "StoreError",
+    "field_errors",
+    "loc_to_field",
 ]
 
 
@@ -44,9 +48,22 @@ class ApiError(Exception):
         return body
 
     @classmethod
-    def validation(cls, fields: list[FieldError], status: int = 422) -> ApiError:
+    def validation(cls, fields: list[FieldError]) -> ApiError:
+        """400: the body breaks the documented schema (types, lengths, patterns, required)."""
         names = ", ".join(f.field for f in fields)
-        return cls(status, "validation_error", f"invalid fields: {names}", fields)
+        return cls(400, "validation_error", f"invalid fields: {names}", fields)
+
+    @classmethod
+    def unprocessable(cls, fields: list[FieldError]) -> ApiError:
+        """422: a well-formed body that the catalog or the order refuses (an unknown SKU, a
+        SKU priced in another currency); the schema cannot know those."""
+        names = ", ".join(f.field for f in fields)
+        return cls(422, "unprocessable", f"refused fields: {names}", fields)
+
+    @classmethod
+    def forbidden(cls, message: str) -> ApiError:
+        """403: the token's principal may not do this (its role or its scope)."""
+        return cls(403, "forbidden", message)
 
     @classmethod
     def bad_request(cls, message: str, fields: list[FieldError] | None = None) -> ApiError:
@@ -59,3 +76,20 @@ class ApiError(Exception):
 
 class StoreError(Exception):
     """The database could not be opened or migrated."""
+
+
+def loc_to_field(loc: tuple[int | str, ...]) -> str:
+    """``("Items", 0, "Sku")`` -> ``"Items[0].Sku"``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    """Every bad field of a pydantic error, named in the wire's dotted/indexed form."""
+    errors = []
+    for err in exc.errors(include_url=False):
+        reason = str(err["msg"]).removeprefix("Value error, ")
+        errors.append(FieldError(loc_to_field(tuple(err["loc"])), reason))
+    return errors

@@ -16,22 +16,24 @@ from typing import Any
 from aiohttp import web
 
 from edgeorder.ordercore.core import CORE, Core
+from edgeorder.ordercore.endpoints import Call, Endpoint, Reply
 from edgeorder.ordercore.http import json_response
+from edgeorder.ordercore.schemas import HealthOut, LiveOut
 from edgeorder.ordercore.store.health import delivery_backlog
 
-__all__ = ["HEALTH_TIMEOUT_S", "add_routes", "healthz", "livez"]
+__all__ = ["ENDPOINTS", "HEALTH_TIMEOUT_S", "healthz", "livez"]
 
 HEALTH_TIMEOUT_S = 2.0
 
 
-async def livez(request: web.Request) -> web.Response:
+async def livez(call: Call[Any, Any]) -> web.Response:
     """GET /livez."""
     return json_response({"status": "alive"})
 
 
-async def healthz(request: web.Request) -> web.Response:
+async def healthz(call: Call[Any, Any]) -> web.Response:
     """GET /healthz."""
-    core = request.app[CORE]
+    core = call.request.app[CORE]
     checks = [await _database(core), await _webhooks(core)]
     ok = all(c["ok"] for c in checks)
     return json_response(
@@ -68,6 +70,27 @@ def _check(name: str, ok: bool, detail: str) -> dict[str, Any]:
     return {"name": name, "ok": ok, "detail": detail}
 
 
-def add_routes(router: web.UrlDispatcher) -> None:
-    router.add_get("/livez", livez, allow_head=False)
-    router.add_get("/healthz", healthz, allow_head=False)
+ENDPOINTS: list[Endpoint] = [
+    Endpoint(
+        "GET",
+        "/livez",
+        livez,
+        "liveness: 200 while the process serves (no token)",
+        (Reply(200, LiveOut, '{"status": "alive"}'),),
+        roles=None,
+        tag="service",
+    ),
+    Endpoint(
+        "GET",
+        "/healthz",
+        healthz,
+        "health: 200 when the database commits and no webhook delivery is overdue, else 503; "
+        "every check with its detail (no token)",
+        (
+            Reply(200, HealthOut, "all checks ok"),
+            Reply(503, HealthOut, "degraded: the failing checks say why"),
+        ),
+        roles=None,
+        tag="service",
+    ),
+]

@@ -1,32 +1,37 @@
-"""HTTP plumbing shared by the route modules: JSON in/out, auth and error middlewares."""
+"""HTTP plumbing shared by the route modules: JSON in/out, auth and error middlewares, and the
+logger that keeps malformed HTTP (a NUL byte in a header) out of the ERROR log."""
 
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from edgeorder.ordercore.core import CORE
 from edgeorder.ordercore.errors import ApiError
+from edgeorder.ordercore.principals import Principal, Token
 from edgeorder.ordercore.views import dumps
 
 __all__ = [
+    "PRINCIPAL",
     "PUBLIC_PATHS",
+    "ProtocolErrorLogger",
     "auth_middleware",
     "error_middleware",
     "json_response",
-    "path_id",
     "read_json",
 ]
 
 log = structlog.get_logger("edgeorder.ordercore.http")
 PUBLIC_PATHS = frozenset({"/livez", "/healthz", "/api/openapi.json"})
+PRINCIPAL = web.RequestKey("principal", Principal)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-MAX_ID = 2**63 - 1
 
 
 def json_response(
@@ -54,32 +59,27 @@ async def read_json(request: web.Request, *, optional: bool = False) -> Any:
     return body
 
 
-def path_id(request: web.Request, name: str = "id") -> int:
-    """A numeric path parameter (the route's regex guarantees digits)."""
-    value = int(request.match_info[name])
-    if not 1 <= value <= MAX_ID:
-        raise ApiError.not_found(f"{name} {value} not found")
-    return value
-
-
-def _authorized(header: str, tokens: list[str]) -> bool:
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return False
-    token_b = token.strip().encode()
+def _principal(header: str, tokens: list[Token]) -> Principal | None:
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        return None
+    given = secret.strip().encode()
     # compare against every token so timing does not say which one nearly matched
-    return any([hmac.compare_digest(token_b, t.encode()) for t in tokens])
+    matches = [hmac.compare_digest(given, t.secret.encode()) for t in tokens]
+    return next((t.principal for t, hit in zip(tokens, matches, strict=True) if hit), None)
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bearer token on every path but /livez, /healthz and the OpenAPI document."""
+    """Bearer token on every path but the public ones; binds the token's principal."""
     if request.path not in PUBLIC_PATHS:
         header = request.headers.get("Authorization", "")
-        if not _authorized(header, request.app[CORE].settings.tokens):
+        principal = _principal(header, request.app[CORE].settings.tokens)
+        if principal is None:
             reason = "missing bearer token" if not header else "invalid bearer token"
             log.info("unauthorized", path=request.path, reason=reason, peer=request.remote)
-            raise ApiError(401, "unauthorized", reason, extra={})
+            raise ApiError(401, "unauthorized", reason)
+        request[PRINCIPAL] = principal
     return await handler(request)
 
 
@@ -93,6 +93,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         if exc.status != 401:  # the auth middleware logged those already
+            principal = request.get(PRINCIPAL)
             log.info(
                 "request_rejected",
                 method=request.method,
@@ -101,6 +102,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 error=exc.code,
                 reason=exc.message,
                 fields=[f.field for f in exc.fields] or None,
+                principal=None if principal is None else principal.name,
             )
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return json_response(exc.to_json(), exc.status, headers)
@@ -114,3 +116,27 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled_error", path=request.path, method=request.method)
         return json_response({"Error": "internal", "Message": "internal error"}, 500)
+
+
+class ProtocolErrorLogger(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server logger for one app (``handler_args={"logger": ...}``).
+
+    A request that is not valid HTTP (a NUL or DEL byte in a header, a line too long) is
+    answered 400 by aiohttp's parser before any handler runs, and aiohttp logs it at ERROR with
+    a traceback. That is the client's fault, not the server's: it is logged here once at INFO
+    with the reason, and counted. Every other error keeps its ERROR and traceback.
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__(logger, {})
+        self.rejected = 0
+
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info")
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 0) < 500:
+            self.rejected += 1
+            reason = str(exc.message).strip().splitlines()[0] if exc.message else "bad request"
+            peer = args[0] if args else None
+            log.info("bad_http_request", status=exc.code, reason=reason, peer=peer)
+            return
+        self.logger.exception(msg, *args, **kwargs)

@@ -13,12 +13,16 @@ from enum import IntEnum, StrEnum
 
 __all__ = [
     "ACTIONS",
+    "CANCELLED",
     "EVENTS",
+    "EVENT_NAMES",
     "Action",
     "IllegalTransitionError",
     "OrderStatus",
     "Transition",
     "apply_action",
+    "check_changeable",
+    "order_state",
     "status_json",
 ]
 
@@ -67,6 +71,8 @@ class Action(StrEnum):
 
 ACTIONS: tuple[Action, ...] = tuple(Action)
 
+CANCELLED = frozenset({21, 22})
+
 # Webhook event emitted by each action (order/created is emitted by checkout).
 EVENTS: dict[Action, str] = {
     Action.AUTHORIZE: "order/authorized",
@@ -78,6 +84,10 @@ EVENTS: dict[Action, str] = {
     Action.CLOSE: "order/closed",
     Action.REOPEN: "order/reopened",
 }
+EVENT_NAMES: tuple[str, ...] = ("order/created", *EVENTS.values(), "order/edited", "order/updated")
+"""Every webhook event: ``order/created`` by checkout, one per action, ``order/edited`` when
+an edit changes the lines (Nuvemshop's order/edited), ``order/updated`` when PUT changes the
+owner note or the buyer's data."""
 
 S = OrderStatus
 # action -> {from status: to status}. Cancel's target depends on who cancels (see apply_action).
@@ -111,9 +121,9 @@ class Transition:
 class IllegalTransitionError(Exception):
     """``action`` is not allowed for an order in ``status`` (and ``closed`` state)."""
 
-    def __init__(self, action: Action, status: OrderStatus, closed: bool) -> None:
+    def __init__(self, action: str, status: OrderStatus, closed: bool) -> None:
         state = f"{status.value} ({status.label}{', closed' if closed else ''})"
-        super().__init__(f"cannot {action.value} an order in status {state}")
+        super().__init__(f"cannot {action} an order in status {state}")
         self.action = action
         self.status = status
         self.closed = closed
@@ -139,6 +149,25 @@ def apply_action(
     if action is Action.CANCEL and cancelled_by == "user":
         target = S.CANCELLED_BY_USER
     return Transition(action, status, target, False, False)
+
+
+_CHANGEABLE = {
+    "edit the lines of": frozenset({S.CREATED, S.AUTHORIZED}),
+    "change the buyer data of": frozenset({S.CREATED, S.AUTHORIZED, S.CAPTURED}),
+}
+
+
+def check_changeable(what: str, status: OrderStatus, closed: bool) -> None:
+    """Lines may change before payment, buyer data before shipping; never while closed."""
+    if closed or status not in _CHANGEABLE[what]:
+        raise IllegalTransitionError(what, status, closed)
+
+
+def order_state(status: int, closed: bool) -> str:
+    """Nuvemshop's order status: ``cancelled``, ``closed`` (archived) or ``open``."""
+    if status in CANCELLED:
+        return "cancelled"
+    return "closed" if closed else "open"
 
 
 def status_json(code: int) -> dict[str, object]:

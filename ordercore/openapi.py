@@ -1,441 +1,287 @@
-"""The OpenAPI 3.1 document of the order core (served at /api/openapi.json)."""
+"""The OpenAPI 3.1 document of the order core, made from the endpoints and their models.
+
+Nothing here is written by hand but prose: paths and methods are the registered endpoints,
+request schemas the pydantic models the handlers validate with, parameters the query models'
+fields, responses each endpoint's declared answers plus the ones every endpoint of its kind
+can give (400 for any input, 401 with a token, 403 for a role, 404 for an ``{id}``, 413 for a
+body). Served at ``GET /api/openapi.json``.
+"""
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 from typing import Any
 
-from edgeorder.ordercore.catalog import SkuIn
-from edgeorder.ordercore.checkout import CheckoutIn
-from edgeorder.ordercore.lifecycle import ACTIONS, EVENTS, Action, OrderStatus
-from edgeorder.ordercore.routes_orders import MAX_BATCH
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
-__all__ = ["openapi_document"]
+from edgeorder import __version__
+from edgeorder.ordercore import health, routes_admin, routes_orders
+from edgeorder.ordercore.endpoints import ALL_ROLES, Endpoint, Reply
+from edgeorder.ordercore.fields import IDEMPOTENCY_KEY, MAX_ID
+from edgeorder.ordercore.schemas import ErrorOut, EventOut
+from edgeorder.ordercore.views import dumps
+
+__all__ = ["ENDPOINTS", "openapi_document", "openapi_json"]
 
 J = dict[str, Any]
+ENDPOINTS: list[Endpoint] = [*health.ENDPOINTS, *routes_admin.ENDPOINTS, *routes_orders.ENDPOINTS]
+REF = "#/components/schemas/{model}"
+
+DESCRIPTION = """\
+The built-in order core of edgeorder: the BlackBox Order API dialect (PascalCase JSON, amounts
+in cents, pages `{Total, PageSize, PageIndex, Data}`) with the Nuvemshop order lifecycle.
+
+**Tokens and perspectives.** `Authorization: Bearer <token>`; each token speaks for one
+principal: `admin` (everything), `merchant` (a MerchantId: the orders it received, their
+lifecycle), `customer` (a UserId: the orders it sent; cancel) or `app` (a sales channel such
+as edgeorder's ingest: checks out for its buyers, sees and cancels the orders it created).
+An order outside the token's scope is 404; an operation outside its role is 403.
+
+**Errors.** `{"Error": code, "Message": text, "Fields": [{"Field", "Reason"}]}`. 400: the
+request breaks this document (JSON, types, lengths, patterns, required fields, a header or a
+query parameter). 422: well formed, but the catalog or the order refuses it (an unknown SKU, a
+SKU in another currency) or an Idempotency-Key was used with another body. 409: not allowed
+in the order's current state.
+"""
 
 
-def _ref(name: str) -> J:
-    return {"$ref": f"#/components/schemas/{name}"}
+def _models() -> tuple[list[type[BaseModel]], list[type[BaseModel]]]:
+    inputs: list[type[BaseModel]] = []
+    outputs: list[type[BaseModel]] = [ErrorOut, EventOut]
+    for ep in ENDPOINTS:
+        if ep.body is not None:
+            inputs.append(ep.body)
+        outputs += [r.model for r in ep.replies if r.model is not None]
+    from edgeorder.ordercore.checkout import CheckoutIn
+
+    inputs.append(CheckoutIn)  # the schema of each batch item's Checkout
+    return list(dict.fromkeys(inputs)), list(dict.fromkeys(outputs))
 
 
-def _json(schema: J, description: str) -> J:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+def _components() -> J:
+    inputs, outputs = _models()
+    pairs: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in inputs]
+    pairs += [(m, "serialization") for m in outputs]
+    _, defs = models_json_schema(pairs, ref_template=REF)
+    return dict(sorted(defs.get("$defs", {}).items()))
 
 
-def _errors(*codes: int) -> J:
-    text = {
-        400: "bad request: malformed JSON or a bad query parameter (Fields names each)",
-        401: "missing or wrong bearer token",
-        404: "unknown order / webhook",
-        409: "illegal transition (body has the current Status) or existing SKU",
-        422: "invalid fields (Fields names every bad one) or idempotency_conflict",
-    }
-    return {str(c): _json(_ref("Error"), text[c]) for c in codes}
+def _ref(model: type[BaseModel]) -> J:
+    return {"$ref": REF.format(model=model.__name__)}
 
 
-def _param(name: str, where: str, schema: J, description: str, required: bool = False) -> J:
+def _query_schema(prop: J) -> J:
+    """A query field's schema without pydantic's null branch (absent is how None is said)."""
+    schema = {k: v for k, v in prop.items() if k not in ("title", "description", "default")}
+    branches = schema.pop("anyOf", None)
+    if branches is not None:
+        kept = [b for b in branches if b != {"type": "null"}]
+        schema = {**(kept[0] if len(kept) == 1 else {"anyOf": kept}), **schema}
+    if "default" in prop and prop["default"] is not None:
+        schema["default"] = prop["default"]
+    return schema
+
+
+def _query_parameters(model: type[BaseModel]) -> list[J]:
+    schema = model.model_json_schema(by_alias=True, ref_template=REF)
+    required = set(schema.get("required", []))
+    params = []
+    for name, prop in schema["properties"].items():
+        param: J = {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": _query_schema(prop),
+        }
+        if prop.get("description"):
+            param["description"] = prop["description"]
+        params.append(param)
+    return params
+
+
+ID_PARAMETER: J = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+}
+
+
+def _key_parameter() -> J:
+    schema = IDEMPOTENCY_KEY.json_schema()
+    description = schema.pop("description", "")
     return {
-        "name": name,
-        "in": where,
-        "required": required or where == "path",
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
         "schema": schema,
         "description": description,
     }
 
 
-ID_PARAM = _param("id", "path", {"type": "integer", "minimum": 1}, "order id")
-KEY_PARAM = _param(
-    "Idempotency-Key",
-    "header",
-    {"type": "string", "maxLength": 255},
-    "a retry with the same key and body replays the first answer (Idempotent-Replayed: true)",
-)
-PAGING = [
-    _param("pageIndex", "query", {"type": "integer", "minimum": 1, "default": 1}, "page (1-based)"),
-    _param(
-        "pageSize",
-        "query",
-        {"type": "integer", "minimum": 1, "maximum": 200, "default": 25},
-        "page size",
-    ),
-]
-ORDER_FILTERS = [
-    *PAGING,
-    _param(
-        "status", "query", {"type": "integer", "enum": [s.value for s in OrderStatus]}, "status"
-    ),
-    _param("id", "query", {"type": "integer"}, "order id"),
-    _param("checkout", "query", {"type": "integer"}, "checkout id"),
-    _param("merchantId", "query", {"type": "string", "maxLength": 36}, "merchant id"),
-    _param("device", "query", {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}, "device id"),
-    _param("order", "query", {"type": "string", "enum": ["asc", "desc"]}, "sort by id"),
-    _param("startDate", "query", {"type": "string"}, "created on or after, dd-MM-yyyy (UTC)"),
-    _param("endDate", "query", {"type": "string"}, "created on or before, dd-MM-yyyy (UTC)"),
-]
+def _parameters(ep: Endpoint) -> list[J]:
+    params: list[J] = []
+    if "{id}" in ep.path:
+        params.append(ID_PARAMETER)
+    if ep.idempotency_key:
+        params.append(_key_parameter())
+    if ep.query is not None:
+        params += _query_parameters(ep.query)
+    return params
 
 
-def _order_list(side: str) -> J:
-    return {
-        "get": {
-            "summary": f"List {side} orders (paged, filtered)",
-            "parameters": ORDER_FILTERS,
-            "responses": {"200": _json(_ref("OrderPage"), "a page of orders"), **_errors(400, 401)},
+def _content(reply: Reply) -> J | None:
+    if reply.model is None:
+        return {"application/json": {"schema": {"type": "object"}}} if reply.json else None
+    schema = _ref(reply.model)
+    if reply.many:
+        schema = {"type": "array", "items": schema}
+    return {"application/json": {"schema": schema}}
+
+
+def _response(reply: Reply) -> J:
+    out: J = {"description": reply.description}
+    content = _content(reply)
+    if content is not None:
+        out["content"] = content
+    if reply.headers:
+        out["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}}
+            for name, text in reply.headers
         }
-    }
+    return out
 
 
-def _order_get(side: str) -> J:
-    return {
-        "get": {
-            "summary": f"One {side} order",
-            "parameters": [ID_PARAM],
-            "responses": {"200": _json(_ref("Order"), "the order"), **_errors(401, 404)},
-        }
-    }
+def _implied(ep: Endpoint) -> list[Reply]:
+    """The answers every endpoint of this kind can give, besides its own."""
+    implied: list[Reply] = []
+    if ep.body is not None or ep.raw_body or ep.query is not None or ep.idempotency_key:
+        implied.append(Reply(400, ErrorOut, "the request breaks this document (Fields says how)"))
+    if ep.roles is not None:
+        implied.append(
+            Reply(
+                401,
+                ErrorOut,
+                "no bearer token, or an unknown one",
+                headers=(("WWW-Authenticate", "Bearer"),),
+            )
+        )
+    if ep.roles is not None and ep.roles != ALL_ROLES:
+        roles = ", ".join(sorted(r.value for r in ep.roles))
+        implied.append(Reply(403, ErrorOut, f"forbidden: only for {roles} tokens"))
+    if "{id}" in ep.path:
+        implied.append(Reply(404, ErrorOut, "not found"))
+    if ep.body is not None or ep.raw_body:
+        implied.append(Reply(413, ErrorOut, "payload_too_large: the body is over 1 MiB"))
+    return implied
 
 
-def _action(action: Action) -> J:
+def _responses(ep: Endpoint) -> J:
+    replies: dict[int, Reply] = {r.status: r for r in _implied(ep)}
+    for reply in ep.replies:
+        known = replies.get(reply.status)
+        if known is not None and reply.model is ErrorOut:
+            text = f"{reply.description}; {known.description}"
+            reply = Reply(reply.status, ErrorOut, text, headers=reply.headers or known.headers)
+        replies[reply.status] = reply
+    return {str(s): _response(replies[s]) for s in sorted(replies)}
+
+
+def _operation(ep: Endpoint) -> J:
     op: J = {
-        "summary": f"{action.value} the order; emits webhook event {EVENTS[action]}",
-        "parameters": [ID_PARAM, KEY_PARAM],
-        "responses": {"200": _json(_ref("Order"), "the updated order"), **_errors(401, 404, 409)},
+        "operationId": f"{ep.method.lower()}_{ep.handler.__name__}_{_slug(ep.path)}",
+        "summary": ep.summary,
+        "tags": [ep.tag],
+        "responses": _responses(ep),
     }
-    if action is Action.CANCEL:
+    if ep.description:
+        op["description"] = ep.description
+    params = _parameters(ep)
+    if params:
+        op["parameters"] = params
+    if ep.body is not None:
         op["requestBody"] = {
-            "required": False,
-            "content": {"application/json": {"schema": _ref("Cancel")}},
+            "required": ep.body_required,
+            "content": {"application/json": {"schema": _ref(ep.body)}},
         }
-        op["responses"].update(_errors(400, 422))
-    return {"post": op}
+    if ep.roles is None:
+        op["security"] = []
+    else:
+        op["x-roles"] = sorted(r.value for r in ep.roles)
+    return op
 
 
-def _checkouts() -> J:
-    return {
-        "post": {
-            "summary": f"Batch checkout: 1..{MAX_BATCH} checkouts, each answered as /api/checkout",
-            "description": (
-                "Every item gets exactly the Status and Body that POST /api/checkout with its"
-                " Checkout body and Idempotency-Key would answer (keys are shared with it, so"
-                " either endpoint replays the other). The valid items are written in one group"
-                " commit; a failing item fails alone. A bad envelope fails the whole request"
-                " and writes nothing."
-            ),
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": _ref("CheckoutBatch")}},
-            },
-            "responses": {
-                "200": _json(_ref("CheckoutBatchResult"), "one result per item, in order"),
-                **_errors(400, 401, 422),
-            },
-        }
-    }
-
-
-_HEALTH: J = {
-    "type": "object",
-    "properties": {
-        "status": {"enum": ["ok", "degraded"]},
-        "checks": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "name": {"type": "string"},
-                    "ok": {"type": "boolean"},
-                    "detail": {"type": "string"},
-                },
-            },
-        },
-    },
-}
+def _slug(path: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in path).strip("_") or "root"
 
 
 def _paths() -> J:
-    paths: J = {
-        "/livez": {
-            "get": {
-                "summary": "Liveness: 200 while the process serves (no auth)",
-                "security": [],
-                "responses": {"200": _json({"type": "object"}, '{"status": "alive"}')},
-            }
-        },
-        "/healthz": {
-            "get": {
-                "summary": "Health: 200 when the database commits and no webhook delivery is "
-                "overdue, else 503; every check with its detail (no auth)",
-                "security": [],
-                "responses": {
-                    "200": _json(_HEALTH, '{"status": "ok", "checks": [...]}'),
-                    "503": _json(_HEALTH, '{"status": "degraded", "checks": [...]}'),
-                },
-            }
-        },
-        "/api/openapi.json": {
-            "get": {
-                "summary": "This document (no auth)",
-                "security": [],
-                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
-            }
-        },
-        "/api/checkout": {
-            "post": {
-                "summary": "Checkout: one order per merchant; Idempotency-Key makes it once",
-                "parameters": [KEY_PARAM],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("Checkout")}},
-                },
-                "responses": {
-                    "201": _json(
-                        _ref("CheckoutResult"),
-                        "created, or the original response replayed"
-                        " (header Idempotent-Replayed: true)",
-                    ),
-                    **_errors(400, 401, 422),
-                },
-            }
-        },
-        "/api/checkouts": _checkouts(),
-        "/api/order/sent": _order_list("sent"),
-        "/api/order/received": _order_list("received"),
-        "/api/order/sent/{id}": _order_get("sent"),
-        "/api/order/received/{id}": _order_get("received"),
-        "/api/order/{id}/history": {
-            "get": {
-                "summary": "Every change of the order, oldest first",
-                "parameters": [ID_PARAM],
-                "responses": {
-                    "200": _json({"type": "array", "items": _ref("HistoryEntry")}, "history"),
-                    **_errors(401, 404),
-                },
-            }
-        },
-        "/api/sku": {
-            "get": {
-                "summary": "The catalog (paged)",
-                "parameters": PAGING,
-                "responses": {"200": _json(_ref("SkuPage"), "SKUs"), **_errors(400, 401)},
-            },
-            "post": {
-                "summary": "Add a SKU (MerchantName creates or renames its merchant)",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("SkuIn")}},
-                },
-                "responses": {"201": _json(_ref("Sku"), "the SKU"), **_errors(400, 401, 409, 422)},
-            },
-        },
-        "/api/webhooks": {
-            "get": {
-                "summary": "Webhook subscribers",
-                "responses": {
-                    "200": _json({"type": "object"}, "paged subscribers"),
-                    **_errors(401),
-                },
-            },
-            "post": {
-                "summary": "Subscribe a URL to events (deliveries signed with Secret)",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("WebhookIn")}},
-                },
-                "responses": {
-                    "201": _json(_ref("Webhook"), "subscribed"),
-                    **_errors(400, 401, 422),
-                },
-            },
-        },
-        "/api/webhooks/{id}": {
-            "delete": {
-                "summary": "Unsubscribe; undelivered deliveries are dropped",
-                "parameters": [_param("id", "path", {"type": "integer"}, "webhook id")],
-                "responses": {"204": {"description": "deleted"}, **_errors(401, 404)},
-            }
-        },
-    }
-    for action in ACTIONS:
-        paths[f"/api/order/{{id}}/{action.value}"] = _action(action)
+    paths: J = {}
+    for ep in ENDPOINTS:
+        paths.setdefault(ep.path, {})[ep.method.lower()] = _operation(ep)
     return paths
 
 
-def _obj(props: J, required: list[str] | None = None) -> J:
-    schema: J = {"type": "object", "properties": props}
-    if required:
-        schema["required"] = required
-    return schema
-
-
-STR: J = {"type": "string"}
-INT: J = {"type": "integer"}
-BOOL: J = {"type": "boolean"}
-NS = {"type": ["string", "null"]}
-STATUS = _obj(
-    {"Code": {"type": "integer", "enum": [s.value for s in OrderStatus]}, "Label": STR},
-    ["Code", "Label"],
-)
-
-
-def _schemas() -> J:
-    item = _obj(
-        {k: INT for k in ("Id", "ProductId", "SkuId", "Amount", "Quantity", "Status")}
-        | {"Sku": STR, "SkuDescription": STR}
-    )
-    order = _obj(
-        {
-            "Id": INT,
-            "CheckoutId": INT,
-            "CreatedOn": STR,
-            "UpdatedOn": STR,
-            "Status": STATUS,
-            "MerchantId": STR,
-            "MerchantName": STR,
-            "Customer": {"type": "object"},
-            "Shipping": {"type": ["object", "null"]},
-            "PaymentMethod": {"type": ["object", "null"], "description": "Id is the CheckoutId"},
-            "Currency": STR,
-            "Amount": {"type": "integer", "description": "cents"},
-            "Device": {"type": ["object", "null"], "properties": {"Id": STR}},
-            "OrderItems": {"type": "array", "items": item},
-            "Test": BOOL,
-            "ClosedOn": NS,
-            "CancelledOn": NS,
-            "CancelReason": NS,
-        }
-    )
-    sku = _obj(
-        {k: INT for k in ("ProductId", "SkuId", "Price")}
-        | {k: STR for k in ("Sku", "SkuDescription", "Currency", "MerchantId", "MerchantName")}
-    )
+def _webhooks() -> J:
+    headers = [
+        ("X-Edgeorder-Event", "the event name"),
+        ("X-Edgeorder-Delivery", "the delivery id (the body's Id); a redelivery repeats it"),
+        ("X-Edgeorder-Signature", "HMAC-SHA256 of the body keyed by the subscription's Secret"),
+    ]
     return {
-        "Error": _obj(
-            {
-                "Error": STR,
-                "Message": STR,
-                "Fields": {"type": "array", "items": _obj({"Field": STR, "Reason": STR})},
-                "Status": STATUS,
-            },
-            ["Error", "Message"],
-        ),
-        "Checkout": CheckoutIn.model_json_schema(ref_template="#/components/schemas/{model}"),
-        "CheckoutResult": _obj(
-            {"CheckoutId": INT, "Orders": {"type": "array", "items": _ref("Order")}}
-        ),
-        "CheckoutBatch": _obj(
-            {
-                "Checkouts": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": MAX_BATCH,
-                    "items": _obj(
-                        {
-                            "IdempotencyKey": {
-                                "type": ["string", "null"],
-                                "minLength": 1,
-                                "maxLength": 255,
-                                "description": "as the Idempotency-Key header; a bad one"
-                                " is this item's 400",
-                            },
-                            "Checkout": _ref("Checkout"),
-                        },
-                        ["Checkout"],
-                    ),
-                }
-            },
-            ["Checkouts"],
-        ),
-        "CheckoutBatchResult": _obj(
-            {
-                "Results": {
-                    "type": "array",
-                    "items": _obj(
-                        {
-                            "Status": {"type": "integer", "description": "201, 400, 422, 500"},
-                            "Replayed": {
-                                "type": "boolean",
-                                "description": "the stored answer of an earlier request",
-                            },
-                            "Body": {"oneOf": [_ref("CheckoutResult"), _ref("Error")]},
-                        },
-                        ["Status", "Replayed", "Body"],
-                    ),
-                }
-            },
-            ["Results"],
-        ),
-        "Order": order,
-        "OrderPage": _page(_ref("Order")),
-        "HistoryEntry": _obj(
-            {
-                "Id": INT,
-                "At": STR,
-                "Action": STR,
-                "Status": STATUS,
-                "Field": STR,
-                "From": {},
-                "To": {},
-            }
-        ),
-        "Cancel": _obj(
-            {
-                "Reason": {"enum": ["customer", "fraud", "inventory", "other"]},
-                "By": {"enum": ["merchant", "user"], "description": "merchant -> 21, user -> 22"},
-            }
-        ),
-        "Sku": sku,
-        "SkuIn": SkuIn.model_json_schema(),
-        "SkuPage": _page(_ref("Sku")),
-        "WebhookIn": _obj(
-            {
-                "Url": STR,
-                "Events": {
-                    "type": "array",
-                    "items": {"enum": ["*", "order/created", *EVENTS.values()]},
+        "orderEvent": {
+            "post": {
+                "summary": "an order event, POSTed to every subscription that wants it",
+                "description": "At least once, in order per subscriber; a non-2xx answer is "
+                "retried with capped exponential backoff.",
+                "parameters": [
+                    {
+                        "name": n,
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "description": d,
+                    }
+                    for n, d in headers
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref(EventOut)}},
                 },
-                "Secret": STR,
-            },
-            ["Url", "Events"],
-        ),
-        "Webhook": _obj({"Id": INT, "Url": STR, "Events": {"type": "array"}, "Secret": STR}),
-        "WebhookDelivery": _obj(
-            {"Id": INT, "Event": STR, "CreatedOn": STR, "Order": _ref("Order")},
-            ["Id", "Event", "CreatedOn", "Order"],
-        ),
+                "responses": {"2XX": {"description": "delivered"}},
+            }
+        }
     }
 
 
-def _page(item: J) -> J:
-    return _obj(
-        {"Total": INT, "PageSize": INT, "PageIndex": INT, "Data": {"type": "array", "items": item}},
-        ["Total", "PageSize", "PageIndex", "Data"],
-    )
-
-
 @cache
-def openapi_document() -> J:
-    """The document; built once."""
-    schemas = _schemas()
-    checkout = schemas["Checkout"]
-    schemas.update(checkout.pop("$defs", {}))
+def _document() -> J:
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "edgeorder order core",
-            "version": "1",
-            "description": (
-                "BlackBox Order API dialect (PascalCase, amounts in cents) with the Nuvemshop "
-                "lifecycle. Webhook deliveries POST a WebhookDelivery with headers "
-                "X-Edgeorder-Event, X-Edgeorder-Delivery, X-Edgeorder-Timestamp (unix seconds "
-                "of the attempt) and X-Edgeorder-Signature (sha256=HMAC-SHA256 of "
-                "'<timestamp>.' + raw body keyed by the subscriber's Secret); "
-                "delivery is at least once, in order per subscriber."
-            ),
+            "version": __version__,
+            "description": DESCRIPTION,
         },
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        },
+        "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "paths": _paths(),
+        "webhooks": _webhooks(),
+        "components": {
+            "schemas": _components(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
     }
+
+
+def openapi_document() -> J:
+    """The document as a fresh dict (callers may change it)."""
+    return copy.deepcopy(_document())
+
+
+@cache
+def openapi_json() -> str:
+    """The document as JSON text, made once."""
+    return dumps(_document())

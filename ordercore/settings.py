@@ -9,7 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["DEFAULT_PORT", "SEED_CATALOG", "Settings"]
+from edgeorder.ordercore.principals import Token, TokenSpecError, parse_tokens
+
+__all__ = ["DEFAULT_PORT", "SEED_CATALOG", "Settings", "read_tokens_file"]
 
 DEFAULT_PORT = 8081
 SEED_CATALOG = Path(__file__).with_name("catalog_seed.json")
@@ -24,7 +26,11 @@ class Settings(BaseModel):
     data_dir: Path
     host: str = "127.0.0.1"
     port: int = Field(DEFAULT_PORT, ge=0, le=65535)
-    tokens: list[str] = Field(min_length=1, description="accepted bearer tokens")
+    tokens: list[Token] = Field(
+        min_length=1,
+        description="accepted bearer tokens and their principals: specs "
+        "'NAME=SECRET:role=ROLE[:KEY=VALUE]' or bare secrets (admin), see principals.py",
+    )
     idempotency_ttl_days: float = Field(7.0, gt=0)
     catalog_seed: Path | None = None
     webhook_timeout_s: float = Field(5.0, gt=0)
@@ -39,18 +45,22 @@ class Settings(BaseModel):
 
     @field_validator("tokens", mode="before")
     @classmethod
-    def _split_tokens(cls, value: Any) -> Any:
-        """Accept ``"a,b"`` as well as ``["a", "b"]``; blanks are dropped."""
+    def _parse_tokens(cls, value: Any) -> Any:
+        """Token specs as ``"a,b"`` or ``["a", "b"]`` (blanks dropped), or Token objects."""
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list):
             return value
-        out: list[Any] = []
+        specs: list[str] = []
+        tokens: list[Any] = []
         for item in items:
             if isinstance(item, str):
-                out.extend(t.strip() for t in item.split(","))
+                specs.extend(t.strip() for t in item.split(",") if t.strip())
             else:
-                out.append(item)
-        return [t for t in out if t != ""]
+                tokens.append(item)
+        try:
+            return tokens + parse_tokens(specs)
+        except TokenSpecError as exc:
+            raise ValueError(str(exc)) from exc
 
     @property
     def db_path(self) -> Path:
@@ -67,7 +77,41 @@ class Settings(BaseModel):
             values["host"] = env["EDGEORDER_ORDERCORE_HOST"]
         if "EDGEORDER_ORDERCORE_PORT" in env:
             values["port"] = env["EDGEORDER_ORDERCORE_PORT"]
-        if "EDGEORDER_ORDERCORE_TOKEN" in env:
-            values["tokens"] = env["EDGEORDER_ORDERCORE_TOKEN"]
+        specs: list[str] = []
+        tokens = overrides.pop("tokens", None)
+        if tokens is not None:
+            specs.extend(tokens)
+        elif "EDGEORDER_ORDERCORE_TOKEN" in env:
+            specs.append(env["EDGEORDER_ORDERCORE_TOKEN"])
+        tokens_file = overrides.pop("tokens_file", None) or env.get(
+            "EDGEORDER_ORDERCORE_TOKENS_FILE"
+        )
+        if tokens_file:
+            specs.extend(read_tokens_file(Path(tokens_file)))
+        values["tokens"] = specs
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
+
+
+def read_tokens_file(path: Path) -> list[str]:
+    """Token specs of a tokens file: one per line; blank lines and ``#`` comments skipped.
+
+    A line that does not parse is a ValueError naming ``path:line`` (never the secret).
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"tokens file {path}: {exc}") from exc
+    specs: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        spec = line.strip()
+        if not spec or spec.startswith("#"):
+            continue
+        if "," in spec:
+            raise ValueError(f"{path}:{number}: one token per line (no ',')")
+        try:
+            parse_tokens([spec])
+        except TokenSpecError as exc:
+            raise ValueError(f"{path}:{number}: {exc}") from exc
+        specs.append(spec)
+    return specs

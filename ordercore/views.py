@@ -8,9 +8,17 @@ from typing import Any, Protocol
 
 import orjson
 
-from edgeorder.ordercore.lifecycle import status_json
+from edgeorder.ordercore.lifecycle import order_state, status_json
 
-__all__ = ["dumps", "history_json", "iso_utc", "order_json", "paged"]
+__all__ = [
+    "dumps",
+    "edit_json",
+    "history_json",
+    "iso_utc",
+    "order_json",
+    "paged",
+    "value_json",
+]
 
 
 class Row(Protocol):
@@ -48,8 +56,13 @@ def item_json(row: Row) -> dict[str, Any]:
     }
 
 
+def _flag(value: int | None) -> bool | None:
+    return None if value is None else bool(value)
+
+
 def order_json(row: Row, items: Sequence[Row]) -> dict[str, Any]:
-    """The Order object of the BlackBox seed, plus Test, ClosedOn, CancelledOn, CancelReason."""
+    """The Order object of the BlackBox seed, plus the Nuvemshop lifecycle's fields (State,
+    notes, payment date, cancellation) and AppId (the app that checked out, if any)."""
     device = row["device_id"]
     return {
         "Id": row["id"],
@@ -67,9 +80,16 @@ def order_json(row: Row, items: Sequence[Row]) -> dict[str, Any]:
         "Device": None if device is None else {"Id": device},
         "OrderItems": [item_json(item) for item in items],
         "Test": bool(row["test"]),
+        "State": order_state(row["status"], row["closed_on"] is not None),
+        "AppId": row["app_id"],
+        "Note": row["note"],
+        "OwnerNote": row["owner_note"],
+        "PaidOn": row["paid_on"],
         "ClosedOn": row["closed_on"],
         "CancelledOn": row["cancelled_on"],
         "CancelReason": row["cancel_reason"],
+        "CancelRestock": _flag(row["cancel_restock"]),
+        "CancelNotifyCustomer": _flag(row["cancel_notify"]),
     }
 
 
@@ -83,6 +103,29 @@ def history_json(row: Row) -> dict[str, Any]:
         "Field": row["field"],
         "From": _loads(row["from_value"]),
         "To": _loads(row["to_value"]),
+    }
+
+
+def value_json(row: Row) -> dict[str, Any]:
+    """One change of the order's total (Nuvemshop's values history, BlackBox spelling)."""
+    return {
+        "Status": row["status"],
+        "TotalDelta": row["total_delta"],
+        "TotalPaidDiff": row["total_paid_diff"],
+        "GatewayMethod": row["gateway_method"],
+        "GatewayName": row["gateway_name"],
+        "ClosedOn": row["closed_on"],
+        "HappenedOn": row["happened_on"],
+    }
+
+
+def edit_json(row: Row, value: Row | None) -> dict[str, Any]:
+    """One edit of the order's lines (Nuvemshop's edits history) with the value entry it made."""
+    return {
+        "ProductChanges": _loads(row["product_changes"]),
+        "TransactionInformation": None if value is None else value_json(value),
+        "Reason": row["reason"],
+        "HappenedOn": row["happened_on"],
     }
 
 

@@ -24,7 +24,7 @@ def _merchant(conn: sqlite3.Connection, sku: SkuIn) -> None:
             (sku.MerchantId, sku.MerchantName),
         )
     elif conn.execute("SELECT 1 FROM merchants WHERE id = ?", (sku.MerchantId,)).fetchone() is None:
-        raise ApiError.validation(
+        raise ApiError.unprocessable(
             [FieldError("MerchantName", f"required: merchant {sku.MerchantId} is new")]
         )
 

@@ -114,7 +114,109 @@ def _v1(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+_V2 = """
+ALTER TABLE orders ADD COLUMN user_id TEXT;
+ALTER TABLE orders ADD COLUMN app_id TEXT;
+ALTER TABLE orders ADD COLUMN note TEXT;
+ALTER TABLE orders ADD COLUMN owner_note TEXT;
+ALTER TABLE orders ADD COLUMN paid_on TEXT;
+ALTER TABLE orders ADD COLUMN cancel_restock INTEGER;
+ALTER TABLE orders ADD COLUMN cancel_notify INTEGER;
+UPDATE orders SET user_id = json_extract(customer, '$.UserId');
+CREATE INDEX orders_user ON orders(user_id);
+CREATE INDEX orders_app ON orders(app_id);
+ALTER TABLE webhooks ADD COLUMN owner TEXT NOT NULL DEFAULT 'admin';
+CREATE TABLE idempotency_keys_v2 (
+    owner TEXT NOT NULL,
+    key TEXT NOT NULL,
+    body_hash TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    response TEXT NOT NULL,
+    created_ts REAL NOT NULL,
+    PRIMARY KEY (owner, key)
+);
+INSERT INTO idempotency_keys_v2 (owner, key, body_hash, status, response, created_ts)
+    SELECT '', key, body_hash, status, response, created_ts FROM idempotency_keys;
+DROP TABLE idempotency_keys;
+ALTER TABLE idempotency_keys_v2 RENAME TO idempotency_keys;
+CREATE INDEX idempotency_keys_created ON idempotency_keys(created_ts);
+CREATE TABLE order_values (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    order_id INTEGER NOT NULL REFERENCES orders(id),
+    status TEXT NOT NULL,
+    total_delta INTEGER NOT NULL,
+    total_paid_diff INTEGER NOT NULL DEFAULT 0,
+    gateway_method TEXT,
+    gateway_name TEXT,
+    closed_on TEXT,
+    happened_on TEXT NOT NULL
+);
+CREATE INDEX order_values_order ON order_values(order_id, id);
+CREATE TABLE order_edits (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    order_id INTEGER NOT NULL REFERENCES orders(id),
+    product_changes TEXT NOT NULL,
+    value_id INTEGER REFERENCES order_values(id),
+    reason TEXT,
+    happened_on TEXT NOT NULL
+);
+CREATE INDEX order_edits_order ON order_edits(order_id, id);
+"""
+"""Principals (who sent, which app ordered; idempotency keys and webhooks per principal: keys
+of before are kept under the legacy owner ''), notes, payment date, cancel flags, and the
+values and edits histories of the Nuvemshop lifecycle."""
+
+_PAID = (2, 5, 10)
+_CANCELLED = (20, 21, 22)
+
+
+def _backfill_values(conn: sqlite3.Connection) -> None:
+    """One value entry per existing order, as its history tells: pending, paid (when it was
+    captured), cancelled unpaid, or paid then refunded by a cancel."""
+    orders = conn.execute("SELECT id, status, amount, created_on FROM orders").fetchall()
+    for order in orders:
+        steps = conn.execute(
+            "SELECT at, to_value FROM order_history WHERE order_id = ? AND field = 'Status'"
+            " ORDER BY id",
+            (order["id"],),
+        ).fetchall()
+        paid_at = next((s["at"] for s in steps if s["to_value"] in ("2", "10")), None)
+        end_at = steps[-1]["at"] if steps else order["created_on"]
+        status = "PENDING"
+        if paid_at is not None:
+            status = "PAID"
+        elif order["status"] in _CANCELLED:
+            status = "CANCELLED"
+        conn.execute(
+            "INSERT INTO order_values (order_id, status, total_delta, total_paid_diff,"
+            " closed_on, happened_on) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                order["id"],
+                status,
+                order["amount"],
+                order["amount"] if status == "PAID" else 0,
+                paid_at if status == "PAID" else (end_at if status == "CANCELLED" else None),
+                order["created_on"],
+            ),
+        )
+        if paid_at is not None:
+            conn.execute("UPDATE orders SET paid_on = ? WHERE id = ?", (paid_at, order["id"]))
+        if paid_at is not None and order["status"] in _CANCELLED:
+            conn.execute(
+                "INSERT INTO order_values (order_id, status, total_delta, total_paid_diff,"
+                " closed_on, happened_on) VALUES (?, 'PAID', ?, ?, ?, ?)",
+                (order["id"], -order["amount"], -order["amount"], end_at, end_at),
+            )
+
+
+def _v2(conn: sqlite3.Connection) -> None:
+    for statement in _V2.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    _backfill_values(conn)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
 """Migration N is ``MIGRATIONS[N - 1]``."""
 
 

@@ -1,6 +1,8 @@
-"""Order writes and reads. Plain functions of a sqlite3 connection, run by Writer / Reader.
+"""Order creation and reads, idempotency keys, the field history. Functions of a connection.
 
-Write functions run inside the writer's transaction: they never commit themselves.
+Write functions run inside the writer's transaction: they never commit themselves. Every read
+or write of one order takes the request's principal: an order outside its scope is 404, as if
+it did not exist (a customer cannot learn which order ids are someone else's).
 """
 
 from __future__ import annotations
@@ -12,28 +14,31 @@ from typing import Any
 from edgeorder.ordercore.checkout import CheckoutIn, OrderDraft
 from edgeorder.ordercore.errors import ApiError
 from edgeorder.ordercore.filters import OrderFilter
-from edgeorder.ordercore.lifecycle import (
-    EVENTS,
-    Action,
-    IllegalTransitionError,
-    OrderStatus,
-    Transition,
-    apply_action,
-    status_json,
-)
+from edgeorder.ordercore.lifecycle import CANCELLED, OrderStatus
+from edgeorder.ordercore.principals import Principal, Role
+from edgeorder.ordercore.store import values
 from edgeorder.ordercore.store.webhooks import enqueue_event
 from edgeorder.ordercore.views import dumps, history_json, iso_utc, order_json, paged
 
 __all__ = [
+    "LEGACY_OWNER",
     "StoredResponse",
     "create_checkout",
     "get_order",
     "idempotent_replay",
     "list_orders",
+    "load_order",
     "order_history",
     "purge_idempotency_keys",
-    "transition",
+    "read_order",
+    "record_fields",
+    "save_key",
 ]
+
+LEGACY_OWNER = ""
+"""Owner of the idempotency keys stored before principals existed (every token was an admin
+then). An admin or an app may still replay them: a retry in flight across the upgrade that
+also moved ingest to an app token must not become a second order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +51,15 @@ class StoredResponse:
     notify: tuple[int, ...] = ()  # subscribers with new deliveries
 
 
-def idempotent_replay(conn: sqlite3.Connection, key: str, body_hash: str) -> StoredResponse | None:
-    """The stored response for ``key``; ApiError 422 if it was used with another body."""
-    row = conn.execute(
-        "SELECT body_hash, status, response FROM idempotency_keys WHERE key = ?", (key,)
-    ).fetchone()
+def idempotent_replay(
+    conn: sqlite3.Connection, principal: Principal, key: str, body_hash: str
+) -> StoredResponse | None:
+    """The stored response of ``principal``'s ``key``; ApiError 422 if it was used with
+    another body. Keys are per principal: another principal's equal key is not seen."""
+    sql = "SELECT body_hash, status, response FROM idempotency_keys WHERE owner = ? AND key = ?"
+    row = conn.execute(sql, (principal.key, key)).fetchone()
+    if row is None and principal.role in (Role.ADMIN, Role.APP):
+        row = conn.execute(sql, (LEGACY_OWNER, key)).fetchone()
     if row is None:
         return None
     if row["body_hash"] != body_hash:
@@ -60,6 +69,39 @@ def idempotent_replay(conn: sqlite3.Connection, key: str, body_hash: str) -> Sto
             "this Idempotency-Key was already used with a different request body",
         )
     return StoredResponse(row["status"], row["response"], replayed=True)
+
+
+def save_key(
+    conn: sqlite3.Connection,
+    principal: Principal,
+    key: str,
+    body_hash: str,
+    response: StoredResponse,
+    now: float,
+) -> None:
+    """Keep ``response`` for retries. The PRIMARY KEY (owner, key) is the backstop: a second
+    writer with the same key fails here and its whole transaction rolls back."""
+    conn.execute(
+        "INSERT INTO idempotency_keys (owner, key, body_hash, status, response, created_ts)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (principal.key, key, body_hash, response.status, response.body, now),
+    )
+
+
+def record_fields(
+    conn: sqlite3.Connection,
+    order_id: int,
+    at: str,
+    action: str,
+    status: int,
+    changes: list[tuple[str, Any, Any]],
+) -> None:
+    """One field-history entry per changed field: (Field, From, To)."""
+    conn.executemany(
+        "INSERT INTO order_history (order_id, at, action, status, field, from_value, to_value)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(order_id, at, action, status, f, dumps(old), dumps(new)) for f, old, new in changes],
+    )
 
 
 def _insert_items(
@@ -88,12 +130,25 @@ def _insert_items(
     return items
 
 
+def _payment(req: CheckoutIn, checkout_id: int) -> dict[str, Any] | None:
+    """The order's PaymentMethod: the client's ``Id`` if it gave one, else the CheckoutId."""
+    if req.PaymentMethod is None:
+        return None
+    payment = req.PaymentMethod.model_dump()
+    if payment["Id"] is None:
+        payment["Id"] = checkout_id
+    return {"Id": payment.pop("Id"), **payment}
+
+
 def _insert_order(
-    conn: sqlite3.Connection, checkout_id: int, draft: OrderDraft, req: CheckoutIn, ts: str
+    conn: sqlite3.Connection,
+    checkout_id: int,
+    draft: OrderDraft,
+    req: CheckoutIn,
+    ts: str,
+    app_id: str | None,
 ) -> dict[str, Any]:
-    payment = None
-    if req.PaymentMethod is not None:
-        payment = {"Id": checkout_id, **req.PaymentMethod.model_dump()}
+    payment = _payment(req, checkout_id)
     row: dict[str, Any] = {
         "checkout_id": checkout_id,
         "created_on": ts,
@@ -111,6 +166,13 @@ def _insert_order(
         "closed_on": None,
         "cancelled_on": None,
         "cancel_reason": None,
+        "user_id": req.Customer.UserId,
+        "app_id": app_id,
+        "note": req.Note,
+        "owner_note": None,
+        "paid_on": None,
+        "cancel_restock": None,
+        "cancel_notify": None,
     }
     cols = ", ".join(row)
     marks = ", ".join("?" * len(row))
@@ -118,11 +180,10 @@ def _insert_order(
     order_id = row["id"] = cur.lastrowid
     assert order_id is not None
     items = _insert_items(conn, order_id, draft)
-    conn.executemany(
-        "INSERT INTO order_history (order_id, at, action, status, field, from_value, to_value)"
-        " VALUES (?, ?, 'create', 0, ?, NULL, ?)",
-        [(order_id, ts, "Status", "0"), (order_id, ts, "Amount", str(draft.amount))],
+    record_fields(
+        conn, order_id, ts, "create", 0, [("Status", None, 0), ("Amount", None, draft.amount)]
     )
+    values.add_value(conn, order_id, status="PENDING", delta=draft.amount, happened_on=ts)
     return order_json(row, items)
 
 
@@ -131,37 +192,38 @@ def create_checkout(
     req: CheckoutIn,
     drafts: list[OrderDraft],
     *,
+    principal: Principal,
     now: float,
     key: str | None = None,
     body_hash: str = "",
 ) -> StoredResponse:
-    """One transaction: checkout, its orders, history, idempotency key, webhook deliveries."""
+    """One transaction: checkout, its orders, histories, idempotency key, webhook deliveries.
+
+    An app's orders carry its AppId: that is what the app sees as its sent orders.
+    """
     if key is not None:
-        replay = idempotent_replay(conn, key, body_hash)
+        replay = idempotent_replay(conn, principal, key, body_hash)
         if replay is not None:
             return replay
     ts = iso_utc(now)
+    app_id = principal.scope if principal.role is Role.APP else None
     cur = conn.execute("INSERT INTO checkouts (created_on) VALUES (?)", (ts,))
     checkout_id = cur.lastrowid
     assert checkout_id is not None
-    orders = [_insert_order(conn, checkout_id, draft, req, ts) for draft in drafts]
-    body = dumps({"CheckoutId": checkout_id, "Orders": orders})
+    orders = [_insert_order(conn, checkout_id, draft, req, ts, app_id) for draft in drafts]
+    result = StoredResponse(201, dumps({"CheckoutId": checkout_id, "Orders": orders}))
     if key is not None:
-        # The PRIMARY KEY is the backstop: a second writer with the same key fails here.
-        conn.execute(
-            "INSERT INTO idempotency_keys (key, body_hash, status, response, created_ts)"
-            " VALUES (?, ?, 201, ?, ?)",
-            (key, body_hash, body, now),
-        )
+        save_key(conn, principal, key, body_hash, result, now)
     notify = {i for order in orders for i in enqueue_event(conn, "order/created", order, now)}
-    return StoredResponse(201, body, notify=tuple(sorted(notify)))
+    return StoredResponse(result.status, result.body, notify=tuple(sorted(notify)))
 
 
-def _load(conn: sqlite3.Connection, order_id: int) -> sqlite3.Row:
+def load_order(conn: sqlite3.Connection, order_id: int, principal: Principal) -> sqlite3.Row:
+    """The order's row, or ApiError 404 if there is none in the principal's scope."""
     row: sqlite3.Row | None = conn.execute(
         "SELECT * FROM orders WHERE id = ?", (order_id,)
     ).fetchone()
-    if row is None:
+    if row is None or not principal.owns_order(row["merchant_id"], row["user_id"], row["app_id"]):
         raise ApiError.not_found(f"order {order_id} not found")
     return row
 
@@ -178,133 +240,56 @@ def _items(conn: sqlite3.Connection, order_ids: list[int]) -> dict[int, list[sql
     return out
 
 
-def get_order(conn: sqlite3.Connection, order_id: int) -> dict[str, Any]:
+def read_order(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
+    """The Order object of a loaded row (its items read now)."""
+    return order_json(row, _items(conn, [row["id"]])[row["id"]])
+
+
+def get_order(conn: sqlite3.Connection, order_id: int, principal: Principal) -> dict[str, Any]:
     """The Order object, or ApiError 404."""
-    row = _load(conn, order_id)
-    return order_json(row, _items(conn, [order_id])[order_id])
+    return read_order(conn, load_order(conn, order_id, principal))
 
 
-def _changes(t: Transition, ts: str, reason: str | None) -> dict[str, Any]:
-    """Column -> new value for a transition."""
-    changes: dict[str, Any] = {}
-    if t.new_status != t.old_status:
-        changes["status"] = int(t.new_status)
-    if t.closed != t.was_closed:
-        changes["closed_on"] = ts if t.closed else None
-    if t.action is Action.CANCEL:
-        changes["cancelled_on"] = ts
-        changes["cancel_reason"] = reason
-    return changes
-
-
-_FIELD_NAMES = {
-    "status": "Status",
-    "closed_on": "ClosedOn",
-    "cancelled_on": "CancelledOn",
-    "cancel_reason": "CancelReason",
-}
-
-
-def _write_changes(
-    conn: sqlite3.Connection, row: sqlite3.Row, t: Transition, changes: dict[str, Any], ts: str
-) -> None:
-    """Update the order (and its items' status) and record one history entry per field."""
-    order_id = row["id"]
-    sets = ", ".join(f"{col} = ?" for col in [*changes, "updated_on"])
-    conn.execute(f"UPDATE orders SET {sets} WHERE id = ?", (*changes.values(), ts, order_id))
-    if "status" in changes:
-        conn.execute(
-            "UPDATE order_items SET status = ? WHERE order_id = ?", (changes["status"], order_id)
-        )
-    conn.executemany(
-        "INSERT INTO order_history (order_id, at, action, status, field, from_value, to_value)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                order_id,
-                ts,
-                t.action.value,
-                int(t.new_status),
-                _FIELD_NAMES[col],
-                dumps(row[col]),
-                dumps(value),
-            )
-            for col, value in changes.items()
-        ],
-    )
-
-
-def transition(
-    conn: sqlite3.Connection,
-    order_id: int,
-    action: Action,
-    *,
-    now: float,
-    cancel_reason: str | None = None,
-    cancelled_by: str = "merchant",
-    key: str | None = None,
-    body_hash: str = "",
-) -> StoredResponse:
-    """Apply ``action``; record every changed field; enqueue its event; 200 with the Order.
-
-    With an idempotency ``key`` a retry of the same action replays the first answer instead
-    of failing with 409 (the order already moved on).
-    """
-    scoped = None if key is None else f"order/{order_id}/{action.value}:{key}"
-    if scoped is not None:
-        replay = idempotent_replay(conn, scoped, body_hash)
-        if replay is not None:
-            return replay
-    row = _load(conn, order_id)
-    status = OrderStatus(row["status"])
-    closed = row["closed_on"] is not None
-    try:
-        t = apply_action(action, status, closed, cancelled_by=cancelled_by)
-    except IllegalTransitionError as exc:
-        extra = {"Status": status_json(status), "Closed": closed}
-        raise ApiError(409, "illegal_transition", str(exc), extra=extra) from exc
-    ts = iso_utc(now)
-    _write_changes(conn, row, t, _changes(t, ts, cancel_reason), ts)
-    order = get_order(conn, order_id)
-    body = dumps(order)
-    if scoped is not None:
-        conn.execute(
-            "INSERT INTO idempotency_keys (key, body_hash, status, response, created_ts)"
-            " VALUES (?, ?, 200, ?, ?)",
-            (scoped, body_hash, body, now),
-        )
-    return StoredResponse(200, body, notify=enqueue_event(conn, EVENTS[action], order, now))
-
-
-def order_history(conn: sqlite3.Connection, order_id: int) -> list[dict[str, Any]]:
-    """Every recorded change of an order, oldest first; ApiError 404 for an unknown order."""
-    _load(conn, order_id)
+def order_history(
+    conn: sqlite3.Connection, order_id: int, principal: Principal
+) -> list[dict[str, Any]]:
+    """Every recorded field change of an order, oldest first; ApiError 404 if not visible."""
+    load_order(conn, order_id, principal)
     rows = conn.execute(
         "SELECT * FROM order_history WHERE order_id = ? ORDER BY id", (order_id,)
     ).fetchall()
     return [history_json(r) for r in rows]
 
 
+_STATES = {
+    "open": f"status NOT IN {tuple(CANCELLED)} AND closed_on IS NULL",
+    "closed": "closed_on IS NOT NULL",
+    "cancelled": f"status IN {tuple(CANCELLED)}",
+}
+
+
 def _where(f: OrderFilter) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    args: list[Any] = []
-    for column, value in (
-        ("status = ?", f.status),
-        ("id = ?", f.id),
-        ("checkout_id = ?", f.checkout),
-        ("merchant_id = ?", f.merchant_id),
-        ("device_id = ?", f.device),
-        ("created_on >= ?", f.start),
-        ("created_on < ?", f.end),
-    ):
-        if value is not None:
-            clauses.append(column)
-            args.append(value)
+    clauses: list[str] = [f"{column} = ?" for column, _ in f.equal]
+    args: list[Any] = [value for _, value in f.equal]
+    for column, op, value in f.ranges:
+        clauses.append(f"{column} {op} ?")
+        args.append(value)
+    if f.state is not None:
+        clauses.append(_STATES[f.state])
+    if f.search is not None:
+        pattern = "%" + f.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append(
+            "(CAST(id AS TEXT) = ? OR json_extract(customer, '$.Name') LIKE ? ESCAPE '\\'"
+            " OR json_extract(customer, '$.Email') LIKE ? ESCAPE '\\')"
+        )
+        args += [f.search, pattern + "%", pattern + "%"]
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
 def list_orders(conn: sqlite3.Connection, f: OrderFilter) -> dict[str, Any]:
     """``{Total, PageSize, PageIndex, Data}`` for a filter."""
+    if f.empty:
+        return paged(0, f.paging.page_size, f.paging.page_index, [])
     where, args = _where(f)
     total = conn.execute(f"SELECT count(*) FROM orders{where}", args).fetchone()[0]
     direction = "DESC" if f.descending else "ASC"

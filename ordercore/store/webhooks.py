@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeorder.ordercore.errors import ApiError
+from edgeorder.ordercore.principals import Principal, key_sees_order
 from edgeorder.ordercore.views import dumps, iso_utc
 
 __all__ = [
@@ -52,25 +53,42 @@ def webhook_json(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def add_webhook(
-    conn: sqlite3.Connection, url: str, events: list[str], secret: str, now: float
+    conn: sqlite3.Connection,
+    url: str,
+    events: list[str],
+    secret: str,
+    now: float,
+    principal: Principal,
 ) -> dict[str, Any]:
+    """Subscribe for ``principal``: it receives the events of the orders it sees."""
     cur = conn.execute(
-        "INSERT INTO webhooks (url, events, secret, created_on) VALUES (?, ?, ?, ?)",
-        (url, dumps(events), secret, iso_utc(now)),
+        "INSERT INTO webhooks (url, events, secret, created_on, owner) VALUES (?, ?, ?, ?, ?)",
+        (url, dumps(events), secret, iso_utc(now), principal.key),
     )
     row = conn.execute("SELECT * FROM webhooks WHERE id = ?", (cur.lastrowid,)).fetchone()
     return webhook_json(row)
 
 
-def list_webhooks(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    rows = conn.execute("SELECT * FROM webhooks WHERE deleted = 0 ORDER BY id").fetchall()
+def _owned(principal: Principal) -> tuple[str, list[Any]]:
+    """An admin manages every subscription; anyone else only its own."""
+    return ("", []) if principal.is_admin else (" AND owner = ?", [principal.key])
+
+
+def list_webhooks(conn: sqlite3.Connection, principal: Principal) -> list[dict[str, Any]]:
+    where, args = _owned(principal)
+    rows = conn.execute(
+        f"SELECT * FROM webhooks WHERE deleted = 0{where} ORDER BY id", args
+    ).fetchall()
     return [webhook_json(r) for r in rows]
 
 
-def delete_webhook(conn: sqlite3.Connection, webhook_id: int) -> None:
-    """Unsubscribe; its undelivered deliveries are dropped. ApiError 404 if unknown."""
+def delete_webhook(conn: sqlite3.Connection, webhook_id: int, principal: Principal) -> None:
+    """Unsubscribe; its undelivered deliveries are dropped. ApiError 404 if unknown (or not
+    the principal's)."""
+    where, args = _owned(principal)
     cur = conn.execute(
-        "UPDATE webhooks SET deleted = 1 WHERE id = ? AND deleted = 0", (webhook_id,)
+        f"UPDATE webhooks SET deleted = 1 WHERE id = ? AND deleted = 0{where}",
+        [webhook_id, *args],
     )
     if cur.rowcount == 0:
         raise ApiError.not_found(f"webhook {webhook_id} not found")
@@ -83,13 +101,16 @@ def delete_webhook(conn: sqlite3.Connection, webhook_id: int) -> None:
 def enqueue_event(
     conn: sqlite3.Connection, event: str, order: dict[str, Any], now: float
 ) -> tuple[int, ...]:
-    """Add one delivery of ``event`` per interested subscriber; return their ids."""
-    subs = conn.execute("SELECT id, events FROM webhooks WHERE deleted = 0").fetchall()
+    """Add one delivery of ``event`` per interested subscriber that sees the order."""
+    subs = conn.execute("SELECT id, events, owner FROM webhooks WHERE deleted = 0").fetchall()
     notified: list[int] = []
     ts = iso_utc(now)
+    user_id = (order.get("Customer") or {}).get("UserId")
     for sub in subs:
         events = json.loads(sub["events"])
         if "*" not in events and event not in events:
+            continue
+        if not key_sees_order(sub["owner"], order["MerchantId"], user_id, order.get("AppId")):
             continue
         cur = conn.execute(
             "INSERT INTO deliveries (webhook_id, event, order_id, body, created_on,"

@@ -61,40 +61,62 @@ async def test_one_order_per_merchant_sharing_a_checkout(client: Client) -> None
     assert (await listed.json())["Total"] == 2
 
 
-async def test_every_bad_field_is_named(client: Client) -> None:
+async def test_every_field_that_breaks_the_schema_is_named_in_a_400(client: Client) -> None:
     body = checkout_body(
-        Customer={"Name": "", "Email": "not-an-email"},
+        Customer={"Name": "  ", "Email": "not-an-email"},
         Currency="reais",
         Items=[
-            {"Sku": "NOPE", "Quantity": 1},
             {"Sku": "TEA-250G", "Quantity": 0},
             {"Quantity": 1},
-            {"SkuId": 999, "Quantity": 1},
+            {"SkuId": 1.0, "Quantity": 1},
+            {"Sku": "TEA-250G", "Quantity": 2.0},
         ],
+        PaymentMethod={"Id": 0},
         Device={"Id": "bad id!"},
         Test="yes",
     )
     resp = await client.post("/api/checkout", json=body, headers=AUTH)
-    assert resp.status == 422
+    assert resp.status == 400
     err = await resp.json()
     assert err["Error"] == "validation_error"
     assert {f["Field"] for f in err["Fields"]} == {
         "Customer.Name",
         "Customer.Email",
         "Currency",
-        "Items[0].Sku",
-        "Items[1].Quantity",
-        "Items[2]",
-        "Items[3].SkuId",
+        "Items[0].Quantity",
+        "Items[1]",
+        "Items[2].SkuId",
+        "Items[3].Quantity",
+        "PaymentMethod.Id",
         "Device.Id",
         "Test",
     }
-    assert any("unknown SKU 'NOPE'" in f["Reason"] for f in err["Fields"])
+    assert any("Sku or SkuId is required" in f["Reason"] for f in err["Fields"])
+
+
+async def test_what_the_catalog_refuses_is_named_in_a_422(client: Client) -> None:
+    body = checkout_body(
+        Items=[
+            {"Sku": "NOPE", "Quantity": 1},
+            {"SkuId": 999, "Quantity": 1},
+            {"Sku": "TEA-250G", "SkuId": 1001, "Quantity": 1},
+        ]
+    )
+    resp = await client.post("/api/checkout", json=body, headers=AUTH)
+    assert resp.status == 422
+    err = await resp.json()
+    assert err["Error"] == "unprocessable"
+    assert [f["Field"] for f in err["Fields"]] == [
+        "Items[0].Sku",
+        "Items[1].SkuId",
+        "Items[2].SkuId",
+    ]
+    assert "unknown SKU 'NOPE'" in err["Fields"][0]["Reason"]
 
 
 async def test_missing_required_fields_and_currency_mismatch(client: Client) -> None:
     resp = await client.post("/api/checkout", json={"Items": []}, headers=AUTH)
-    assert resp.status == 422
+    assert resp.status == 400
     assert {f["Field"] for f in (await resp.json())["Fields"]} == {"Customer", "Currency", "Items"}
     resp = await client.post("/api/checkout", json=checkout_body(Currency="USD"), headers=AUTH)
     assert resp.status == 422

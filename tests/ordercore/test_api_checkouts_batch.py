@@ -44,15 +44,18 @@ async def test_mixed_batch_answers_each_item_in_request_order(client: Client) ->
             item(key="x" * 300),
             item(tea),
             item(key=42),  # a wrong type is that item's 400 too
+            item({"Items": []}),  # a body that breaks the schema: that item's 400
         ],
     )
-    assert [r["Status"] for r in results] == [201, 422, 400, 201, 400]
+    assert [r["Status"] for r in results] == [201, 422, 400, 201, 400, 400]
     assert not any(r["Replayed"] for r in results)
-    assert results[1]["Body"]["Error"] == "validation_error"
+    assert results[1]["Body"]["Error"] == "unprocessable"
     assert results[1]["Body"]["Fields"] == [
         {"Field": "Items[0].Sku", "Reason": "unknown SKU 'NOPE'"}
     ]
     assert results[2]["Body"]["Error"] == results[4]["Body"]["Error"] == "bad_request"
+    assert results[4]["Body"]["Fields"][0]["Field"] == "IdempotencyKey"
+    assert results[5]["Body"]["Error"] == "validation_error"
     assert results[0]["Body"]["Orders"][0]["Amount"] == 17980
     assert results[3]["Body"]["Orders"][0]["Amount"] == 2450
     assert results[0]["Body"]["CheckoutId"] != results[3]["Body"]["CheckoutId"]
@@ -156,15 +159,15 @@ async def test_items_without_a_key_each_make_an_order_in_few_group_commits(
 async def test_bad_envelopes_fail_the_whole_request_and_write_nothing(client: Client) -> None:
     too_many = [item(key=f"k-{i}") for i in range(MAX_BATCH + 1)]
     cases: list[tuple[Any, int, set[str]]] = [
-        ({"Checkouts": []}, 422, {"Checkouts"}),
-        ({"Checkouts": too_many}, 422, {"Checkouts"}),
-        ({"Checkouts": item()}, 422, {"Checkouts"}),
-        ({}, 422, {"Checkouts"}),
-        ({"Checkouts": [item(), "nope"]}, 422, {"Checkouts[1]"}),
-        ({"Checkouts": [item(), {"IdempotencyKey": "k"}]}, 422, {"Checkouts[1].Checkout"}),
+        ({"Checkouts": []}, 400, {"Checkouts"}),
+        ({"Checkouts": too_many}, 400, {"Checkouts"}),
+        ({"Checkouts": item()}, 400, {"Checkouts"}),
+        ({}, 400, {"Checkouts"}),
+        ({"Checkouts": [item(), "nope"]}, 400, {"Checkouts[1]"}),
+        ({"Checkouts": [item(), {"IdempotencyKey": "k"}]}, 400, {"Checkouts[1].Checkout"}),
         (
             {"Checkouts": [item(), item(), item(), {"Checkout": [1]}]},
-            422,
+            400,
             {"Checkouts[3].Checkout"},
         ),
     ]

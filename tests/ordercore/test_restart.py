@@ -42,7 +42,7 @@ async def test_database_is_wal_and_migrated(start_core: StartCore, core_settings
     conn = sqlite3.connect(core_settings.db_path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations")] == [1]
+        assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations")] == [1, 2]
     finally:
         conn.close()
 

@@ -179,12 +179,16 @@ async def test_webhook_api_errors_list_and_delete(client: Client, receiver: Rece
     resp = await client.post(
         "/api/webhooks", json={"Url": "ftp://x", "Events": ["order/eaten"]}, headers=AUTH
     )
-    assert resp.status == 422
-    assert {f["Field"] for f in (await resp.json())["Fields"]} == {"Url", "Events"}
-    resp = await client.post(
-        "/api/webhooks", json={"Url": receiver.url, "Events": []}, headers=AUTH
-    )
-    assert resp.status == 422
+    assert resp.status == 400
+    assert {f["Field"] for f in (await resp.json())["Fields"]} == {"Url", "Events[0]"}
+    for bad in (
+        {"Url": receiver.url, "Events": []},
+        {"Url": "", "Events": ["*"]},
+        {"Url": receiver.url, "Events": ["*"], "Secret": ""},
+        {"Url": "http://host:99999/", "Events": ["*"]},
+    ):
+        resp = await client.post("/api/webhooks", json=bad, headers=AUTH)
+        assert resp.status == 400, bad
     hook = await subscribe(client, receiver.url, ["order/created"])
     listed = await (await client.get("/api/webhooks", headers=AUTH)).json()
     assert [h["Id"] for h in listed["Data"]] == [hook["Id"]]
