@@ -30,7 +30,7 @@ __all__ = [
 
 GatewayMethodName = Literal["credit_card", "debit_card", "cash", "wire_transfer", "pix", "other"]
 GATEWAY_METHODS: tuple[str, ...] = get_args(GatewayMethodName)
-Reason = Annotated[str | None, Field(max_length=500)]
+ReasonText = Annotated[str | None, Field(max_length=500)]
 
 
 class _In(BaseModel):
@@ -120,7 +120,7 @@ class EditIn(_In):
 
     Lines: Annotated[list[LineIn], Field(max_length=100)] = []
     Add: Annotated[list[AddIn], Field(max_length=100)] = []
-    Reason: Reason = None
+    Reason: ReasonText = None
 
 
 @dataclass(frozen=True, slots=True)

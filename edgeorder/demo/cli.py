@@ -30,7 +30,13 @@ from edgeorder.demo.broker import EmbeddedBroker, PortInUseError, ensure_port_fr
 from edgeorder.demo.fleet import DemoFleet
 from edgeorder.demo.press import install_press_route, press_main
 from edgeorder.demo.provision import INGEST_ACCOUNT, DemoPaths, Provisioned, provision
-from edgeorder.demo.secrets import DemoSecrets, SecretsFileError, load_secrets, save_secrets
+from edgeorder.demo.secrets import (
+    DemoSecrets,
+    SecretsFileError,
+    load_secrets,
+    ordercore_token_specs,
+    save_secrets,
+)
 from edgeorder.httpserver import GuardedSite, ServerLimits, make_runner
 
 __all__ = ["DemoOptions", "main", "run_demo"]
@@ -82,8 +88,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "A single click reorders COFFEE-1KG, a double click TEA-250G, a long press cancels the "
         "last order; demo devices run with env dev, so their orders are Test orders. Environment: "
         "EDGEORDER_ADMIN_PASSWORD sets the dashboard password of 'admin', "
-        "EDGEORDER_ORDERCORE_TOKEN the order core's bearer token; otherwise both are generated "
-        "once and kept in DATA_DIR/secrets.json.".replace("{prog}", prog),
+        "EDGEORDER_ORDERCORE_TOKEN your admin token of the order core (ingest gets an app "
+        "token of its own); otherwise both are generated once and kept in "
+        "DATA_DIR/secrets.json.".replace("{prog}", prog),
     )
     parser.add_argument(
         "--data-dir",
@@ -233,7 +240,7 @@ def _ordercore_app(opts: DemoOptions, paths: DemoPaths, secrets: DemoSecrets) ->
             data_dir=paths.ordercore_dir,
             host=opts.host,
             port=opts.ordercore_port,
-            tokens=[secrets.ordercore_token],
+            tokens=ordercore_token_specs(secrets)[0],
             catalog_seed=SEED_CATALOG,
         )
     )
@@ -255,7 +262,9 @@ def _ingest_app(
         http_port=opts.http_port,
         public_url=opts.dashboard_url,
         connector=ConnectorSettings(
-            kind="ordercore", base_url=opts.ordercore_url, token=secrets.ordercore_token
+            kind="ordercore",
+            base_url=opts.ordercore_url,
+            token=ordercore_token_specs(secrets)[1],
         ),
         webhook_secret=secrets.webhook_secret,
         admin_password=secrets.admin_password,

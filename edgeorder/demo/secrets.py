@@ -7,6 +7,8 @@ user (or a test) reads the order-core token and the API token from one place.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -14,7 +16,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["ENV_OVERRIDES", "DemoSecrets", "SecretsFileError", "load_secrets", "save_secrets"]
+__all__ = [
+    "ENV_OVERRIDES",
+    "DemoSecrets",
+    "SecretsFileError",
+    "load_secrets",
+    "ordercore_token_specs",
+    "save_secrets",
+]
 
 ENV_OVERRIDES: dict[str, str] = {
     "admin_password": "EDGEORDER_ADMIN_PASSWORD",
@@ -84,3 +93,16 @@ def save_secrets(path: Path, value: DemoSecrets) -> None:
         out.write("\n")
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
+
+
+def ordercore_token_specs(value: DemoSecrets) -> tuple[list[str], str]:
+    """The order core's token specs and ingest's token.
+
+    ``ordercore_token`` (the one the banner shows, for you) is an admin; ingest gets its own
+    ``app`` token, as a deployment should, derived from it (HMAC) so nothing new is stored.
+    """
+    key = value.ordercore_token.encode()
+    digest = hmac.new(key, b"edgeorder demo: ingest's app token", hashlib.sha256)
+    ingest = "oc_ingest_" + digest.hexdigest()[:32]
+    specs = [f"demo={value.ordercore_token}:role=admin", f"ingest={ingest}:role=app"]
+    return specs, ingest

@@ -1,7 +1,12 @@
 """The built-in order core (``ordercore/``), spoken to over HTTP like any other platform.
 
 BlackBox Order API dialect: ``POST /api/checkout`` with ``Idempotency-Key: <event_id>``,
-``GET /api/order/received/{id}``, ``POST /api/order/{id}/cancel``, ``POST /api/webhooks``.
+``GET /api/order/sent/{id}``, ``POST /api/order/{id}/cancel``, ``POST /api/webhooks``.
+
+ingest orders for the owners of its devices, so its token is the order core's ``app``
+principal (``ingest=SECRET:role=app``): it checks out for any buyer, sees as *sent* the orders
+it created, cancels them as the user and receives the events of those orders only. A bare
+(admin) token, as before principals existed, works too.
 Under load the outbox hands several orders at once to ``create_orders``, which sends them in one
 ``POST /api/checkouts`` (each with its own idempotency key and its own answer): one HTTP round
 trip per order was the largest cost of both services per event (see bench/README.md).
@@ -300,7 +305,8 @@ class OrderCoreConnector:
         return await self.get_order(order_id)
 
     async def get_order(self, order_id: str) -> OrderResult:
-        data = await self._call("GET", f"/api/order/received/{order_id}")
+        # the buyer's perspective: an app token has no received orders (that is the seller's)
+        data = await self._call("GET", f"/api/order/sent/{order_id}")
         return order_result(data)
 
     async def register_webhook(self, url: str, secret: str) -> None:

@@ -27,6 +27,9 @@ from tests.support.mqtt import MqttProbe, Received
 from tests.support.net import free_port
 
 CORE_TOKEN = "test-core-token"
+"""ingest's token: the order core's app principal, as a deployment configures it."""
+CORE_ADMIN_TOKEN = "test-core-admin"
+"""The tests' own look at every order (an admin)."""
 COFFEE_PRICE = 8990  # COFFEE-1KG in ordercore/catalog_seed.json
 
 
@@ -46,7 +49,7 @@ class OrderCore:
         settings = CoreSettings(
             data_dir=self.data_dir,
             port=self.port,
-            tokens=[CORE_TOKEN],
+            tokens=[f"ops={CORE_ADMIN_TOKEN}:role=admin", f"ingest={CORE_TOKEN}:role=app"],
             catalog_seed=SEED_CATALOG,
             webhook_backoff_base_s=0.05,
             webhook_backoff_max_s=0.5,
@@ -62,7 +65,7 @@ class OrderCore:
             self._runner = None
 
     async def call(self, method: str, path: str, body: Any = None) -> Any:
-        headers = {"Authorization": f"Bearer {CORE_TOKEN}"}
+        headers = {"Authorization": f"Bearer {CORE_ADMIN_TOKEN}"}
         async with (
             aiohttp.ClientSession(headers=headers) as http,
             http.request(method, self.url + path, json=body) as resp,

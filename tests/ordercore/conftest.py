@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from edgeorder.ordercore import SEED_CATALOG, Settings, create_app
@@ -83,3 +86,31 @@ async def checkout(
     assert resp.status == 201, await resp.text()
     data: dict[str, Any] = await resp.json()
     return data
+
+
+@dataclass
+class Hooks:
+    """A webhook receiver that answers 200: its URL and the event bodies, in arrival order."""
+
+    url: str = ""
+    bodies: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+
+    async def next(self) -> dict[str, Any]:
+        return await asyncio.wait_for(self.bodies.get(), 10)
+
+
+@pytest.fixture
+async def hooks() -> AsyncIterator[Hooks]:
+    got = Hooks()
+
+    async def handle(request: web.Request) -> web.Response:
+        got.bodies.put_nowait(await request.json())
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    server = TestServer(app)
+    await server.start_server()
+    got.url = str(server.make_url("/hook"))
+    yield got
+    await server.close()

@@ -19,10 +19,16 @@ def test_help_lists_every_option() -> None:
         "--port",
         "--data-dir",
         "--token",
+        "--tokens-file",
+        "role=merchant:merchant=",
+        "role=customer:user=",
+        "role=app",
+        "EnvironmentFile",
         "--seed-catalog",
         "EDGEORDER_ORDERCORE_PORT",
         "EDGEORDER_ORDERCORE_DATA_DIR",
         "EDGEORDER_ORDERCORE_TOKEN",
+        "EDGEORDER_ORDERCORE_TOKENS_FILE",
     ):
         assert text in result.stdout, text
 
@@ -34,6 +40,21 @@ def test_missing_token_is_a_clear_error(tmp_path: Path) -> None:
     assert "EDGEORDER_ORDERCORE_TOKEN" in result.stderr
 
 
+def test_a_bad_token_spec_is_a_clear_error_without_the_secret(tmp_path: Path) -> None:
+    result = run_cli(
+        "ordercore", "--data-dir", str(tmp_path), "--token", "shop=hunter2:role=merchant"
+    )
+    assert result.returncode == 2
+    assert "needs :merchant=<id>" in result.stderr
+    assert "hunter2" not in result.stderr
+    tokens = tmp_path / "tokens"
+    tokens.write_text("ok=s:role=admin\nana=hunter3:role=customer\n")
+    result = run_cli("ordercore", "--data-dir", str(tmp_path), "--tokens-file", str(tokens))
+    assert result.returncode == 2
+    assert f"{tokens}:2" in result.stderr
+    assert "hunter3" not in result.stderr
+
+
 def test_serves_from_env_settings_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     proc = spawn_cli(
@@ -41,7 +62,7 @@ def test_serves_from_env_settings_and_stops_on_sigterm(tmp_path: Path) -> None:
         "--seed-catalog",
         EDGEORDER_ORDERCORE_PORT=str(port),
         EDGEORDER_ORDERCORE_DATA_DIR=str(tmp_path / "oc"),
-        EDGEORDER_ORDERCORE_TOKEN="tok-a, tok-b",
+        EDGEORDER_ORDERCORE_TOKEN="tok-a, shop=tok-b:role=merchant:merchant=m-1",
     )
     try:
         assert proc.stdout is not None
@@ -57,6 +78,8 @@ def test_serves_from_env_settings_and_stops_on_sigterm(tmp_path: Path) -> None:
         )
         with urllib.request.urlopen(req, timeout=10) as resp:
             assert json.load(resp)["Total"] == 4
+        assert any("shop (merchant:m-1)" in line for line in lines)  # who, never the secret
+        assert not any("tok-b" in line for line in lines)
         proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0, rest
