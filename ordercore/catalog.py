@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
+from edgeorder.ordercore.fields import WHOLE, RecordId
+
 __all__ = [
     "CURRENCY_PATTERN",
     "Catalog",
@@ -96,14 +98,14 @@ class SkuIn(_In):
 
     Sku: Annotated[str, Field(pattern=SKU_PATTERN)]
     SkuDescription: Annotated[str, Field(min_length=1, max_length=500, pattern=NOT_BLANK)]
-    Price: Annotated[StrictInt, Field(ge=0, le=10**12, description="unit price in cents")]
+    Price: Annotated[StrictInt, Field(ge=0, le=10**12, description="unit price in cents"), WHOLE]
     Currency: Annotated[str, Field(pattern=CURRENCY_PATTERN)]
     MerchantId: Annotated[str, Field(min_length=1, max_length=36)]
     MerchantName: Annotated[Name | None, Field(description="required when the merchant is new")] = (
         None
     )
-    ProductId: Annotated[StrictInt | None, Field(ge=1, le=2**63 - 1)] = None
-    SkuId: Annotated[StrictInt | None, Field(ge=1, le=2**63 - 1)] = None
+    ProductId: RecordId | None = None
+    SkuId: RecordId | None = None
 
 
 class CatalogSeed(_In):

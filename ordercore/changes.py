@@ -15,7 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_
 from edgeorder.ordercore.catalog import Catalog, CatalogSku
 from edgeorder.ordercore.checkout import ShippingIn, resolve_sku
 from edgeorder.ordercore.errors import ApiError, FieldError
-from edgeorder.ordercore.fields import EMAIL_PATTERN, NonBlank, RecordId, Short
+from edgeorder.ordercore.fields import (
+    EMAIL_PATTERN,
+    WHOLE,
+    NonBlank,
+    Quantity,
+    RecordId,
+    Short,
+)
 
 __all__ = [
     "GATEWAY_METHODS",
@@ -89,7 +96,7 @@ class LineIn(_In):
     """A new quantity for an existing line (``OrderItems[].Id``); 0 removes the line."""
 
     Id: RecordId
-    Quantity: Annotated[StrictInt, Field(ge=0, le=10_000)]
+    Quantity: Annotated[StrictInt, Field(ge=0, le=10_000), WHOLE]
 
 
 class AddIn(_In):
@@ -106,7 +113,7 @@ class AddIn(_In):
 
     Sku: Annotated[str | None, Field(max_length=64)] = None
     SkuId: RecordId | None = None
-    Quantity: Annotated[StrictInt, Field(gt=0, le=10_000)]
+    Quantity: Quantity
 
     @model_validator(mode="after")
     def _one_reference(self) -> AddIn:

@@ -12,7 +12,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictInt,
     ValidationError,
     model_validator,
 )
@@ -22,8 +21,10 @@ from edgeorder.ordercore.errors import ApiError, FieldError, field_errors
 from edgeorder.ordercore.fields import (
     CURRENCY_PATTERN,
     EMAIL_PATTERN,
+    Code,
     DeviceId,
     NonBlank,
+    Quantity,
     RecordId,
     Short,
 )
@@ -71,7 +72,7 @@ class AddressIn(_In):
 
 
 class ShippingIn(_In):
-    Type: Annotated[StrictInt, Field(ge=0, le=99)] = 0
+    Type: Code = 0
     Address: AddressIn | None = None
 
 
@@ -87,7 +88,7 @@ class PaymentMethodIn(_In):
     ``PaymentMethod.Id`` is the ``CheckoutId``, as in the seed's example (both 500)."""
 
     Id: RecordId | None = None
-    Type: Annotated[StrictInt, Field(ge=0, le=99)] = 0
+    Type: Code = 0
     Data: PaymentDataIn | None = None
 
 
@@ -109,7 +110,7 @@ class ItemIn(_In):
 
     Sku: Annotated[str | None, Field(max_length=64)] = None
     SkuId: RecordId | None = None
-    Quantity: Annotated[StrictInt, Field(gt=0, le=10_000)]
+    Quantity: Quantity
 
     @model_validator(mode="after")
     def _one_reference(self) -> ItemIn:
@@ -118,8 +119,41 @@ class ItemIn(_In):
         return self
 
 
+CHECKOUT_EXAMPLE: dict[str, Any] = {
+    "MerchantId": "00000000-0000-4000-8000-000000000001",
+    "Customer": {
+        "UserId": "99999999-9999-9999-9999-000000000000",
+        "Name": "Comprador",
+        "Email": "comprador@blackbox.com",
+        "LegalId": "096.296.777-99",
+        "IpAddress": "127.0.0.1",
+    },
+    "Shipping": {
+        "Type": 0,
+        "Address": {
+            "Alias": "Casa",
+            "Street": "Av. Marechal Câmara",
+            "Number": "160",
+            "Complement": "Sala 934",
+            "District": "Centro",
+            "City": "Rio de Janeiro",
+            "State": "RJ",
+            "ZipCode": "99999-999",
+            "Country": "Brasil",
+        },
+    },
+    "PaymentMethod": {"Type": 0, "Data": {"MaskedValue": "100010******1000", "Brand": "visa"}},
+    "Currency": "BRL",
+    "Items": [{"Sku": "COFFEE-1KG", "Quantity": 2}],
+    "Device": {"Id": "kitchen-01"},
+}
+"""The seed's example order as a checkout of the demo catalog (``--seed-catalog``)."""
+
+
 class CheckoutIn(_In):
     """Body of ``POST /api/checkout``: one order per merchant of the items."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [CHECKOUT_EXAMPLE]})
 
     MerchantId: Annotated[str | None, Field(min_length=1, max_length=36)] = None
     Customer: CustomerIn

@@ -23,9 +23,12 @@ __all__ = [
     "MAX_ID",
     "MAX_KEY_LENGTH",
     "QUERY_INT",
+    "WHOLE",
+    "Code",
     "DeviceId",
     "IdempotencyKey",
     "NonBlank",
+    "Quantity",
     "RecordId",
     "Short",
 ]
@@ -44,7 +47,19 @@ EMAIL_PATTERN = r"^[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+\.[^@\x00-\x20\x7f]+$"
 NOT_BLANK_PATTERN = r"[^\x00-\x20\x7f]"
 """Contains one character that is not ASCII white space or a control character."""
 
-RecordId = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
+
+def _whole(value: object) -> object:
+    """JSON has one number type, and JSON Schema (draft 6 on) counts ``2.0`` as the integer 2:
+    a whole float is that integer. ``2.5``, ``true`` and ``"2"`` stay refused."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WHOLE = BeforeValidator(_whole)
+"""Put last in an ``Annotated[StrictInt, Field(...), WHOLE]`` (after the bounds)."""
+
+RecordId = Annotated[StrictInt, Field(ge=1, le=MAX_ID), WHOLE]
+Quantity = Annotated[StrictInt, Field(gt=0, le=10_000), WHOLE]
+Code = Annotated[StrictInt, Field(ge=0, le=99), WHOLE]
 Short = Annotated[str, Field(max_length=200)]
 NonBlank = Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK_PATTERN)]
 DeviceId = Annotated[str, Field(pattern=DEVICE_PATTERN)]

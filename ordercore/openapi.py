@@ -178,6 +178,25 @@ def _implied(ep: Endpoint) -> list[Reply]:
     return implied
 
 
+LINKS: dict[tuple[str, str, int], tuple[str, str]] = {
+    ("POST", "/api/checkout", 201): ("/api/order/", "$response.body#/Orders/0/Id"),
+    ("POST", "/api/webhooks", 201): ("/api/webhooks/", "$response.body#/Id"),
+}
+"""Where a created thing's id can be used next: (operation, status) -> (paths, the id)."""
+
+
+def _links(ep: Endpoint, status: int) -> J:
+    link = LINKS.get((ep.method, ep.path, status))
+    if link is None:
+        return {}
+    prefix, value = link
+    return {
+        _operation_id(other): {"operationId": _operation_id(other), "parameters": {"id": value}}
+        for other in ENDPOINTS
+        if other.path.startswith(prefix) and "{id}" in other.path
+    }
+
+
 def _responses(ep: Endpoint) -> J:
     replies: dict[int, Reply] = {r.status: r for r in _implied(ep)}
     for reply in ep.replies:
@@ -186,12 +205,23 @@ def _responses(ep: Endpoint) -> J:
             text = f"{reply.description}; {known.description}"
             reply = Reply(reply.status, ErrorOut, text, headers=reply.headers or known.headers)
         replies[reply.status] = reply
-    return {str(s): _response(replies[s]) for s in sorted(replies)}
+    out = {}
+    for status in sorted(replies):
+        response = _response(replies[status])
+        links = _links(ep, status)
+        if links:
+            response["links"] = links
+        out[str(status)] = response
+    return out
+
+
+def _operation_id(ep: Endpoint) -> str:
+    return f"{ep.method.lower()}_{_slug(ep.path)}"
 
 
 def _operation(ep: Endpoint) -> J:
     op: J = {
-        "operationId": f"{ep.method.lower()}_{ep.handler.__name__}_{_slug(ep.path)}",
+        "operationId": _operation_id(ep),
         "summary": ep.summary,
         "tags": [ep.tag],
         "responses": _responses(ep),
@@ -214,7 +244,8 @@ def _operation(ep: Endpoint) -> J:
 
 
 def _slug(path: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in path).strip("_") or "root"
+    """``/api/order/sent/`` -> ``api_order_sent_``: a trailing slash keeps its own name."""
+    return "".join(c if c.isalnum() else "_" for c in path).removeprefix("_")
 
 
 def _paths() -> J:

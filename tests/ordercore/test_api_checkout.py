@@ -68,8 +68,8 @@ async def test_every_field_that_breaks_the_schema_is_named_in_a_400(client: Clie
         Items=[
             {"Sku": "TEA-250G", "Quantity": 0},
             {"Quantity": 1},
-            {"SkuId": 1.0, "Quantity": 1},
-            {"Sku": "TEA-250G", "Quantity": 2.0},
+            {"SkuId": 1001.5, "Quantity": 1},
+            {"Sku": "TEA-250G", "Quantity": True},
         ],
         PaymentMethod={"Id": 0},
         Device={"Id": "bad id!"},
@@ -92,6 +92,16 @@ async def test_every_field_that_breaks_the_schema_is_named_in_a_400(client: Clie
         "Test",
     }
     assert any("Sku or SkuId is required" in f["Reason"] for f in err["Fields"])
+
+
+async def test_a_whole_float_is_the_integer_as_json_schema_says(client: Client) -> None:
+    body = checkout_body(Items=[{"SkuId": 1002.0, "Quantity": 2.0}])
+    order = (await checkout(client, body))["Orders"][0]
+    assert (order["OrderItems"][0]["Quantity"], order["Amount"]) == (2, 4900)
+    for bad in (2.5, "2", True, 1e300):
+        body = checkout_body(Items=[{"Sku": "TEA-250G", "Quantity": bad}])
+        resp = await client.post("/api/checkout", json=body, headers=AUTH)
+        assert resp.status == 400, bad
 
 
 async def test_what_the_catalog_refuses_is_named_in_a_422(client: Client) -> None:
