@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
+
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from edgeorder.ordercore.catalog import Catalog, CatalogSku
 from edgeorder.ordercore.checkout import body_hash, parse_checkout, price_checkout
 from edgeorder.ordercore.errors import ApiError
-from edgeorder.ordercore.filters import OrderFilter, OrderQuery, order_filter, parse_query
+from edgeorder.ordercore.filters import (
+    DATE_PATTERN,
+    OrderFilter,
+    OrderQuery,
+    order_filter,
+    parse_query,
+)
 from edgeorder.ordercore.signing import backoff_delay, sign, verify
 from tests.ordercore.conftest import checkout_body
 
@@ -149,3 +160,20 @@ def test_backoff_grows_and_is_capped() -> None:
     low = [backoff_delay(n, 1.0, 30.0, rand=lambda lo, hi: lo) for n in range(1, 8)]
     assert top == [1, 2, 4, 8, 16, 30, 30]
     assert low == [0.5, 1, 2, 4, 8, 15, 15]
+
+
+@given(st.integers(0, 39), st.integers(0, 19), st.integers(0, 9999))
+@example(29, 2, 2024)
+@example(29, 2, 1900)
+@example(29, 2, 2000)
+@example(29, 2, 4)
+@example(31, 4, 2024)
+@example(1, 1, 0)
+def test_the_date_pattern_admits_exactly_the_real_dates(day: int, month: int, year: int) -> None:
+    text = f"{day:02d}-{month:02d}-{year:04d}"
+    try:
+        datetime.strptime(text, "%d-%m-%Y")
+        real = True
+    except ValueError:
+        real = False
+    assert bool(re.match(DATE_PATTERN, text)) is real, text
