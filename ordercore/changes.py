@@ -17,6 +17,7 @@ from edgeorder.ordercore.checkout import ShippingIn, resolve_sku
 from edgeorder.ordercore.errors import ApiError, FieldError
 from edgeorder.ordercore.fields import (
     EMAIL_PATTERN,
+    OMITTABLE,
     WHOLE,
     NonBlank,
     Quantity,
@@ -74,8 +75,8 @@ class CaptureIn(_In):
 class CustomerUpdateIn(_In):
     """The buyer's data that may change. ``UserId`` may not: it decides who sees the order."""
 
-    Name: NonBlank | None = None
-    Email: Annotated[str | None, Field(pattern=EMAIL_PATTERN, max_length=254)] = None
+    Name: Annotated[NonBlank, OMITTABLE] = None  # type: ignore[assignment]
+    Email: Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=254), OMITTABLE] = None  # type: ignore[assignment]
     LegalId: Short | None = None
     IpAddress: Annotated[str | None, Field(max_length=45)] = None
 
@@ -83,12 +84,13 @@ class CustomerUpdateIn(_In):
 class OrderUpdateIn(_In):
     """Body of ``PUT /api/order/{id}``: fields present are set, absent ones kept.
 
-    ``OwnerNote`` (null clears it) may change in any state; ``Customer`` (merged field by field)
-    and ``Shipping`` (replaced) until the order ships. Nothing to change is a 200 no-op.
+    ``OwnerNote`` (null clears it) may change in any state; ``Customer`` (merged field by field;
+    null clears ``LegalId`` or ``IpAddress``) and ``Shipping`` (replaced; null clears it) until
+    the order ships. Nothing to change is a 200 no-op.
     """
 
     OwnerNote: Annotated[str | None, Field(max_length=2000)] = None
-    Customer: CustomerUpdateIn | None = None
+    Customer: Annotated[CustomerUpdateIn, OMITTABLE] = None  # type: ignore[assignment]
     Shipping: ShippingIn | None = None
 
 

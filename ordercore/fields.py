@@ -10,7 +10,7 @@ Python's ``re``, and a document that the server reads differently is not exact.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, StrictInt, TypeAdapter
 
@@ -22,6 +22,7 @@ __all__ = [
     "KEY_PATTERN",
     "MAX_ID",
     "MAX_KEY_LENGTH",
+    "OMITTABLE",
     "QUERY_INT",
     "WHOLE",
     "Code",
@@ -75,6 +76,15 @@ IdempotencyKey = Annotated[
     ),
 ]
 IDEMPOTENCY_KEY: TypeAdapter[str] = TypeAdapter(IdempotencyKey)
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+OMITTABLE = Field(json_schema_extra=_no_default)
+"""For a field that may be left out but not sent as null: ``Annotated[T, OMITTABLE] = None``
+documents a non-nullable, optional property (None only ever means "not sent")."""
 
 _DIGITS = re.compile(r"^-?[0-9]{1,20}$")
 

@@ -234,9 +234,10 @@ def _update_changes(row: sqlite3.Row, upd: OrderUpdateIn) -> dict[str, Any]:
         customer.update(upd.Customer.model_dump(include=upd.Customer.model_fields_set))
         if customer != _loads(row["customer"]):
             changes["customer"] = dumps(customer)
-    if upd.Shipping is not None:
-        shipping = dumps(upd.Shipping.model_dump())
-        if row["shipping"] is None or _loads(shipping) != _loads(row["shipping"]):
+    if "Shipping" in fields:
+        shipping = None if upd.Shipping is None else dumps(upd.Shipping.model_dump())
+        old = None if row["shipping"] is None else _loads(row["shipping"])
+        if (None if shipping is None else _loads(shipping)) != old:
             changes["shipping"] = shipping
     return changes
 
@@ -254,7 +255,7 @@ def update_order(
     The buyer's data may change until the order ships (409 after); the note at any time.
     """
     row = load_order(conn, order_id, principal)
-    if upd.Customer is not None or upd.Shipping is not None:
+    if upd.Customer is not None or "Shipping" in upd.model_fields_set:
         try:
             check_changeable(
                 "change the buyer data of", OrderStatus(row["status"]), row["closed_on"] is not None

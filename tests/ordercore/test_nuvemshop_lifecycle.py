@@ -63,6 +63,16 @@ async def test_put_sets_the_owner_note_and_the_buyers_data(client: Client, hooks
     changed = [(h["Action"], h["Field"]) for h in history if h["Action"] == "update"]
     assert changed == [("update", "OwnerNote"), ("update", "Customer"), ("update", "Shipping")]
     assert history[-3]["To"] == "Need to gift wrap this order"
+    assert history[-2]["From"]["Name"] == "Comprador"
+    assert history[-2]["To"]["Name"] == "Maria Silva"
+    # null: clears what may be empty, is refused where the order needs a value
+    for bad in ({"Customer": None}, {"Customer": {"Name": None}}, {"Customer": {"Email": None}}):
+        status, err = await call(client, "PUT", f"/api/order/{oid}", bad)
+        assert (status, err["Error"]) == (400, "validation_error"), bad
+    status, cleared = await call(
+        client, "PUT", f"/api/order/{oid}", {"Shipping": None, "Customer": {"LegalId": None}}
+    )
+    assert (status, cleared["Shipping"], cleared["Customer"]["LegalId"]) == (200, None, None)
     # after shipping, the note may still change, the buyer's data may not
     assert (await call(client, "POST", f"/api/order/{oid}/ship"))[0] == 200
     status, err = await call(client, "PUT", f"/api/order/{oid}", {"Customer": {"Name": "X"}})
