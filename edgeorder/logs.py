@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["RepeatLimiter", "Suppressed", "configure_logging"]
+__all__ = ["ProtocolErrorLogger", "RepeatLimiter", "Suppressed", "configure_logging"]
 
 DEFAULT_BURST = 20
 DEFAULT_INTERVAL_S = 10.0
@@ -254,3 +254,36 @@ def _env_number(name: str, default: float) -> float:
     except ValueError:
         print(f"edgeorder: ignoring {name}={raw!r} (not a number)", file=sys.stderr)
         return default
+
+
+class ProtocolErrorLogger(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server logger for one app: ``web.Application(handler_args={"logger": ...})``.
+
+    A request that is not valid HTTP (a NUL or DEL byte in a header, a line too long) is
+    answered 400 by aiohttp's parser before any handler runs, and aiohttp logs it at ERROR
+    with a traceback. That is the client's fault, not the server's: it is logged once at INFO
+    (``bad_http_request`` with the reason) and counted in ``rejected``. Every other error
+    keeps its ERROR and traceback. Both services use it (the order core and ingest).
+    """
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        super().__init__(logger or logging.getLogger("aiohttp.server"), {})
+        self.rejected = 0
+        self._events = structlog.get_logger("edgeorder.http")
+
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
+        from aiohttp.http_exceptions import HttpProcessingError  # the server extra only
+
+        exc = kwargs.get("exc_info")
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 0) < 500:
+            self.rejected += 1
+            lines = str(exc.message).strip().splitlines() if exc.message else []
+            peer = args[0] if args else None
+            self._events.info(
+                "bad_http_request",
+                status=exc.code,
+                reason=lines[0] if lines else "bad request",
+                peer=peer,
+            )
+            return
+        self.logger.exception(msg, *args, **kwargs)

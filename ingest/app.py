@@ -30,6 +30,7 @@ from edgeorder.ingest.simulator import Simulator
 from edgeorder.ingest.store import queries
 from edgeorder.ingest.store.handle import Store
 from edgeorder.ingest.web.api import install_api
+from edgeorder.logs import ProtocolErrorLogger
 
 __all__ = ["SERVICE_KEY", "create_app", "public_url", "server_limits"]
 
@@ -63,7 +64,10 @@ def create_app(
     settings: Settings, *, simulator: Simulator | None = None, connector: Connector | None = None
 ) -> web.Application:
     """The ingest application; nothing runs until the app starts (cleanup_ctx)."""
-    app = web.Application(client_max_size=1024 * 1024)
+    # a malformed request (a NUL byte in a header) is aiohttp's 400 and one INFO line
+    app = web.Application(
+        client_max_size=1024 * 1024, handler_args={"logger": ProtocolErrorLogger()}
+    )
     bus = Bus()
     app[SETTINGS_KEY] = settings
     app[BUS_KEY] = bus

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 
@@ -24,7 +23,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
 
     ``clock`` (epoch seconds) stamps orders and schedules webhook retries; tests inject one.
     """
-    protocol_errors = ProtocolErrorLogger(logging.getLogger("aiohttp.server"))
+    protocol_errors = ProtocolErrorLogger()
     app = web.Application(
         middlewares=[error_middleware, auth_middleware],
         handler_args={"logger": protocol_errors},

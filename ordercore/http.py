@@ -1,18 +1,18 @@
 """HTTP plumbing shared by the route modules: JSON in/out, auth and error middlewares, and the
-logger that keeps malformed HTTP (a NUL byte in a header) out of the ERROR log."""
+logger that keeps malformed HTTP (a NUL byte in a header) out of the ERROR log
+(``edgeorder.logs.ProtocolErrorLogger``, shared with ingest)."""
 
 from __future__ import annotations
 
 import hmac
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 import structlog
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 
+from edgeorder.logs import ProtocolErrorLogger
 from edgeorder.ordercore.core import CORE
 from edgeorder.ordercore.errors import ApiError
 from edgeorder.ordercore.principals import Principal, Token
@@ -116,27 +116,3 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled_error", path=request.path, method=request.method)
         return json_response({"Error": "internal", "Message": "internal error"}, 500)
-
-
-class ProtocolErrorLogger(logging.LoggerAdapter[logging.Logger]):
-    """aiohttp's server logger for one app (``handler_args={"logger": ...}``).
-
-    A request that is not valid HTTP (a NUL or DEL byte in a header, a line too long) is
-    answered 400 by aiohttp's parser before any handler runs, and aiohttp logs it at ERROR with
-    a traceback. That is the client's fault, not the server's: it is logged here once at INFO
-    with the reason, and counted. Every other error keeps its ERROR and traceback.
-    """
-
-    def __init__(self, logger: logging.Logger) -> None:
-        super().__init__(logger, {})
-        self.rejected = 0
-
-    def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info")
-        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 0) < 500:
-            self.rejected += 1
-            reason = str(exc.message).strip().splitlines()[0] if exc.message else "bad request"
-            peer = args[0] if args else None
-            log.info("bad_http_request", status=exc.code, reason=reason, peer=peer)
-            return
-        self.logger.exception(msg, *args, **kwargs)

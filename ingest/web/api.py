@@ -4,80 +4,48 @@ Protected by the dashboard's auth middleware (``Authorization: Bearer <api token
 go through the same registry/outbox functions the CLI and the dashboard use, as jobs of the
 service's one writer, audited with the caller's name (the operator, or ``token:NAME``), then
 tell the running service through the bus (``device``/``outbox`` notices). Reads run on the
-service's reader pool; the SQL is in ``ingest.store``.
+service's reader pool; the SQL is in ``ingest.store``. Every route is an ``Operation``
+(``ingest.web.openapi``): its inputs are validated by the models of ``api_models`` and
+``GET /api/openapi.json`` is made from the same declarations.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from functools import partial
+from functools import cache, partial
 from typing import Any, TypeVar
 
 import sqlite_utils
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edgeorder import protocol as p
+from edgeorder import __version__
 from edgeorder.ingest.bus import Notice
-from edgeorder.ingest.domain.devices import DEFAULT_CANCEL_WINDOW_S, CancelWindowS, DeviceName
 from edgeorder.ingest.domain.firmware import render_agent_toml
 from edgeorder.ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY
 from edgeorder.ingest.orders import outbox
 from edgeorder.ingest.store import queries, registry
+from edgeorder.ingest.web import api_models as m
 from edgeorder.ingest.web.access import identity_of
-from edgeorder.ingest.web.evendi_api import EVENDI_PATHS, AssignmentIn, install_evendi_api
+from edgeorder.ingest.web.evendi_api import EVENDI_OPERATIONS
+from edgeorder.ingest.web.openapi import (
+    Operation,
+    Reply,
+    api_error,
+    api_errors_middleware,
+    body_of,
+    install_operations,
+    query_of,
+)
+from edgeorder.ingest.web.openapi import openapi_document as make_document
 from edgeorder.ingest.web.state import STORE_KEY
 
-__all__ = ["install_api", "openapi_document"]
+__all__ = ["OPERATIONS", "install_api", "openapi_document"]
 
 T = TypeVar("T")
-
-
-class DeviceIn(BaseModel):
-    """Body of ``POST /api/devices``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    device_id: str = Field(pattern=p.DEVICE_ID_PATTERN)
-    name: DeviceName = ""
-    mapping: p.ButtonMapping
-    env: str = Field(default="prod", pattern="^(dev|prod)$")
-    allow_parallel: bool = False
-    cancel_window_s: CancelWindowS = DEFAULT_CANCEL_WINDOW_S
-    profile: dict[str, Any] | None = None
-
-
-class DevicePatch(BaseModel):
-    """Body of ``PATCH /api/devices/{id}`` (every field optional)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool | None = None
-    env: str | None = Field(default=None, pattern="^(dev|prod)$")
-    mapping: p.ButtonMapping | None = None
-
-
-def _error(status: int, code: str, message: str, **extra: Any) -> web.HTTPException:
-    body = json.dumps({"Error": code, "Message": message, **extra})
-    cls = {
-        400: web.HTTPBadRequest,
-        404: web.HTTPNotFound,
-        409: web.HTTPConflict,
-        422: web.HTTPUnprocessableEntity,
-    }[status]
-    return cls(text=body, content_type="application/json")
-
-
-async def _body(request: web.Request, model: type[BaseModel]) -> Any:
-    try:
-        return model.model_validate_json(await request.read())
-    except ValidationError as exc:
-        fields = [
-            {"Field": ".".join(map(str, e["loc"])), "Message": e["msg"]}
-            for e in exc.errors(include_url=False)
-        ]
-        raise _error(422, "validation", "invalid body", Fields=fields) from exc
+_error = api_error
+DeviceIn = m.DeviceIn
+DevicePatch = m.DevicePatch
 
 
 async def _registry_call(
@@ -139,7 +107,7 @@ async def get_device(request: web.Request) -> web.Response:
 
 
 async def add_device(request: web.Request) -> web.Response:
-    body: DeviceIn = await _body(request, DeviceIn)
+    body = body_of(request, m.DeviceIn)
     actor = _actor(request)
     row, password = await _mutate(
         request,
@@ -166,7 +134,7 @@ async def add_device(request: web.Request) -> web.Response:
 
 async def patch_device(request: web.Request) -> web.Response:
     device_id = request.match_info["device_id"]
-    body: DevicePatch = await _body(request, DevicePatch)
+    body = body_of(request, m.DevicePatch)
     actor = _actor(request)
 
     def apply(db: sqlite_utils.Database) -> dict[str, Any]:
@@ -204,17 +172,10 @@ async def rotate(request: web.Request) -> web.Response:
 # --- events, orders, buffer ------------------------------------------------------------------
 
 
-def _limit(request: web.Request) -> int:
-    try:
-        return max(1, min(1000, int(request.query.get("limit", "100"))))
-    except ValueError as exc:
-        raise _error(400, "invalid", "limit must be an integer") from exc
-
-
 async def list_events(request: web.Request) -> web.Response:
-    read = partial(queries.recent_events, device_id=request.query.get("device"))
-    rows = await request.app[STORE_KEY].read(partial(read, limit=_limit(request)))
-    return web.json_response({"Data": rows})
+    q = query_of(request, m.ListQuery)
+    read = partial(queries.recent_events, device_id=q.device, limit=q.rows)
+    return web.json_response({"Data": await request.app[STORE_KEY].read(read)})
 
 
 async def get_event(request: web.Request) -> web.Response:
@@ -228,104 +189,200 @@ async def get_event(request: web.Request) -> web.Response:
 
 
 async def list_orders(request: web.Request) -> web.Response:
-    read = partial(queries.recent_orders, device_id=request.query.get("device"))
-    rows = await request.app[STORE_KEY].read(partial(read, limit=_limit(request)))
-    return web.json_response({"Data": rows})
+    q = query_of(request, m.ListQuery)
+    read = partial(queries.recent_orders, device_id=q.device, limit=q.rows)
+    return web.json_response({"Data": await request.app[STORE_KEY].read(read)})
 
 
 async def list_buffer(request: web.Request) -> web.Response:
-    rows = await request.app[STORE_KEY].read(partial(queries.pending_buffer, limit=_limit(request)))
+    limit = query_of(request, m.ListQuery).rows
+    rows = await request.app[STORE_KEY].read(partial(queries.pending_buffer, limit=limit))
     return web.json_response({"Data": rows})
 
 
-async def buffer_action(request: web.Request) -> web.Response:
-    try:
-        outbox_id = int(request.match_info["outbox_id"])
-    except ValueError as exc:
-        raise _error(404, "not_found", "no such buffer row") from exc
-    if not 0 < outbox_id <= p.INT64_MAX:  # SQLite would raise OverflowError (a 500)
-        raise _error(404, "not_found", "no such buffer row")
-    fn = outbox.retry_now if request.match_info["action"] == "retry" else outbox.discard
-    actor = _actor(request)
-    done = await _registry_call(request, lambda db: fn(db, outbox_id, actor=actor))
-    if not done:
-        raise _error(409, "not_pending", f"buffer row {outbox_id} is not pending")
-    request.app[BUS_KEY].publish(Notice("outbox", None, {"id": outbox_id}))
-    return web.json_response({"ok": True})
+def _buffer_action(action: str) -> Callable[[web.Request], Any]:
+    fn = outbox.retry_now if action == "retry" else outbox.discard
+
+    async def handle(request: web.Request) -> web.Response:
+        outbox_id = int(request.match_info["outbox_id"])  # OutboxPath checked it
+        actor = _actor(request)
+        done = await _registry_call(request, lambda db: fn(db, outbox_id, actor=actor))
+        if not done:
+            raise _error(409, "not_pending", f"buffer row {outbox_id} is not pending")
+        request.app[BUS_KEY].publish(Notice("outbox", None, {"id": outbox_id}))
+        return web.json_response({"ok": True})
+
+    handle.__name__ = f"buffer_{action}"
+    return handle
 
 
-# --- OpenAPI -----------------------------------------------------------------------------------
-
-_PATHS: list[tuple[str, str, str]] = [
-    ("get", "/api/devices", "List devices"),
-    ("post", "/api/devices", "Add a device (returns its MQTT password once)"),
-    ("get", "/api/devices/{device_id}", "One device"),
-    ("patch", "/api/devices/{device_id}", "Enable/disable, env, mapping"),
-    ("delete", "/api/devices/{device_id}", "Remove a device"),
-    ("post", "/api/devices/{device_id}/rotate-credentials", "New MQTT password"),
-    ("get", "/api/events", "Recent events (?device=&limit=)"),
-    ("get", "/api/events/{device_id}/{event_id}", "One event with its status history"),
-    ("get", "/api/orders", "Orders (?device=&limit=)"),
-    ("get", "/api/buffer", "Pending order-outbox rows"),
-    ("post", "/api/buffer/{outbox_id}/retry", "Retry a buffered order now"),
-    ("post", "/api/buffer/{outbox_id}/discard", "Give up a buffered order"),
-    *EVENDI_PATHS,
-]
-
-
-def openapi_document() -> dict[str, Any]:
-    """OpenAPI 3.1 description of this API."""
-    paths: dict[str, dict[str, Any]] = {}
-    for method, path, summary in _PATHS:
-        params = [
-            {"name": name.strip("{}"), "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in path.split("/")
-            if name.startswith("{")
-        ]
-        op: dict[str, Any] = {
-            "summary": summary,
-            "parameters": params,
-            "responses": {"200": {"description": "OK"}},
-        }
-        if (method, path) == ("post", "/api/devices"):
-            op["requestBody"] = {
-                "content": {"application/json": {"schema": DeviceIn.model_json_schema()}}
-            }
-        if (method, path) == ("post", "/api/evendi/assignments"):
-            op["requestBody"] = {
-                "content": {"application/json": {"schema": AssignmentIn.model_json_schema()}}
-            }
-        if method == "patch":
-            op["requestBody"] = {
-                "content": {"application/json": {"schema": DevicePatch.model_json_schema()}}
-            }
-        paths.setdefault(path, {})[method] = op
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "edgeorder ingest API", "version": "1"},
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-        "security": [{"bearer": []}],
-        "paths": paths,
-    }
+# --- the operations and the document -----------------------------------------------------------
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+    return web.Response(text=_document_json(), content_type="application/json")
+
+
+NOT_FOUND_DEVICE = Reply(404, m.ErrorOut, "no such device")
+OPERATIONS: list[Operation] = [
+    Operation(
+        "GET",
+        "/api/openapi.json",
+        openapi,
+        "this document",
+        (Reply(200, None, "OpenAPI 3.1", json=True),),
+        tag="service",
+    ),
+    Operation(
+        "GET",
+        "/api/devices",
+        list_devices,
+        "every device, by id",
+        (Reply(200, m.DevicesOut, "the devices"),),
+        tag="devices",
+    ),
+    Operation(
+        "POST",
+        "/api/devices",
+        add_device,
+        "add a device; its MQTT password is answered once",
+        (
+            Reply(201, m.DeviceCreatedOut, "the device, its password and agent configuration"),
+            Reply(400, m.ErrorOut, "invalid: a value the registry refuses"),
+            Reply(409, m.ErrorOut, "exists: the device id is taken"),
+        ),
+        body=m.DeviceIn,
+        tag="devices",
+        links=("/api/devices/", "device_id", "$response.body#/device/device_id"),
+    ),
+    Operation(
+        "GET",
+        "/api/devices/{device_id}",
+        get_device,
+        "one device",
+        (Reply(200, m.DeviceOut, "the device"), NOT_FOUND_DEVICE),
+        path_params=m.DevicePath,
+        tag="devices",
+    ),
+    Operation(
+        "PATCH",
+        "/api/devices/{device_id}",
+        patch_device,
+        "enable or disable, env, mapping",
+        (
+            Reply(200, m.DeviceOut, "the device after the change"),
+            Reply(400, m.ErrorOut, "invalid: a value the registry refuses"),
+            NOT_FOUND_DEVICE,
+        ),
+        path_params=m.DevicePath,
+        body=m.DevicePatch,
+        tag="devices",
+    ),
+    Operation(
+        "DELETE",
+        "/api/devices/{device_id}",
+        delete_device,
+        "remove a device",
+        (Reply(204, None, "removed"), NOT_FOUND_DEVICE),
+        path_params=m.DevicePath,
+        tag="devices",
+    ),
+    Operation(
+        "POST",
+        "/api/devices/{device_id}/rotate-credentials",
+        rotate,
+        "a new MQTT password (answered once)",
+        (Reply(200, m.RotatedOut, "the new password"), NOT_FOUND_DEVICE),
+        path_params=m.DevicePath,
+        tag="devices",
+    ),
+    Operation(
+        "GET",
+        "/api/events",
+        list_events,
+        "recent events, newest first",
+        (Reply(200, m.EventsOut, "the events"),),
+        query=m.ListQuery,
+        tag="events",
+    ),
+    Operation(
+        "GET",
+        "/api/events/{device_id}/{event_id}",
+        get_event,
+        "one event with its status history",
+        (Reply(200, m.EventDetailOut, "the event"), Reply(404, m.ErrorOut, "no such event")),
+        path_params=m.EventPath,
+        tag="events",
+    ),
+    Operation(
+        "GET",
+        "/api/orders",
+        list_orders,
+        "orders, newest first",
+        (Reply(200, m.OrdersOut, "the orders"),),
+        query=m.ListQuery,
+        tag="orders",
+    ),
+    Operation(
+        "GET",
+        "/api/buffer",
+        list_buffer,
+        "pending order-outbox rows, next attempt first",
+        (Reply(200, m.BufferOut, "the pending rows"),),
+        query=m.ListQuery,
+        description="`device` is ignored here; `limit` as in the lists.",
+        tag="buffer",
+    ),
+    *(
+        Operation(
+            "POST",
+            f"/api/buffer/{{outbox_id}}/{action}",
+            _buffer_action(action),
+            summary,
+            (
+                Reply(200, m.OkOut, "done"),
+                Reply(404, m.ErrorOut, "no such buffer row"),
+                Reply(409, m.ErrorOut, "not_pending: the row is not pending"),
+            ),
+            path_params=m.OutboxPath,
+            tag="buffer",
+        )
+        for action, summary in (
+            ("retry", "retry a buffered order now"),
+            ("discard", "give up a buffered order"),
+        )
+    ),
+    *EVENDI_OPERATIONS,
+]
+
+DESCRIPTION = """\
+ingest's REST API: the device registry, events and their statuses, orders, the order
+buffer and e-vendi assignments. `Authorization: Bearer <api token>` (an operator's session
+cookie works too; its state-changing requests need the session's `X-CSRF-Token`).
+Errors: `{"Error", "Message", "Fields"?}`; 422 a body that breaks its schema, 400 a bad query
+parameter or a value the registry refuses, 404, 409.
+"""
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """OpenAPI 3.1 description of this API, made from ``OPERATIONS``."""
+    return make_document(
+        OPERATIONS,
+        title="edgeorder ingest API",
+        version=__version__,
+        description=DESCRIPTION,
+        error=m.ErrorOut,
+        auth_error=m.AuthErrorOut,
+    )
+
+
+@cache
+def _document_json() -> str:
+    return json.dumps(openapi_document())
 
 
 def install_api(app: web.Application) -> None:
-    """Add the ``/api/`` routes (they use the app's ``STORE_KEY``)."""
-    r = app.router
-    r.add_get("/api/openapi.json", openapi)
-    r.add_get("/api/devices", list_devices)
-    r.add_post("/api/devices", add_device)
-    r.add_get("/api/devices/{device_id}", get_device)
-    r.add_patch("/api/devices/{device_id}", patch_device)
-    r.add_delete("/api/devices/{device_id}", delete_device)
-    r.add_post("/api/devices/{device_id}/rotate-credentials", rotate)
-    r.add_get("/api/events", list_events)
-    r.add_get("/api/events/{device_id}/{event_id}", get_event)
-    r.add_get("/api/orders", list_orders)
-    r.add_get("/api/buffer", list_buffer)
-    r.add_post(r"/api/buffer/{outbox_id}/{action:retry|discard}", buffer_action)
-    install_evendi_api(app)
+    """Add the ``/api/`` routes (they use the app's ``STORE_KEY``) and their JSON errors."""
+    app.middlewares.append(api_errors_middleware)
+    install_operations(app, OPERATIONS)

@@ -2,30 +2,34 @@
 
 e-vendi can only finalize orders that already exist, so an operator (or another system)
 assigns pending e-vendi orders to a device here; each press closes the device's oldest one
-(``ingest.store.evendi_assignments``). Self-contained: its own request models, errors in the
-API's ``{"Error", "Message"}`` shape; reads on the service's reader pool, changes as jobs of
-its one writer (``STORE_KEY``).
+(``ingest.store.evendi_assignments``). Self-contained: its own models, errors in the API's
+``{"Error", "Message"}`` shape; reads on the service's reader pool, changes as jobs of its one
+writer (``STORE_KEY``). Its routes are operations of the REST API (``EVENDI_OPERATIONS``), so
+the OpenAPI document describes them.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from edgeorder import protocol as p
 from edgeorder.ingest.keys import STORE_KEY
 from edgeorder.ingest.store import evendi_assignments as book
 from edgeorder.ingest.web.access import identity_of
+from edgeorder.ingest.web.api_models import ErrorOut
+from edgeorder.ingest.web.openapi import Operation, Reply, api_error, body_of, query_of
 
-__all__ = ["EVENDI_PATHS", "AssignmentIn", "install_evendi_api"]
+__all__ = ["EVENDI_OPERATIONS", "AssignmentIn", "AssignmentOut"]
 
 T = TypeVar("T")
-PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+PRINTABLE = r"^[!-~]([ -~]*[!-~])?$"
+"""Visible ASCII, spaces only inside: what the store's check (stripped, ``isprintable``)
+always accepts and JSON Schema can state (Unicode's "printable" categories it cannot)."""
 
 
 class AssignmentIn(BaseModel):
@@ -41,15 +45,60 @@ class AssignmentIn(BaseModel):
     note: str = Field(default="", max_length=500)
 
 
-def _error(status: int, code: str, message: str, **extra: Any) -> web.HTTPException:
-    cls: type[web.HTTPException] = {
-        400: web.HTTPBadRequest,
-        404: web.HTTPNotFound,
-        409: web.HTTPConflict,
-        422: web.HTTPUnprocessableEntity,
-    }[status]
-    body = json.dumps({"Error": code, "Message": message, **extra})
-    return cls(text=body, content_type="application/json")
+def _digits(value: object) -> object:
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()) or len(value) > 19:
+            raise ValueError("must be an integer written in decimal digits")
+        return int(value)
+    return value
+
+
+class AssignmentsQuery(BaseModel):
+    """``?device=&state=&limit=`` of the list."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    device: str | None = Field(None, description="only this device's assignments")
+    state: Literal["pending", "claimed", "closed", "failed", "withdrawn"] | None = None
+    limit: Annotated[
+        int, Field(ge=1, le=1000, description="newest first"), BeforeValidator(_digits)
+    ] = 100
+
+
+class AssignmentPath(BaseModel):
+    """An assignment id: anything else names no assignment (404)."""
+
+    assignment_id: Annotated[int, Field(ge=1, le=p.INT64_MAX), BeforeValidator(_digits)]
+
+
+class AssignmentOut(BaseModel):
+    """One e-vendi order assigned to a device (``evendi_assignments`` row)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    device_id: str
+    sku: str | None
+    order_id: str
+    note: str
+    state: Literal["pending", "claimed", "closed", "failed", "withdrawn"]
+    event_id: str | None
+    attempts: int
+    last_error: str | None
+    created_by: str
+    created_at: str
+    claimed_at: str | None
+    closed_at: str | None
+    updated_at: str
+
+
+class AssignmentsOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    Data: list[AssignmentOut]
+
+
+_error = api_error
 
 
 async def _call(
@@ -77,40 +126,22 @@ def _actor(request: web.Request) -> str:
 
 
 def _assignment_id(request: web.Request) -> int:
-    raw = request.match_info["assignment_id"]
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise _error(404, "not_found", f"no e-vendi assignment {raw[:40]}")
-    return int(raw)
+    return int(request.match_info["assignment_id"])  # AssignmentPath checked it
 
 
 async def list_assignments(request: web.Request) -> web.Response:
     """``GET``: newest first; ``?device=&state=&limit=`` (limit 1-1000, default 100)."""
-    q = request.query
-    try:
-        limit = int(q.get("limit", "100"))
-    except ValueError as exc:
-        raise _error(400, "invalid", "limit must be an integer") from exc
-    if not 1 <= limit <= 1000:
-        raise _error(400, "invalid", "limit must be 1-1000")
+    q = query_of(request, AssignmentsQuery)
     rows = await _call(
         request,
-        lambda c: book.list_assignments(
-            c, device_id=q.get("device"), state=q.get("state"), limit=limit
-        ),
+        lambda c: book.list_assignments(c, device_id=q.device, state=q.state, limit=q.limit),
     )
     return web.json_response({"Data": rows})
 
 
 async def add_assignment(request: web.Request) -> web.Response:
     """``POST``: queue an e-vendi order for a device; 201 with the assignment."""
-    try:
-        body = AssignmentIn.model_validate_json(await request.read())
-    except ValidationError as exc:
-        fields = [
-            {"Field": ".".join(map(str, e["loc"])), "Message": e["msg"]}
-            for e in exc.errors(include_url=False)
-        ]
-        raise _error(422, "validation", "invalid body", Fields=fields) from exc
+    body = body_of(request, AssignmentIn)
     actor = _actor(request)
     row = await _call(
         request,
@@ -127,37 +158,79 @@ async def get_assignment(request: web.Request) -> web.Response:
     return web.json_response(await _call(request, lambda c: book.get_assignment(c, assignment_id)))
 
 
-async def move_assignment(request: web.Request) -> web.Response:
+def _move(action: str) -> Callable[[web.Request], Any]:
     """``POST .../withdraw`` (a pending one) or ``.../requeue`` (a failed one)."""
-    assignment_id, actor = _assignment_id(request), _actor(request)
-    move = book.withdraw if request.match_info["action"] == "withdraw" else book.requeue
-    moved = await _call(request, lambda c: move(c, assignment_id, actor=actor), write=True)
-    return web.json_response(moved)
+    move = book.withdraw if action == "withdraw" else book.requeue
+
+    async def handle(request: web.Request) -> web.Response:
+        assignment_id, actor = _assignment_id(request), _actor(request)
+        row = await _call(request, lambda c: move(c, assignment_id, actor=actor), write=True)
+        return web.json_response(row)
+
+    handle.__name__ = f"{action}_assignment"
+    return handle
 
 
-EVENDI_PATHS: list[tuple[str, str, str]] = [
-    ("get", "/api/evendi/assignments", "e-vendi orders assigned to devices (?device=&state=)"),
-    ("post", "/api/evendi/assignments", "Assign an open e-vendi order to a device"),
-    ("get", "/api/evendi/assignments/{assignment_id}", "One assignment"),
-    (
-        "post",
-        "/api/evendi/assignments/{assignment_id}/withdraw",
-        "Take a pending order off the device's queue",
+_ONE = "/api/evendi/assignments/{assignment_id}"
+_NOT_FOUND = Reply(404, ErrorOut, "no such assignment")
+EVENDI_OPERATIONS: list[Operation] = [
+    Operation(
+        "GET",
+        "/api/evendi/assignments",
+        list_assignments,
+        "e-vendi orders assigned to devices, newest first",
+        (Reply(200, AssignmentsOut, "the assignments"),),
+        query=AssignmentsQuery,
+        tag="evendi",
     ),
-    (
-        "post",
-        "/api/evendi/assignments/{assignment_id}/requeue",
-        "Queue a failed order again (after checking it on e-vendi)",
+    Operation(
+        "POST",
+        "/api/evendi/assignments",
+        add_assignment,
+        "assign an open e-vendi order to a device",
+        (
+            Reply(201, AssignmentOut, "the assignment, pending"),
+            Reply(400, ErrorOut, "invalid: a value the store refuses"),
+            Reply(404, ErrorOut, "no such device"),
+            Reply(409, ErrorOut, "conflict: the order is assigned already"),
+        ),
+        body=AssignmentIn,
+        tag="evendi",
+        links=("/api/evendi/assignments/", "assignment_id", "$response.body#/id"),
+    ),
+    Operation(
+        "GET",
+        _ONE,
+        get_assignment,
+        "one assignment",
+        (Reply(200, AssignmentOut, "the assignment"), _NOT_FOUND),
+        path_params=AssignmentPath,
+        tag="evendi",
+    ),
+    Operation(
+        "POST",
+        f"{_ONE}/withdraw",
+        _move("withdraw"),
+        "take a pending order off the device's queue",
+        (
+            Reply(200, AssignmentOut, "the assignment, withdrawn"),
+            _NOT_FOUND,
+            Reply(409, ErrorOut, "conflict: it is not pending"),
+        ),
+        path_params=AssignmentPath,
+        tag="evendi",
+    ),
+    Operation(
+        "POST",
+        f"{_ONE}/requeue",
+        _move("requeue"),
+        "queue a failed order again (after checking it on e-vendi)",
+        (
+            Reply(200, AssignmentOut, "the assignment, pending again"),
+            _NOT_FOUND,
+            Reply(409, ErrorOut, "conflict: it has not failed"),
+        ),
+        path_params=AssignmentPath,
+        tag="evendi",
     ),
 ]
-
-
-def install_evendi_api(app: web.Application) -> None:
-    """Add the ``/api/evendi/`` routes."""
-    r = app.router
-    r.add_get("/api/evendi/assignments", list_assignments)
-    r.add_post("/api/evendi/assignments", add_assignment)
-    r.add_get("/api/evendi/assignments/{assignment_id}", get_assignment)
-    r.add_post(
-        r"/api/evendi/assignments/{assignment_id}/{action:withdraw|requeue}", move_assignment
-    )

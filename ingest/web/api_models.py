@@ -1,0 +1,243 @@
+"""The REST API's models: what each route takes (path, query, body) and what it answers.
+
+The handlers validate with the request models and the OpenAPI document is made from all of
+them (``ingest.web.openapi``), so the document states what the server enforces. The answers
+are the rows the handlers read (``ingest.store.queries``); schemathesis checks real answers
+against these models, so a new column fails it until the model (the contract) says so.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from edgeorder import protocol as p
+from edgeorder.ingest.domain.devices import DEFAULT_CANCEL_WINDOW_S, CancelWindowS, DeviceName
+
+__all__ = [
+    "AuthErrorOut",
+    "BufferRowOut",
+    "DeviceCreatedOut",
+    "DeviceIn",
+    "DeviceOut",
+    "DevicePatch",
+    "DevicePath",
+    "ErrorOut",
+    "EventDetailOut",
+    "EventOut",
+    "EventPath",
+    "ListQuery",
+    "OkOut",
+    "OrderRowOut",
+    "OutboxPath",
+    "RotatedOut",
+]
+
+_DIGITS = re.compile(r"^-?[0-9]+$")
+
+
+def _query_int(value: object) -> object:
+    if isinstance(value, str):
+        if not _DIGITS.match(value):
+            raise ValueError("must be an integer written in decimal digits")
+        return int(value)
+    return value
+
+
+# --- requests --------------------------------------------------------------------------------
+
+
+class DeviceIn(BaseModel):
+    """Body of ``POST /api/devices``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: str = Field(pattern=p.DEVICE_ID_PATTERN)
+    name: DeviceName = ""
+    mapping: p.ButtonMapping
+    env: str = Field(default="prod", pattern="^(dev|prod)$")
+    allow_parallel: bool = False
+    cancel_window_s: CancelWindowS = DEFAULT_CANCEL_WINDOW_S
+    profile: dict[str, Any] | None = None
+
+
+class DevicePatch(BaseModel):
+    """Body of ``PATCH /api/devices/{device_id}`` (every field optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = None
+    env: str | None = Field(default=None, pattern="^(dev|prod)$")
+    mapping: p.ButtonMapping | None = None
+
+
+class DevicePath(BaseModel):
+    """A device id: anything else names no device (404)."""
+
+    device_id: str = Field(pattern=p.DEVICE_ID_PATTERN)
+
+
+class EventPath(BaseModel):
+    """A device id and a ULID (any case): anything else names no event (404)."""
+
+    device_id: str = Field(pattern=p.DEVICE_ID_PATTERN)
+    event_id: str = Field(pattern=r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")
+
+
+class OutboxPath(BaseModel):
+    """An order-outbox row id (1 .. 2^63-1): anything else names no row (404)."""
+
+    outbox_id: Annotated[int, Field(ge=1, le=p.INT64_MAX), BeforeValidator(_query_int)]
+
+
+class ListQuery(BaseModel):
+    """``?device=&limit=`` of the lists; ``limit`` is clamped to 1-1000 (default 100)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    device: str | None = Field(None, description="only this device's rows")
+    limit: Annotated[
+        int | None,
+        Field(description="rows, newest first; clamped to 1-1000 (default 100)"),
+        BeforeValidator(_query_int),
+    ] = None
+
+    @property
+    def rows(self) -> int:
+        return 100 if self.limit is None else max(1, min(1000, self.limit))
+
+
+# --- answers ---------------------------------------------------------------------------------
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(_Out):
+    """An error of the API routes."""
+
+    Error: str
+    Message: str
+    Fields: list[dict[str, str]] | None = Field(None, description="[{Field, Message}]")
+
+
+class AuthErrorOut(_Out):
+    """An answer of the auth middleware (before the API's routes): 401, or 403 for a session
+    request without its CSRF token."""
+
+    error: str
+    detail: str
+
+
+class DeviceOut(_Out):
+    device_id: str
+    name: str
+    env: Literal["dev", "prod"]
+    enabled: bool
+    mapping: p.ButtonMapping
+    allow_parallel: bool
+    cancel_window_s: int
+    profile: dict[str, Any]
+    config_version: int
+    simulated: bool
+    created_at: str
+    updated_at: str
+
+
+class DevicesOut(_Out):
+    Data: list[DeviceOut]
+
+
+class DeviceCreatedOut(_Out):
+    device: DeviceOut
+    password: str = Field(description="the device's MQTT password, shown once")
+    firmware_config: str = Field(description="the agent's TOML configuration, password included")
+
+
+class RotatedOut(_Out):
+    device_id: str
+    password: str
+
+
+class EventOut(_Out):
+    id: int
+    device_id: str
+    event_id: str
+    kind: str
+    trigger: str
+    seq: int
+    ts: str
+    received_at: str
+    action: str = Field(description="the rule's decision, as JSON text")
+    state: str
+    order_id: str | None
+    reason: str | None
+    updated_at: str
+
+
+class EventsOut(_Out):
+    Data: list[EventOut]
+
+
+class StatusStepOut(_Out):
+    state: str
+    order_id: str | None
+    reason: str | None
+    source: str
+    at: str
+
+
+class EventDetailOut(EventOut):
+    payload_hash: str
+    payload: str = Field(description="the event as received (JSON text)")
+    history: list[StatusStepOut]
+
+
+class OrderRowOut(_Out):
+    order_id: str
+    inbox_id: int
+    device_id: str
+    event_id: str
+    sku: str
+    quantity: int
+    amount: int | None
+    currency: str | None
+    test: int
+    state: str
+    platform_status: int | None
+    created_at: str
+    updated_at: str
+    settled: int
+
+
+class OrdersOut(_Out):
+    Data: list[OrderRowOut]
+
+
+class BufferRowOut(_Out):
+    id: int
+    inbox_id: int
+    device_id: str
+    event_id: str
+    op: Literal["create", "cancel"]
+    sku: str | None
+    quantity: int | None
+    test: int
+    target_order_id: str | None
+    state: Literal["pending"]
+    attempts: int
+    next_attempt_at: str
+    last_error: str | None
+    created_at: str
+    updated_at: str
+
+
+class BufferOut(_Out):
+    Data: list[BufferRowOut]
+
+
+class OkOut(_Out):
+    ok: Literal[True]
