@@ -47,6 +47,9 @@ class Services:
     ingest_args: list[str] = field(default_factory=list)
     # prefixed: a token_urlsafe may start with "-", which argparse takes for an option
     token: str = field(default_factory=lambda: "bench_" + secrets.token_urlsafe(16))
+    """The order core's admin token: the bench's own look at every order."""
+    ingest_token: str = field(default_factory=lambda: "bench_" + secrets.token_urlsafe(16))
+    """ingest's token, the order core's app principal, as a deployment configures it."""
     ordercore_port: int = field(default_factory=free_port)
     broker: MosquittoServer | None = None
     ordercore: ServiceProcess | None = None
@@ -73,7 +76,8 @@ class Services:
                 str(port),
                 "--data-dir",
                 str(self.work_dir / "ordercore"),
-                f"--token={self.token}",
+                f"--token=bench={self.token}:role=admin",
+                f"--token=ingest={self.ingest_token}:role=app",
                 "--seed-catalog",
             ]
             return ServiceProcess(
@@ -108,7 +112,7 @@ class Services:
                 str(port),
                 "--ordercore-url",
                 self.ordercore_url,
-                f"--ordercore-token={self.token}",
+                f"--ordercore-token={self.ingest_token}",
                 *self.ingest_args,
             ]
             return ServiceProcess(
