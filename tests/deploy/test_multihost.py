@@ -161,10 +161,12 @@ class Site:
         return {"agent.toml": body["firmware_config"], "ca.crt": body["ca_certificate"]}
 
     def ordercore(self, method: str, path: str) -> dict[str, object]:
-        """The order core's REST API, from the server, with the token the README made."""
+        """The order core's REST API, from the server, with the admin token the README made
+        (``ops=SECRET:role=admin,...`` in ordercore.env)."""
         script = (
-            f". /etc/edgeorder/ordercore.env && curl -fsS -X {method} -H "
-            '"Authorization: Bearer $EDGEORDER_ORDERCORE_TOKEN" '
+            ". /etc/edgeorder/ordercore.env && T=${EDGEORDER_ORDERCORE_TOKEN#ops=} && "
+            f"curl -fsS -X {method} -H "
+            '"Authorization: Bearer ${T%%:role=*}" '
             f"'http://127.0.0.1:8081/api/{path}'"
         )
         body: dict[str, object] = json.loads(self.server.shell(script).stdout)
