@@ -259,7 +259,12 @@ def _webhooks() -> J:
     headers = [
         ("X-Edgeorder-Event", "the event name"),
         ("X-Edgeorder-Delivery", "the delivery id (the body's Id); a redelivery repeats it"),
-        ("X-Edgeorder-Signature", "HMAC-SHA256 of the body keyed by the subscription's Secret"),
+        ("X-Edgeorder-Timestamp", "unix seconds of this attempt (each retry is signed anew)"),
+        (
+            "X-Edgeorder-Signature",
+            'sha256=<hex HMAC-SHA256(Secret, "<timestamp>." + raw body)>; refuse a timestamp '
+            "far from your clock",
+        ),
     ]
     return {
         "orderEvent": {
