@@ -46,6 +46,14 @@ class Stack:
         self.core: Service | None = None
 
     def start(self) -> Stack:
+        """Start everything, or stop what did start and raise."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Stack:
         self.broker = MosquittoServer(self.base / "mosquitto").start()
         self.core = self._core()
         data = self.base / "ingest"
@@ -124,20 +132,22 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if mosquitto_binary() is None:
         pytest.skip("mosquitto binary not installed (apt-get install mosquitto)")
     running = Stack(tmp_path_factory.mktemp("ingest-api")).start()
-    assert running.broker is not None
-    probe = MqttProbe(running.broker.port)
     try:
-        assert probe.wait_connected()
-        probe.subscribe(p.device_topic("st-01", p.Channel.STATUS))
-        for _ in range(2):
-            _press_and_wait(probe, "ordered")
-        assert running.core is not None
-        running.core.stop()  # the next press waits in the buffer: a pending row to list
-        _press_and_wait(probe, "queued")
+        assert running.broker is not None
+        probe = MqttProbe(running.broker.port)
+        try:
+            assert probe.wait_connected()
+            probe.subscribe(p.device_topic("st-01", p.Channel.STATUS))
+            for _ in range(2):
+                _press_and_wait(probe, "ordered")
+            assert running.core is not None
+            running.core.stop()  # the next press waits in the buffer: a pending row to list
+            _press_and_wait(probe, "queued")
+        finally:
+            probe.close()
+        yield running
     finally:
-        probe.close()
-    yield running
-    running.stop()
+        running.stop()
 
 
 def document(stack: Stack) -> dict[str, Any]:
