@@ -161,7 +161,8 @@ async def test_after_the_cap_a_message_is_parked_unacked_and_logs_stay_bounded(
     assert harness.metric("edgeorder_ingest_messages_parked") == 1
     assert len(named(logs, "router.message_failing")) == 1
     assert len(named(logs, "router.message_parked")) == 1
-    said = [entry for entry in logs if entry["log_level"] != "debug"]
+    # writer.slow_commit depends on the machine's load, not on the failure: not counted
+    said = [e for e in logs if e["log_level"] != "debug" and e["event"] != "writer.slow_commit"]
     assert len(said) == 2, said  # failing, parked: state changes, not 40 attempts
     record_fault.on = False
     await harness.acked(message)
