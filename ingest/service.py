@@ -17,7 +17,6 @@ from collections.abc import Coroutine
 from functools import partial
 from typing import Any
 
-import sqlite_utils
 import structlog
 
 from edgeorder import protocol as p
@@ -31,7 +30,7 @@ from edgeorder.ingest.mqtt.delivery import DeliveryTracker
 from edgeorder.ingest.mqtt.link import MqttLink, MqttOptions
 from edgeorder.ingest.mqtt.router import Router
 from edgeorder.ingest.mqtt.statuses import StatusPublisher
-from edgeorder.ingest.orders.outbox import WORKER, OutboxWorker, last_history_id, operator_statuses
+from edgeorder.ingest.orders.outbox import WORKER, OutboxWorker
 from edgeorder.ingest.orders.state_sync import (
     OrderStateSync,
     register_platform_webhooks,
@@ -39,7 +38,7 @@ from edgeorder.ingest.orders.state_sync import (
 )
 from edgeorder.ingest.settings import Settings
 from edgeorder.ingest.store import ledger
-from edgeorder.ingest.store.db import open_db
+from edgeorder.ingest.store.buffer import last_history_id, operator_statuses
 from edgeorder.ingest.store.device_cache import DeviceCache
 from edgeorder.ingest.store.reader import Reader
 from edgeorder.ingest.store.registry import get_device
@@ -51,6 +50,12 @@ log = structlog.get_logger(__name__)
 
 SETTLE_TIMEOUT_S = 3.0
 """At shutdown, how long to wait for the PUBACKs of statuses already sent."""
+
+
+def _sweep_s(settings: Settings) -> float:
+    """How often an idle worker on a shared ledger looks for rows no wake-up told it of: rows
+    another worker recorded and left (it died before ordering), leases that ran out."""
+    return min(5.0, settings.outbox_lease_s / 4)
 
 
 def _outbox_concurrency(settings: Settings) -> int:
@@ -87,14 +92,17 @@ class IngestService:
         self.connector = connector or make_connector(settings)
         self.webhook_secret = settings.webhook_secret.get_secret_value() or secrets.token_hex(32)
         self.delivery = DeliveryTracker()
+        self.database = settings.database
         self.writer = Writer(
-            settings.db_path,
+            self.database,
             batch_max=settings.commit_batch_max,
             on_commit=self.metrics.on_commit,
             before_commit=self.delivery.write_confirmed,
         )
-        self.reader = Reader(settings.db_path)
-        self.devices = DeviceCache(settings.db_path, on_config_change=self._config_changed)
+        self.reader = Reader(self.database)
+        self.devices = DeviceCache(
+            self.database, read=self.reader, on_config_change=self._config_changed
+        )
         self.link = MqttLink(
             MqttOptions(
                 url=settings.mqtt_url,
@@ -125,6 +133,9 @@ class IngestService:
             concurrency=_outbox_concurrency(settings),
             bus=bus,
             platform=self.platform,
+            owner=settings.worker,
+            lease_s=settings.outbox_lease_s,
+            sweep_s=_sweep_s(settings) if self.database.shared else None,
         )
         self.router = Router(
             writer=self.writer,
@@ -155,9 +166,11 @@ class IngestService:
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def start(self, public_url: str | None) -> None:
-        await asyncio.to_thread(lambda: open_db(self.settings.db_path).conn.close())  # migrate
+        await asyncio.to_thread(self.database.migrate)  # any worker may: advisory-locked
         await self.devices.reload()
         self.writer.start()
+        if not self.database.shared:  # one worker per file: its leases are its last run's
+            await self.writer.run(ledger.release_leases)
         self.delivery.start(self._flush_confirmations)
         # Before anything that makes statuses runs: a re-published (older) status must never
         # be queued after a newer one of the same event (the retained one would go backwards).
@@ -176,7 +189,8 @@ class IngestService:
         self.ready.set()
         log.info(
             "ingest.started",
-            db=str(self.settings.db_path),
+            db=str(self.database),
+            worker=self.settings.worker,
             mqtt=self.settings.mqtt_url,
             devices=len(self.devices),
             public_url=public_url,
@@ -267,7 +281,7 @@ class IngestService:
     async def publish_config(self, device_id: str) -> None:
         """Publish the device's desired config, retained, from the registry."""
 
-        row = await self.reader(lambda conn: get_device(sqlite_utils.Database(conn), device_id))
+        row = await self.reader(partial(get_device, device_id=device_id))
         self._send_config(
             device_id,
             p.DeviceConfig(

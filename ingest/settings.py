@@ -6,10 +6,16 @@ variable; ``edgeorder ingest --help`` lists them.
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from edgeorder.ingest.store.database import Database
 
 __all__ = ["ConnectorSettings", "Settings"]
 
@@ -31,6 +37,12 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data_dir: Path = Path("./edgeorder-data/ingest")
+    db_url: SecretStr | None = None
+    """``postgresql://USER@HOST:PORT/DB``: everything ingest stores lives in this PostgreSQL,
+    which several workers share; default: SQLite, ``ingest.db`` in ``data_dir``."""
+    worker_id: str | None = Field(default=None, min_length=1, max_length=200)
+    """This process among the workers of one ledger (logs, order-outbox leases); default:
+    HOST-PID-random, new at every start."""
     # --- MQTT ------------------------------------------------------------------------------
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     mqtt_username: str = "ingest"
@@ -64,6 +76,10 @@ class Settings(BaseModel):
     outbox_concurrency: int | None = Field(default=None, ge=1, le=10_000)
     """Order-outbox rows handed to the platform at once (in flight); default 256 for the
     built-in order core (batched requests), 64 for the other platforms (a request each)."""
+    outbox_lease_s: float = Field(default=60.0, ge=1, le=3600)
+    """How long a worker holds the order-outbox rows it hands to the platform; a killed
+    worker's rows are taken over by another after this (keep it well above the platform's
+    timeout: a live worker's call must never outlast its lease)."""
     outbox_batch_max: int = Field(default=32, ge=1, le=100)
     """Most orders per request where the platform takes several (the built-in order core's
     ``POST /api/checkouts``); 1 sends one request per order."""
@@ -111,6 +127,14 @@ class Settings(BaseModel):
             raise ValueError("must start with mqtt:// or mqtts://")
         return value
 
+    @field_validator("db_url")
+    @classmethod
+    def _db_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            Database.from_url(value.get_secret_value())  # raises DatabaseUrlError (ValueError)
+            return value
+        return None
+
     @property
     def devices_mqtt_url(self) -> str:
         """The broker URL devices are given (``device_mqtt_url``, else ingest's own)."""
@@ -118,4 +142,16 @@ class Settings(BaseModel):
 
     @property
     def db_path(self) -> Path:
+        """The SQLite file (the embedded default; unused with ``db_url``)."""
         return self.data_dir / "ingest.db"
+
+    @property
+    def database(self) -> Database:
+        """Where everything ingest stores lives: ``db_url``'s PostgreSQL, else ``db_path``."""
+        url = self.db_url.get_secret_value() if self.db_url is not None else None
+        return Database.for_service(self.data_dir, url)
+
+    @cached_property
+    def worker(self) -> str:
+        """``worker_id``, or one made for this process."""
+        return self.worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"

@@ -32,6 +32,12 @@ ENV_PREFIX = "EDGEORDER_INGEST_"
 # option dest -> (Settings field path, help)
 _OPTIONS: dict[str, tuple[str, str]] = {
     "data_dir": ("data_dir", "directory of ingest.db (default ./edgeorder-data/ingest)"),
+    "db_url": (
+        "db_url",
+        "postgresql://USER@HOST:PORT/DB: keep everything in this PostgreSQL, shared by several "
+        "workers (default: SQLite, ingest.db in --data-dir)",
+    ),
+    "worker_id": ("worker_id", "this worker's name among those of one ledger (default: random)"),
     "mqtt_url": ("mqtt_url", "broker URL, mqtt://HOST:PORT or mqtts://HOST:PORT"),
     "mqtt_username": ("mqtt_username", "ingest's MQTT username (default ingest)"),
     "mqtt_password": ("mqtt_password", "ingest's MQTT password (prefer --mqtt-password-file)"),
@@ -57,6 +63,11 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "outbox_concurrency": (
         "outbox_concurrency",
         "orders in flight to the platform (default 256 for ordercore, 64 for the other platforms)",
+    ),
+    "outbox_lease_s": (
+        "outbox_lease_s",
+        "seconds a worker holds the orders it sends; a killed worker's are taken over after "
+        "this (default 60)",
     ),
     "outbox_batch_max": (
         "outbox_batch_max",

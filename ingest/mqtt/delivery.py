@@ -20,7 +20,6 @@ collected ids under a lock.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -29,6 +28,7 @@ import structlog
 
 from edgeorder import protocol as p
 from edgeorder.ingest.store import ledger
+from edgeorder.ingest.store.database import Conn
 
 __all__ = ["DeliveryTracker"]
 
@@ -105,7 +105,7 @@ class DeliveryTracker:
 
     # --- writer thread -------------------------------------------------------------------
 
-    def write_confirmed(self, conn: sqlite3.Connection) -> int:
+    def write_confirmed(self, conn: Conn) -> int:
         """Mark the collected confirmations in the caller's transaction; the rows marked."""
         with self._lock:
             ids, self._confirmed = self._confirmed, []

@@ -32,8 +32,6 @@ broker would hand the same poison to every new ingest session.
 from __future__ import annotations
 
 import asyncio
-import json
-import sqlite3
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any, TypeVar
@@ -48,7 +46,7 @@ from edgeorder.ingest.metrics import Metrics
 from edgeorder.ingest.mqtt.link import Inbound
 from edgeorder.ingest.mqtt.retries import Retries, RetryPolicy
 from edgeorder.ingest.mqtt.statuses import StatusPublisher
-from edgeorder.ingest.store import ledger
+from edgeorder.ingest.store import ledger, reports
 from edgeorder.ingest.store.device_cache import DeviceCache
 from edgeorder.ingest.store.ledger import EventOutcome, StatusOut
 from edgeorder.ingest.store.writer import Writer, WriterClosedError, is_transient
@@ -357,7 +355,8 @@ class Router:
         future = self._writer.submit(
             lambda conn: ledger.record_event(
                 conn, event, device, now=now, stale_after_s=stale, future_after_s=future_s
-            )
+            ),
+            key=event.device_id,  # a shared database locks the device for the throttle
         )
         self._when_done(message, future, lambda out: self._recorded(message, event, out), event)
 
@@ -539,8 +538,10 @@ class Router:
     def _write_report(
         self, message: Inbound, device_id: str, channel: p.Channel, report: Any
     ) -> None:
-        now, sql = self._clock(), _REPORT_SQL[channel]
-        future = self._writer.submit(lambda conn: sql(conn, device_id, report, now))
+        now = self._clock()
+        future = self._writer.submit(
+            lambda conn: reports.record(conn, channel, device_id, report, now)
+        )
         self._when_done(
             message, future, lambda _: self._reported(message, device_id, channel, report)
         )
@@ -558,53 +559,3 @@ class Router:
 
 def _short(topic: str) -> str:
     return topic if len(topic) <= _LOG_TOPIC_CHARS else topic[:_LOG_TOPIC_CHARS] + "..."
-
-
-def _presence_sql(
-    conn: sqlite3.Connection, device_id: str, report: p.Presence, now: datetime
-) -> None:
-    conn.execute(
-        "INSERT INTO presence (device_id, online, fw, ts, received_at) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (device_id) DO UPDATE SET online = excluded.online, fw = excluded.fw, "
-        "ts = excluded.ts, received_at = excluded.received_at",
-        [device_id, int(report.online), report.fw, p.format_ts(report.ts), p.format_ts(now)],
-    )
-
-
-def _telemetry_sql(
-    conn: sqlite3.Connection, device_id: str, report: p.Telemetry, now: datetime
-) -> None:
-    conn.execute(
-        "INSERT INTO telemetry (device_id, uptime_s, queue_depth, dropped, fw, extra, "
-        "received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET "
-        "uptime_s = excluded.uptime_s, queue_depth = excluded.queue_depth, "
-        "dropped = excluded.dropped, fw = excluded.fw, extra = excluded.extra, "
-        "received_at = excluded.received_at",
-        [
-            device_id,
-            report.uptime_s,
-            report.queue_depth,
-            report.dropped,
-            report.fw,
-            json.dumps(report.model_extra or {}, allow_nan=False),
-            p.format_ts(now),
-        ],
-    )
-
-
-def _config_sql(
-    conn: sqlite3.Connection, device_id: str, report: p.ConfigReported, now: datetime
-) -> None:
-    conn.execute(
-        "INSERT INTO config_reported (device_id, version, ts, received_at) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (device_id) DO UPDATE SET version = excluded.version, ts = excluded.ts, "
-        "received_at = excluded.received_at",
-        [device_id, report.version, p.format_ts(report.ts), p.format_ts(now)],
-    )
-
-
-_REPORT_SQL: dict[p.Channel, Callable[[sqlite3.Connection, str, Any, datetime], None]] = {
-    p.Channel.PRESENCE: _presence_sql,
-    p.Channel.TELEMETRY: _telemetry_sql,
-    p.Channel.CONFIG_REPORTED: _config_sql,
-}

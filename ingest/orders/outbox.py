@@ -23,12 +23,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlite_utils
 import structlog
 
 from edgeorder import protocol as p
@@ -48,7 +46,15 @@ from edgeorder.ingest.health import PlatformMonitor
 from edgeorder.ingest.metrics import Metrics
 from edgeorder.ingest.mqtt.statuses import StatusPublisher
 from edgeorder.ingest.store import evendi_assignments, ledger
-from edgeorder.ingest.store.db import atomic
+from edgeorder.ingest.store.buffer import (
+    DISCARDED,
+    buffer_depth,
+    discard,
+    last_history_id,
+    operator_statuses,
+    retry_now,
+)
+from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.store.device_cache import DeviceCache
 from edgeorder.ingest.store.ledger import OutboxRow, StatusOut
 from edgeorder.ingest.store.writer import Writer
@@ -65,7 +71,6 @@ __all__ = [
     "retry_now",
 ]
 
-DISCARDED = "discarded by an operator"
 WORKER = "outbox-worker"
 """``source`` of the worker's own ``outbox`` notices (which must not wake the worker again)."""
 
@@ -83,109 +88,21 @@ def retry_delay(
     return (rng or random).uniform(min(base_s, ceiling), ceiling)
 
 
-def retry_now(db: sqlite_utils.Database, outbox_id: int, *, actor: str = "system") -> bool:
-    """Make a pending row due at once; True if it was pending. Then wake the worker with
-    ``bus.publish(Notice("outbox"))``."""
-    now = p.format_ts(p.utcnow())
-    with atomic(db.conn):
-        cursor = db.execute(
-            "UPDATE order_outbox SET next_attempt_at = ?, updated_at = ? "
-            "WHERE id = ? AND state = 'pending'",
-            [now, now, outbox_id],
-        )
-        if cursor.rowcount:
-            _audit(db, actor, "outbox.retry_now", outbox_id, now)
-    return bool(cursor.rowcount)
-
-
-def discard(db: sqlite_utils.Database, outbox_id: int, *, actor: str = "system") -> bool:
-    """Give up a pending row: no order will be made; the event becomes ``failed``."""
-    now = p.format_ts(p.utcnow())
-    with atomic(db.conn):
-        row = db.execute(
-            "UPDATE order_outbox SET state = 'discarded', updated_at = ? "
-            "WHERE id = ? AND state = 'pending' RETURNING inbox_id",
-            [now, outbox_id],
-        ).fetchone()
-        if row is None:
-            return False
-        event = db.execute(
-            "UPDATE inbox SET state = 'failed', reason = ?, updated_at = ? WHERE id = ? "
-            "RETURNING device_id, event_id",
-            [DISCARDED, now, row[0]],
-        ).fetchone()
-        evendi_assignments.abandon(
-            db.conn,
-            event[1],
-            f"{DISCARDED}; a closeOrder call had started: check the order on e-vendi, "
-            "then requeue it",
-        )
-        # source 'operator': the running service publishes it to the device (operator_statuses)
-        db.execute(
-            "INSERT INTO status_history (device_id, event_id, state, reason, source, at) "
-            "VALUES (?, ?, 'failed', ?, 'operator', ?)",
-            [event[0], event[1], DISCARDED, now],
-        )
-        _audit(db, actor, "outbox.discard", outbox_id, now)
-    return True
-
-
-def operator_statuses(conn: sqlite3.Connection, after_id: int) -> tuple[int, list[StatusOut]]:
-    """Statuses operators caused (discards) after history row ``after_id``, to publish; and the
-    last row id seen."""
-    rows = conn.execute(
-        "SELECT id, device_id, event_id, state, order_id, reason, at FROM status_history "
-        "WHERE id > ? AND source = 'operator' ORDER BY id",
-        [after_id],
-    ).fetchall()
-    last = last_history_id(conn)
-    outs = [
-        StatusOut(
-            r[1],
-            p.Status(
-                event_id=r[2],
-                state=p.State(r[3]),
-                order_id=r[4],
-                reason=r[5],
-                ts=datetime.fromisoformat(r[6]),
-            ),
-            history_ids=(r[0],),
-        )
-        for r in rows
-    ]
-    return max(last, after_id), outs
-
-
-def last_history_id(conn: sqlite3.Connection) -> int:
-    """The newest ``status_history`` row id (0 when empty)."""
-    return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM status_history").fetchone()[0])
-
-
-def _audit(db: sqlite_utils.Database, actor: str, action: str, outbox_id: int, now: str) -> None:
-    ids = db.execute(
-        "SELECT device_id, event_id FROM order_outbox WHERE id = ?", [outbox_id]
-    ).fetchone()
-    db.execute(
-        "INSERT INTO audit (at, actor, action, device_id, event_id, detail) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        [now, actor, action, ids[0], ids[1], str(outbox_id)],
-    )
-
-
-def buffer_depth(conn: sqlite3.Connection) -> int:
-    """Pending order-outbox rows."""
-    row = conn.execute("SELECT COUNT(*) FROM order_outbox WHERE state = 'pending'").fetchone()
-    return int(row[0])
-
-
 class OutboxWorker:
-    """Runs until cancelled; ``wake()`` after new rows or an operator action."""
+    """Runs until cancelled; ``wake()`` after new rows or an operator action.
+
+    Rows are leased before they go to the platform (``ledger.claim_due``, as ``owner`` for
+    ``lease_s``): on a ledger that several workers share, no two call the platform for the
+    same row at once, and the rows of a killed worker are taken over once its leases ran out.
+    ``sweep_s`` bounds how long an idle worker waits before it looks again (rows another worker
+    recorded, leases that ran out); None: only wake-ups and due times (a ledger of its own).
+    """
 
     def __init__(
         self,
         *,
         writer: Writer,
-        read: Callable[[Callable[[sqlite3.Connection], Any]], Any],
+        read: Callable[[Callable[[Conn], Any]], Any],
         connector: Connector,
         devices: DeviceCache,
         statuses: StatusPublisher,
@@ -197,6 +114,9 @@ class OutboxWorker:
         clock: Callable[[], datetime] = p.utcnow,
         bus: Bus | None = None,
         platform: PlatformMonitor | None = None,
+        owner: str = "local",
+        lease_s: float = 60.0,
+        sweep_s: float | None = None,
     ) -> None:
         self._bus = bus
         self._platform = platform  # hears of every answer and transient failure (/healthz)
@@ -205,6 +125,7 @@ class OutboxWorker:
         self._profile = default_profile
         self._base, self._max = retry_base_s, retry_max_s
         self._limit, self._clock = concurrency, clock
+        self._owner, self._lease_s, self._sweep_s = owner, lease_s, sweep_s
         # checked once: isinstance against a runtime Protocol walks its attributes each time
         self._batch: BatchConnector | None = (
             connector if isinstance(connector, BatchConnector) and connector.batch_max > 1 else None
@@ -212,17 +133,12 @@ class OutboxWorker:
         self._assigned = isinstance(connector, AssignedOrdersConnector) and bool(
             connector.finalizes_assigned_orders
         )
-        # rows that existed before this worker (the previous process may have died mid-call)
-        # and rows whose call started here but was never recorded: both may exist already
-        self._older_than: int | None = None
-        self._tried: set[int] = set()
         self._wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task[None]] = {}
-        # rows finished while a dispatch read ran: that read may predate their commit
-        self._finished: set[int] = set()
-        # rows whose attempt crashed (e.g. the commit after the platform call failed): they
-        # stay due in SQL, so without a hold they would be re-sent at once, again and again
+        # rows whose attempt crashed (e.g. the commit after the platform call failed): their
+        # lease is still this worker's, so without a hold they would be re-sent at once
         self._held: dict[int, tuple[datetime, int]] = {}  # id -> (not before, crashes)
+        self._failing = 0  # dispatches in a row that could not reach the database
 
     def wake(self) -> None:
         self._wake.set()
@@ -231,7 +147,7 @@ class OutboxWorker:
         try:
             while True:
                 self._wake.clear()
-                timeout = await self._dispatch()
+                timeout = await self._dispatch_guarded()
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
                 # lands as the wake-up completes (the service's shutdown then hung here)
                 try:
@@ -242,36 +158,46 @@ class OutboxWorker:
         finally:
             await self._cancel_inflight()
 
+    async def _dispatch_guarded(self) -> float | None:
+        """A dispatch; when the database cannot be reached, the next try after a capped,
+        jittered backoff (logged when it starts and when it ends, not each time)."""
+        try:
+            timeout = await self._dispatch()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            if self._failing == 0:
+                log.exception("outbox.dispatch_failed")
+            self._failing += 1
+            return retry_delay(self._failing - 1, self._base, self._max)
+        if self._failing:
+            log.info("outbox.dispatch_recovered", failed=self._failing)
+            self._failing = 0
+        if self._sweep_s is not None:
+            timeout = self._sweep_s if timeout is None else min(timeout, self._sweep_s)
+        return timeout
+
     async def _dispatch(self) -> float | None:
-        """Start due rows in free slots; seconds until the next future row is due (or None).
+        """Lease due rows for the free slots and start them; seconds until a row next becomes
+        due or free of its lease (or None).
 
         With a ``BatchConnector`` the due ``create`` rows go out in groups of up to its
         ``batch_max`` (one request each); every other row gets a call of its own."""
         now = self._clock()
         free = self._limit - len(self._inflight)
-        self._finished.clear()
-        first = self._older_than is None
-        rows, next_due, depth, last_id = await self._read(
-            lambda conn: (
-                ledger.due_outbox(conn, now, free + len(self._inflight)),
-                _next_due(conn, now),
-                buffer_depth(conn),
-                _last_outbox_id(conn) if first else None,
+        rows: list[OutboxRow] = []
+        if free > 0:
+            busy = [*self._inflight, *(i for i in self._held if self._is_held(i, now))]
+            rows = await self._writer.run(
+                lambda c: ledger.claim_due(c, self._owner, now, self._lease_s, free, busy)
             )
+        next_wake, depth = await self._read(
+            lambda conn: (ledger.next_wake(conn, now), buffer_depth(conn))
         )
-        if first:
-            self._older_than = last_id
         self._metrics.buffer_depth.set(depth)
         batch_max = self._batch.batch_max if self._batch is not None else 1
         group: list[OutboxRow] = []
         for row in rows:
-            if (
-                row.id in self._inflight
-                or row.id in self._finished
-                or self._is_held(row.id, now)
-                or len(self._inflight) + len(group) >= self._limit
-            ):
-                continue
             if batch_max > 1 and row.op == "create":
                 group.append(row)
                 if len(group) >= batch_max:
@@ -281,7 +207,7 @@ class OutboxWorker:
                 self._start([row])
         if group:
             self._start(group)
-        wakes = [t for t in (next_due, self._next_release(now)) if t is not None]
+        wakes = [t for t in (next_wake, self._next_release(now)) if t is not None]
         if not wakes:
             return None
         return max(0.0, (min(wakes) - self._clock()).total_seconds())
@@ -332,7 +258,6 @@ class OutboxWorker:
             )
             for row, outcome, delay, outs in zip(rows, outcomes, delays, settled, strict=True):
                 self._held.pop(row.id, None)
-                self._tried.discard(row.id)  # recorded: ``attempts`` says it from now on
                 self._account(row, outcome, outs, now, delay)
                 self._statuses.publish(outs)
                 if self._bus is not None:
@@ -361,7 +286,6 @@ class OutboxWorker:
         finally:
             for row in rows:
                 self._inflight.pop(row.id, None)
-                self._finished.add(row.id)
             # Refill in batches: under load a dispatch (a read of the due rows on a thread) per
             # finished call cost more than the call's own bookkeeping. Every row in flight
             # finishes, and the last ones always wake the worker, so nothing due is left behind.
@@ -382,8 +306,7 @@ class OutboxWorker:
                         row.target_order_id, idempotency_key=row.event_id
                     )
                 ]
-            requests = [self._request(r) for r in rows]  # before they count as tried
-            self._tried.update(r.id for r in rows)
+            requests = [self._request(r) for r in rows]
             if self._batch is not None:
                 return await self._batch.create_orders(requests)
             return [await self._connector.create_order(requests[0])]
@@ -397,7 +320,8 @@ class OutboxWorker:
         claim = await self._writer.run(
             lambda c: evendi_assignments.claim(
                 c, device_id=row.device_id, sku=row.sku, event_id=row.event_id, now=now
-            )
+            ),
+            key=row.device_id,  # two workers never take the same assigned order
         )
         if claim is None:
             return RejectedError(
@@ -414,7 +338,7 @@ class OutboxWorker:
 
     def _settle(
         self,
-        conn: sqlite3.Connection,
+        conn: Conn,
         row: OutboxRow,
         outcome: Outcome,
         now: datetime,
@@ -455,9 +379,7 @@ class OutboxWorker:
         return outs
 
     @staticmethod
-    def _settle_assignment(
-        conn: sqlite3.Connection, row: OutboxRow, outcome: Outcome, now: datetime
-    ) -> None:
+    def _settle_assignment(conn: Conn, row: OutboxRow, outcome: Outcome, now: datetime) -> None:
         """The claimed e-vendi order follows the row: closed with the order, failed with a
         refusal (an operator checks and requeues it), kept claimed for a retry."""
         if isinstance(outcome, OrderResult):
@@ -536,24 +458,9 @@ class OutboxWorker:
             recorded_at=datetime.fromisoformat(row.queued_at) if row.queued_at else None,
         )
 
-    def _may_exist(self, row: OutboxRow) -> bool:
-        """Might an earlier call for this row have reached the platform?"""
-        return (
-            row.attempts > 0
-            or self._older_than is None
-            or row.id <= self._older_than
-            or row.id in self._tried
-        )
-
-
-def _last_outbox_id(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM order_outbox").fetchone()[0])
-
-
-def _next_due(conn: sqlite3.Connection, now: datetime) -> datetime | None:
-    row = conn.execute(
-        "SELECT MIN(next_attempt_at) FROM order_outbox WHERE state = 'pending' "
-        "AND next_attempt_at > ?",
-        [p.format_ts(now)],
-    ).fetchone()
-    return datetime.fromisoformat(row[0]) if row and row[0] else None
+    @staticmethod
+    def _may_exist(row: OutboxRow) -> bool:
+        """Might an earlier call for this row have reached the platform? When it was attempted
+        before, or leased before this lease (a worker, this one or another, may have died or
+        crashed mid-call)."""
+        return row.attempts > 0 or row.claims > 1

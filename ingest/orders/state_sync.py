@@ -22,7 +22,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -43,6 +42,7 @@ from edgeorder.ingest.metrics import Metrics
 from edgeorder.ingest.mqtt.link import backoff_delays
 from edgeorder.ingest.mqtt.statuses import StatusPublisher
 from edgeorder.ingest.store import ledger
+from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.store.ledger import StatusOut
 from edgeorder.ingest.store.writer import Writer
 
@@ -122,7 +122,7 @@ class OrderStateSync:
         self,
         *,
         writer: Writer,
-        read: Callable[[Callable[[sqlite3.Connection], Any]], Any],
+        read: Callable[[Callable[[Conn], Any]], Any],
         connector: Connector,
         statuses: StatusPublisher,
         secret: str,
@@ -216,7 +216,7 @@ class OrderStateSync:
 
     async def _apply_orders(self, order_ids: list[str]) -> dict[str, str]:
         """Each order's outcome; orders ingest did not make are none of its business."""
-        known: set[str] = await self._read(lambda c: _known_orders(c, order_ids))
+        known: set[str] = await self._read(lambda c: ledger.known_orders(c, order_ids))
         return {
             order_id: await self._read_and_apply(order_id) if order_id in known else "unknown_order"
             for order_id in order_ids
@@ -275,15 +275,6 @@ class OrderStateSync:
                 await self.poll_once()
             except Exception:
                 log.exception("poll.crashed")
-
-
-def _known_orders(conn: sqlite3.Connection, order_ids: list[str]) -> set[str]:
-    """Which of ``order_ids`` ingest made (a store's other orders are none of its business)."""
-    if not order_ids:
-        return set()
-    marks = ",".join("?" * len(order_ids))
-    rows = conn.execute(f"SELECT order_id FROM orders WHERE order_id IN ({marks})", order_ids)
-    return {r[0] for r in rows.fetchall()}
 
 
 async def register_platform_webhooks(

@@ -1,28 +1,34 @@
-"""Open ingest's SQLite database: WAL, ``synchronous=FULL``, migrations applied in order.
+"""SQLite for ingest's store: WAL, ``synchronous=FULL``, migrations applied in order.
 
-Every connection of ingest (the single writer, readers in executors, the embedded broker's
-auth plugin) is opened here so the pragmas are the same everywhere. The database holds password
-hashes and session tokens: it and its WAL/SHM files are created ``0600`` whatever the umask
-(``edgeorder.files``), and an older world-readable file is narrowed when it is opened.
+Every SQLite connection of ingest (the single writer, the readers, the tools, the embedded
+broker's auth plugin) is opened here so the pragmas are the same everywhere. The database holds
+password hashes and session tokens: it and its WAL/SHM files are created ``0600`` whatever the
+umask (``edgeorder.files``), and an older world-readable file is narrowed when it is opened.
+The backend-neutral handle is ``ingest.store.database.Database``; ``open_db`` stays for tools and
+tests that work on a SQLite file through sqlite-utils.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
 import structlog
 
 from edgeorder.files import make_private_dir, make_private_file
-from edgeorder.ingest.store.migrations import MIGRATIONS
+from edgeorder.ingest.store.migrations import MIGRATIONS, sqlite_steps
+from edgeorder.kit import migrate as kit_migrate
+from edgeorder.kit import transaction
 
-__all__ = ["SCHEMA_VERSION", "atomic", "connect", "open_db"]
+__all__ = ["SCHEMA_VERSION", "atomic", "connect", "migrate", "open_db"]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 log = structlog.get_logger(__name__)
+
+atomic = transaction
+"""One write transaction (``BEGIN IMMEDIATE`` .. ``COMMIT``), or a savepoint inside an open one
+(a job of the group-commit writer): ``kit.tx.transaction``, on either backend."""
 
 
 def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
@@ -32,13 +38,17 @@ def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
         if narrowed:
             log.warning("db.permissions_narrowed", files=[str(f) for f in narrowed])
     conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    # FULL: a commit is on disk before `accepted` goes out (ARCHITECTURE.md, exactly-once chain).
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=30000")
-    if readonly:
-        conn.execute("PRAGMA query_only=ON")
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before `accepted` goes out (ARCHITECTURE.md, the chain).
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        if readonly:
+            conn.execute("PRAGMA query_only=ON")
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -63,56 +73,12 @@ def open_db(
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Apply every migration newer than ``PRAGMA user_version``, each in its own transaction."""
-    current: int = conn.execute("PRAGMA user_version").fetchone()[0]
-    if current > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"database schema version {current} is newer than this edgeorder ({SCHEMA_VERSION})"
-        )
-    for number, statements in enumerate(MIGRATIONS[current:], start=current + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in statements:
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    return SCHEMA_VERSION
+    return kit_migrate(conn, sqlite_steps(), version=_user_version, set_version=_set_user_version)
 
 
-@contextmanager
-def atomic(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction (``BEGIN IMMEDIATE`` .. ``COMMIT``; rolled back on any error).
-
-    Connections here run in autocommit mode (``isolation_level=None``), so ``with conn:``
-    alone would not group statements: use this. Inside a transaction already open (a job of
-    the service's group-commit writer) it is a savepoint instead: the registry's functions run
-    the same way from the CLI and through the writer, and a failing one undoes only its own
-    changes.
-    """
-    if conn.in_transaction:
-        with _savepoint(conn):
-            yield conn
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+def _user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-@contextmanager
-def _savepoint(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("SAVEPOINT atomic")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:  # else SQLite already rolled everything back (SQLITE_FULL)
-            conn.execute("ROLLBACK TO atomic")
-            conn.execute("RELEASE atomic")
-        raise
-    conn.execute("RELEASE atomic")
+def _set_user_version(conn: sqlite3.Connection, version: int) -> None:
+    conn.execute(f"PRAGMA user_version = {int(version)}")

@@ -1,5 +1,9 @@
 """The in-memory device cache of the event path: no registry query per message.
 
+With several workers on one PostgreSQL, a change made through another worker reaches this one
+as a ``device`` notice too (``ingest.store.fanout``), so no worker keeps ordering for a device
+another has disabled.
+
 Reloaded (off the event loop) at start, on every ``device`` notice of the bus (a change made
 by the dashboard or the REST API), and when an event names a device the cache does not know (a
 device added by the CLI in another process) -- such miss reloads at most once per
@@ -12,22 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from edgeorder.ingest.domain.devices import Device
-from edgeorder.ingest.store.db import open_db
+from edgeorder.ingest.store.database import Conn, Database
 from edgeorder.ingest.store.registry import load_devices
 
 __all__ = ["DeviceCache"]
 
+Read = Callable[[Callable[[Conn], Any]], Awaitable[Any]]
 
-def _load(db_path: Path) -> dict[str, Device]:
-    db = open_db(db_path, migrate_schema=False)
-    try:
-        return load_devices(db)
-    finally:
-        db.conn.close()
+
+def _load(database: Database) -> dict[str, Device]:
+    with database.open(migrate=False) as conn:
+        return load_devices(conn)
 
 
 class DeviceCache:
@@ -35,13 +39,15 @@ class DeviceCache:
 
     def __init__(
         self,
-        db_path: Path,
+        database: Database | Path,
         *,
+        read: Read | None = None,
         miss_refresh_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         on_config_change: Callable[[Device], None] | None = None,
     ) -> None:
-        self._db_path = db_path
+        self._database = Database.of(database)
+        self._read = read
         self._on_config_change = on_config_change
         self._devices: dict[str, Device] = {}
         self._miss_refresh_s = miss_refresh_s
@@ -58,13 +64,20 @@ class DeviceCache:
 
     async def reload(self) -> None:
         async with self._lock:
-            old, self._devices = self._devices, await asyncio.to_thread(_load, self._db_path)
+            old, self._devices = self._devices, await self._load()
         if self._on_config_change is None:
             return
         for device_id, device in self._devices.items():
             before = old.get(device_id)
             if before is None or before.config_version != device.config_version:
                 self._on_config_change(device)
+
+    async def _load(self) -> dict[str, Device]:
+        """The registry, through the service's reader pool when given one."""
+        if self._read is not None:
+            devices: dict[str, Device] = await self._read(load_devices)
+            return devices
+        return await asyncio.to_thread(_load, self._database)
 
     async def lookup(self, device_id: str) -> Device | None:
         """Like ``get``, but an unknown id may trigger a (rate-limited) reload first; lookups

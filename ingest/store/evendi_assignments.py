@@ -20,13 +20,13 @@ the worker's functions run inside the caller's (the writer's) transaction.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, get_args
 
 from edgeorder import protocol as p
-from edgeorder.ingest.store.db import atomic
+from edgeorder.ingest.store.database import Conn, dicts
+from edgeorder.kit import transaction
 
 __all__ = [
     "STATES",
@@ -92,12 +92,7 @@ def _now() -> str:
     return p.format_ts(p.utcnow())
 
 
-def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def _audit(conn: sqlite3.Connection, actor: str, action: str, row: dict[str, Any]) -> None:
+def _audit(conn: Conn, actor: str, action: str, row: dict[str, Any]) -> None:
     conn.execute(
         "INSERT INTO audit (at, actor, action, device_id, event_id, detail) "
         "VALUES (?, ?, ?, ?, ?, ?)",
@@ -116,7 +111,7 @@ def _clean(value: str, what: str, max_len: int) -> str:
 
 
 def assign(
-    conn: sqlite3.Connection,
+    conn: Conn,
     device_id: str,
     order_id: str,
     *,
@@ -132,7 +127,7 @@ def assign(
     if len(note) > 500:
         raise AssignmentError("note must be at most 500 characters")
     now = _now()
-    with atomic(conn):
+    with transaction(conn):
         if not conn.execute("SELECT 1 FROM devices WHERE device_id = ?", [device_id]).fetchone():
             raise UnknownDeviceError(f"no device {device_id!r}")
         taken = conn.execute(
@@ -154,9 +149,9 @@ def assign(
     return row
 
 
-def get_assignment(conn: sqlite3.Connection, assignment_id: int) -> dict[str, Any]:
+def get_assignment(conn: Conn, assignment_id: int) -> dict[str, Any]:
     """One assignment as a dict; ``UnknownAssignmentError`` if there is none."""
-    found = _rows(
+    found = dicts(
         conn.execute(f"SELECT {_COLUMNS} FROM evendi_assignments WHERE id = ?", [assignment_id])
     )
     if not found:
@@ -165,7 +160,7 @@ def get_assignment(conn: sqlite3.Connection, assignment_id: int) -> dict[str, An
 
 
 def list_assignments(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     device_id: str | None = None,
     state: str | None = None,
@@ -182,7 +177,7 @@ def list_assignments(
         where.append("state = ?")
         params.append(state)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
-    return _rows(
+    return dicts(
         conn.execute(
             f"SELECT {_COLUMNS} FROM evendi_assignments {clause} ORDER BY id DESC LIMIT ?",
             [*params, max(1, min(limit, 1000))],
@@ -191,7 +186,7 @@ def list_assignments(
 
 
 def _move(
-    conn: sqlite3.Connection,
+    conn: Conn,
     assignment_id: int,
     *,
     allowed: str,
@@ -199,7 +194,7 @@ def _move(
     action: str,
     actor: str,
 ) -> dict[str, Any]:
-    with atomic(conn):
+    with transaction(conn):
         row = get_assignment(conn, assignment_id)
         if row["state"] != allowed:
             raise AssignmentConflictError(
@@ -213,9 +208,7 @@ def _move(
         return get_assignment(conn, assignment_id)
 
 
-def withdraw(
-    conn: sqlite3.Connection, assignment_id: int, *, actor: str = "system"
-) -> dict[str, Any]:
+def withdraw(conn: Conn, assignment_id: int, *, actor: str = "system") -> dict[str, Any]:
     """Take a ``pending`` order off the device's queue (no press will close it)."""
     return _move(
         conn,
@@ -227,9 +220,7 @@ def withdraw(
     )
 
 
-def requeue(
-    conn: sqlite3.Connection, assignment_id: int, *, actor: str = "system"
-) -> dict[str, Any]:
+def requeue(conn: Conn, assignment_id: int, *, actor: str = "system") -> dict[str, Any]:
     """Put a ``failed`` order back in the queue, after the operator checked it on e-vendi is
     still open; the next press of the device claims it afresh."""
     return _move(
@@ -246,13 +237,14 @@ def requeue(
 
 
 def claim(
-    conn: sqlite3.Connection, *, device_id: str, sku: str | None, event_id: str, now: datetime
+    conn: Conn, *, device_id: str, sku: str | None, event_id: str, now: datetime
 ) -> Claim | None:
     """The order press ``event_id`` finalizes, counting this attempt; None when the device has
     no pending order for ``sku``. The same press always gets the same order."""
     at = p.format_ts(now)
     mine = conn.execute(
-        "UPDATE evendi_assignments SET attempts = attempts + (state = 'claimed'), updated_at = ? "
+        "UPDATE evendi_assignments SET updated_at = ?, "
+        "attempts = attempts + CASE WHEN state = 'claimed' THEN 1 ELSE 0 END "
         "WHERE event_id = ? RETURNING order_id, attempts, state",
         [at, event_id],
     ).fetchone()
@@ -269,7 +261,7 @@ def claim(
     return None if taken is None else Claim(taken[0], 0)
 
 
-def mark_closed(conn: sqlite3.Connection, event_id: str, now: datetime) -> None:
+def mark_closed(conn: Conn, event_id: str, now: datetime) -> None:
     """e-vendi closed the order press ``event_id`` claimed."""
     at = p.format_ts(now)
     conn.execute(
@@ -279,7 +271,7 @@ def mark_closed(conn: sqlite3.Connection, event_id: str, now: datetime) -> None:
     )
 
 
-def mark_failed(conn: sqlite3.Connection, event_id: str, reason: str, now: datetime) -> None:
+def mark_failed(conn: Conn, event_id: str, reason: str, now: datetime) -> None:
     """The close was refused, or its outcome is unknown: out of the queue until an operator
     checks the order on e-vendi and requeues it."""
     conn.execute(
@@ -289,7 +281,7 @@ def mark_failed(conn: sqlite3.Connection, event_id: str, reason: str, now: datet
     )
 
 
-def abandon(conn: sqlite3.Connection, event_id: str, reason: str) -> None:
+def abandon(conn: Conn, event_id: str, reason: str) -> None:
     """The press was given up (an operator discarded its buffered order). Its claim had
     started a ``closeOrder`` call, which may have reached e-vendi: ``failed`` for a check."""
     mark_failed(conn, event_id, reason, p.utcnow())

@@ -1,23 +1,30 @@
 """The exactly-once ledger: inbox, order outbox, orders and status history in SQL.
 
-Every function here takes a ``sqlite3.Connection`` inside the caller's transaction (the
-single writer's group commit) and returns the statuses to publish once that commit is done.
-No function here commits, sleeps or talks to the network.
+Every function here takes a connection (``Conn``: SQLite's, or PostgreSQL's through
+``ingest.store.pg``) inside the caller's transaction (the single writer's group commit) and
+returns the statuses to publish once that commit is done. No function here commits, sleeps or
+talks to the network. The same functions run on both backends.
+
+Across several workers on one PostgreSQL, the writer has locked the event's device before
+``record_event`` runs (``ingest.store.pg.lock_keys``), so the throttle and ``cancel_last``
+read the device's orders while no other worker can add one; the inbox's UNIQUE (device_id,
+event_id) makes a redelivery that reaches another worker a duplicate; order-outbox rows are
+leased (``claim_due``) so one worker at a time calls the platform for a row.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from edgeorder import protocol as p
 from edgeorder.ingest.domain import rules
 from edgeorder.ingest.domain.devices import Device
+from edgeorder.ingest.store.database import Conn, dialect
 
 __all__ = [
     "EventOutcome",
@@ -76,6 +83,9 @@ class OutboxRow:
     event_ts: str
     queued_at: str | None = None
     """When ingest recorded the row (its own clock): no order for it can be older."""
+    claims: int = 0
+    """Leases taken on the row, this one included: more than one, and an earlier worker may
+    have called the platform for it already."""
 
 
 def event_hash(event: p.Event) -> str:
@@ -110,23 +120,20 @@ def _status(
     return StatusOut(device_id, status)
 
 
-def _history(
-    conn: sqlite3.Connection, out: StatusOut, source: str, at: str | None = None
-) -> StatusOut:
+def _history(conn: Conn, out: StatusOut, source: str, at: str | None = None) -> StatusOut:
     """Record ``out`` (unconfirmed until its publish is acknowledged); ``out`` with its row.
     ``at``: ``out.status.ts`` already formatted by the caller (saves formatting it again)."""
     s = out.status
-    cursor = conn.execute(
+    row = conn.execute(
         "INSERT INTO status_history (device_id, event_id, state, order_id, reason, source, at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         [out.device_id, s.event_id, s.state.value, s.order_id, s.reason, source, at or _ts(s.ts)],
-    )
-    assert cursor.lastrowid is not None
-    return StatusOut(out.device_id, s, (cursor.lastrowid,))
+    ).fetchone()
+    return StatusOut(out.device_id, s, (int(row[0]),))
 
 
 def record_rejection(
-    conn: sqlite3.Connection,
+    conn: Conn,
     device_id: str | None,
     event_id: str | None,
     code: str,
@@ -144,7 +151,7 @@ def record_rejection(
     return _history(conn, out, "ingest")
 
 
-def _sku_in_flight(conn: sqlite3.Connection, device_id: str, sku: str) -> bool:
+def _sku_in_flight(conn: Conn, device_id: str, sku: str) -> bool:
     row = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM orders WHERE device_id = ? AND sku = ? "
         "  AND state NOT IN ('delivered', 'cancelled', 'failed') AND settled = 0) "
@@ -155,11 +162,11 @@ def _sku_in_flight(conn: sqlite3.Connection, device_id: str, sku: str) -> bool:
     return bool(row[0])
 
 
-def _last_order(conn: sqlite3.Connection, device_id: str) -> rules.CancelTarget | None:
+def _last_order(conn: Conn, device_id: str) -> rules.CancelTarget | None:
     row = conn.execute(
         "SELECT order_id, event_id, created_at FROM orders WHERE device_id = ? "
         "AND state IN ('ordered', 'paid') AND settled = 0 "
-        "ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        "ORDER BY created_at DESC, inbox_id DESC LIMIT 1",
         [device_id],
     ).fetchone()
     if row is None:
@@ -168,7 +175,7 @@ def _last_order(conn: sqlite3.Connection, device_id: str) -> rules.CancelTarget 
 
 
 def record_event(
-    conn: sqlite3.Connection,
+    conn: Conn,
     event: p.Event,
     device: Device | None,
     *,
@@ -211,7 +218,7 @@ def record_event(
     return EventOutcome(out, rejection_code=code, outbox_created=decision.op is not None)
 
 
-def _repeat(conn: sqlite3.Connection, event: p.Event, digest: str, now: datetime) -> EventOutcome:
+def _repeat(conn: Conn, event: p.Event, digest: str, now: datetime) -> EventOutcome:
     """The inbox already holds ``event``'s id: a redelivery (answer its current state) or the
     id reused with another payload (a conflict)."""
     known = conn.execute(
@@ -236,9 +243,7 @@ def _repeat(conn: sqlite3.Connection, event: p.Event, digest: str, now: datetime
     return EventOutcome(current, duplicate=True)
 
 
-def _unknown_device(
-    conn: sqlite3.Connection, event: p.Event, digest: str, now: datetime
-) -> EventOutcome:
+def _unknown_device(conn: Conn, event: p.Event, digest: str, now: datetime) -> EventOutcome:
     """No such device (any more): a repeat of an event it recorded earlier still answers its
     state; anything else is rejected and NOT kept in the inbox, so once the device is
     registered its re-sent event counts."""
@@ -256,7 +261,7 @@ def _unknown_device(
 
 
 def _insert_inbox(
-    conn: sqlite3.Connection,
+    conn: Conn,
     event: p.Event,
     payload: str,
     digest: str,
@@ -289,7 +294,7 @@ def _insert_inbox(
 
 
 def _insert_outbox(
-    conn: sqlite3.Connection, inbox_id: int, event: p.Event, decision: rules.Decision, at: str
+    conn: Conn, inbox_id: int, event: p.Event, decision: rules.Decision, at: str
 ) -> None:
     sku = quantity = None
     if isinstance(decision.action, p.ReorderAction):
@@ -318,23 +323,95 @@ def _insert_outbox(
 # --- the order outbox ------------------------------------------------------------------------
 
 
-def due_outbox(conn: sqlite3.Connection, now: datetime, limit: int) -> list[OutboxRow]:
-    """Pending rows whose next attempt is due, oldest first."""
-    rows = conn.execute(
-        "SELECT o.id, o.inbox_id, o.device_id, o.event_id, o.op, o.sku, o.quantity, o.test, "
-        "o.target_order_id, o.attempts, i.ts, o.created_at "
-        "FROM order_outbox o JOIN inbox i ON i.id = o.inbox_id "
-        "WHERE o.state = 'pending' AND o.next_attempt_at <= ? ORDER BY o.next_attempt_at, o.id "
-        "LIMIT ?",
-        [_ts(now), limit],
-    ).fetchall()
+_OUTBOX_ROW = (
+    "SELECT o.id, o.inbox_id, o.device_id, o.event_id, o.op, o.sku, o.quantity, o.test, "
+    "o.target_order_id, o.attempts, i.ts, o.created_at, o.claims "
+    "FROM order_outbox o JOIN inbox i ON i.id = o.inbox_id "
+)
+
+
+def _outbox_rows(rows: list[Any]) -> list[OutboxRow]:
     return [
-        OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9], r[10], r[11])
+        OutboxRow(
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9], r[10], r[11], r[12]
+        )
         for r in rows
     ]
 
 
-def next_due_at(conn: sqlite3.Connection) -> str | None:
+def due_outbox(conn: Conn, now: datetime, limit: int) -> list[OutboxRow]:
+    """Pending rows whose next attempt is due, oldest first (leased or not)."""
+    rows = conn.execute(
+        _OUTBOX_ROW + "WHERE o.state = 'pending' AND o.next_attempt_at <= ? "
+        "ORDER BY o.next_attempt_at, o.id LIMIT ?",
+        [_ts(now), limit],
+    ).fetchall()
+    return _outbox_rows(rows)
+
+
+def claim_due(
+    conn: Conn,
+    owner: str,
+    now: datetime,
+    lease_s: float,
+    limit: int,
+    busy: Collection[int] = (),
+) -> list[OutboxRow]:
+    """Lease up to ``limit`` due rows to worker ``owner`` for ``lease_s``, oldest first.
+
+    A row is claimable when it is pending, due, and not leased (or its lease ran out: its
+    worker died or hung; or ``owner`` holds it and has not named it ``busy``: a retry after
+    its attempt crashed). On PostgreSQL the candidate rows
+    are locked ``FOR UPDATE SKIP LOCKED``, so two workers claiming at the same moment take
+    different rows instead of waiting for each other. ``claims`` counts the leases: a row
+    leased before may have reached the platform already."""
+    at, until = _ts(now), _ts(now + timedelta(seconds=lease_s))
+    skip_locked = " FOR UPDATE SKIP LOCKED" if dialect(conn) == "postgres" else ""
+    not_busy = f"AND id NOT IN ({','.join('?' * len(busy))}) " if busy else ""
+    ids = [
+        r[0]
+        for r in conn.execute(
+            "UPDATE order_outbox SET lease_owner = ?, lease_until = ?, claims = claims + 1 "
+            "WHERE id IN (SELECT id FROM order_outbox WHERE state = 'pending' "
+            "AND next_attempt_at <= ? "
+            f"AND (lease_until IS NULL OR lease_until <= ? OR lease_owner = ?) {not_busy}"
+            f"ORDER BY next_attempt_at, id LIMIT ?{skip_locked}) RETURNING id",
+            [owner, until, at, at, owner, *busy, limit],
+        ).fetchall()
+    ]
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        _OUTBOX_ROW + f"WHERE o.id IN ({marks}) ORDER BY o.next_attempt_at, o.id", ids
+    ).fetchall()
+    return _outbox_rows(rows)
+
+
+def release_leases(conn: Conn) -> int:
+    """Forget every lease (a SQLite ledger has one worker, which just started: the leases
+    are its previous run's); the number released."""
+    return int(
+        conn.execute(
+            "UPDATE order_outbox SET lease_owner = NULL, lease_until = NULL "
+            "WHERE lease_owner IS NOT NULL"
+        ).rowcount
+    )
+
+
+def next_wake(conn: Conn, now: datetime) -> datetime | None:
+    """When a pending row next becomes claimable (due and its lease over) after ``now``;
+    None: nothing will be without a new row."""
+    row = conn.execute(
+        "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at "
+        "THEN lease_until ELSE next_attempt_at END) FROM order_outbox "
+        "WHERE state = 'pending' AND (next_attempt_at > ? OR lease_until > ?)",
+        [_ts(now), _ts(now)],
+    ).fetchone()
+    return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+
+def next_due_at(conn: Conn) -> str | None:
     """When the earliest pending row becomes due (None: nothing pending)."""
     row = conn.execute(
         "SELECT MIN(next_attempt_at) FROM order_outbox WHERE state = 'pending'"
@@ -343,7 +420,7 @@ def next_due_at(conn: sqlite3.Connection) -> str | None:
 
 
 def _set_event(
-    conn: sqlite3.Connection,
+    conn: Conn,
     inbox_id: int,
     state: p.State,
     now: datetime,
@@ -363,7 +440,7 @@ def _set_event(
     return _history(conn, out, source, at)
 
 
-def _outbox_state(conn: sqlite3.Connection, outbox_id: int) -> tuple[str, int] | None:
+def _outbox_state(conn: Conn, outbox_id: int) -> tuple[str, int] | None:
     row = conn.execute(
         "SELECT state, inbox_id FROM order_outbox WHERE id = ?", [outbox_id]
     ).fetchone()
@@ -371,7 +448,7 @@ def _outbox_state(conn: sqlite3.Connection, outbox_id: int) -> tuple[str, int] |
 
 
 def mark_created(
-    conn: sqlite3.Connection,
+    conn: Conn,
     row: OutboxRow,
     *,
     order_id: str,
@@ -417,7 +494,7 @@ def mark_created(
 
 
 def mark_transient(
-    conn: sqlite3.Connection,
+    conn: Conn,
     row: OutboxRow,
     *,
     error: str,
@@ -429,7 +506,7 @@ def mark_transient(
         return []
     conn.execute(
         "UPDATE order_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, "
-        "updated_at = ? WHERE id = ?",
+        "updated_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
         [error[:2000], _ts(next_attempt_at), _ts(now), row.id],
     )
     state = conn.execute("SELECT state FROM inbox WHERE id = ?", [row.inbox_id]).fetchone()[0]
@@ -438,9 +515,7 @@ def mark_transient(
     return [_set_event(conn, row.inbox_id, p.State.QUEUED, now)]
 
 
-def mark_failed(
-    conn: sqlite3.Connection, row: OutboxRow, *, reason: str, now: datetime
-) -> list[StatusOut]:
+def mark_failed(conn: Conn, row: OutboxRow, *, reason: str, now: datetime) -> list[StatusOut]:
     """The platform refused: outbox ``failed``, the event ``failed`` with the platform's reason."""
     if _outbox_state(conn, row.id) != ("pending", row.inbox_id):
         return []
@@ -453,7 +528,7 @@ def mark_failed(
 
 
 def mark_rejected(
-    conn: sqlite3.Connection, row: OutboxRow, *, reason: str, code: str, now: datetime
+    conn: Conn, row: OutboxRow, *, reason: str, code: str, now: datetime
 ) -> list[StatusOut]:
     """Not allowed, found out by the worker before any platform call (e.g. no e-vendi order
     is assigned to the device): outbox ``failed``, the event ``rejected`` with a
@@ -473,7 +548,7 @@ def mark_rejected(
     return [_set_event(conn, row.inbox_id, p.State.REJECTED, now, reason=reason, at=at)]
 
 
-def settle_order(conn: sqlite3.Connection, order_id: str, now: datetime) -> None:
+def settle_order(conn: Conn, order_id: str, now: datetime) -> None:
     """The platform finished ``order_id`` in the call that made it and will never report on
     it (e-vendi's closeOrder): it no longer holds the throttle and is not polled."""
     conn.execute(
@@ -481,7 +556,7 @@ def settle_order(conn: sqlite3.Connection, order_id: str, now: datetime) -> None
     )
 
 
-def mark_cancelled(conn: sqlite3.Connection, row: OutboxRow, *, now: datetime) -> list[StatusOut]:
+def mark_cancelled(conn: Conn, row: OutboxRow, *, now: datetime) -> list[StatusOut]:
     """A long press cancelled ``row.target_order_id``: both events learn ``cancelled``."""
     if _outbox_state(conn, row.id) != ("pending", row.inbox_id) or row.target_order_id is None:
         return []
@@ -498,7 +573,7 @@ def mark_cancelled(conn: sqlite3.Connection, row: OutboxRow, *, now: datetime) -
 
 
 def apply_order_state(
-    conn: sqlite3.Connection,
+    conn: Conn,
     order_id: str,
     state: p.State,
     platform_status: int | None,
@@ -522,7 +597,16 @@ def apply_order_state(
     return [_set_event(conn, row[1], state, now, order_id=order_id, reason=reason, source=source)]
 
 
-def open_orders(conn: sqlite3.Connection, limit: int = 500) -> list[str]:
+def known_orders(conn: Conn, order_ids: list[str]) -> set[str]:
+    """Which of ``order_ids`` ingest made (a store's other orders are none of its business)."""
+    if not order_ids:
+        return set()
+    marks = ",".join("?" * len(order_ids))
+    rows = conn.execute(f"SELECT order_id FROM orders WHERE order_id IN ({marks})", order_ids)
+    return {r[0] for r in rows.fetchall()}
+
+
+def open_orders(conn: Conn, limit: int = 500) -> list[str]:
     """Orders not yet in a final state (the polling fallback's work list), oldest update first."""
     rows = conn.execute(
         "SELECT order_id FROM orders WHERE state IN ('ordered', 'paid', 'shipped') "
@@ -532,7 +616,7 @@ def open_orders(conn: sqlite3.Connection, limit: int = 500) -> list[str]:
     return [r[0] for r in rows]
 
 
-def confirm_published(conn: sqlite3.Connection, history_ids: Iterable[int], now: datetime) -> int:
+def confirm_published(conn: Conn, history_ids: Iterable[int], now: datetime) -> int:
     """Mark history rows as delivered to the broker (PUBACK seen); the number marked."""
     ids = sorted(set(history_ids))
     marked = 0
@@ -559,14 +643,14 @@ WITH pending AS (
 ), wanted AS (
     SELECT device_id, event_id FROM pending UNION SELECT device_id, event_id FROM latest_of_device
 )
-SELECT w.device_id, w.event_id,
-       (SELECT MAX(id) FROM status_history WHERE device_id = w.device_id
-          AND event_id IS w.event_id) AS last_id
-FROM wanted w ORDER BY last_id
+SELECT h.device_id, h.event_id, MAX(h.id) AS last_id
+FROM status_history h JOIN wanted w ON h.device_id = w.device_id
+    AND (h.event_id = w.event_id OR (h.event_id IS NULL AND w.event_id IS NULL))
+GROUP BY h.device_id, h.event_id ORDER BY last_id
 """
 
 
-def unconfirmed_statuses(conn: sqlite3.Connection) -> list[StatusOut]:
+def unconfirmed_statuses(conn: Conn) -> list[StatusOut]:
     """What to publish at start-up: the CURRENT status of every event that has a history row
     whose publish was never confirmed (the previous process died between a commit and the
     broker's PUBACK, or the broker was away), oldest change first; plus each such device's
@@ -574,12 +658,13 @@ def unconfirmed_statuses(conn: sqlite3.Connection) -> list[StatusOut]:
     carries the event's unconfirmed rows, which its confirmed publish settles. Any age."""
     out: list[StatusOut] = []
     for device_id, event_id, last_id in conn.execute(_UNCONFIRMED_EVENTS).fetchall():
+        same_event = "event_id IS NULL" if event_id is None else "event_id = ?"
         pending = tuple(
             r[0]
             for r in conn.execute(
-                "SELECT id FROM status_history WHERE device_id = ? AND event_id IS ? "
+                f"SELECT id FROM status_history WHERE device_id = ? AND {same_event} "
                 "AND published_at IS NULL ORDER BY id",
-                [device_id, event_id],
+                [device_id] if event_id is None else [device_id, event_id],
             ).fetchall()
         )
         out.append(
@@ -590,9 +675,7 @@ def unconfirmed_statuses(conn: sqlite3.Connection) -> list[StatusOut]:
     return out
 
 
-def _current_status(
-    conn: sqlite3.Connection, device_id: str, event_id: str | None, last_id: int
-) -> p.Status:
+def _current_status(conn: Conn, device_id: str, event_id: str | None, last_id: int) -> p.Status:
     """The inbox's state for a recorded event, else its newest history row (rejections that
     never entered the inbox)."""
     row = conn.execute(

@@ -1,47 +1,39 @@
-"""Read-only queries off the event loop: one connection per worker thread, reused."""
+"""Read-only queries off the event loop: the kit's reader pool on ingest's database.
+
+SQLite: one query-only connection per pool thread. PostgreSQL: a ``psycopg_pool`` of read-only
+sessions. Each call sees one snapshot (a read transaction). One ``Reader`` per service, closed
+at its cleanup.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
-from edgeorder.ingest.store.db import connect
+from edgeorder.ingest.store import pg
+from edgeorder.ingest.store.database import Conn, Database
+from edgeorder.kit import Reader as KitReader
 
 __all__ = ["Reader"]
 
-T = TypeVar("T")
 
+class Reader(KitReader[Conn]):
+    """``await reader(fn)`` runs ``fn(conn)`` in a thread on a read-only connection."""
 
-class Reader:
-    """``await reader(fn)`` runs ``fn(conn)`` in a thread on a query-only connection."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self._path, readonly=True)
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
-
-    def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return fn(self._conn())
-
-    async def __call__(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.to_thread(self.run_sync, fn)
+    def __init__(self, database: Database | Path, *, threads: int = 4) -> None:
+        self.database = db = Database.of(database)
+        self._pg: pg.PgReaders | None = None
+        if db.url is not None:
+            self._pg = pg.PgReaders(db.url, size=threads)
+            super().__init__(acquire=self._pg.acquire, threads=threads, name="ingest-read")
+        else:
+            super().__init__(
+                lambda: db.connect(readonly=True),
+                threads=threads,
+                name="ingest-read",
+                alive=db.alive,
+            )
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
+        super().close()
+        if self._pg is not None:
+            self._pg.close()

@@ -1,15 +1,15 @@
 """The device registry: devices, their button mappings and MQTT credentials, service accounts.
 
-Plain functions over a ``sqlite_utils.Database`` shared by the CLI, the REST API, the dashboard
-and the demo. Every mutation writes one ``audit`` row in the same transaction.
+Plain functions over a connection of either backend (``Conn``; a ``sqlite_utils.Database``'s
+too) shared by the CLI, the REST API, the dashboard and the demo. Every mutation writes one
+``audit`` row in the same transaction (a savepoint inside the writer's group commit).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
 import structlog
 
 from edgeorder import protocol as p
@@ -21,7 +21,13 @@ from edgeorder.ingest.domain.devices import (
     check_cancel_window,
     check_name,
 )
-from edgeorder.ingest.store.db import atomic
+from edgeorder.ingest.store.database import Conn, dicts, handle
+from edgeorder.kit import transaction
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    Db = Conn | sqlite_utils.Database
 
 __all__ = [
     "Device",
@@ -65,10 +71,8 @@ def _now() -> str:
     return p.format_ts(p.utcnow())
 
 
-def _audit(
-    db: sqlite_utils.Database, actor: str, action: str, device_id: str | None, detail: str = ""
-) -> None:
-    db.execute(
+def _audit(conn: Conn, actor: str, action: str, device_id: str | None, detail: str = "") -> None:
+    conn.execute(
         "INSERT INTO audit (at, actor, action, device_id, detail) VALUES (?, ?, ?, ?, ?)",
         [_now(), actor, action, device_id, detail],
     )
@@ -85,7 +89,7 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def add_device(
-    db: sqlite_utils.Database,
+    db: Db,
     device_id: str,
     *,
     name: str = "",
@@ -110,10 +114,10 @@ def add_device(
         raise RegistryError(str(exc)) from exc
     password = generate_password()
     now = _now()
-    with atomic(db.conn):
-        if db.execute("SELECT 1 FROM devices WHERE device_id = ?", [device_id]).fetchone():
+    with transaction(handle(db)) as conn:
+        if conn.execute("SELECT 1 FROM devices WHERE device_id = ?", [device_id]).fetchone():
             raise DeviceExistsError(f"device {device_id!r} already exists")
-        db.execute(
+        conn.execute(
             "INSERT INTO devices (device_id, name, env, enabled, mapping, allow_parallel, "
             "cancel_window_s, profile, config_version, mqtt_hash, simulated, created_at, "
             "updated_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
@@ -131,45 +135,44 @@ def add_device(
                 now,
             ],
         )
-        _audit(db, actor, "device.add", device_id, f"env={env}")
-    return get_device(db, device_id), password
+        _audit(conn, actor, "device.add", device_id, f"env={env}")
+        return get_device(conn, device_id), password
 
 
-def _row(db: sqlite_utils.Database, device_id: str) -> dict[str, Any]:
-    cursor = db.execute("SELECT * FROM devices WHERE device_id = ?", [device_id])
-    names = [d[0] for d in cursor.description]
-    found = cursor.fetchone()
-    if found is None:
+def _row(db: Db, device_id: str) -> dict[str, Any]:
+    found = dicts(handle(db).execute("SELECT * FROM devices WHERE device_id = ?", [device_id]))
+    if not found:
         raise UnknownDeviceError(f"unknown device {device_id!r}")
-    return dict(zip(names, found, strict=True))
+    return found[0]
 
 
-def get_device(db: sqlite_utils.Database, device_id: str) -> dict[str, Any]:
+def get_device(db: Db, device_id: str) -> dict[str, Any]:
     """The device's public row (no hash); raises UnknownDeviceError."""
     return _public(_row(db, device_id))
 
 
-def list_devices(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+def list_devices(db: Db) -> list[dict[str, Any]]:
     """Every device's public row, by id."""
-    return [_public(dict(r)) for r in db["devices"].rows_where(order_by="device_id")]
+    rows = dicts(handle(db).execute("SELECT * FROM devices ORDER BY device_id"))
+    return [_public(row) for row in rows]
 
 
-def load_devices(db: sqlite_utils.Database) -> dict[str, Device]:
+def load_devices(db: Db) -> dict[str, Device]:
     """Every usable device as a ``Device`` (the event path's in-memory cache). A row the
     event path cannot use (written before a limit existed, or by hand) is left out and
     logged, instead of failing the whole cache (and ingest's start) with it: its events are
     then rejected as from an unknown device until it is fixed."""
     devices: dict[str, Device] = {}
-    for row in db["devices"].rows:
+    for row in dicts(handle(db).execute("SELECT * FROM devices")):
         try:
-            devices[row["device_id"]] = Device.from_row(dict(row))
+            devices[row["device_id"]] = Device.from_row(row)
         except (ValueError, TypeError, KeyError) as exc:
             log.error("registry.device_unusable", device_id=row.get("device_id"), error=str(exc))
     return devices
 
 
 def _update(
-    db: sqlite_utils.Database,
+    db: Db,
     device_id: str,
     actor: str,
     action: str,
@@ -177,28 +180,24 @@ def _update(
     sets: str,
     params: list[Any],
 ) -> dict[str, Any]:
-    with atomic(db.conn):
-        cursor = db.execute(
+    with transaction(handle(db)) as conn:
+        cursor = conn.execute(
             f"UPDATE devices SET {sets}, updated_at = ? WHERE device_id = ?",
             [*params, _now(), device_id],
         )
         if cursor.rowcount == 0:
             raise UnknownDeviceError(f"unknown device {device_id!r}")
-        _audit(db, actor, action, device_id, detail)
-    return get_device(db, device_id)
+        _audit(conn, actor, action, device_id, detail)
+        return get_device(conn, device_id)
 
 
-def set_enabled(
-    db: sqlite_utils.Database, device_id: str, enabled: bool, *, actor: str = "system"
-) -> dict[str, Any]:
+def set_enabled(db: Db, device_id: str, enabled: bool, *, actor: str = "system") -> dict[str, Any]:
     """Enable or disable a device (a disabled device's events are rejected)."""
     action = "device.enable" if enabled else "device.disable"
     return _update(db, device_id, actor, action, "", "enabled = ?", [int(enabled)])
 
 
-def set_env(
-    db: sqlite_utils.Database, device_id: str, env: Env, *, actor: str = "system"
-) -> dict[str, Any]:
+def set_env(db: Db, device_id: str, env: Env, *, actor: str = "system") -> dict[str, Any]:
     """Switch a device between ``dev`` (Test orders) and ``prod``; bumps config_version."""
     if env not in ("dev", "prod"):
         raise RegistryError(f"env must be dev or prod, not {env!r}")
@@ -214,7 +213,7 @@ def set_env(
 
 
 def update_mapping(
-    db: sqlite_utils.Database, device_id: str, mapping: p.ButtonMapping, *, actor: str = "system"
+    db: Db, device_id: str, mapping: p.ButtonMapping, *, actor: str = "system"
 ) -> dict[str, Any]:
     """Replace the device's button mapping and bump its config_version."""
     return _update(
@@ -228,7 +227,7 @@ def update_mapping(
     )
 
 
-def rotate_credentials(db: sqlite_utils.Database, device_id: str, *, actor: str = "system") -> str:
+def rotate_credentials(db: Db, device_id: str, *, actor: str = "system") -> str:
     """A new MQTT password for the device (returned once; only its hash is stored)."""
     password = generate_password()
     _update(
@@ -243,35 +242,35 @@ def rotate_credentials(db: sqlite_utils.Database, device_id: str, *, actor: str 
     return password
 
 
-def remove_device(db: sqlite_utils.Database, device_id: str, *, actor: str = "system") -> None:
+def remove_device(db: Db, device_id: str, *, actor: str = "system") -> None:
     """Delete the device from the registry (its events and orders stay as history)."""
-    with atomic(db.conn):
-        cursor = db.execute("DELETE FROM devices WHERE device_id = ?", [device_id])
+    with transaction(handle(db)) as conn:
+        cursor = conn.execute("DELETE FROM devices WHERE device_id = ?", [device_id])
         if cursor.rowcount == 0:
             raise UnknownDeviceError(f"unknown device {device_id!r}")
-        _audit(db, actor, "device.remove", device_id)
+        _audit(conn, actor, "device.remove", device_id)
 
 
-def ensure_service_account(
-    db: sqlite_utils.Database, username: str, password: str, *, actor: str = "system"
-) -> None:
+def ensure_service_account(db: Db, username: str, password: str, *, actor: str = "system") -> None:
     """Create or re-key the MQTT service account ``username`` (e.g. ingest's own)."""
-    with atomic(db.conn):
-        db.execute(
+    with transaction(handle(db)) as conn:
+        conn.execute(
             "INSERT INTO service_accounts (username, mqtt_hash, created_at) VALUES (?, ?, ?) "
             "ON CONFLICT (username) DO UPDATE SET mqtt_hash = excluded.mqtt_hash",
             [username, hash_password(password), _now()],
         )
-        _audit(db, actor, "service_account.ensure", None, username)
+        _audit(conn, actor, "service_account.ensure", None, username)
 
 
-def device_hashes(db: sqlite_utils.Database) -> dict[str, str]:
+def device_hashes(db: Db) -> dict[str, str]:
     """``device_id -> $7$ hash`` of every enabled device."""
-    rows = db.execute("SELECT device_id, mqtt_hash FROM devices WHERE enabled = 1").fetchall()
+    rows = (
+        handle(db).execute("SELECT device_id, mqtt_hash FROM devices WHERE enabled = 1").fetchall()
+    )
     return {device_id: hashed for device_id, hashed in rows}
 
 
-def service_account_hashes(db: sqlite_utils.Database) -> dict[str, str]:
+def service_account_hashes(db: Db) -> dict[str, str]:
     """``username -> $7$ hash`` of every service account."""
-    rows = db.execute("SELECT username, mqtt_hash FROM service_accounts").fetchall()
+    rows = handle(db).execute("SELECT username, mqtt_hash FROM service_accounts").fetchall()
     return {username: hashed for username, hashed in rows}

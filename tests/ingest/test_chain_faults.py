@@ -22,6 +22,7 @@ from edgeorder.ingest.metrics import Metrics
 from edgeorder.ingest.mqtt.statuses import StatusPublisher
 from edgeorder.ingest.orders.outbox import OutboxWorker
 from edgeorder.ingest.store import ledger
+from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.store.db import atomic, open_db
 from edgeorder.ingest.store.device_cache import DeviceCache
 from edgeorder.ingest.store.reader import Reader
@@ -155,7 +156,7 @@ async def test_an_order_attempt_whose_commit_failed_is_held_back_before_the_next
     reader, looked = Reader(db_path), asyncio.Event()
     reads = [0]
 
-    async def read(fn: Callable[[sqlite3.Connection], Any]) -> Any:
+    async def read(fn: Callable[[Conn], Any]) -> Any:
         reads[0] += 1
         if reads[0] >= 6:
             looked.set()

@@ -19,7 +19,7 @@ from edgeorder.ingest.mqtt.delivery import DeliveryTracker
 from edgeorder.ingest.mqtt.statuses import StatusPublisher
 from edgeorder.ingest.store import ledger
 from edgeorder.ingest.store.db import atomic, connect, migrate, open_db
-from edgeorder.ingest.store.migrations import MIGRATIONS
+from edgeorder.ingest.store.migrations import sqlite_steps
 from edgeorder.ingest.store.registry import load_devices
 from edgeorder.ingest.store.writer import Writer
 from tests.ingest.support import (
@@ -307,7 +307,8 @@ async def test_an_idle_writer_flushes_confirmations_after_a_short_delay(db_path:
 def test_migration_keeps_only_the_last_15_minutes_unconfirmed(tmp_path: Path) -> None:
     conn = connect(tmp_path / "old.db")
     conn.execute("BEGIN")
-    for statement in (*MIGRATIONS[0], *MIGRATIONS[1]):
+    steps = sqlite_steps()
+    for statement in (*steps[0], *steps[1]):
         conn.execute(statement)
     conn.execute("PRAGMA user_version = 2")
     conn.execute("COMMIT")

@@ -213,11 +213,11 @@ async def test_when_even_the_rejection_fails_the_message_is_still_acked(
 async def test_a_qos0_message_whose_write_fails_is_dropped_and_logged_once(
     harness: RouterHarness, monkeypatch: pytest.MonkeyPatch, logs: list[MutableMapping[str, Any]]
 ) -> None:
-    from edgeorder.ingest.mqtt import router
+    from edgeorder.ingest.store import reports
 
-    fault = Fault(router._telemetry_sql, asyncio.get_running_loop())
+    fault = Fault(reports.record_telemetry, asyncio.get_running_loop())
     fault.on = True
-    monkeypatch.setitem(router._REPORT_SQL, p.Channel.TELEMETRY, fault)
+    monkeypatch.setitem(reports._BY_CHANNEL, p.Channel.TELEMETRY, fault)
     body = b'{"v":1,"uptime_s":1,"queue_depth":0}'
     for _ in range(5):
         await harness.deliver(TELEMETRY, body, qos=0)

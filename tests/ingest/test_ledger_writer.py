@@ -1,50 +1,82 @@
-"""The ledger's SQL and the group-commit writer, on real SQLite files in WAL mode."""
+"""The ledger's SQL and the group-commit writer, on both backends: a real SQLite file in WAL
+mode and a real PostgreSQL database (``database`` fixture; one scratch database per test)."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import sqlite_utils
 
 from edgeorder import protocol as p
-from edgeorder.ingest.store import ledger
+from edgeorder.ingest.store import ledger, registry
+from edgeorder.ingest.store.database import Conn, Database
 from edgeorder.ingest.store.db import open_db
 from edgeorder.ingest.store.registry import load_devices
 from edgeorder.ingest.store.writer import Writer, is_transient
-from tests.ingest.support import add_device, press
 
 NOW = p.utcnow()
+MAPPING = p.ButtonMapping(
+    single=p.ReorderAction(sku="COFFEE-1KG", quantity=1), long=p.CancelLastAction()
+)
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    add_device(tmp_path, "k-01")
-    add_device(tmp_path, "k-02", allow_parallel=True)
-    return tmp_path / "ingest.db"
+def db(database: Database) -> Database:
+    """The database with two devices: k-01 (throttled) and k-02 (orders in parallel)."""
+    with database.open() as conn:
+        registry.add_device(conn, "k-01", mapping=MAPPING)
+        registry.add_device(conn, "k-02", mapping=MAPPING, allow_parallel=True)
+    return database
 
 
-def record(conn: sqlite3.Connection, event: p.Event) -> ledger.EventOutcome:
-    devices = load_devices(sqlite_utils.Database(conn))
+@pytest.fixture
+def conn(db: Database) -> Iterator[Conn]:
+    with db.open(migrate=False) as conn:
+        yield conn
+
+
+def record(conn: Conn, event: p.Event, now: object = NOW) -> ledger.EventOutcome:
+    devices = load_devices(conn)
     return ledger.record_event(
         conn, event, devices.get(event.device_id), now=NOW, stale_after_s=3600
     )
 
 
-def test_the_database_is_wal_and_fully_synchronous(db_path: Path) -> None:
-    db = open_db(db_path)
+def press(device_id: str, click: p.Click = p.Click.SINGLE) -> p.Event:
+    from tests.ingest.support import press as make
+
+    return make(device_id, click, ts=NOW)
+
+
+def insert_audit(action: str, actor: str = "test") -> Callable[[Conn], int]:
+    def job(conn: Conn) -> int:
+        sql = "INSERT INTO audit (at, actor, action) VALUES ('t', ?, ?) RETURNING id"
+        return int(conn.execute(sql, [actor, action]).fetchone()[0])
+
+    return job
+
+
+def actions(database: Database, actor: str) -> list[str]:
+    with database.open(migrate=False) as conn:
+        rows = conn.execute(
+            "SELECT action FROM audit WHERE actor = ? ORDER BY id", [actor]
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_the_database_is_wal_and_fully_synchronous(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "ingest.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
-def test_an_event_is_recorded_once_and_a_duplicate_answers_its_current_state(db_path: Path) -> None:
-    conn = open_db(db_path).conn
-    event = press("k-01", ts=NOW)
+def test_an_event_is_recorded_once_and_a_duplicate_answers_its_current_state(conn: Conn) -> None:
+    event = press("k-01")
     first = record(conn, event)
     assert (first.status.status.state, first.duplicate, first.outbox_created) == (
         p.State.ACCEPTED,
@@ -57,9 +89,8 @@ def test_an_event_is_recorded_once_and_a_duplicate_answers_its_current_state(db_
     assert conn.execute("SELECT COUNT(*) FROM order_outbox").fetchone()[0] == 1
 
 
-def test_a_reused_event_id_with_another_payload_is_a_conflict(db_path: Path) -> None:
-    conn = open_db(db_path).conn
-    event = press("k-01", ts=NOW)
+def test_a_reused_event_id_with_another_payload_is_a_conflict(conn: Conn) -> None:
+    event = press("k-01")
     record(conn, event)
     conflict = record(conn, event.model_copy(update={"seq": 99}))
     assert conflict.rejection_code == "payload_conflict"
@@ -68,17 +99,15 @@ def test_a_reused_event_id_with_another_payload_is_a_conflict(db_path: Path) -> 
     assert conn.execute("SELECT code FROM rejections").fetchall() == [("payload_conflict",)]
 
 
-def test_throttle_counts_pending_outbox_rows_and_open_orders(db_path: Path) -> None:
-    conn = open_db(db_path).conn
-    assert record(conn, press("k-01", ts=NOW)).status.status.state is p.State.ACCEPTED
-    assert record(conn, press("k-01", ts=NOW)).status.status.state is p.State.THROTTLED
-    assert record(conn, press("k-02", ts=NOW)).status.status.state is p.State.ACCEPTED
-    assert record(conn, press("k-02", ts=NOW)).status.status.state is p.State.ACCEPTED
+def test_throttle_counts_pending_outbox_rows_and_open_orders(conn: Conn) -> None:
+    assert record(conn, press("k-01")).status.status.state is p.State.ACCEPTED
+    assert record(conn, press("k-01")).status.status.state is p.State.THROTTLED
+    assert record(conn, press("k-02")).status.status.state is p.State.ACCEPTED
+    assert record(conn, press("k-02")).status.status.state is p.State.ACCEPTED
 
 
-def test_transient_failures_queue_once_then_the_order_is_created(db_path: Path) -> None:
-    conn = open_db(db_path).conn
-    event = press("k-01", ts=NOW)
+def test_transient_failures_queue_once_then_the_order_is_created(conn: Conn) -> None:
+    event = press("k-01")
     record(conn, event)
     (row,) = ledger.due_outbox(conn, NOW, 10)
     later = NOW + timedelta(seconds=5)
@@ -107,9 +136,8 @@ def test_transient_failures_queue_once_then_the_order_is_created(db_path: Path) 
     assert [h[0] for h in history] == ["accepted", "queued", "ordered"]
 
 
-def test_order_state_changes_never_go_backwards(db_path: Path) -> None:
-    conn = open_db(db_path).conn
-    record(conn, press("k-01", ts=NOW))
+def test_order_state_changes_never_go_backwards(conn: Conn) -> None:
+    record(conn, press("k-01"))
     (row,) = ledger.due_outbox(conn, NOW, 10)
     ledger.mark_created(
         conn,
@@ -128,27 +156,19 @@ def test_order_state_changes_never_go_backwards(db_path: Path) -> None:
     assert conn.execute("SELECT state FROM orders").fetchone()[0] == "shipped"
 
 
-async def test_the_writer_commits_what_waits_in_one_transaction(db_path: Path) -> None:
+async def test_the_writer_commits_what_waits_in_one_transaction(db: Database) -> None:
     commits: list[int] = []
-    writer = Writer(db_path, batch_max=512, on_commit=commits.append)
+    writer = Writer(db, batch_max=512, on_commit=commits.append)
     writer.start()
     gate, inside = threading.Event(), threading.Event()
 
-    def blocker(conn: sqlite3.Connection) -> None:
+    def blocker(conn: Conn) -> None:
         inside.set()
         gate.wait(10)  # hold the writer so the next jobs pile up behind it
 
     first = writer.submit(blocker)
     await asyncio.to_thread(inside.wait, 10)
-
-    def insert(i: int) -> Callable[[sqlite3.Connection], int | None]:
-        def job(conn: sqlite3.Connection) -> int | None:
-            sql = "INSERT INTO audit (at, actor, action) VALUES ('t', 'test', ?)"
-            return conn.execute(sql, [str(i)]).lastrowid
-
-        return job
-
-    futures = [writer.submit(insert(i)) for i in range(100)]
+    futures = [writer.submit(insert_audit(str(i))) for i in range(100)]
     gate.set()
     await first
     ids = await asyncio.gather(*futures)
@@ -157,83 +177,68 @@ async def test_the_writer_commits_what_waits_in_one_transaction(db_path: Path) -
     await writer.stop()
 
 
-async def test_a_failing_job_fails_alone(db_path: Path) -> None:
-    writer = Writer(db_path)
+async def test_a_failing_job_fails_alone(db: Database) -> None:
+    writer = Writer(db)
     writer.start()
 
-    def boom(conn: sqlite3.Connection) -> None:
-        conn.execute("INSERT INTO audit (at, actor, action) VALUES ('t', 'x', 'half')")
+    def boom(conn: Conn) -> None:
+        insert_audit("half", "x")(conn)
         raise ValueError("boom")
 
-    ok = writer.submit(
-        lambda conn: (
-            conn.execute(
-                "INSERT INTO audit (at, actor, action) VALUES ('t', 'x', 'kept')"
-            ).lastrowid
-        )
-    )
+    ok = writer.submit(insert_audit("kept", "x"))
     bad = writer.submit(boom)
     assert await ok
     with pytest.raises(ValueError, match="boom"):
         await bad
     await writer.stop()
-    rows = open_db(db_path).execute("SELECT action FROM audit WHERE actor = 'x'").fetchall()
-    assert rows == [("kept",)]
+    assert actions(db, "x") == ["kept"]
 
 
-async def test_a_failing_job_in_a_batch_leaves_the_others_committed_once(db_path: Path) -> None:
+async def test_a_failing_job_in_a_batch_leaves_the_others_committed_once(db: Database) -> None:
     """The batch runs without savepoints first; a failure rolls it back and runs it again with
-    a savepoint per job: the others are kept exactly once, nothing of the failing job is."""
+    a savepoint per job: the others are kept exactly once, nothing of the failing job is. On
+    PostgreSQL the failed statement also aborts the transaction: the rollback must clear it."""
     commits: list[int] = []
-    writer = Writer(db_path, on_commit=commits.append)
+    writer = Writer(db, on_commit=commits.append)
     writer.start()
     gate, inside = threading.Event(), threading.Event()
 
-    def blocker(conn: sqlite3.Connection) -> None:
+    def blocker(conn: Conn) -> None:
         inside.set()
         gate.wait(10)
 
-    def insert(action: str) -> Callable[[sqlite3.Connection], int | None]:
-        return lambda conn: (
-            conn.execute(
-                "INSERT INTO audit (at, actor, action) VALUES ('t', 'y', ?)", [action]
-            ).lastrowid
-        )
-
-    def boom(conn: sqlite3.Connection) -> None:
-        conn.execute("INSERT INTO audit (at, actor, action) VALUES ('t', 'y', 'half')")
-        raise ValueError("boom")
+    def bad_sql(conn: Conn) -> None:
+        insert_audit("half", "y")(conn)
+        conn.execute("INSERT INTO audit (at, actor, action) VALUES ('t', 'y', NULL)")  # NOT NULL
 
     first = writer.submit(blocker)
     await asyncio.to_thread(inside.wait, 10)
     before, bad, after = (
-        writer.submit(insert("before")),
-        writer.submit(boom),
-        writer.submit(insert("after")),
+        writer.submit(insert_audit("before", "y")),
+        writer.submit(bad_sql),
+        writer.submit(insert_audit("after", "y")),
     )
     gate.set()
     await first
     assert await before
     assert await after
-    with pytest.raises(ValueError, match="boom"):
+    with pytest.raises(Exception) as caught:
         await bad
+    assert not is_transient(caught.value)  # a constraint: the same job fails every time
     await writer.stop()
     assert commits == [1, 3]  # the three waiting jobs still shared one commit
-    rows = (
-        open_db(db_path)
-        .execute("SELECT action FROM audit WHERE actor = 'y' ORDER BY id")
-        .fetchall()
-    )
-    assert rows == [("before",), ("after",)]
+    assert actions(db, "y") == ["before", "after"]
 
 
-async def test_the_writer_survives_sqlite_rolling_back_by_itself(db_path: Path) -> None:
+async def test_the_writer_survives_sqlite_rolling_back_by_itself(tmp_path: Path) -> None:
     """SQLITE_FULL ends the whole transaction inside SQLite; a ROLLBACK after it used to raise
     and end the writer thread, leaving every later write waiting forever."""
-    writer = Writer(db_path)
+    database = Database.sqlite(tmp_path / "ingest.db")
+    database.migrate()
+    writer = Writer(database)
     writer.start()
 
-    def fill(conn: sqlite3.Connection) -> None:
+    def fill(conn: Conn) -> None:
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count = {pages}")  # "the disk" is full now
         for _ in range(1000):
@@ -246,14 +251,6 @@ async def test_the_writer_survives_sqlite_rolling_back_by_itself(db_path: Path) 
         await writer.submit(fill)
     assert is_transient(caught.value)
     await writer.run(lambda conn: conn.execute("PRAGMA max_page_count = 1073741823"))  # freed
-    row = await writer.run(
-        lambda conn: (
-            conn.execute(
-                "INSERT INTO audit (at, actor, action) VALUES ('t', 'x', 'after')"
-            ).lastrowid
-        )
-    )
-    assert row is not None
+    assert await writer.run(insert_audit("after", "x"))
     await writer.stop()
-    rows = open_db(db_path).execute("SELECT action FROM audit WHERE actor = 'x'").fetchall()
-    assert rows == [("after",)]
+    assert actions(database, "x") == ["after"]

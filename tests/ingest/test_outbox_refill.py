@@ -4,7 +4,6 @@ read of the due rows until half the slots are free, and every due row is still o
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from edgeorder.ingest.metrics import Metrics
 from edgeorder.ingest.mqtt.statuses import StatusPublisher
 from edgeorder.ingest.orders.outbox import OutboxWorker
 from edgeorder.ingest.store import ledger
+from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.store.db import atomic, open_db
 from edgeorder.ingest.store.device_cache import DeviceCache
 from edgeorder.ingest.store.reader import Reader
@@ -107,7 +107,7 @@ async def test_finished_calls_refill_in_batches_and_every_row_is_ordered(
     reader, platform, transport = Reader(db_path), _GatedPlatform(), _Transport()
     ordered_at_read: list[int] = []  # how many orders had finished when each read began
 
-    async def read(fn: Callable[[sqlite3.Connection], Any]) -> Any:
+    async def read(fn: Callable[[Conn], Any]) -> Any:
         ordered_at_read.append(len(transport.ordered))
         return await reader(fn)
 

@@ -1,0 +1,67 @@
+"""What devices report besides events: presence, telemetry and the config version they applied.
+
+Each report replaces the device's previous one (the latest is all the dashboard shows). Plain
+functions of a ``Conn``, run as jobs of the service's group-commit writer; the same SQL on both
+backends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from edgeorder import protocol as p
+from edgeorder.ingest.store.database import Conn
+
+__all__ = ["record", "record_config", "record_presence", "record_telemetry"]
+
+
+def record_presence(conn: Conn, device_id: str, report: p.Presence, now: datetime) -> None:
+    conn.execute(
+        "INSERT INTO presence (device_id, online, fw, ts, received_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (device_id) DO UPDATE SET online = excluded.online, fw = excluded.fw, "
+        "ts = excluded.ts, received_at = excluded.received_at",
+        [device_id, int(report.online), report.fw, p.format_ts(report.ts), p.format_ts(now)],
+    )
+
+
+def record_telemetry(conn: Conn, device_id: str, report: p.Telemetry, now: datetime) -> None:
+    conn.execute(
+        "INSERT INTO telemetry (device_id, uptime_s, queue_depth, dropped, fw, extra, "
+        "received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET "
+        "uptime_s = excluded.uptime_s, queue_depth = excluded.queue_depth, "
+        "dropped = excluded.dropped, fw = excluded.fw, extra = excluded.extra, "
+        "received_at = excluded.received_at",
+        [
+            device_id,
+            report.uptime_s,
+            report.queue_depth,
+            report.dropped,
+            report.fw,
+            json.dumps(report.model_extra or {}, allow_nan=False),
+            p.format_ts(now),
+        ],
+    )
+
+
+def record_config(conn: Conn, device_id: str, report: p.ConfigReported, now: datetime) -> None:
+    conn.execute(
+        "INSERT INTO config_reported (device_id, version, ts, received_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (device_id) DO UPDATE SET version = excluded.version, ts = excluded.ts, "
+        "received_at = excluded.received_at",
+        [device_id, report.version, p.format_ts(report.ts), p.format_ts(now)],
+    )
+
+
+_BY_CHANNEL: dict[p.Channel, Callable[[Conn, str, Any, datetime], None]] = {
+    p.Channel.PRESENCE: record_presence,
+    p.Channel.TELEMETRY: record_telemetry,
+    p.Channel.CONFIG_REPORTED: record_config,
+}
+
+
+def record(conn: Conn, channel: p.Channel, device_id: str, report: Any, now: datetime) -> None:
+    """Record ``report`` (decoded from ``channel``) as the device's latest."""
+    _BY_CHANNEL[channel](conn, device_id, report, now)
