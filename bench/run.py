@@ -25,6 +25,7 @@ from edgeorder.bench.reconcile import reconcile
 from edgeorder.bench.services import Services
 from edgeorder.bench.stats import ratio
 from edgeorder.bench.tracker import StatusTracker
+from edgeorder.ingest.store.pg import redact
 from edgeorder.protocol import State
 
 __all__ = ["BenchConfig", "run_bench"]
@@ -51,10 +52,14 @@ class BenchConfig:
     skip_sustain: bool = False
     skip_burst: bool = False
     profile: bool = False
+    workers: int = 1
+    db_url: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["work_dir"] = str(self.work_dir) if self.work_dir else None
+        if self.db_url is not None:
+            data["db_url"] = redact(self.db_url)
         return data
 
 
@@ -67,7 +72,12 @@ def run_bench(config: BenchConfig, progress: Progress) -> dict[str, Any]:
         )
     work_dir = Path(config.work_dir or tempfile.mkdtemp(prefix="edgeorder-bench-"))
     work_dir.mkdir(parents=True, exist_ok=True)
-    services = Services(work_dir, ingest_args=list(config.ingest_args))
+    services = Services(
+        work_dir,
+        ingest_args=list(config.ingest_args),
+        workers=config.workers,
+        db_url=config.db_url,
+    )
     result: dict[str, Any] = {"config": config.as_dict(), "work_dir": str(work_dir)}
     try:
         _run(config, services, progress, result)

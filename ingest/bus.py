@@ -18,11 +18,15 @@ __all__ = ["Bus", "Notice"]
 
 @dataclass(frozen=True)
 class Notice:
-    """``kind``: presence, telemetry, event, status, order, rejection, device, outbox, resync."""
+    """``kind``: presence, telemetry, event, status, order, rejection, device, outbox, resync.
+
+    ``origin``: the worker that published it when it came from another worker of the same
+    PostgreSQL ledger (``ingest.store.fanout``); None when this process published it."""
 
     kind: str
     device_id: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    origin: str | None = None
 
 
 class Bus:

@@ -40,6 +40,7 @@ from edgeorder.ingest.settings import Settings
 from edgeorder.ingest.store import ledger
 from edgeorder.ingest.store.buffer import last_history_id, operator_statuses
 from edgeorder.ingest.store.device_cache import DeviceCache
+from edgeorder.ingest.store.fanout import Fanout
 from edgeorder.ingest.store.reader import Reader
 from edgeorder.ingest.store.registry import get_device
 from edgeorder.ingest.store.writer import Writer, WriterClosedError
@@ -160,6 +161,9 @@ class IngestService:
             metrics=self.metrics,
             tolerance_s=settings.webhook_tolerance_s,
         )
+        self.fanout: Fanout | None = None
+        if self.database.url is not None:  # other workers share the ledger: share the notices
+            self.fanout = Fanout(self.database.url, bus, origin=settings.worker)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.ready = asyncio.Event()
 
@@ -179,6 +183,8 @@ class IngestService:
         self._spawn("outbox", self.worker.run())
         self._spawn("poller", self.sync.poll_forever())
         self._spawn("bus", self._follow_bus())
+        if self.fanout is not None:
+            self._spawn("fanout", self.fanout.run())
         if public_url and isinstance(self.connector, WebhookConnector):
             url = f"{public_url.rstrip('/')}/webhooks/{self.connector.webhook_name}"
             self._spawn("webhook", register_platform_webhooks(self.connector, url))
@@ -224,7 +230,7 @@ class IngestService:
         await self._cancel("router")  # take no new messages
         await self._drain_inbound()
         self.router.close()  # pending re-tries: unacked, so redelivered to the next session
-        for name in ("outbox", "poller", "bus", "webhook"):
+        for name in ("outbox", "poller", "bus", "webhook", "fanout"):
             await self._cancel(name)  # orders in flight stay pending: safe to retry
         await self.writer.run(lambda conn: None)  # barrier: every earlier write acked
         if self.link.subscribed.is_set():  # connected: PUBACKs can still come
@@ -260,7 +266,8 @@ class IngestService:
 
     async def _follow_bus(self) -> None:
         """Registry changes reload the device cache; operators' buffer actions wake the worker
-        and their statuses (a discard fails the event) go to the device."""
+        and their statuses (a discard fails the event) go to the device -- sent by the worker
+        the operator used, not by every worker that hears of it."""
         seen = await self.reader(last_history_id)
         async with self.bus.subscribe(frozenset({"device", "outbox"})) as notices:
             while True:
@@ -273,8 +280,9 @@ class IngestService:
                     notice.kind == "outbox" and notice.data.get("source") != WORKER
                 ):
                     self.worker.wake()
-                    seen, outs = await self.reader(partial(operator_statuses, after_id=seen))
-                    self.statuses.publish(outs)
+                    if notice.origin is None:
+                        seen, outs = await self.reader(partial(operator_statuses, after_id=seen))
+                        self.statuses.publish(outs)
 
     # --- Publisher ----------------------------------------------------------------------------
 

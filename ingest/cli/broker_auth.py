@@ -10,7 +10,7 @@ them as user ``mosquitto`` after dropping root, and newer releases warn about an
 ``--reload`` then SIGHUPs Mosquitto through its pid file, as ``systemctl reload mosquitto``
 does. ``--service ingest=FILE --create-password`` makes ingest's own MQTT password on the
 first run. The registry is opened as the owner of ingest's data directory, so SQLite files
-stay ingest's.
+stay ingest's; with ``--db-url`` it is the workers' PostgreSQL (``ingest.cli.database``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeorder import protocol as p
+from edgeorder.ingest.cli.database import add_database_options, database_of
 from edgeorder.ingest.cli.system import (
     HostError,
     Ownership,
@@ -36,12 +37,13 @@ from edgeorder.ingest.domain.credentials import generate_password
 from edgeorder.ingest.domain.mosquitto_files import render_acl, render_passwd
 from edgeorder.ingest.settings import Settings
 from edgeorder.ingest.store.audit import BROKER_FILES_WRITTEN
-from edgeorder.ingest.store.db import open_db
+from edgeorder.ingest.store.database import Database
 from edgeorder.ingest.store.registry import (
     device_hashes,
     ensure_service_account,
     service_account_hashes,
 )
+from edgeorder.kit import transaction
 
 __all__ = ["BROKER_FILES_WRITTEN", "main", "render_acl", "render_passwd"]
 
@@ -82,12 +84,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "every device add, disable, enable, remove or credential rotation, with --reload.",
     )
     parser.add_argument("--out", type=Path, required=True, help="directory to write into")
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=os.environ.get("EDGEORDER_INGEST_DATA_DIR"),
-        help="ingest data directory (env EDGEORDER_INGEST_DATA_DIR)",
-    )
+    add_database_options(parser)
     parser.add_argument(
         "--owner",
         default="mosquitto:mosquitto",
@@ -154,28 +151,21 @@ def _read_password(service: Service, create: bool, data_dir: Path) -> str:
 
 
 def _registry_hashes(
-    db_path: Path, accounts: Sequence[tuple[str, str]]
+    database: Database, accounts: Sequence[tuple[str, str]]
 ) -> tuple[dict[str, str], dict[str, str]]:
-    db = open_db(db_path)
-    try:
+    with database.open() as conn:
         for user, password in accounts:
-            ensure_service_account(db, user, password, actor="cli")
-        return device_hashes(db), service_account_hashes(db)
-    finally:
-        db.conn.close()
+            ensure_service_account(conn, user, password, actor="cli")
+        return device_hashes(conn), service_account_hashes(conn)
 
 
-def _record_run(db_path: Path, detail: str) -> None:
-    db = open_db(db_path)
-    try:
-        with db.conn:
-            db.execute(
-                "INSERT INTO audit (at, actor, action, device_id, detail) VALUES "
-                "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'cli', ?, NULL, ?)",
-                [BROKER_FILES_WRITTEN, detail],
-            )
-    finally:
-        db.conn.close()
+def _record_run(database: Database, detail: str) -> None:
+    with database.open(migrate=False) as conn, transaction(conn):
+        conn.execute(
+            "INSERT INTO audit (at, actor, action, device_id, detail) "
+            "VALUES (?, 'cli', ?, NULL, ?)",
+            [p.format_ts(p.utcnow()), BROKER_FILES_WRITTEN, detail],
+        )
 
 
 def _check_traversable(directory: Path, owner: Ownership) -> None:
@@ -197,19 +187,22 @@ def _check_traversable(directory: Path, owner: Ownership) -> None:
 def run(args: argparse.Namespace, prog: str) -> int:
     owner = parse_ownership(args.owner)
     data_dir = Path(args.data_dir or Settings().data_dir)
-    db_path = data_dir / "ingest.db"
-    if os.geteuid() == 0 and not data_dir.is_dir():
+    try:
+        database = database_of(args)
+    except ValueError as exc:
+        raise HostError(str(exc)) from None
+    if database.path is not None and os.geteuid() == 0 and not data_dir.is_dir():
         # root would create ingest's database as root, and ingest could not open it
         raise HostError(
             f"{data_dir} does not exist: create it for the user ingest runs as first "
             f"(install -d -o edgeorder -g edgeorder -m 0700 {data_dir})"
         )
     accounts = [(s.user, _read_password(s, args.create_password, data_dir)) for s in args.service]
-    if not db_path.exists() and not accounts:
-        print(f"{prog}: no registry at {db_path}", file=sys.stderr)
+    if database.path is not None and not database.path.exists() and not accounts:
+        print(f"{prog}: no registry at {database}", file=sys.stderr)
         return 1
     with as_owner_of(data_dir):
-        devices, services = _registry_hashes(db_path, accounts)
+        devices, services = _registry_hashes(database, accounts)
     clash = set(devices) & set(services)
     if clash:
         print(
@@ -224,7 +217,7 @@ def run(args: argparse.Namespace, prog: str) -> int:
     write_atomic(args.out / "acl", render_acl(services).encode(), mode=args.mode, owner=owner)
     summary = f"{len(devices)} devices, {len(services)} service accounts"
     with as_owner_of(data_dir):
-        _record_run(db_path, summary)
+        _record_run(database, summary)
     print(f"wrote {args.out / 'passwd'} ({summary}) and {args.out / 'acl'}")
     if args.reload:
         pid = reload_process(args.pid_file, expect="mosquitto")

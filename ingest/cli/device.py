@@ -1,8 +1,10 @@
 """``edgeorder device add|list|show|disable|enable|remove|rotate-credentials``.
 
-Works on ingest's database directly (``--data-dir`` or ``EDGEORDER_INGEST_DATA_DIR``). A running
-ingest picks changes up by itself (it re-reads the registry when it meets an unknown device);
-Mosquitto learns of them from ``edgeorder broker-auth --reload``.
+Works on ingest's database directly: ``ingest.db`` in ``--data-dir``, or the PostgreSQL of
+``--db-url`` (``ingest.cli.database``). A running ingest picks a new device up by itself (it
+re-reads the registry when it meets an unknown one); on PostgreSQL every change is also announced
+to the running workers (LISTEN/NOTIFY), which re-read the registry at once. Mosquitto learns of
+changes from ``edgeorder broker-auth --reload`` (EMQX asks ingest: ``deploy/cluster/``).
 
 ``add`` and ``rotate-credentials`` write the device's firmware config with the broker URL as
 devices reach it (``--mqtt-url``, env ``EDGEORDER_INGEST_DEVICE_MQTT_URL``, the setting ingest
@@ -21,10 +23,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import sqlite_utils
 from pydantic import ValidationError
 
 from edgeorder import protocol as p
+from edgeorder.ingest.cli.database import add_database_options, database_of, tell_workers
 from edgeorder.ingest.cli.system import as_owner_of
 from edgeorder.ingest.domain.devices import (
     CANCEL_WINDOW_MAX_S,
@@ -38,7 +40,7 @@ from edgeorder.ingest.domain.devices import (
 from edgeorder.ingest.domain.firmware import DEVICE_CA_NAME, render_agent_toml, write_agent_toml
 from edgeorder.ingest.settings import Settings
 from edgeorder.ingest.store import registry
-from edgeorder.ingest.store.db import open_db
+from edgeorder.ingest.store.database import Conn
 from edgeorder.protocol.codec import describe_validation_error
 
 __all__ = ["main"]
@@ -48,18 +50,10 @@ T = TypeVar("T")
 
 def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="Manage the device registry.")
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=os.environ.get("EDGEORDER_INGEST_DATA_DIR"),
-        help="ingest data directory (env EDGEORDER_INGEST_DATA_DIR; "
-        "default ./edgeorder-data/ingest)",
-    )
-    # --data-dir is accepted after the action too ("device add X --data-dir D")
+    add_database_options(parser)
+    # --data-dir/--db-url are accepted after the action too ("device add X --data-dir D")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--data-dir", type=Path, default=argparse.SUPPRESS, help="ingest data directory"
-    )
+    add_database_options(common, after_action=True)
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     config = _config_options()
     add = sub.add_parser(
@@ -246,7 +240,7 @@ def _mapping(args: argparse.Namespace) -> p.ButtonMapping:
         raise registry.RegistryError(f"invalid mapping: {describe_validation_error(exc)}") from exc
 
 
-def _add(db: sqlite_utils.Database, args: argparse.Namespace) -> int:
+def _add(db: Conn, args: argparse.Namespace) -> int:
     mapping = _mapping(args)
     ca_pem = _read_ca(args)
     row, password = registry.add_device(
@@ -276,7 +270,7 @@ def _table(rows: list[dict[str, Any]]) -> None:
         )
 
 
-def _run(db: sqlite_utils.Database, args: argparse.Namespace) -> int:
+def _run(db: Conn, args: argparse.Namespace) -> int:
     actions: dict[str, Callable[[], int]] = {
         "add": lambda: _add(db, args),
         "list": lambda: _print_rows(registry.list_devices(db), args.json),
@@ -311,13 +305,13 @@ def _done(row: dict[str, Any], what: str) -> int:
     return 0
 
 
-def _removed(db: sqlite_utils.Database, device_id: str) -> int:
+def _removed(db: Conn, device_id: str) -> int:
     registry.remove_device(db, device_id, actor="cli")
     print(f"device {device_id} removed")
     return 0
 
 
-def _rotated(db: sqlite_utils.Database, args: argparse.Namespace) -> int:
+def _rotated(db: Conn, args: argparse.Namespace) -> int:
     ca_pem = _read_ca(args)
     password = registry.rotate_credentials(db, args.device_id, actor="cli")
     print(f"new password for {args.device_id} (shown once): {password}")
@@ -329,15 +323,31 @@ def _rotated(db: sqlite_utils.Database, args: argparse.Namespace) -> int:
     return 0
 
 
+_CHANGES = frozenset({"add", "disable", "enable", "remove", "rotate-credentials"})
+
+
 def main(argv: list[str], prog: str) -> int:
     args = _parser(prog).parse_args(argv)
-    data_dir = Path(args.data_dir or Settings().data_dir)
-    with as_owner_of(data_dir):  # as root: the database and its WAL files stay ingest's
-        db = open_db(data_dir / "ingest.db")
     try:
-        return _run(db, args)
+        database = database_of(args)
+    except ValueError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    data_dir = Path(args.data_dir or Settings().data_dir)
+    with as_owner_of(data_dir):  # as root: a SQLite database and its WAL files stay ingest's
+        conn = database.connect()
+        try:
+            database.migrate_conn(conn)
+        except BaseException:
+            conn.close()
+            raise
+    try:
+        status = _run(conn, args)
+        if args.action in _CHANGES:
+            tell_workers(conn, "device", args.device_id)
+        return status
     except (registry.RegistryError, ProvisioningError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     finally:
-        db.conn.close()
+        conn.close()

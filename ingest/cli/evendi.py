@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sqlite3
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from edgeorder.ingest.settings import Settings
+from edgeorder.ingest.cli.database import add_database_options, database_of
 from edgeorder.ingest.store import evendi_assignments as book
-from edgeorder.ingest.store.db import open_db
+from edgeorder.ingest.store.database import Conn
 
 __all__ = ["main"]
 
@@ -30,17 +27,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         description="Queue open e-vendi orders for devices: each press closes the device's "
         "oldest pending one (e-vendi's closeOrder), exactly once.",
     )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=os.environ.get("EDGEORDER_INGEST_DATA_DIR"),
-        help="ingest data directory (env EDGEORDER_INGEST_DATA_DIR; "
-        "default ./edgeorder-data/ingest)",
-    )
+    add_database_options(parser)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--data-dir", type=Path, default=argparse.SUPPRESS, help="ingest data directory"
-    )
+    add_database_options(common, after_action=True)
     common.add_argument("--json", action="store_true", help="JSON output")
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     add = sub.add_parser(
@@ -81,7 +70,7 @@ def _print(rows: list[dict[str, Any]], as_json: bool) -> int:
     return 0
 
 
-def _run(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
+def _run(conn: Conn, args: argparse.Namespace) -> int:
     actions: dict[str, Callable[[], list[dict[str, Any]]]] = {
         "assign": lambda: [
             book.assign(
@@ -100,12 +89,14 @@ def _run(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
 
 def main(argv: list[str], prog: str) -> int:
     args = _parser(prog).parse_args(argv)
-    data_dir = args.data_dir or Settings().data_dir
-    db = open_db(Path(data_dir) / "ingest.db")
     try:
-        return _run(db.conn, args)
-    except book.AssignmentError as exc:
+        database = database_of(args)
+    except ValueError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        db.conn.close()
+        return 2
+    with database.open() as conn:
+        try:
+            return _run(conn, args)
+        except book.AssignmentError as exc:
+            print(f"{prog}: {exc}", file=sys.stderr)
+            return 1

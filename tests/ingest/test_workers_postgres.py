@@ -1,0 +1,165 @@
+"""Two ingest workers in this event loop, one PostgreSQL ledger, one Mosquitto shared
+subscription ($share/ingest/...), the real order core: what must hold across workers.
+
+Mosquitto hands a shared subscription's messages to its members in turn, so consecutive
+publishes land on alternating workers: a press and its redelivery reach different workers, and
+a device's presses are split between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from edgeorder import protocol as p
+from edgeorder.ingest.bus import Notice
+from edgeorder.ingest.cli.database import tell_workers
+from edgeorder.ingest.store import registry
+from edgeorder.ingest.store.database import Database
+from tests.ingest.support import Ingest, OrderCore, ingest_settings, press, status_is, wait_for
+from tests.support.mosquitto import MosquittoServer
+from tests.support.mqtt import MqttProbe, Received
+
+pytestmark = pytest.mark.integration
+
+SINGLE = p.ButtonMapping(single=p.ReorderAction(sku="COFFEE-1KG", quantity=1))
+
+
+@pytest.fixture
+async def workers(
+    tmp_path: Path, pg_url: str, mosquitto: MosquittoServer, ordercore: OrderCore
+) -> AsyncIterator[list[Ingest]]:
+    running: list[Ingest] = []
+    try:
+        for n in range(2):
+            settings = ingest_settings(
+                tmp_path / f"w{n}",
+                mosquitto.url,
+                ordercore.url,
+                db_url=pg_url,
+                mqtt_shared_group="ingest",
+                worker_id=f"w{n}",
+                outbox_lease_s=5,
+            )
+            running.append(await Ingest(settings).start())
+        for worker in running:
+            fanout = worker.service.fanout
+            assert fanout is not None
+            await asyncio.wait_for(fanout.listening.wait(), 10)
+        yield running
+    finally:
+        for worker in running:
+            await worker.stop()
+
+
+def provision(pg_url: str, *devices: str, parallel: bool = True) -> None:
+    with Database.from_url(pg_url).open() as conn:
+        for device_id in devices:
+            registry.add_device(conn, device_id, mapping=SINGLE, allow_parallel=parallel)
+
+
+def states_of(probe: MqttProbe, event_id: str) -> list[str]:
+    return [
+        body["state"]
+        for body in (json.loads(m.payload) for m in probe.messages)
+        if body.get("event_id") == event_id
+    ]
+
+
+def final(message: Received) -> bool:
+    return json.loads(message.payload)["state"] in ("ordered", "throttled")
+
+
+async def test_presses_split_between_workers_become_one_order_each(
+    workers: list[Ingest], pg_url: str, ordercore: OrderCore, probe: MqttProbe
+) -> None:
+    devices = [f"split-{n}" for n in range(4)]
+    provision(pg_url, *devices)
+    events = [press(d, seq=i) for i in range(5) for d in devices]
+    for event in events:
+        probe.publish(p.device_topic(event.device_id, p.Channel.EVENTS), p.encode(event))
+    await wait_for(probe, final, count=len(events), distinct_events=True, within_s=60)
+    for device_id in devices:
+        orders = await ordercore.orders(device_id)
+        assert len(orders) == 5
+    accepted = [w.service.metrics.accepted._value.get() for w in workers]
+    assert all(n > 0 for n in accepted), accepted  # both workers took presses
+
+
+async def test_a_redelivery_to_the_other_worker_is_recorded_once_and_ordered_once(
+    workers: list[Ingest], pg_url: str, ordercore: OrderCore, probe: MqttProbe
+) -> None:
+    provision(pg_url, "redeliver-01")
+    event = press("redeliver-01")
+    topic = p.device_topic("redeliver-01", p.Channel.EVENTS)
+    for _ in range(4):  # alternating workers: each sees it twice
+        probe.publish(topic, p.encode(event))
+    await wait_for(probe, status_is("redeliver-01", event.event_id, "ordered"))
+    assert len(await ordercore.orders("redeliver-01")) == 1
+    duplicates = sum(w.service.metrics.duplicates._value.get() for w in workers)
+    assert duplicates == 3
+    assert sum(w.service.metrics.duplicates._value.get() > 0 for w in workers) == 2
+
+
+async def test_the_throttle_holds_for_presses_landing_on_different_workers(
+    workers: list[Ingest], pg_url: str, ordercore: OrderCore, probe: MqttProbe
+) -> None:
+    provision(pg_url, "throttle-01", parallel=False)
+    events = [press("throttle-01", seq=i) for i in range(10)]
+    for event in events:  # all at once: both workers decide while the first is in flight
+        probe.publish(p.device_topic("throttle-01", p.Channel.EVENTS), p.encode(event))
+    await wait_for(probe, final, count=len(events), distinct_events=True, within_s=60)
+    ordered = [e for e in events if "ordered" in states_of(probe, e.event_id)]
+    assert len(ordered) == 1
+    assert len(await ordercore.orders("throttle-01")) == 1
+
+
+async def test_a_registry_change_reaches_every_worker(
+    workers: list[Ingest], pg_url: str, probe: MqttProbe
+) -> None:
+    """A device disabled by the CLI (or through one worker's API) is refused by every worker
+    at once: the change is announced over LISTEN/NOTIFY and each reloads its device cache."""
+    provision(pg_url, "disable-01")
+    for worker in workers:
+        await worker.service.devices.reload()
+    reloaded = [asyncio.Event() for _ in workers]
+    subscriptions = []
+    for worker, done in zip(workers, reloaded, strict=True):
+        subscriptions.append(asyncio.create_task(_await_device_notice(worker, done)))
+    with Database.from_url(pg_url).open() as conn:
+        registry.set_enabled(conn, "disable-01", False, actor="cli")
+        tell_workers(conn, "device", "disable-01")
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in reloaded)), 10)
+    for task in subscriptions:
+        await task
+    for worker in workers:
+        await worker.service.devices.reload()  # after the notice's own reload, for certain
+        device = worker.service.devices.get("disable-01")
+        assert device is not None
+        assert not device.enabled
+    events = [press("disable-01", seq=i) for i in range(2)]
+    for event in events:
+        probe.publish(p.device_topic("disable-01", p.Channel.EVENTS), p.encode(event))
+    for event in events:
+        await wait_for(probe, status_is("disable-01", event.event_id, "rejected"))
+
+
+async def _await_device_notice(worker: Ingest, done: asyncio.Event) -> None:
+    async with worker.service.bus.subscribe(frozenset({"device"})) as notices:
+        while True:
+            notice: Notice = await notices.get()
+            if notice.kind == "device" and notice.origin == "cli":
+                done.set()
+                return
+
+
+async def test_live_notices_reach_the_other_worker(workers: list[Ingest]) -> None:
+    first, second = workers
+    async with second.service.bus.subscribe(frozenset({"event"})) as notices:
+        first.service.bus.publish(Notice("event", "live-01", {"state": "accepted"}))
+        notice = await asyncio.wait_for(notices.get(), 10)
+    assert (notice.kind, notice.device_id, notice.origin) == ("event", "live-01", "w0")
