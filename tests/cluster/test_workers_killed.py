@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeorder.bench.events import device_ids, plan_events
+from edgeorder.bench.events import PlannedEvent, device_ids, plan_events
 from edgeorder.bench.ordercore_api import fetch_orders
 from edgeorder.bench.reconcile import reconcile
 from edgeorder.bench.services import Services
@@ -143,7 +143,7 @@ def run(tmp_path: Path, pg_url: str, size: Size) -> None:
 def check(
     services: Services,
     fleet: Fleet,
-    plan: list,
+    plan: list[PlannedEvent],
     converged: bool,
     size: Size,
     kills: Counter[str],
@@ -177,4 +177,7 @@ def check(
         rows = conn.execute("SELECT event_id, state FROM inbox").fetchall()
     assert len(rows) == len(plan)  # every press recorded once, whoever got it
     recorded = dict(rows)
-    assert all(recorded[p.planned.event_id] == p.state.value for p in fleet.presses.values())
+    assert all(
+        p.state is not None and recorded[p.planned.event_id] == p.state.value
+        for p in fleet.presses.values()
+    )
