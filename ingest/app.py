@@ -30,6 +30,7 @@ from edgeorder.ingest.simulator import Simulator
 from edgeorder.ingest.store import queries
 from edgeorder.ingest.store.handle import Store
 from edgeorder.ingest.web.api import install_api
+from edgeorder.ingest.web.broker_hooks import BrokerHooks
 from edgeorder.logs import ProtocolErrorLogger
 
 __all__ = ["SERVICE_KEY", "create_app", "public_url", "server_limits"]
@@ -83,6 +84,7 @@ def create_app(
     app.router.add_post("/webhooks/ordercore", service.sync.handle_webhook)
     app.router.add_post("/webhooks/{platform}", service.sync.handle_platform_webhook)
     install_api(app)
+    BrokerHooks(service.reader, service.metrics).install(app)
     app.cleanup_ctx.append(_run_service)  # first: the dashboard's start-up writes through it
     _setup_web(app)
     return app

@@ -51,6 +51,12 @@ class Metrics:
             ["platform", "outcome"],
             registry=r,
         )
+        self.broker_hooks = Counter(
+            "edgeorder_ingest_broker_hooks",
+            "Answers to the broker's HTTP authentication/authorization (EMQX), by hook and result",
+            ["hook", "result"],
+            registry=r,
+        )
         self.buffer_depth = Gauge(
             "edgeorder_ingest_buffer_depth", "Pending order-outbox rows", registry=r
         )

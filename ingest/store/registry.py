@@ -35,6 +35,7 @@ __all__ = [
     "RegistryError",
     "UnknownDeviceError",
     "add_device",
+    "broker_account",
     "device_hashes",
     "ensure_service_account",
     "get_device",
@@ -43,6 +44,7 @@ __all__ = [
     "remove_device",
     "rotate_credentials",
     "service_account_hashes",
+    "service_accounts",
     "set_enabled",
     "set_env",
     "update_mapping",
@@ -274,3 +276,23 @@ def service_account_hashes(db: Db) -> dict[str, str]:
     """``username -> $7$ hash`` of every service account."""
     rows = handle(db).execute("SELECT username, mqtt_hash FROM service_accounts").fetchall()
     return {username: hashed for username, hashed in rows}
+
+
+def broker_account(db: Db, username: str) -> tuple[str, bool] | None:
+    """``(hash, is_service_account)`` of an MQTT username that may connect: an enabled device
+    or a service account; None for anyone else (unknown, or a disabled device)."""
+    conn = handle(db)
+    row = conn.execute("SELECT mqtt_hash FROM service_accounts WHERE username = ?", [username])
+    found = row.fetchone()
+    if found is not None:
+        return str(found[0]), True
+    found = conn.execute(
+        "SELECT mqtt_hash FROM devices WHERE device_id = ? AND enabled = 1", [username]
+    ).fetchone()
+    return None if found is None else (str(found[0]), False)
+
+
+def service_accounts(db: Db) -> list[str]:
+    """Every service account's username."""
+    rows = handle(db).execute("SELECT username FROM service_accounts ORDER BY username")
+    return [r[0] for r in rows.fetchall()]
