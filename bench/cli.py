@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from edgeorder.bench.progress import Progress
 from edgeorder.bench.report import RESULTS_DIR, render_table, write_json
 from edgeorder.bench.run import BenchConfig, machine, run_bench
+from edgeorder.bench.scaling import render_scaling, run_scaling
+from edgeorder.bench.services import scratch_database
 
 __all__ = ["QUICK", "build_config", "main"]
 
@@ -52,8 +55,16 @@ EPILOG = """\
 exit status: 0 when every event was ordered exactly once; 1 when some were lost or
 duplicated or a phase did not finish; 2 on bad options. Timing targets are reported, never
 enforced.
+ingest on PostgreSQL: --db-url postgresql://USER@HOST:PORT/DB names a server on which the bench
+makes a fresh database for the run (its user needs CREATEDB) and drops it afterwards (--keep
+keeps it); --workers N runs N ingest workers on one shared subscription. --scaling runs the
+flood for SQLite (one worker) and for 1..--workers workers on PostgreSQL, one run each, and
+prints the scaling table.
+
 examples:
   edgeorder bench --quick                  # about 30-60 s
+  edgeorder bench --quick --workers 2 --db-url postgresql://postgres@127.0.0.1:5432/postgres
+  edgeorder bench --scaling --workers 3 --events 10000 --db-url postgresql://postgres@127.0.0.1/postgres
   edgeorder bench                          # 200 devices, 20,000 + 5,000 + 10,000 events
   edgeorder bench --devices 5 --events 50 --sustain-events 20 --latency-events 20 --burst 50
 """
@@ -130,6 +141,24 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     add("--no-raw", action="store_true", help="skip the raw ceiling phase")
     add(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="ingest workers sharing the device stream (more than 1 needs --db-url; with "
+        "--scaling: the most workers to measure, default 3 there)",
+    )
+    add(
+        "--db-url",
+        help="postgresql://USER@HOST:PORT/DB: run ingest on PostgreSQL, in a database the bench "
+        "makes on that server (default: SQLite in the work directory)",
+    )
+    add(
+        "--scaling",
+        action="store_true",
+        help="flood on SQLite (1 worker), then on PostgreSQL with 1..--workers workers; "
+        "prints the scaling table (needs --db-url)",
+    )
+    add(
         "--ingest-arg",
         action="append",
         default=[],
@@ -189,12 +218,17 @@ def build_config(args: argparse.Namespace) -> BenchConfig:
         skip_sustain=sustain_events <= 0,
         skip_burst=burst <= 0,
         profile=args.profile,
+        workers=args.workers,
+        db_url=args.db_url,
     )
 
 
 def main(argv: list[str], prog: str) -> int:
     """Run the benchmark; print the table; write the JSON. See ``--help``."""
-    args = _parser(prog).parse_args(argv)
+    parser = _parser(prog)
+    args = parser.parse_args(argv)
+    if (args.workers > 1 or args.scaling) and not args.db_url:
+        parser.error("--workers above 1 and --scaling need --db-url (one shared database)")
     config = build_config(args)
     started = datetime.now(UTC)
     progress = Progress(enabled=not args.no_progress)
@@ -205,7 +239,14 @@ def main(argv: list[str], prog: str) -> int:
         "machine": machine(),
     }
     try:
-        result.update(run_bench(config, progress))
+        if args.scaling:
+            most = args.workers if args.workers > 1 else 3
+            result.update(run_scaling(config, progress, max_workers=most))
+        elif config.db_url is not None:
+            with scratch_database(config.db_url, keep=config.keep) as url:
+                result.update(run_bench(replace(config, db_url=url), progress))
+        else:
+            result.update(run_bench(config, progress))
     except Exception as exc:  # a failed run still leaves its JSON and a clear reason
         result["error"] = f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, RuntimeError | OSError | TimeoutError):
@@ -214,12 +255,17 @@ def main(argv: list[str], prog: str) -> int:
     result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     path = write_json(result, args.out, started)
     if "error" not in result:
-        print(render_table(result))
+        print(render_scaling(result) if args.scaling else render_table(result))
     print(f"result: {path}")
     return 0 if _correct(result) else 1
 
 
 def _correct(result: dict[str, object]) -> bool:
+    runs = result.get("runs")
+    if isinstance(runs, list):  # --scaling: every configuration exactly once, complete
+        return bool(runs) and all(
+            r.get("lost") == 0 and r.get("duplicates") == 0 and r.get("complete") for r in runs
+        )
     check = result.get("verification")
     phases = [result.get(p) for p in ("flood", "sustain", "latency", "burst")]
     complete = all(p.get("complete") for p in phases if isinstance(p, dict))

@@ -9,10 +9,12 @@ restarts (its persistent session holds what the broker queued for it meanwhile).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from edgeorder.bench.procs import ResourceUsage, ServiceProcess, read_usage
 from edgeorder.ingest.store.database import Database
@@ -22,7 +24,7 @@ from edgeorder.protocol import ButtonMapping, ReorderAction
 from tests.support.mosquitto import MosquittoServer
 from tests.support.net import free_port
 
-__all__ = ["BENCH_SKU", "Services", "register_devices"]
+__all__ = ["BENCH_SKU", "Services", "register_devices", "scratch_database"]
 
 BENCH_SKU = "COFFEE-1KG"
 ORDERCORE_READY = "ordercore_listening"
@@ -213,3 +215,20 @@ def postgres_usage(db_url: str) -> ResourceUsage:
         cpu += usage.cpu_s
         rss = max(rss, usage.peak_rss_mb)
     return ResourceUsage(cpu, rss)
+
+
+@contextmanager
+def scratch_database(server_url: str, *, keep: bool = False) -> Iterator[str]:
+    """A new database on the server of ``server_url`` (whose user may CREATE DATABASE) for one
+    run: every run starts from empty tables. Dropped afterwards unless ``keep``."""
+    import psycopg
+
+    name = f"edgeorder_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+    finally:
+        if not keep:
+            with psycopg.connect(server_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -113,3 +113,46 @@ def test_tracker_wakes_its_waiter_when_every_event_reached_the_state() -> None:
     assert time.monotonic() - started < 15
     thread.join()
     assert tracker.counts("p").reached(State.ACCEPTED) == len(ids)
+
+
+def test_several_workers_need_a_shared_database() -> None:
+    done = run_cli("bench", "--workers", "2")
+    assert done.returncode == 2
+    assert "--db-url" in done.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(170)
+def test_tiny_scaling_run_prints_the_table(tmp_path: Path, pg_url: str) -> None:
+    if mosquitto_binary() is None:
+        pytest.skip("mosquitto binary not installed (apt-get install mosquitto)")
+    done = run_cli(
+        "bench",
+        "--scaling",
+        "--workers",
+        "2",
+        "--db-url",
+        pg_url,
+        "--devices",
+        "4",
+        "--events",
+        "40",
+        "--timeout",
+        "60",
+        "--no-progress",
+        "--out",
+        str(tmp_path),
+        timeout=160,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    [path] = tmp_path.glob("*.json")
+    runs = json.loads(path.read_text())["runs"]
+    assert [(r["backend"], r["workers"]) for r in runs] == [
+        ("sqlite", 1),
+        ("postgres", 1),
+        ("postgres", 2),
+    ]
+    assert all(r["lost"] == 0 and r["duplicates"] == 0 and r["complete"] for r in runs)
+    assert "postgres" in runs[2]["cpu_ms_per_event"]
+    assert {"ingest-0", "ingest-1"} <= set(runs[2]["cpu_ms_per_event"])
+    assert "x sqlite" in done.stdout  # the table

@@ -12,10 +12,7 @@ pass for a green run.
 from __future__ import annotations
 
 import os
-import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
-from urllib.parse import urlsplit, urlunsplit
+from contextlib import AbstractContextManager
 
 import pytest
 
@@ -26,11 +23,6 @@ DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 def admin_url() -> str:
     return os.environ.get("EDGEORDER_TEST_PG_URL", DEFAULT_URL)
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
 
 
 def _unreachable() -> str | None:
@@ -57,16 +49,9 @@ def require_postgres() -> None:
     pytest.skip(reason)
 
 
-@contextmanager
-def scratch_database(prefix: str = "edgeorder_test") -> Iterator[str]:
-    """The URL of a new, empty database, dropped at the end of the block."""
-    import psycopg
+def scratch_database() -> AbstractContextManager[str]:
+    """The URL of a new, empty database on the test server, dropped at the end of the block
+    (with its sessions)."""
+    from edgeorder.bench.services import scratch_database as make
 
-    name = f"{prefix}_{secrets.token_hex(6)}"
-    with psycopg.connect(admin_url(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield _with_database(admin_url(), name)
-    finally:
-        with psycopg.connect(admin_url(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return make(admin_url())
