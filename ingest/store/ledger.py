@@ -19,7 +19,7 @@ import json
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from edgeorder import protocol as p
 from edgeorder.ingest.domain import rules
@@ -419,6 +419,36 @@ def next_due_at(conn: Conn) -> str | None:
     return row[0] if row else None
 
 
+@overload
+def _set_event(
+    conn: Conn,
+    inbox_id: int,
+    state: p.State,
+    now: datetime,
+    *,
+    order_id: str | None = ...,
+    reason: str | None = ...,
+    source: str = ...,
+    at: str | None = ...,
+    only_from: None = ...,
+) -> StatusOut: ...
+
+
+@overload
+def _set_event(
+    conn: Conn,
+    inbox_id: int,
+    state: p.State,
+    now: datetime,
+    *,
+    order_id: str | None = ...,
+    reason: str | None = ...,
+    source: str = ...,
+    at: str | None = ...,
+    only_from: p.State,
+) -> StatusOut | None: ...
+
+
 def _set_event(
     conn: Conn,
     inbox_id: int,
@@ -429,22 +459,33 @@ def _set_event(
     reason: str | None = None,
     source: str = "ingest",
     at: str | None = None,
-) -> StatusOut:
+    only_from: p.State | None = None,
+) -> StatusOut | None:
+    """The event moves to ``state`` (and a history row says so); with ``only_from``, only
+    if it is in that state now (None otherwise: checked and moved in one statement)."""
     at = at or _ts(now)
+    guard, params = ("", []) if only_from is None else (" AND state = ?", [only_from.value])
     row = conn.execute(
         "UPDATE inbox SET state = ?, order_id = COALESCE(?, order_id), reason = ?, "
-        "updated_at = ? WHERE id = ? RETURNING device_id, event_id, order_id",
-        [state.value, order_id, reason, at, inbox_id],
+        f"updated_at = ? WHERE id = ?{guard} RETURNING device_id, event_id, order_id",
+        [state.value, order_id, reason, at, inbox_id, *params],
     ).fetchone()
+    if row is None:
+        return None
     out = _status(row[0], row[1], state, now, order_id=row[2], reason=reason)
     return _history(conn, out, source, at)
 
 
-def _outbox_state(conn: Conn, outbox_id: int) -> tuple[str, int] | None:
-    row = conn.execute(
-        "SELECT state, inbox_id FROM order_outbox WHERE id = ?", [outbox_id]
+def _finish_row(conn: Conn, row: OutboxRow, sets: str, params: list[Any], at: str) -> bool:
+    """Count an attempt on ``row`` and apply ``sets`` -- only while it is still pending; False
+    when it is not (an operator discarded it, or another worker's attempt settled it first).
+    One statement, so two workers settling one row cannot both pass the check."""
+    found = conn.execute(
+        f"UPDATE order_outbox SET {sets}, attempts = attempts + 1, updated_at = ? "
+        "WHERE id = ? AND inbox_id = ? AND state = 'pending' RETURNING id",
+        [*params, at, row.id, row.inbox_id],
     ).fetchone()
-    return None if row is None else (row[0], row[1])
+    return found is not None
 
 
 def mark_created(
@@ -459,14 +500,9 @@ def mark_created(
     now: datetime,
 ) -> list[StatusOut]:
     """The platform created the order: outbox done, ``orders`` row, event ``ordered``."""
-    if _outbox_state(conn, row.id) != ("pending", row.inbox_id):
-        return []  # discarded by an operator meanwhile; the platform's key prevents a double
     at = _ts(now)  # formatted once for every row of this change
-    conn.execute(
-        "UPDATE order_outbox SET state = 'done', attempts = attempts + 1, "
-        "last_error = NULL, updated_at = ? WHERE id = ?",
-        [at, row.id],
-    )
+    if not _finish_row(conn, row, "state = 'done', last_error = NULL", [], at):
+        return []  # discarded by an operator meanwhile; the platform's key prevents a double
     conn.execute(
         "INSERT INTO orders (order_id, inbox_id, device_id, event_id, sku, quantity, amount, "
         "currency, test, state, platform_status, created_at, updated_at) "
@@ -502,29 +538,19 @@ def mark_transient(
     now: datetime,
 ) -> list[StatusOut]:
     """Keep the row for a retry; the event goes ``queued`` the first time only."""
-    if _outbox_state(conn, row.id) != ("pending", row.inbox_id):
+    sets = "last_error = ?, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL"
+    if not _finish_row(conn, row, sets, [error[:2000], _ts(next_attempt_at)], _ts(now)):
         return []
-    conn.execute(
-        "UPDATE order_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, "
-        "updated_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
-        [error[:2000], _ts(next_attempt_at), _ts(now), row.id],
-    )
-    state = conn.execute("SELECT state FROM inbox WHERE id = ?", [row.inbox_id]).fetchone()[0]
-    if state != p.State.ACCEPTED.value:
-        return []
-    return [_set_event(conn, row.inbox_id, p.State.QUEUED, now)]
+    queued = _set_event(conn, row.inbox_id, p.State.QUEUED, now, only_from=p.State.ACCEPTED)
+    return [] if queued is None else [queued]
 
 
 def mark_failed(conn: Conn, row: OutboxRow, *, reason: str, now: datetime) -> list[StatusOut]:
     """The platform refused: outbox ``failed``, the event ``failed`` with the platform's reason."""
-    if _outbox_state(conn, row.id) != ("pending", row.inbox_id):
+    at = _ts(now)
+    if not _finish_row(conn, row, "state = 'failed', last_error = ?", [reason[:2000]], at):
         return []
-    conn.execute(
-        "UPDATE order_outbox SET state = 'failed', attempts = attempts + 1, last_error = ?, "
-        "updated_at = ? WHERE id = ?",
-        [reason[:2000], _ts(now), row.id],
-    )
-    return [_set_event(conn, row.inbox_id, p.State.FAILED, now, reason=reason)]
+    return [_set_event(conn, row.inbox_id, p.State.FAILED, now, reason=reason, at=at)]
 
 
 def mark_rejected(
@@ -533,14 +559,9 @@ def mark_rejected(
     """Not allowed, found out by the worker before any platform call (e.g. no e-vendi order
     is assigned to the device): outbox ``failed``, the event ``rejected`` with a
     ``rejections`` row, as a rule's rejection would have been."""
-    if _outbox_state(conn, row.id) != ("pending", row.inbox_id):
-        return []
     at = _ts(now)
-    conn.execute(
-        "UPDATE order_outbox SET state = 'failed', attempts = attempts + 1, last_error = ?, "
-        "updated_at = ? WHERE id = ?",
-        [reason[:2000], at, row.id],
-    )
+    if not _finish_row(conn, row, "state = 'failed', last_error = ?", [reason[:2000]], at):
+        return []
     conn.execute(
         "INSERT INTO rejections (device_id, event_id, code, detail, at) VALUES (?, ?, ?, ?, ?)",
         [row.device_id, row.event_id, code, reason[:2000], at],
@@ -558,13 +579,11 @@ def settle_order(conn: Conn, order_id: str, now: datetime) -> None:
 
 def mark_cancelled(conn: Conn, row: OutboxRow, *, now: datetime) -> list[StatusOut]:
     """A long press cancelled ``row.target_order_id``: both events learn ``cancelled``."""
-    if _outbox_state(conn, row.id) != ("pending", row.inbox_id) or row.target_order_id is None:
+    at = _ts(now)
+    if row.target_order_id is None or not _finish_row(
+        conn, row, "state = 'done', last_error = NULL", [], at
+    ):
         return []
-    conn.execute(
-        "UPDATE order_outbox SET state = 'done', attempts = attempts + 1, "
-        "last_error = NULL, updated_at = ? WHERE id = ?",
-        [_ts(now), row.id],
-    )
     out = apply_order_state(
         conn, row.target_order_id, p.State.CANCELLED, None, now, source="ingest"
     )
@@ -583,8 +602,11 @@ def apply_order_state(
 ) -> list[StatusOut]:
     """Move an order (and its event) forward to ``state``; stale or unknown changes are
     ignored (never backwards)."""
+    # Locked on PostgreSQL: a webhook on one worker and a poll on another must not both
+    # read "ordered" and write "paid" after "shipped". (SQLite's single writer serialises.)
+    for_update = " FOR UPDATE" if dialect(conn) == "postgres" else ""
     row = conn.execute(
-        "SELECT state, inbox_id FROM orders WHERE order_id = ?", [order_id]
+        f"SELECT state, inbox_id FROM orders WHERE order_id = ?{for_update}", [order_id]
     ).fetchone()
     if row is None or not rules.advances(p.State(row[0]), state):
         return []

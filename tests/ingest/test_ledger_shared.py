@@ -150,3 +150,56 @@ def ledger_migrations() -> list[object]:
     from edgeorder.ingest.store.migrations import MIGRATIONS
 
     return list(MIGRATIONS)
+
+
+def test_a_row_two_workers_both_called_for_is_settled_once(shared: Database) -> None:
+    """A lease ran out while its worker was still waiting for the platform; the worker that
+    took the row over called too (the idempotency key keeps it one order). Whichever records
+    first wins; the other's record changes nothing -- checked and changed in one statement."""
+    _outbox_rows(shared, 1)
+    with shared.open(migrate=False) as a, shared.open(migrate=False) as b:
+        (slow,) = ledger.claim_due(a, "slow", NOW, 30, limit=1)
+        later = NOW + timedelta(seconds=31)
+        (fast,) = ledger.claim_due(b, "fast", later, 30, limit=1)
+        created = {
+            "order_id": "77",
+            "state": p.State.ORDERED,
+            "platform_status": 0,
+            "amount": None,
+            "currency": None,
+        }
+        assert [o.status.state for o in ledger.mark_created(b, fast, now=later, **created)] == [
+            p.State.ORDERED
+        ]
+        assert ledger.mark_created(a, slow, now=later, **created) == []
+        assert ledger.mark_failed(a, slow, reason="timeout", now=later) == []
+        history = a.execute("SELECT state FROM status_history ORDER BY id").fetchall()
+        assert [h[0] for h in history] == ["accepted", "ordered"]
+
+
+def test_order_states_from_two_workers_never_go_backwards(shared: Database) -> None:
+    """A webhook (``paid``) on one worker, a poll (``shipped``) on another: the first to lock
+    the order wins the race, the other re-reads it and moves only forward."""
+    _outbox_rows(shared, 1)
+    with shared.open(migrate=False) as a, shared.open(migrate=False) as b:
+        (row,) = ledger.claim_due(a, "w", NOW, 30, limit=1)
+        ledger.mark_created(
+            a,
+            row,
+            order_id="5",
+            state=p.State.ORDERED,
+            platform_status=0,
+            amount=None,
+            currency=None,
+            now=NOW,
+        )
+        a.execute("BEGIN")
+        shipped = ledger.apply_order_state(a, "5", p.State.SHIPPED, 5, NOW, source="poll")
+        short_lock_wait(b)
+        with pytest.raises(Exception) as waited:  # b must wait for a's lock on the order
+            ledger.apply_order_state(b, "5", p.State.PAID, 2, NOW, source="webhook")
+        assert getattr(waited.value, "sqlstate", None) == "55P03"
+        a.execute("COMMIT")
+        assert [o.status.state for o in shipped] == [p.State.SHIPPED]
+        assert ledger.apply_order_state(b, "5", p.State.PAID, 2, NOW, source="webhook") == []
+        assert b.execute("SELECT state FROM orders").fetchone()[0] == "shipped"
