@@ -153,6 +153,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "makes on that server (default: SQLite in the work directory)",
     )
     add(
+        "--telemetry",
+        type=int,
+        default=0,
+        help="after the other phases, this many telemetry heartbeats: their rate and CPU per "
+        "message (default 0: skipped)",
+    )
+    add(
         "--scaling",
         action="store_true",
         help="flood on SQLite (1 worker), then on PostgreSQL with 1..--workers workers; "
@@ -220,6 +227,7 @@ def build_config(args: argparse.Namespace) -> BenchConfig:
         profile=args.profile,
         workers=args.workers,
         db_url=args.db_url,
+        telemetry=max(args.telemetry, 0),
     )
 
 

@@ -24,6 +24,7 @@ from edgeorder.bench.raw import run_raw
 from edgeorder.bench.reconcile import reconcile
 from edgeorder.bench.services import Services
 from edgeorder.bench.stats import ratio
+from edgeorder.bench.telemetry import run_telemetry
 from edgeorder.bench.tracker import StatusTracker
 from edgeorder.ingest.store.pg import redact
 from edgeorder.protocol import State
@@ -54,6 +55,7 @@ class BenchConfig:
     profile: bool = False
     workers: int = 1
     db_url: str | None = None
+    telemetry: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -176,6 +178,16 @@ def _chain(
         result["latency"] = {"target_rate_per_s": round(half, 1), **latency.as_dict()}
     if not config.skip_burst:
         result["burst"] = _burst(config, services, runner, devices, seqs)
+    if config.telemetry > 0:
+        runner.progress.note(f"telemetry: {config.telemetry} heartbeats")
+        result["telemetry"] = run_telemetry(
+            runner.generator,
+            services.ingest_ports,
+            devices,
+            config.telemetry,
+            services.usage,
+            config.phase_timeout,
+        )
 
 
 def _sustain(

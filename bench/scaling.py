@@ -61,6 +61,7 @@ def _one(backend: str, workers: int, result: dict[str, Any]) -> dict[str, Any]:
         "p99_ordered_ms": (flood.get("publish_to_ordered") or {}).get("p99_ms"),
         "lost": check.get("lost"),
         "duplicates": check.get("duplicates"),
+        "telemetry": result.get("telemetry"),
         "error": result.get("error"),
     }
 
@@ -92,6 +93,16 @@ def render_scaling(result: dict[str, Any]) -> str:
             f"{_fmt(cpu.get('mosquitto'), 2):>9}  {_fmt(run['p99_ordered_ms']):>12}  "
             f"{_fmt(run['lost'])}/{_fmt(run['duplicates'])}"
         )
+    for run in runs:
+        telemetry = run.get("telemetry")
+        if telemetry:
+            per = telemetry["cpu_ms_per_message"]
+            ingest = sum(v for k, v in per.items() if k.startswith("ingest"))
+            lines.append(
+                f"telemetry, {run['backend']} x{run['workers']}: "
+                f"{_fmt(telemetry['recorded_per_s'])}/s recorded, ingest {ingest:.3f} ms/message"
+                f", postgres {_fmt(per.get('postgres'), 3)} ms/message"
+            )
     return "\n".join(lines)
 
 

@@ -66,6 +66,7 @@ class Services:
     broker: MosquittoServer | None = None
     ordercore: ServiceProcess | None = None
     ingests: list[ServiceProcess] = field(default_factory=list)
+    ingest_ports: list[int] = field(default_factory=list)
 
     @property
     def database(self) -> Database:
@@ -126,6 +127,10 @@ class Services:
 
     def _worker(self, n: int, port: int) -> ServiceProcess:
         assert self.broker is not None
+        if len(self.ingest_ports) > n:
+            self.ingest_ports[n] = port
+        else:
+            self.ingest_ports.append(port)
         args = [
             "ingest",
             "--data-dir",

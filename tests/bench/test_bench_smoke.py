@@ -137,6 +137,8 @@ def test_tiny_scaling_run_prints_the_table(tmp_path: Path, pg_url: str) -> None:
         "4",
         "--events",
         "40",
+        "--telemetry",
+        "30",
         "--timeout",
         "60",
         "--no-progress",
@@ -147,6 +149,7 @@ def test_tiny_scaling_run_prints_the_table(tmp_path: Path, pg_url: str) -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     [path] = tmp_path.glob("*.json")
     runs = json.loads(path.read_text())["runs"]
+    assert all(r["telemetry"]["recorded"] == 30 for r in runs)
     assert [(r["backend"], r["workers"]) for r in runs] == [
         ("sqlite", 1),
         ("postgres", 1),
