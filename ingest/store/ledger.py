@@ -19,7 +19,7 @@ import json
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, overload
+from typing import Any
 
 from edgeorder import protocol as p
 from edgeorder.ingest.domain import rules
@@ -419,37 +419,26 @@ def next_due_at(conn: Conn) -> str | None:
     return row[0] if row else None
 
 
-@overload
 def _set_event(
     conn: Conn,
     inbox_id: int,
     state: p.State,
     now: datetime,
     *,
-    order_id: str | None = ...,
-    reason: str | None = ...,
-    source: str = ...,
-    at: str | None = ...,
-    only_from: None = ...,
-) -> StatusOut: ...
+    order_id: str | None = None,
+    reason: str | None = None,
+    source: str = "ingest",
+    at: str | None = None,
+) -> StatusOut:
+    """The event moves to ``state``, and a history row says so."""
+    out = _move_event(
+        conn, inbox_id, state, now, order_id=order_id, reason=reason, source=source, at=at
+    )
+    assert out is not None  # unguarded: the row is the outbox row's own event
+    return out
 
 
-@overload
-def _set_event(
-    conn: Conn,
-    inbox_id: int,
-    state: p.State,
-    now: datetime,
-    *,
-    order_id: str | None = ...,
-    reason: str | None = ...,
-    source: str = ...,
-    at: str | None = ...,
-    only_from: p.State,
-) -> StatusOut | None: ...
-
-
-def _set_event(
+def _move_event(
     conn: Conn,
     inbox_id: int,
     state: p.State,
@@ -461,8 +450,8 @@ def _set_event(
     at: str | None = None,
     only_from: p.State | None = None,
 ) -> StatusOut | None:
-    """The event moves to ``state`` (and a history row says so); with ``only_from``, only
-    if it is in that state now (None otherwise: checked and moved in one statement)."""
+    """``_set_event``; with ``only_from``, only if the event is in that state now (None
+    otherwise: checked and moved in one statement)."""
     at = at or _ts(now)
     guard, params = ("", []) if only_from is None else (" AND state = ?", [only_from.value])
     row = conn.execute(
@@ -541,7 +530,7 @@ def mark_transient(
     sets = "last_error = ?, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL"
     if not _finish_row(conn, row, sets, [error[:2000], _ts(next_attempt_at)], _ts(now)):
         return []
-    queued = _set_event(conn, row.inbox_id, p.State.QUEUED, now, only_from=p.State.ACCEPTED)
+    queued = _move_event(conn, row.inbox_id, p.State.QUEUED, now, only_from=p.State.ACCEPTED)
     return [] if queued is None else [queued]
 
 
