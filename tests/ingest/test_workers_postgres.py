@@ -26,7 +26,9 @@ from tests.support.mqtt import MqttProbe, Received
 
 pytestmark = pytest.mark.integration
 
-SINGLE = p.ButtonMapping(single=p.ReorderAction(sku="COFFEE-1KG", quantity=1))
+SINGLE = p.ButtonMapping(
+    single=p.ReorderAction(sku="COFFEE-1KG", quantity=1), long=p.CancelLastAction()
+)
 
 
 @pytest.fixture
@@ -116,6 +118,37 @@ async def test_the_throttle_holds_for_presses_landing_on_different_workers(
     ordered = [e for e in events if "ordered" in states_of(probe, e.event_id)]
     assert len(ordered) == 1
     assert len(await ordercore.orders("throttle-01")) == 1
+
+
+def accepted(workers: list[Ingest]) -> list[float]:
+    return [w.service.metrics.accepted._value.get() for w in workers]
+
+
+def which(before: list[float], after: list[float]) -> int:
+    """The one worker whose accepted count moved."""
+    (moved,) = [n for n, (a, b) in enumerate(zip(before, after, strict=True)) if b != a]
+    return moved
+
+
+async def test_a_long_press_on_the_other_worker_cancels_the_last_order(
+    workers: list[Ingest], pg_url: str, ordercore: OrderCore, probe: MqttProbe
+) -> None:
+    """The order was made through one worker; the long press lands on the other (the shared
+    subscription alternates), which finds the order in the shared ledger and cancels it."""
+    provision(pg_url, "cancel-01", parallel=False)
+    topic = p.device_topic("cancel-01", p.Channel.EVENTS)
+    start = accepted(workers)
+    order_event = press("cancel-01")
+    probe.publish(topic, p.encode(order_event))
+    await wait_for(probe, status_is("cancel-01", order_event.event_id, "ordered"))
+    ordered_on = accepted(workers)
+    cancel_event = press("cancel-01", click=p.Click.LONG, seq=2)
+    probe.publish(topic, p.encode(cancel_event))
+    await wait_for(probe, status_is("cancel-01", cancel_event.event_id, "cancelled"))
+    await wait_for(probe, status_is("cancel-01", order_event.event_id, "cancelled"))
+    assert which(start, ordered_on) != which(ordered_on, accepted(workers))
+    (order,) = await ordercore.orders("cancel-01")
+    assert order["Status"]["Code"] == 22  # cancelled by the user
 
 
 async def test_a_registry_change_reaches_every_worker(
