@@ -271,6 +271,7 @@ class Writer(Generic[C]):
                 error=str(exc),
                 jobs=len(batch),
                 transient=self._is_transient(exc),
+                exc_info=exc,
             )
         if self._conn is not None:
             rollback(self._conn)
