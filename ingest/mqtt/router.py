@@ -540,7 +540,8 @@ class Router:
     ) -> None:
         now = self._clock()
         future = self._writer.submit(
-            lambda conn: reports.record(conn, channel, device_id, report, now)
+            lambda conn: reports.record(conn, channel, device_id, report, now),
+            key=device_id,  # workers' batches lock the device's report rows in one order
         )
         self._when_done(
             message, future, lambda _: self._reported(message, device_id, channel, report)

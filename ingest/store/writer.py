@@ -5,7 +5,9 @@ Every write of the service is a job ``fn(conn) -> T`` submitted from the event l
 commit is durable; a failing job fails alone; jobs may run twice). On a shared PostgreSQL the
 batch first locks the devices its jobs were submitted for (``submit(fn, key=device_id)``, see
 ``ingest.store.pg.lock_keys``), so the throttle and ``cancel_last`` decide on a device's orders
-while no other worker can change them.
+while no other worker can change them. Every job that changes a row of one device that other
+workers change too (an event, a presence/telemetry/config report) names the device as its key:
+the batches of all workers then take those rows in one order, and never deadlock on them.
 
 A failed job is the caller's to judge: ``is_transient(exc)`` says whether the same write can
 succeed later (a full disk, a locked database, a lost connection) or will fail the same way

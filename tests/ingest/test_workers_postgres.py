@@ -9,6 +9,7 @@ a device's presses are split between them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -196,3 +197,49 @@ async def test_live_notices_reach_the_other_worker(workers: list[Ingest]) -> Non
         first.service.bus.publish(Notice("event", "live-01", {"state": "accepted"}))
         notice = await asyncio.wait_for(notices.get(), 10)
     assert (notice.kind, notice.device_id, notice.origin) == ("event", "live-01", "w0")
+
+
+async def test_reports_of_the_same_devices_on_both_workers_never_deadlock(
+    workers: list[Ingest], pg_url: str, probe: MqttProbe
+) -> None:
+    """Heartbeats of the same devices reach both workers in every order; each batch upserts
+    their rows. Keyed by device, the batches take those rows in one order: no deadlock (which
+    PostgreSQL would break after a second by failing a whole batch)."""
+    devices = [f"beat-{n}" for n in range(6)]
+    provision(pg_url, *devices)
+    for worker in workers:
+        await worker.service.devices.reload()
+    body = b'{"v":1,"uptime_s":5,"queue_depth":0,"fw":"t"}'
+    sent = 0
+    async with contextlib.AsyncExitStack() as stack:
+        queues = [
+            await stack.enter_async_context(w.service.bus.subscribe(frozenset({"telemetry"})))
+            for w in workers
+        ]
+        for round_ in range(100):
+            order = devices if round_ % 2 else devices[::-1]
+            for device_id in order:
+                topic = p.device_topic(device_id, p.Channel.TELEMETRY)
+                probe.client.publish(topic, body, qos=1)
+                sent += 1
+        counts = [0] * len(queues)
+        all_recorded = asyncio.Event()
+
+        async def count(n: int, queue: asyncio.Queue[Notice]) -> None:
+            while True:  # each recorded report is one local notice, after its commit
+                if (await queue.get()).origin is None:
+                    counts[n] += 1
+                    if sum(counts) >= sent:
+                        all_recorded.set()
+
+        counters = [asyncio.create_task(count(n, q)) for n, q in enumerate(queues)]
+        try:
+            await asyncio.wait_for(all_recorded.wait(), 60)
+        finally:
+            for task in counters:
+                task.cancel()
+    failures = [
+        w.service.metrics.write_failures.labels("telemetry", "transient")._value.get()
+        for w in workers
+    ]
+    assert failures == [0, 0]
