@@ -161,17 +161,21 @@ def test_a_row_two_workers_both_called_for_is_settled_once(shared: Database) -> 
         (slow,) = ledger.claim_due(a, "slow", NOW, 30, limit=1)
         later = NOW + timedelta(seconds=31)
         (fast,) = ledger.claim_due(b, "fast", later, 30, limit=1)
-        created = {
-            "order_id": "77",
-            "state": p.State.ORDERED,
-            "platform_status": 0,
-            "amount": None,
-            "currency": None,
-        }
-        assert [o.status.state for o in ledger.mark_created(b, fast, now=later, **created)] == [
-            p.State.ORDERED
-        ]
-        assert ledger.mark_created(a, slow, now=later, **created) == []
+
+        def create(conn: Conn, row: ledger.OutboxRow) -> list[ledger.StatusOut]:
+            return ledger.mark_created(
+                conn,
+                row,
+                order_id="77",
+                state=p.State.ORDERED,
+                platform_status=0,
+                amount=None,
+                currency=None,
+                now=later,
+            )
+
+        assert [o.status.state for o in create(b, fast)] == [p.State.ORDERED]
+        assert create(a, slow) == []
         assert ledger.mark_failed(a, slow, reason="timeout", now=later) == []
         history = a.execute("SELECT state FROM status_history ORDER BY id").fetchall()
         assert [h[0] for h in history] == ["accepted", "ordered"]
