@@ -39,14 +39,14 @@ def retry_now(db: Db, outbox_id: int, *, actor: str = "system") -> bool:
     ``bus.publish(Notice("outbox"))``."""
     now = p.format_ts(p.utcnow())
     with transaction(handle(db)) as conn:
-        cursor = conn.execute(
+        pending = conn.execute(
             "UPDATE order_outbox SET next_attempt_at = ?, updated_at = ? "
-            "WHERE id = ? AND state = 'pending'",
+            "WHERE id = ? AND state = 'pending' RETURNING id",
             [now, now, outbox_id],
-        )
-        if cursor.rowcount:
+        ).fetchone()
+        if pending is not None:
             _audit(conn, actor, "outbox.retry_now", outbox_id, now)
-        return bool(cursor.rowcount)
+        return pending is not None
 
 
 def discard(db: Db, outbox_id: int, *, actor: str = "system") -> bool:

@@ -53,9 +53,11 @@ class DatabaseUrlError(ValueError):
 
 
 def dicts(cursor: Any) -> list[dict[str, Any]]:
-    """The rows of an executed query as dicts by column name (either backend's cursor)."""
+    """The rows of an executed query as dicts by column name (either backend's cursor; the
+    rows first: a pipelined PostgreSQL result knows its columns once it was fetched)."""
+    rows = cursor.fetchall()
     names = [column[0] for column in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def handle(db: Any) -> Conn:

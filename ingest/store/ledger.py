@@ -391,12 +391,11 @@ def claim_due(
 def release_leases(conn: Conn) -> int:
     """Forget every lease (a SQLite ledger has one worker, which just started: the leases
     are its previous run's); the number released."""
-    return int(
-        conn.execute(
-            "UPDATE order_outbox SET lease_owner = NULL, lease_until = NULL "
-            "WHERE lease_owner IS NOT NULL"
-        ).rowcount
-    )
+    rows = conn.execute(
+        "UPDATE order_outbox SET lease_owner = NULL, lease_until = NULL "
+        "WHERE lease_owner IS NOT NULL RETURNING id"
+    ).fetchall()
+    return len(rows)
 
 
 def next_wake(conn: Conn, now: datetime) -> datetime | None:
@@ -634,11 +633,13 @@ def confirm_published(conn: Conn, history_ids: Iterable[int], now: datetime) -> 
     for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
         chunk = ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        marked += conn.execute(
-            f"UPDATE status_history SET published_at = ? WHERE id IN ({marks}) "
-            "AND published_at IS NULL",
-            [_ts(now), *chunk],
-        ).rowcount
+        marked += len(
+            conn.execute(
+                f"UPDATE status_history SET published_at = ? WHERE id IN ({marks}) "
+                "AND published_at IS NULL RETURNING id",
+                [_ts(now), *chunk],
+            ).fetchall()
+        )
     return marked
 
 

@@ -183,11 +183,11 @@ def _update(
     params: list[Any],
 ) -> dict[str, Any]:
     with transaction(handle(db)) as conn:
-        cursor = conn.execute(
-            f"UPDATE devices SET {sets}, updated_at = ? WHERE device_id = ?",
+        found = conn.execute(
+            f"UPDATE devices SET {sets}, updated_at = ? WHERE device_id = ? RETURNING device_id",
             [*params, _now(), device_id],
-        )
-        if cursor.rowcount == 0:
+        ).fetchone()
+        if found is None:
             raise UnknownDeviceError(f"unknown device {device_id!r}")
         _audit(conn, actor, action, device_id, detail)
         return get_device(conn, device_id)
@@ -247,8 +247,10 @@ def rotate_credentials(db: Db, device_id: str, *, actor: str = "system") -> str:
 def remove_device(db: Db, device_id: str, *, actor: str = "system") -> None:
     """Delete the device from the registry (its events and orders stay as history)."""
     with transaction(handle(db)) as conn:
-        cursor = conn.execute("DELETE FROM devices WHERE device_id = ?", [device_id])
-        if cursor.rowcount == 0:
+        found = conn.execute(
+            "DELETE FROM devices WHERE device_id = ? RETURNING device_id", [device_id]
+        ).fetchone()
+        if found is None:
             raise UnknownDeviceError(f"unknown device {device_id!r}")
         _audit(conn, actor, "device.remove", device_id)
 
