@@ -232,7 +232,10 @@ class IngestService:
         self.router.close()  # pending re-tries: unacked, so redelivered to the next session
         for name in ("outbox", "poller", "bus", "webhook", "fanout"):
             await self._cancel(name)  # orders in flight stay pending: safe to retry
-        await self.writer.run(lambda conn: None)  # barrier: every earlier write acked
+        try:
+            await self.writer.run(lambda conn: None)  # barrier: every earlier write acked
+        except Exception as exc:  # the database is away: what was not written is redelivered
+            log.warning("ingest.writer_barrier_failed", error=str(exc))
         if self.link.subscribed.is_set():  # connected: PUBACKs can still come
             try:
                 async with asyncio.timeout(SETTLE_TIMEOUT_S):

@@ -266,6 +266,9 @@ class PgReaders:
                         "connect_timeout": 10,
                     },
                     name="ingest-readers",
+                    # a session the server dropped (a restart, a failover) is replaced when
+                    # it is taken, instead of failing the read that meets it
+                    check=ConnectionPool.check_connection,
                     open=True,
                 )
             return self._pool

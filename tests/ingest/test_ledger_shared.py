@@ -207,3 +207,40 @@ def test_order_states_from_two_workers_never_go_backwards(shared: Database) -> N
         assert [o.status.state for o in shipped] == [p.State.SHIPPED]
         assert ledger.apply_order_state(b, "5", p.State.PAID, 2, NOW, source="webhook") == []
         assert b.execute("SELECT state FROM orders").fetchone()[0] == "shipped"
+
+
+def terminate_sessions(database: Database) -> int:
+    """What a restarting PostgreSQL does to ingest: every session of ingest's ends."""
+    assert database.url is not None
+    import psycopg
+
+    with psycopg.connect(database.url, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = %s AND datname = current_database() "
+            "AND pid <> pg_backend_pid()",
+            ["edgeorder-ingest"],
+        ).fetchall()
+    return len(rows)
+
+
+async def test_the_writer_and_readers_come_back_after_the_server_dropped_them(
+    shared: Database,
+) -> None:
+    from edgeorder.ingest.store.reader import Reader
+
+    writer, reader = Writer(shared), Reader(shared, threads=1)
+    writer.start()
+    try:
+        count = "SELECT COUNT(*) FROM devices"
+        assert await writer.run(lambda c: c.execute(count).fetchone()[0]) == 1
+        assert await reader(lambda c: c.execute(count).fetchone()[0]) == 1
+        assert terminate_sessions(shared) >= 2
+        with pytest.raises(Exception) as lost:  # the job that meets the dead session
+            await writer.run(lambda c: c.execute(count).fetchone()[0])
+        assert is_transient(lost.value)  # so the router and the worker retry it
+        assert await writer.run(lambda c: c.execute(count).fetchone()[0]) == 1
+        assert await reader(lambda c: c.execute(count).fetchone()[0]) == 1  # checked, replaced
+    finally:
+        await writer.stop()
+        reader.close()

@@ -243,3 +243,37 @@ async def test_reports_of_the_same_devices_on_both_workers_never_deadlock(
         for w in workers
     ]
     assert failures == [0, 0]
+
+
+async def test_notices_flow_again_after_the_server_dropped_the_listening_sessions(
+    workers: list[Ingest], pg_url: str
+) -> None:
+    """A PostgreSQL restart ends every LISTEN session: each worker reconnects with backoff and
+    tells its own listeners to re-read (``resync``: notices may have been missed)."""
+    import psycopg
+
+    first = workers[0]
+    async with contextlib.AsyncExitStack() as stack:
+        queues = [
+            await stack.enter_async_context(w.service.bus.subscribe(frozenset({"event"})))
+            for w in workers
+        ]
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'edgeorder-ingest' AND datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+        for queue in queues:  # each worker's own listeners hear it
+            notice = await asyncio.wait_for(queue.get(), 30)
+            assert (notice.kind, notice.origin) == ("resync", None)
+        for worker in workers:
+            fanout = worker.service.fanout
+            assert fanout is not None
+            await asyncio.wait_for(fanout.listening.wait(), 30)
+        first.service.bus.publish(Notice("event", "after-01", {}))
+        while True:
+            notice = await asyncio.wait_for(queues[1].get(), 10)
+            if notice.kind == "event":
+                break
+    assert (notice.device_id, notice.origin) == ("after-01", "w0")
