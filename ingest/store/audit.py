@@ -6,7 +6,7 @@ audit; this module is for actions that change nothing else (a simulated press).
 
 from __future__ import annotations
 
-import sqlite3
+from edgeorder.ingest.store.database import Conn
 
 __all__ = ["BROKER_CHANGES", "BROKER_FILES_WRITTEN", "pending_broker_changes", "record"]
 
@@ -24,7 +24,7 @@ BROKER_FILES_WRITTEN = "broker.files_written"
 
 
 def record(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     at: str,
     actor: str,
@@ -41,7 +41,7 @@ def record(
     )
 
 
-def pending_broker_changes(conn: sqlite3.Connection) -> int:
+def pending_broker_changes(conn: Conn) -> int:
     """Registry changes the broker's files do not have yet (made after broker-auth's last run;
     audit ids, not timestamps, order them)."""
     marks = ",".join("?" * len(BROKER_CHANGES))

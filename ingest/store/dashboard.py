@@ -1,17 +1,17 @@
-"""Read-only SQL for the dashboard: plain functions of a ``sqlite3.Connection`` (rows as dicts).
+"""Read-only SQL for the dashboard: plain functions of a ``Conn`` (rows as dicts).
 
 They run on the service's reader pool (``ingest.store.reader``), never on the event loop,
-and are tested on real SQLite files. Times are ISO-8601 UTC strings, so "today" and "last
+and are tested on both backends. Times are ISO-8601 UTC strings, so "today" and "last
 24 h" are string comparisons.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from edgeorder.ingest.store.database import Conn, dicts
 from edgeorder.protocol import format_ts, utcnow
 
 __all__ = [
@@ -28,11 +28,6 @@ __all__ = [
 
 Row = dict[str, Any]
 FAILURE_STATES = ("failed", "rejected")
-
-
-def _rows(cursor: sqlite3.Cursor) -> list[Row]:
-    names = [col[0] for col in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def day_start(now: datetime) -> str:
@@ -80,13 +75,13 @@ LEFT JOIN inbox e ON e.id = (SELECT id FROM inbox WHERE device_id = d.device_id
                              ORDER BY received_at DESC, id DESC LIMIT 1)
 LEFT JOIN orders o ON o.order_id = (SELECT order_id FROM orders WHERE device_id = d.device_id
                                     ORDER BY created_at DESC LIMIT 1)
-WHERE (:device_id IS NULL OR d.device_id = :device_id)
+{where}
 ORDER BY d.device_id
 """
 
 
 def fleet_rows(
-    conn: sqlite3.Connection,
+    conn: Conn,
     flt: FleetFilter | None = None,
     *,
     device_id: str | None = None,
@@ -94,7 +89,11 @@ def fleet_rows(
 ) -> list[Row]:
     """Every device (or one) with presence, telemetry, last event, last order, 24 h failures."""
     since = format_ts((now or utcnow()) - timedelta(hours=24))
-    rows = _rows(conn.execute(_FLEET_SQL, {"since": since, "device_id": device_id}))
+    params: dict[str, Any] = {"since": since}
+    where = ""
+    if device_id is not None:  # (a NULL parameter has no type for PostgreSQL to compare)
+        where, params["device_id"] = "WHERE d.device_id = :device_id", device_id
+    rows = dicts(conn.execute(_FLEET_SQL.format(where=where), params))
     for row in rows:
         row["fw"] = row["presence_fw"] or row["telemetry_fw"] or ""
         seen = [row["presence_at"], row["telemetry_at"], row["last_event_at"]]
@@ -111,7 +110,7 @@ class Totals:
     buffered: int
 
 
-def fleet_totals(conn: sqlite3.Connection, *, now: datetime | None = None) -> Totals:
+def fleet_totals(conn: Conn, *, now: datetime | None = None) -> Totals:
     """Online/total devices, orders and rejections since midnight UTC, pending order outbox."""
     today = day_start(now or utcnow())
     one = lambda sql, *args: int(conn.execute(sql, args).fetchone()[0])  # noqa: E731
@@ -126,7 +125,7 @@ def fleet_totals(conn: sqlite3.Connection, *, now: datetime | None = None) -> To
     )
 
 
-def device_detail(conn: sqlite3.Connection, device_id: str) -> Row | None:
+def device_detail(conn: Conn, device_id: str) -> Row | None:
     """The device's registry row plus its fleet columns, or None if unknown."""
     rows = fleet_rows(conn, device_id=device_id)
     if not rows:
@@ -150,10 +149,10 @@ def device_detail(conn: sqlite3.Connection, device_id: str) -> Row | None:
     return rows[0]
 
 
-def timeline(conn: sqlite3.Connection, device_id: str, limit: int = 50) -> list[Row]:
+def timeline(conn: Conn, device_id: str, limit: int = 50) -> list[Row]:
     """The device's latest events, newest first, each with ``statuses`` (oldest first) and
     its ``order`` (current state), from inbox, status_history and orders."""
-    events = _rows(
+    events = dicts(
         conn.execute(
             "SELECT i.id, i.event_id, i.kind, i.trigger, i.seq, i.ts, i.received_at, i.action, "
             "i.state, i.order_id, i.reason, o.state AS order_state, o.sku, o.quantity, o.test "
@@ -166,7 +165,7 @@ def timeline(conn: sqlite3.Connection, device_id: str, limit: int = 50) -> list[
     history: dict[str, list[Row]] = {eid: [] for eid in ids}
     if ids:
         marks = ",".join("?" * len(ids))
-        for row in _rows(
+        for row in dicts(
             conn.execute(
                 f"SELECT event_id, state, order_id, reason, source, at FROM status_history "
                 f"WHERE device_id = ? AND event_id IN ({marks}) ORDER BY at, id",
@@ -179,22 +178,21 @@ def timeline(conn: sqlite3.Connection, device_id: str, limit: int = 50) -> list[
     return events
 
 
-def audit_rows(
-    conn: sqlite3.Connection, device_id: str | None = None, limit: int = 20
-) -> list[Row]:
+def audit_rows(conn: Conn, device_id: str | None = None, limit: int = 20) -> list[Row]:
     """Latest audit entries (for one device, or all), newest first."""
-    return _rows(
+    return dicts(
         conn.execute(
             "SELECT at, actor, action, device_id, event_id, detail FROM audit "
-            "WHERE (? IS NULL OR device_id = ?) ORDER BY at DESC, id DESC LIMIT ?",
-            (device_id, device_id, limit),
+            f"{'WHERE device_id = ? ' if device_id is not None else ''}"
+            "ORDER BY at DESC, id DESC LIMIT ?",
+            (device_id, limit) if device_id is not None else (limit,),
         )
     )
 
 
-def buffer_rows(conn: sqlite3.Connection, limit: int = 500) -> list[Row]:
+def buffer_rows(conn: Conn, limit: int = 500) -> list[Row]:
     """Order-outbox rows still waiting for the platform (pending), oldest first."""
-    return _rows(
+    return dicts(
         conn.execute(
             "SELECT id, device_id, event_id, op, sku, quantity, test, target_order_id, attempts, "
             "next_attempt_at, last_error, created_at, updated_at FROM order_outbox "
@@ -205,7 +203,7 @@ def buffer_rows(conn: sqlite3.Connection, limit: int = 500) -> list[Row]:
 
 
 def hourly_counts(
-    conn: sqlite3.Connection, *, now: datetime | None = None, hours: int = 24
+    conn: Conn, *, now: datetime | None = None, hours: int = 24
 ) -> list[tuple[str, int, int]]:
     """(hour start, orders, rejections) for each of the last ``hours`` hours, oldest first."""
     end = (now or utcnow()).astimezone(UTC).replace(minute=0, second=0, microsecond=0)

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
+from edgeorder.files import make_private_dir
 from edgeorder.ingest.store import db as sqlite_db
 from edgeorder.ingest.store import pg
 from edgeorder.ingest.store.migrations import MIGRATIONS, postgres_steps
-from edgeorder.files import make_private_dir
 from edgeorder.kit import Connection
 
 __all__ = [

@@ -1,6 +1,6 @@
 """SQL of the dashboard's operators, sessions and API tokens.
 
-Plain functions of a ``sqlite3.Connection``. Writers run as jobs of the service's one
+Plain functions of a ``Conn`` (either backend). Writers run as jobs of the service's one
 group-commit writer (``ingest.store.writer``), so they hold SQLite's write lock for a few
 statements only: nothing here hashes or verifies a password (that is ``ingest.web.auth``'s job,
 done before the job is submitted). Secrets are stored as hashes only: argon2id for passwords,
@@ -9,8 +9,9 @@ sha256 for session cookies and API tokens.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
+
+from edgeorder.ingest.store.database import Conn
 
 __all__ = [
     "LoginRow",
@@ -43,21 +44,21 @@ class SessionRow:
     expires_at: str
 
 
-def password_hash(conn: sqlite3.Connection, username: str) -> str | None:
+def password_hash(conn: Conn, username: str) -> str | None:
     row = conn.execute(
         "SELECT password_hash FROM operators WHERE username = ?", (username,)
     ).fetchone()
     return None if row is None else str(row[0])
 
 
-def login_row(conn: sqlite3.Connection, username: str) -> LoginRow | None:
+def login_row(conn: Conn, username: str) -> LoginRow | None:
     row = conn.execute(
         "SELECT password_hash, locked_until FROM operators WHERE username = ?", (username,)
     ).fetchone()
     return None if row is None else LoginRow(str(row[0]), row[1])
 
 
-def upsert_operator(conn: sqlite3.Connection, username: str, hashed: str, now: str) -> None:
+def upsert_operator(conn: Conn, username: str, hashed: str, now: str) -> None:
     """Create the operator or replace its password hash (which also lifts a lockout)."""
     conn.execute(
         "INSERT INTO operators (username, password_hash, created_at) VALUES (?, ?, ?) "
@@ -68,44 +69,41 @@ def upsert_operator(conn: sqlite3.Connection, username: str, hashed: str, now: s
 
 
 def record_login_failure(
-    conn: sqlite3.Connection, username: str, *, max_failures: int, locked_until: str
+    conn: Conn, username: str, *, max_failures: int, locked_until: str
 ) -> str | None:
     """Count one failed login; the ``max_failures``-th in a row locks the account until
     ``locked_until``. Returns the lock's end when this failure locked it (else None).
 
-    Read and update are one job of the single writer, so concurrent failures all count.
-    """
+    Counted in one statement, so failures at the same time -- through any worker of a shared
+    database -- all count."""
     row = conn.execute(
-        "SELECT failed_logins FROM operators WHERE username = ?", (username,)
+        "UPDATE operators SET failed_logins = failed_logins + 1 WHERE username = ? "
+        "RETURNING failed_logins",
+        (username,),
     ).fetchone()
-    if row is None:
+    if row is None or int(row[0]) < max_failures:
         return None
-    failures = int(row[0]) + 1
-    if failures >= max_failures:
-        conn.execute(
-            "UPDATE operators SET failed_logins = 0, locked_until = ? WHERE username = ?",
-            (locked_until, username),
-        )
-        return locked_until
-    conn.execute("UPDATE operators SET failed_logins = ? WHERE username = ?", (failures, username))
-    return None
+    conn.execute(
+        "UPDATE operators SET failed_logins = 0, locked_until = ? WHERE username = ?",
+        (locked_until, username),
+    )
+    return locked_until
 
 
-def record_login_success(
-    conn: sqlite3.Connection, username: str, *, verified_hash: str, now: str
-) -> bool:
+def record_login_success(conn: Conn, username: str, *, verified_hash: str, now: str) -> bool:
     """Reset the failure count, unless the account was locked, or its password changed, since
     the password was verified against ``verified_hash`` (then False: the login fails)."""
-    cursor = conn.execute(
+    row = conn.execute(
         "UPDATE operators SET failed_logins = 0, locked_until = NULL "
-        "WHERE username = ? AND password_hash = ? AND (locked_until IS NULL OR locked_until <= ?)",
+        "WHERE username = ? AND password_hash = ? AND (locked_until IS NULL OR locked_until <= ?) "
+        "RETURNING username",
         (username, verified_hash, now),
-    )
-    return cursor.rowcount == 1
+    ).fetchone()
+    return row is not None
 
 
 def insert_session(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     token_hash: str,
     username: str,
@@ -122,7 +120,7 @@ def insert_session(
     )
 
 
-def session_row(conn: sqlite3.Connection, token_hash: str) -> SessionRow | None:
+def session_row(conn: Conn, token_hash: str) -> SessionRow | None:
     row = conn.execute(
         "SELECT username, csrf_token, expires_at FROM sessions WHERE token_hash = ?",
         (token_hash,),
@@ -130,17 +128,17 @@ def session_row(conn: sqlite3.Connection, token_hash: str) -> SessionRow | None:
     return None if row is None else SessionRow(str(row[0]), str(row[1]), str(row[2]))
 
 
-def delete_session(conn: sqlite3.Connection, token_hash: str) -> None:
+def delete_session(conn: Conn, token_hash: str) -> None:
     conn.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
 
 
-def insert_api_token(conn: sqlite3.Connection, token_hash: str, name: str, now: str) -> None:
+def insert_api_token(conn: Conn, token_hash: str, name: str, now: str) -> None:
     conn.execute(
         "INSERT INTO api_tokens (token_hash, name, created_at) VALUES (?, ?, ?)",
         (token_hash, name, now),
     )
 
 
-def api_token_name(conn: sqlite3.Connection, token_hash: str) -> str | None:
+def api_token_name(conn: Conn, token_hash: str) -> str | None:
     row = conn.execute("SELECT name FROM api_tokens WHERE token_hash = ?", (token_hash,)).fetchone()
     return None if row is None else str(row[0])

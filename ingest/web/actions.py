@@ -14,7 +14,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, Literal
 
-import sqlite_utils
 import structlog
 from aiohttp import web
 
@@ -24,6 +23,7 @@ from edgeorder.ingest.domain.firmware import DEVICE_CA_NAME, render_agent_toml
 from edgeorder.ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY, SIMULATOR_KEY
 from edgeorder.ingest.orders import outbox
 from edgeorder.ingest.store import audit, registry
+from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.web import forms, provisioning, views
 from edgeorder.ingest.web.access import identity_of, see_other
 from edgeorder.ingest.web.markup import Markup, esc
@@ -59,14 +59,12 @@ async def _push_config(request: web.Request, device_id: str) -> None:
     await publisher.publish_config(device_id)
 
 
-async def _registry(
-    request: web.Request, fn: Callable[[sqlite_utils.Database], Any], *, write: bool = True
-) -> Any:
+async def _registry(request: web.Request, fn: Callable[[Conn], Any], *, write: bool = True) -> Any:
     """Run a registry mutation as a job of the service's writer (a read on its reader pool);
     unknown device -> 404, bad value -> 400."""
     store = request.app[STORE_KEY]
     try:
-        return await (store.write_db(fn) if write else store.read_db(fn))
+        return await (store.write(fn) if write else store.read(fn))
     except registry.UnknownDeviceError as exc:
         raise web.HTTPNotFound(text=f"{exc}\n") from exc
     except registry.RegistryError as exc:
@@ -171,7 +169,7 @@ async def provision(request: web.Request) -> web.Response:
         if broker.ca_problem:
             raise provisioning.ProvisioningUnavailable(f"the broker's CA: {broker.ca_problem}")
         mapping = forms.parse_mapping(form)
-        row, password = await request.app[STORE_KEY].write_db(
+        row, password = await request.app[STORE_KEY].write(
             lambda db: registry.add_device(
                 db, device_id, name=name, mapping=mapping, env=env, actor=actor
             )
@@ -251,7 +249,7 @@ async def _outbox_action(request: web.Request, name: Literal["retry", "discard"]
     outbox_id = int(raw_id)
     actor = identity_of(request).actor
     fn = outbox.retry_now if name == "retry" else outbox.discard
-    changed = await request.app[STORE_KEY].write_db(lambda db: fn(db, outbox_id, actor=actor))
+    changed = await request.app[STORE_KEY].write(lambda db: fn(db, outbox_id, actor=actor))
     if not changed:
         log.info("outbox_action_refused", action=name, outbox_id=outbox_id, reason="not pending")
         raise web.HTTPNotFound(text=f"order #{outbox_id} is not waiting in the buffer\n")

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from functools import cache, partial
 from typing import Any, TypeVar
 
-import sqlite_utils
 from aiohttp import web
 
 from edgeorder import __version__
@@ -25,6 +24,7 @@ from edgeorder.ingest.domain.firmware import render_agent_toml
 from edgeorder.ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY
 from edgeorder.ingest.orders import outbox
 from edgeorder.ingest.store import queries, registry
+from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.web import api_models as m
 from edgeorder.ingest.web.access import identity_of
 from edgeorder.ingest.web.evendi_api import EVENDI_OPERATIONS
@@ -48,17 +48,15 @@ DeviceIn = m.DeviceIn
 DevicePatch = m.DevicePatch
 
 
-async def _registry_call(
-    request: web.Request, fn: Callable[[sqlite_utils.Database], T], *, write: bool = True
-) -> T:
+async def _registry_call(request: web.Request, fn: Callable[[Conn], T], *, write: bool = True) -> T:
     """``fn`` as a job of the service's writer (or, ``write=False``, on its reader pool)."""
     store = request.app[STORE_KEY]
-    return await (store.write_db(fn) if write else store.read_db(fn))
+    return await (store.write(fn) if write else store.read(fn))
 
 
 async def _mutate(
     request: web.Request,
-    fn: Callable[[sqlite_utils.Database], T],
+    fn: Callable[[Conn], T],
     device_id: str | None,
     *,
     config: bool = False,
@@ -137,7 +135,7 @@ async def patch_device(request: web.Request) -> web.Response:
     body = body_of(request, m.DevicePatch)
     actor = _actor(request)
 
-    def apply(db: sqlite_utils.Database) -> dict[str, Any]:
+    def apply(db: Conn) -> dict[str, Any]:
         row = registry.get_device(db, device_id)
         if body.enabled is not None:
             row = registry.set_enabled(db, device_id, body.enabled, actor=actor)

@@ -16,21 +16,24 @@ import asyncio
 import hashlib
 import hmac
 import secrets
-import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
+from typing import TYPE_CHECKING
 
-import sqlite_utils
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from edgeorder.ingest.store import operators
+from edgeorder.ingest.store.database import Conn, handle
 from edgeorder.ingest.store.db import atomic
 from edgeorder.ingest.store.handle import Store
 from edgeorder.protocol import format_ts, utcnow
+
+if TYPE_CHECKING:
+    from edgeorder.ingest.store.registry import Db
 
 __all__ = [
     "LoginAttempt",
@@ -50,12 +53,6 @@ __all__ = [
 _HASHER = PasswordHasher()
 # Verified against when the account is unknown or locked, so every login costs one verify.
 _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
-
-Db = sqlite_utils.Database | sqlite3.Connection
-
-
-def _raw(db: Db) -> sqlite3.Connection:
-    return db.conn if isinstance(db, sqlite_utils.Database) else db
 
 
 def _sha256(secret: str) -> str:
@@ -190,7 +187,7 @@ async def _failed(store: Store, attempt: LoginAttempt, now: datetime) -> LoginRe
 
 
 def _open_session(
-    attempt: LoginAttempt, verified_hash: str, cookie: str, now: datetime, conn: sqlite3.Connection
+    attempt: LoginAttempt, verified_hash: str, cookie: str, now: datetime, conn: Conn
 ) -> bool:
     """Writer job: reset the failure count and store the new session (False: refused)."""
     stamp = format_ts(now)
@@ -214,9 +211,7 @@ def _open_session(
 # --- sessions ----------------------------------------------------------------------------------
 
 
-def lookup_session(
-    conn: sqlite3.Connection, cookie: str, *, now: datetime | None = None
-) -> Session | None:
+def lookup_session(conn: Conn, cookie: str, *, now: datetime | None = None) -> Session | None:
     """The live session behind a cookie value, or None (unknown or expired)."""
     row = operators.session_row(conn, _sha256(cookie))
     if row is None or row.expires_at <= format_ts(now or utcnow()):
@@ -224,7 +219,7 @@ def lookup_session(
     return Session(row.username, row.csrf_token, row.expires_at)
 
 
-def delete_session(conn: sqlite3.Connection, cookie: str) -> None:
+def delete_session(conn: Conn, cookie: str) -> None:
     """Writer job: end the session behind a cookie value."""
     operators.delete_session(conn, _sha256(cookie))
 
@@ -248,12 +243,12 @@ def create_api_token(db: Db, name: str) -> str:
     if not name:
         raise ValueError("API token name must not be empty")
     token = "eo_" + secrets.token_urlsafe(32)
-    conn = _raw(db)
+    conn = handle(db)
     with atomic(conn):
         operators.insert_api_token(conn, _sha256(token), name, format_ts(utcnow()))
     return token
 
 
-def verify_api_token(conn: sqlite3.Connection, token: str) -> str | None:
+def verify_api_token(conn: Conn, token: str) -> str | None:
     """The token's name if ``token`` is a known API token, else None."""
     return operators.api_token_name(conn, _sha256(token))

@@ -10,7 +10,6 @@ the OpenAPI document describes them.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -20,6 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from edgeorder import protocol as p
 from edgeorder.ingest.keys import STORE_KEY
 from edgeorder.ingest.store import evendi_assignments as book
+from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.web.access import identity_of
 from edgeorder.ingest.web.api_models import ErrorOut
 from edgeorder.ingest.web.openapi import Operation, Reply, api_error, body_of, query_of
@@ -101,9 +101,7 @@ class AssignmentsOut(BaseModel):
 _error = api_error
 
 
-async def _call(
-    request: web.Request, fn: Callable[[sqlite3.Connection], T], *, write: bool = False
-) -> T:
+async def _call(request: web.Request, fn: Callable[[Conn], T], *, write: bool = False) -> T:
     """``fn`` on the reader pool (``write``: as a writer job), off the event loop; store
     errors as HTTP errors."""
     store = request.app[STORE_KEY]

@@ -8,7 +8,6 @@ closes the oldest (``ingest.store.evendi_assignments``; the same as ``edgeorder 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +16,7 @@ from aiohttp import web
 
 from edgeorder.ingest.keys import SETTINGS_KEY
 from edgeorder.ingest.store import evendi_assignments as book
+from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.web.access import identity_of
 from edgeorder.ingest.web.markup import Markup, csrf_field, esc, join
 from edgeorder.ingest.web.state import STORE_KEY
@@ -34,7 +34,7 @@ def enabled(app: web.Application) -> bool:
 def queue_of(device_id: str) -> Any:
     """A reader of the device's assignments, newest first (for ``Store.read``)."""
 
-    def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    def read(conn: Conn) -> list[dict[str, Any]]:
         return book.list_assignments(conn, device_id=device_id, limit=50)
 
     return read
@@ -119,7 +119,7 @@ async def move(request: web.Request) -> web.Response:
     device_id = request.match_info["device_id"]
     actor = identity_of(request).actor
 
-    def run(conn: sqlite3.Connection) -> dict[str, Any]:
+    def run(conn: Conn) -> dict[str, Any]:
         if book.get_assignment(conn, assignment_id)["device_id"] != device_id:
             raise book.UnknownAssignmentError(f"no e-vendi assignment {assignment_id} here")
         fn = book.withdraw if action == "withdraw" else book.requeue

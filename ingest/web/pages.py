@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from aiohttp import web
 
 from edgeorder.ingest.keys import SIMULATOR_KEY
 from edgeorder.ingest.store import dashboard as queries
+from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.web import evendi_panel, provisioning, views
 from edgeorder.ingest.web.access import identity_of
 from edgeorder.ingest.web.chart import hourly_chart
@@ -52,7 +51,7 @@ async def fleet(request: web.Request) -> web.Response:
     flt = _filter(request)
 
     def read(
-        conn: sqlite3.Connection,
+        conn: Conn,
     ) -> tuple[list[queries.Row], queries.Totals, list[tuple[str, int, int]]]:
         return (
             queries.fleet_rows(conn, flt),
@@ -73,7 +72,7 @@ async def device_page(
     device_id = request.match_info["device_id"]
 
     def read(
-        conn: sqlite3.Connection,
+        conn: Conn,
     ) -> tuple[queries.Row | None, list[queries.Row], list[queries.Row]]:
         return (
             queries.device_detail(conn, device_id),
