@@ -14,13 +14,17 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
+import yarl
+from argon2 import PasswordHasher
 
 from edgeorder import protocol as p
 from edgeorder.ingest.bus import Notice
 from edgeorder.ingest.cli.database import tell_workers
 from edgeorder.ingest.store import registry
 from edgeorder.ingest.store.database import Database
+from edgeorder.ingest.web.auth import create_api_token
 from tests.ingest.support import Ingest, OrderCore, ingest_settings, press, status_is, wait_for
 from tests.support.mosquitto import MosquittoServer
 from tests.support.mqtt import MqttProbe, Received
@@ -277,3 +281,56 @@ async def test_notices_flow_again_after_the_server_dropped_the_listening_session
             if notice.kind == "event":
                 break
     assert (notice.device_id, notice.origin) == ("after-01", "w0")
+
+
+async def test_every_worker_serves_the_same_fleet_and_the_same_sessions(
+    workers: list[Ingest], pg_url: str, probe: MqttProbe
+) -> None:
+    """A device added through one worker's REST API is listed by the other's API and
+    dashboard; an operator logged in through one worker is logged in on the other (sessions,
+    tokens and operators live in the shared database)."""
+    first, second = workers
+    with Database.from_url(pg_url).open() as conn:
+        token = create_api_token(conn, "fleet-test")
+        ensure_hash = PasswordHasher().hash("s3cret-pass")
+        conn.execute(
+            "INSERT INTO operators (username, password_hash, created_at) VALUES (?, ?, ?)",
+            ["admin", ensure_hash, p.format_ts(p.utcnow())],
+        )
+    bearer = {"Authorization": f"Bearer {token}"}
+    mapping = {"single": {"type": "reorder", "sku": "COFFEE-1KG", "quantity": 1}}
+    async with aiohttp.ClientSession(headers=bearer) as http:
+        async with http.post(
+            first.url + "/api/devices", json={"device_id": "shared-01", "mapping": mapping}
+        ) as resp:
+            assert resp.status == 201, await resp.text()
+        for worker in workers:
+            async with http.get(worker.url + "/api/devices") as resp:
+                assert resp.status == 200
+                ids = [d["device_id"] for d in (await resp.json())["Data"]]
+                assert "shared-01" in ids
+            async with http.get(worker.url + "/") as resp:  # the fleet page
+                assert resp.status == 200
+                assert "shared-01" in await resp.text()
+    event = press("shared-01")  # and the device presses: recorded by either, listed by both
+    probe.publish(p.device_topic("shared-01", p.Channel.EVENTS), p.encode(event))
+    await wait_for(probe, status_is("shared-01", event.event_id, "ordered"))
+    async with aiohttp.ClientSession(headers=bearer) as http:
+        for worker in workers:
+            async with http.get(worker.url + "/api/events?device_id=shared-01") as resp:
+                events = (await resp.json())["Data"]
+                assert [e["event_id"] for e in events] == [event.event_id]
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as browser:
+        async with browser.post(
+            first.url + "/login",
+            data={"username": "admin", "password": "s3cret-pass"},
+            allow_redirects=False,
+        ) as resp:
+            assert resp.status == 303, await resp.text()
+        cookie = jar.filter_cookies(yarl.URL(first.url))["edgeorder_session"].value
+    async with (
+        aiohttp.ClientSession(cookies={"edgeorder_session": cookie}) as browser,
+        browser.get(second.url + "/devices/shared-01", allow_redirects=False) as resp,
+    ):
+        assert resp.status == 200  # the session opened on the first worker
