@@ -1,11 +1,12 @@
-"""Test helpers for the dashboard: seed rows in ingest's real SQLite file, a simulator double."""
+"""Test helpers for the dashboard: seed rows in ingest's real database (a SQLite file, or a
+PostgreSQL database given as a ``Database``), a simulator double."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from aiohttp import web
@@ -15,6 +16,7 @@ from edgeorder import protocol as p
 from edgeorder.ingest.bus import Bus, Notice
 from edgeorder.ingest.keys import SETTINGS_KEY, STORE_KEY
 from edgeorder.ingest.store import registry
+from edgeorder.ingest.store.database import Conn, Database
 from edgeorder.ingest.store.db import atomic, open_db
 from edgeorder.ingest.store.handle import Store
 from edgeorder.ingest.store.reader import Reader
@@ -41,10 +43,11 @@ async def serve_store(app: web.Application) -> AsyncIterator[None]:
         store.reader.close()
 
 
-def add_device(db_path: Path, device_id: str, *, env: str = "prod", simulated: bool = False) -> str:
+def add_device(
+    db_path: Path | Database, device_id: str, *, env: str = "prod", simulated: bool = False
+) -> str:
     """Register a device through the real registry; returns its MQTT password."""
-    db = open_db(db_path)
-    try:
+    with Database.of(db_path).open() as db:
         mapping = p.ButtonMapping(single=p.ReorderAction(sku="COFFEE-1KG", quantity=1))
         _, password = registry.add_device(
             db,
@@ -55,11 +58,9 @@ def add_device(db_path: Path, device_id: str, *, env: str = "prod", simulated: b
             simulated=simulated,
         )
         return password
-    finally:
-        db.conn.close()
 
 
-def set_presence(db_path: Path, device_id: str, online: bool, fw: str = "0.1.0") -> None:
+def set_presence(db_path: Path | Database, device_id: str, online: bool, fw: str = "0.1.0") -> None:
     now = p.format_ts(p.utcnow())
     with _conn(db_path) as conn, atomic(conn):
         conn.execute(
@@ -71,7 +72,7 @@ def set_presence(db_path: Path, device_id: str, online: bool, fw: str = "0.1.0")
 
 
 def record_event(
-    db_path: Path,
+    db_path: Path | Database,
     device_id: str,
     *,
     click: str = "single",
@@ -90,7 +91,7 @@ def record_event(
         cur = conn.execute(
             "INSERT INTO inbox (device_id, event_id, payload_hash, payload, kind, trigger, seq, "
             "ts, received_at, action, state, order_id, reason, updated_at) "
-            "VALUES (?, ?, 'h', '{}', 'press', ?, 1, ?, ?, ?, ?, ?, NULL, ?)",
+            "VALUES (?, ?, 'h', '{}', 'press', ?, 1, ?, ?, ?, ?, ?, NULL, ?) RETURNING id",
             (
                 device_id,
                 event_id,
@@ -103,7 +104,7 @@ def record_event(
                 now,
             ),
         )
-        inbox_id = int(cur.lastrowid or 0)
+        inbox_id = int(cur.fetchone()[0])
         for step in ["accepted", *([state] if state != "accepted" else [])]:
             conn.execute(
                 "INSERT INTO status_history (device_id, event_id, state, order_id, at) "
@@ -126,7 +127,7 @@ def record_event(
     return inbox_id, event_id
 
 
-def record_rejection(db_path: Path, device_id: str, code: str = "stale") -> None:
+def record_rejection(db_path: Path | Database, device_id: str, code: str = "stale") -> None:
     with _conn(db_path) as conn, atomic(conn):
         conn.execute(
             "INSERT INTO rejections (device_id, code, detail, at) VALUES (?, ?, ?, ?)",
@@ -134,17 +135,9 @@ def record_rejection(db_path: Path, device_id: str, code: str = "stale") -> None
         )
 
 
-class _conn:
-    """A short-lived connection to the test database (closed on exit)."""
-
-    def __init__(self, path: Path) -> None:
-        self._conn = open_db(path).conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self._conn
-
-    def __exit__(self, *exc: object) -> None:
-        self._conn.close()
+def _conn(where: Path | Database) -> AbstractContextManager[Conn]:
+    """A short-lived, migrated connection to the test database (closed on exit)."""
+    return Database.of(where).open()
 
 
 class RecordingSimulator:

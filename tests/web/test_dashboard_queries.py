@@ -1,18 +1,17 @@
-"""The dashboard's SQL on a real SQLite file filled through the registry and ledger tables."""
+"""The dashboard's SQL on both backends (a real SQLite file, a real PostgreSQL database), filled
+through the registry and ledger tables."""
 
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from edgeorder import protocol as p
 from edgeorder.ingest.store import dashboard as queries
-from edgeorder.ingest.store.db import connect, open_db
+from edgeorder.ingest.store.database import Conn, Database
 from edgeorder.ingest.web.chart import hourly_chart
 from edgeorder.ingest.web.forms import FormError, parse_mapping
 from tests.web.support import (
@@ -24,22 +23,19 @@ from tests.web.support import (
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    path = tmp_path / "ingest.db"
-    open_db(path).conn.close()
-    return path
+def db_path(database: Database) -> Database:
+    database.migrate()
+    return database
 
 
 @pytest.fixture
-def ro(db_path: Path) -> Iterator[sqlite3.Connection]:
-    conn = connect(db_path, readonly=True)
+def ro(db_path: Database) -> Iterator[Conn]:
+    conn = db_path.connect(readonly=True)
     yield conn
     conn.close()
 
 
-def test_fleet_rows_join_presence_events_orders_and_failures(
-    db_path: Path, ro: sqlite3.Connection
-) -> None:
+def test_fleet_rows_join_presence_events_orders_and_failures(db_path: Database, ro: Conn) -> None:
     add_device(db_path, "kitchen-01")
     add_device(db_path, "garage-02", env="dev")
     set_presence(db_path, "kitchen-01", True, fw="1.2.3")
@@ -61,7 +57,7 @@ def test_fleet_rows_join_presence_events_orders_and_failures(
     assert kitchen["last_seen"] is not None
 
 
-def test_filters(db_path: Path, ro: sqlite3.Connection) -> None:
+def test_filters(db_path: Database, ro: Conn) -> None:
     add_device(db_path, "kitchen-01")
     add_device(db_path, "garage-02", env="dev")
     set_presence(db_path, "kitchen-01", True)
@@ -79,7 +75,7 @@ def test_filters(db_path: Path, ro: sqlite3.Connection) -> None:
     assert ids(queries.FleetFilter(failures=True)) == ["garage-02"]
 
 
-def test_totals_count_today_only(db_path: Path, ro: sqlite3.Connection) -> None:
+def test_totals_count_today_only(db_path: Database, ro: Conn) -> None:
     add_device(db_path, "kitchen-01")
     set_presence(db_path, "kitchen-01", True)
     yesterday = p.format_ts(p.utcnow() - timedelta(days=1, hours=1))
@@ -91,7 +87,7 @@ def test_totals_count_today_only(db_path: Path, ro: sqlite3.Connection) -> None:
     assert totals == queries.Totals(online=1, total=1, orders_today=1, rejected_today=1, buffered=1)
 
 
-def test_timeline_has_statuses_and_order(db_path: Path, ro: sqlite3.Connection) -> None:
+def test_timeline_has_statuses_and_order(db_path: Database, ro: Conn) -> None:
     add_device(db_path, "kitchen-01")
     _, first = record_event(
         db_path, "kitchen-01", state="ordered", order_id="9", order_state="shipped"
@@ -105,7 +101,7 @@ def test_timeline_has_statuses_and_order(db_path: Path, ro: sqlite3.Connection) 
     assert queries.device_detail(ro, "nobody") is None
 
 
-def test_buffer_rows_only_pending(db_path: Path, ro: sqlite3.Connection) -> None:
+def test_buffer_rows_only_pending(db_path: Database, ro: Conn) -> None:
     add_device(db_path, "kitchen-01")
     record_event(db_path, "kitchen-01", state="queued", pending=True, last_error="503 down")
     record_event(db_path, "kitchen-01", state="ordered", order_id="3")
@@ -115,7 +111,7 @@ def test_buffer_rows_only_pending(db_path: Path, ro: sqlite3.Connection) -> None
     assert rows[0]["attempts"] == 3
 
 
-def test_hourly_counts_cover_24_hours(db_path: Path, ro: sqlite3.Connection) -> None:
+def test_hourly_counts_cover_24_hours(db_path: Database, ro: Conn) -> None:
     add_device(db_path, "kitchen-01")
     now = p.utcnow()
     two_hours_ago = p.format_ts(now - timedelta(hours=2))
