@@ -47,7 +47,6 @@ from edgeorder.kit import transaction
 
 __all__ = ["BROKER_FILES_WRITTEN", "main", "render_acl", "render_passwd"]
 
-"""Audit action of a run: the dashboard counts registry changes made after the last one."""
 DEFAULT_PID_FILE = Path("/run/mosquitto/mosquitto.pid")  # Debian's mosquitto.conf sets it
 
 

@@ -126,11 +126,10 @@ class Database:
 
     @classmethod
     def from_url(cls, url: str) -> Database:
-        """``postgresql://USER@HOST:PORT/DB`` (or ``postgres://``), or ``sqlite:///PATH``."""
+        """``postgresql://USER@HOST:PORT/DB`` (or ``postgres://``; no host: the local socket), or
+        ``sqlite:///PATH``."""
         parts = urlsplit(url)
         if parts.scheme in ("postgresql", "postgres"):
-            if not parts.hostname and "host=" not in parts.query:
-                raise DatabaseUrlError(f"{pg.redact(url)}: no host")
             if not parts.path.strip("/"):
                 raise DatabaseUrlError(f"{pg.redact(url)}: no database name")
             return cls(url=url)
