@@ -36,6 +36,7 @@ from edgeorder.ingest.cli.system import (
 from edgeorder.ingest.domain.credentials import generate_password
 from edgeorder.ingest.domain.mosquitto_files import render_acl, render_passwd
 from edgeorder.ingest.settings import Settings
+from edgeorder.ingest.store import audit
 from edgeorder.ingest.store.audit import BROKER_FILES_WRITTEN
 from edgeorder.ingest.store.database import Database
 from edgeorder.ingest.store.registry import (
@@ -160,10 +161,12 @@ def _registry_hashes(
 
 def _record_run(database: Database, detail: str) -> None:
     with database.open(migrate=False) as conn, transaction(conn):
-        conn.execute(
-            "INSERT INTO audit (at, actor, action, device_id, detail) "
-            "VALUES (?, 'cli', ?, NULL, ?)",
-            [p.format_ts(p.utcnow()), BROKER_FILES_WRITTEN, detail],
+        audit.record(
+            conn,
+            at=p.format_ts(p.utcnow()),
+            actor="cli",
+            action=BROKER_FILES_WRITTEN,
+            detail=detail,
         )
 
 
