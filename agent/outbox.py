@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Literal, ParamSpec, TypeVar
 
 from edgeorder.agent.errors import OutboxFullError
+from edgeorder.kit import migrate, transaction
 
 __all__ = ["AsyncOutbox", "Outbox", "SettledPress", "StoredEvent"]
 
@@ -43,16 +42,16 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('seq', 0), ('dropped', 0);
 """
 
-_MIGRATIONS = (
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: a press stays until settled. An outbox written by an older agent holds only
     # unacknowledged events: NULL state, not settled, which is what they are.
-    """
-    ALTER TABLE events ADD COLUMN state TEXT;
-    ALTER TABLE events ADD COLUMN settled INTEGER NOT NULL DEFAULT 0;
-    CREATE INDEX events_unacked ON events (n) WHERE state IS NULL;
-    CREATE INDEX events_unsettled ON events (n) WHERE settled = 0;
-    CREATE INDEX events_settled ON events (n) WHERE settled = 1;
-    """,
+    (
+        "ALTER TABLE events ADD COLUMN state TEXT",
+        "ALTER TABLE events ADD COLUMN settled INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX events_unacked ON events (n) WHERE state IS NULL",
+        "CREATE INDEX events_unsettled ON events (n) WHERE settled = 0",
+        "CREATE INDEX events_settled ON events (n) WHERE settled = 1",
+    ),
 )
 """``_MIGRATIONS[v]`` takes the file from ``PRAGMA user_version`` v to v + 1."""
 
@@ -97,12 +96,7 @@ class Outbox:
             raise
 
     def _migrate(self) -> None:
-        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        for target, script in enumerate(_MIGRATIONS[version:], start=version + 1):
-            # executescript commits first; the script and the new version commit together
-            self._db.executescript(
-                f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {target}; COMMIT;"
-            )
+        migrate(self._db, _MIGRATIONS, version=_user_version, set_version=_set_user_version)
 
     def last_seq(self) -> int:
         """The highest ``seq`` ever stored: sequence numbers keep growing across restarts."""
@@ -116,38 +110,36 @@ class Outbox:
         used up). Adding a stored id is a no-op.
         """
         dropped: list[str] = []
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        refused = False
+        with transaction(self._db):
             self._db.execute("UPDATE meta SET value = max(value, ?) WHERE key = 'seq'", (seq,))
             if self.depth() >= self.max_events:
                 if self.overflow == "refuse_new":
-                    self._bump_dropped(1)
-                    self._db.execute("COMMIT")
-                    raise OutboxFullError(f"outbox holds {self.max_events} events; refused new")
-                excess = self.depth() - self.max_events + 1
-                rows = self._db.execute(
-                    "SELECT n, event_id FROM events WHERE state IS NULL ORDER BY n LIMIT ?",
-                    (excess,),
-                ).fetchall()
-                self._db.executemany("DELETE FROM events WHERE n = ?", [(r[0],) for r in rows])
-                self._bump_dropped(len(rows))
-                dropped = [r[1] for r in rows]
-            self._db.execute(
-                "INSERT OR IGNORE INTO events (event_id, payload) VALUES (?, ?)",
-                (event_id, payload),
-            )
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
+                    self._bump_dropped(1)  # committed: the refusal counts
+                    refused = True
+                else:
+                    excess = self.depth() - self.max_events + 1
+                    rows = self._db.execute(
+                        "SELECT n, event_id FROM events WHERE state IS NULL ORDER BY n LIMIT ?",
+                        (excess,),
+                    ).fetchall()
+                    self._db.executemany("DELETE FROM events WHERE n = ?", [(r[0],) for r in rows])
+                    self._bump_dropped(len(rows))
+                    dropped = [r[1] for r in rows]
+            if not refused:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO events (event_id, payload) VALUES (?, ?)",
+                    (event_id, payload),
+                )
+        if refused:
+            raise OutboxFullError(f"outbox holds {self.max_events} events; refused new")
         return dropped
 
     def record(self, event_id: str, state: str, *, settled: bool) -> bool:
         """Remember the latest ``state`` heard for an event (durably, before returning), and
         whether it settles the press; settled presses past ``keep_settled`` are deleted.
         True if the event was stored."""
-        with self._immediate():
+        with transaction(self._db):
             cur = self._db.execute(
                 "UPDATE events SET state = ?, settled = ? WHERE event_id = ?",
                 (state, int(settled), event_id),
@@ -158,24 +150,12 @@ class Outbox:
 
     def give_up(self, event_id: str) -> bool:
         """Stop waiting for an open press's outcome: settled with the state it has."""
-        with self._immediate():
+        with transaction(self._db):
             cur = self._db.execute(
                 "UPDATE events SET settled = 1 WHERE event_id = ? AND settled = 0", (event_id,)
             )
             self._prune_settled()
         return cur.rowcount > 0
-
-    @contextmanager
-    def _immediate(self) -> Iterator[None]:
-        """One write transaction: committed when the block ends, rolled back if it raises."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
 
     def _prune_settled(self) -> None:
         row = self._db.execute(
@@ -265,3 +245,11 @@ class AsyncOutbox:
             await self._call(partial(self._box.close))
             self._box = None
         self._pool.shutdown(wait=True)
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _set_user_version(conn: sqlite3.Connection, version: int) -> None:
+    conn.execute(f"PRAGMA user_version = {int(version)}")

@@ -2,10 +2,9 @@
 MQTT connections, each press re-sent (same event_id, same bytes) until it has a final status,
 as the agent does after a lost answer -- so a press whose worker was killed reaches another.
 
-Statuses are applied as a device applies them: an event's state only moves up in rank
-(accepted < queued < ordered < paid < ... < final states); a lower one arriving later (a
-worker re-publishing the current state of a duplicate while another moved it on) is counted
-as ``stale`` and ignored. paho calls back on its own threads; everything goes through one
+Statuses are applied as a device applies them (``protocol.State.rank``, as the agent does):
+an event's state only moves up in rank; a lower one arriving later (a worker re-publishing the
+current state of a duplicate while another moved it on) is counted as ``stale`` and ignored. paho calls back on its own threads; everything goes through one
 condition, on which ``wait_final`` blocks (no polling).
 """
 
@@ -20,20 +19,8 @@ from edgeorder.bench.events import PlannedEvent
 from edgeorder.bench.load import StatusWatcher, connect_client
 from edgeorder.protocol import State
 
-__all__ = ["RANK", "Fleet", "Press"]
+__all__ = ["Fleet", "Press"]
 
-RANK = {
-    State.ACCEPTED: 0,
-    State.QUEUED: 1,
-    State.ORDERED: 2,
-    State.PAID: 3,
-    State.SHIPPED: 4,
-    State.DELIVERED: 5,
-    State.CANCELLED: 6,
-    State.FAILED: 6,
-    State.THROTTLED: 6,
-    State.REJECTED: 6,
-}
 FINAL = frozenset({State.ORDERED, State.THROTTLED, State.REJECTED, State.FAILED})
 """Where a press of this run ends (the order core never ships: ``ordered`` is the last)."""
 
@@ -71,8 +58,8 @@ class Fleet:
                 return
             new = State(state)
             press.seen.append(state)
-            if press.state is not None and RANK[new] <= RANK[press.state]:
-                if RANK[new] < RANK[press.state]:
+            if press.state is not None and new.rank <= press.state.rank:
+                if new.rank < press.state.rank:
                     self.stale += 1
                 return
             press.state = new
