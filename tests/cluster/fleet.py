@@ -4,8 +4,9 @@ as the agent does after a lost answer -- so a press whose worker was killed reac
 
 Statuses are applied as a device applies them (``protocol.State.rank``, as the agent does):
 an event's state only moves up in rank; a lower one arriving later (a worker re-publishing the
-current state of a duplicate while another moved it on) is counted as ``stale`` and ignored. paho calls back on its own threads; everything goes through one
-condition, on which ``wait_final`` blocks (no polling).
+current state of a duplicate while another moved it on) is counted as ``stale`` and ignored.
+paho calls back on its own threads; everything goes through one condition, on which
+``wait_final`` blocks (no polling).
 """
 
 from __future__ import annotations
