@@ -234,11 +234,20 @@ class OutboxWorker:
         )
 
     async def _cancel_inflight(self) -> None:
-        """Shutdown: abandon calls in flight; their rows stay pending (safe to retry)."""
+        """Shutdown: abandon calls in flight; their rows stay pending (safe to retry: the
+        platform's idempotency key, and "may exist" for a row leased before) and their leases
+        are given up, so another worker takes them at once, not after ``lease_s``."""
         tasks = list(self._inflight.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            released = await self._writer.run(lambda c: ledger.release_leases(c, self._owner))
+        except Exception as exc:  # the database is away: the leases simply run out
+            log.warning("outbox.leases_kept", error=str(exc))
+        else:
+            if released:
+                log.info("outbox.leases_released", rows=released)
 
     async def _process(self, rows: list[OutboxRow]) -> None:
         try:

@@ -388,12 +388,15 @@ def claim_due(
     return _outbox_rows(rows)
 
 
-def release_leases(conn: Conn) -> int:
-    """Forget every lease (a SQLite ledger has one worker, which just started: the leases
-    are its previous run's); the number released."""
+def release_leases(conn: Conn, owner: str | None = None) -> int:
+    """Give up the leases of worker ``owner`` (it is stopping: another worker may take its
+    rows at once instead of after the lease), or every lease (a SQLite ledger has one worker,
+    which just started: the leases are its previous run's); the number released."""
+    mine, params = ("= ?", [owner]) if owner is not None else ("IS NOT NULL", [])
     rows = conn.execute(
         "UPDATE order_outbox SET lease_owner = NULL, lease_until = NULL "
-        "WHERE lease_owner IS NOT NULL RETURNING id"
+        f"WHERE lease_owner {mine} AND state = 'pending' RETURNING id",
+        params,
     ).fetchall()
     return len(rows)
 

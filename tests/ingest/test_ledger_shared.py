@@ -244,3 +244,14 @@ async def test_the_writer_and_readers_come_back_after_the_server_dropped_them(
     finally:
         await writer.stop()
         reader.close()
+
+
+def test_a_stopping_worker_gives_its_leases_up(shared: Database) -> None:
+    _outbox_rows(shared, 2)
+    with shared.open(migrate=False) as conn:
+        (first,) = ledger.claim_due(conn, "stopping", NOW, 60, limit=1)
+        assert len(ledger.claim_due(conn, "staying", NOW, 60, limit=1)) == 1
+        assert ledger.release_leases(conn, "stopping") == 1
+        (taken,) = ledger.claim_due(conn, "other", NOW, 60, limit=10)  # at once, not in 60 s
+        assert (taken.id, taken.claims) == (first.id, 2)  # "may exist": it was sent before
+        assert ledger.claim_due(conn, "third", NOW, 60, limit=10) == []  # "staying" keeps its
