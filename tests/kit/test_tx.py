@@ -118,3 +118,11 @@ def test_a_newer_schema_is_refused(conn: sqlite3.Connection) -> None:
     _set(conn, 9)
     with pytest.raises(SchemaTooNewError, match="newer"):
         migrate(conn, STEPS, version=_version, set_version=_set)
+
+
+def test_a_step_may_be_a_function_of_the_connection(conn: sqlite3.Connection) -> None:
+    def backfill(c: sqlite3.Connection) -> None:
+        c.executemany("INSERT INTO a VALUES (?)", [(n,) for n in range(2, 5)])
+
+    assert migrate(conn, [*STEPS, backfill], version=_version, set_version=_set) == 3
+    assert [r[0] for r in conn.execute("SELECT x FROM a ORDER BY x")] == [1, 2, 3, 4]
