@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import sqlite_utils
+from edgeorder.kit import migrate as kit_migrate
 
 __all__ = ["MIGRATIONS", "migrate"]
 
@@ -221,25 +221,23 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Apply every migration not yet applied, each in its own transaction; return the version."""
-    db = sqlite_utils.Database(conn)
-    if "schema_migrations" not in db.table_names():
-        conn.execute(
-            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_on TEXT)"
-        )
-    done = {row["version"] for row in db.query("SELECT version FROM schema_migrations")}
-    for number, step in enumerate(MIGRATIONS, start=1):
-        if number in done:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            step(conn)
-            conn.execute(
-                "INSERT INTO schema_migrations (version, applied_on) VALUES (?, ?)",
-                (number, datetime.now(UTC).isoformat()),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    return len(MIGRATIONS)
+    """Apply every migration not yet applied, each in its own transaction with its row in
+    ``schema_migrations`` (the shared kit's runner); return the version."""
+    return kit_migrate(conn, MIGRATIONS, version=_version, set_version=_set_version)
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, applied_on TEXT)"
+    )
+    return int(
+        conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+    )
+
+
+def _set_version(conn: sqlite3.Connection, version: int) -> None:
+    conn.execute(
+        "INSERT INTO schema_migrations (version, applied_on) VALUES (?, ?)",
+        (version, datetime.now(UTC).isoformat()),
+    )
