@@ -15,13 +15,14 @@ the standard library (import-linter contracts in pyproject.toml).
 """
 
 from edgeorder.kit.migrate import SchemaTooNewError, migrate
-from edgeorder.kit.reader import Reader
+from edgeorder.kit.reader import Reader, ReaderClosedError
 from edgeorder.kit.tx import Connection, rollback, transaction
 from edgeorder.kit.writer import Writer, WriterClosedError
 
 __all__ = [
     "Connection",
     "Reader",
+    "ReaderClosedError",
     "SchemaTooNewError",
     "Writer",
     "WriterClosedError",

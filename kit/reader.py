@@ -20,9 +20,13 @@ from typing import Generic, TypeVar
 
 from edgeorder.kit.tx import C, rollback
 
-__all__ = ["Reader"]
+__all__ = ["Reader", "ReaderClosedError"]
 
 T = TypeVar("T")
+
+
+class ReaderClosedError(RuntimeError):
+    """A read was asked for after ``close()``."""
 
 
 class Reader(Generic[C]):
@@ -50,6 +54,8 @@ class Reader(Generic[C]):
 
     async def __call__(self, fn: Callable[[C], T]) -> T:
         """``fn(conn)`` on a pool thread; its result (or its exception)."""
+        if self._closed:
+            raise ReaderClosedError("the reader is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self.run_sync, fn)
 
@@ -98,7 +104,9 @@ class Reader(Generic[C]):
             pass
 
     def close(self) -> None:
-        """Stop the threads, then close every connection they opened (idempotent)."""
+        """Stop the threads -- waiting for the reads in progress: closing a SQLite connection
+        under a running query crashes the process -- then close every connection they opened
+        (idempotent)."""
         if self._closed:
             return
         self._closed = True

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeorder.kit import Reader, Writer, WriterClosedError
+from edgeorder.kit import Reader, ReaderClosedError, Writer, WriterClosedError
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -103,3 +103,11 @@ async def test_each_read_sees_one_snapshot_and_close_ends_every_connection(path:
     reader.close()
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         conns[0].execute("SELECT 1")
+
+
+async def test_a_read_after_close_is_refused_plainly(path: Path) -> None:
+    reader: Reader[sqlite3.Connection] = Reader(lambda: connect(path))
+    assert await reader(lambda conn: conn.execute("SELECT 1").fetchone()[0]) == 1
+    reader.close()
+    with pytest.raises(ReaderClosedError):
+        await reader(lambda conn: conn.execute("SELECT 1").fetchone()[0])
