@@ -23,14 +23,20 @@ from edgeorder.httpserver import ServerLimits
 from edgeorder.ingest import health
 from edgeorder.ingest.bus import Bus
 from edgeorder.ingest.connectors.base import Connector
-from edgeorder.ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY, SIMULATOR_KEY, STORE_KEY
+from edgeorder.ingest.keys import (
+    BUS_KEY,
+    METRICS_KEY,
+    PUBLISHER_KEY,
+    SETTINGS_KEY,
+    SIMULATOR_KEY,
+    STORE_KEY,
+)
 from edgeorder.ingest.service import IngestService
 from edgeorder.ingest.settings import Settings
 from edgeorder.ingest.simulator import Simulator
 from edgeorder.ingest.store import queries
 from edgeorder.ingest.store.handle import Store
 from edgeorder.ingest.web.api import install_api
-from edgeorder.ingest.web.broker_hooks import BrokerHooks
 from edgeorder.logs import ProtocolErrorLogger
 
 __all__ = ["SERVICE_KEY", "create_app", "public_url", "server_limits"]
@@ -78,13 +84,13 @@ def create_app(
     app[SERVICE_KEY] = service
     app[PUBLISHER_KEY] = service
     app[STORE_KEY] = Store(service.writer, service.reader)
+    app[METRICS_KEY] = service.metrics
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/livez", livez)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/webhooks/ordercore", service.sync.handle_webhook)
     app.router.add_post("/webhooks/{platform}", service.sync.handle_platform_webhook)
     install_api(app)
-    BrokerHooks(service.reader, service.metrics).install(app)
     app.cleanup_ctx.append(_run_service)  # first: the dashboard's start-up writes through it
     _setup_web(app)
     return app

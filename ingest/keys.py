@@ -7,11 +7,20 @@ from typing import Protocol
 from aiohttp import web
 
 from edgeorder.ingest.bus import Bus
+from edgeorder.ingest.metrics import Metrics
 from edgeorder.ingest.settings import Settings
 from edgeorder.ingest.simulator import Simulator
 from edgeorder.ingest.store.handle import Store
 
-__all__ = ["BUS_KEY", "PUBLISHER_KEY", "SETTINGS_KEY", "SIMULATOR_KEY", "STORE_KEY", "Publisher"]
+__all__ = [
+    "BUS_KEY",
+    "METRICS_KEY",
+    "PUBLISHER_KEY",
+    "SETTINGS_KEY",
+    "SIMULATOR_KEY",
+    "STORE_KEY",
+    "Publisher",
+]
 
 
 class Publisher(Protocol):
@@ -27,3 +36,5 @@ SIMULATOR_KEY = web.AppKey("simulator", Simulator)  # present only when a simula
 PUBLISHER_KEY = web.AppKey("publisher", Publisher)
 STORE_KEY = web.AppKey("store", Store)
 """The service's one writer and one reader pool, for the HTTP side (``ingest.store.handle``)."""
+METRICS_KEY = web.AppKey("metrics", Metrics)
+"""The service's Prometheus metrics, for handlers that count what they answer."""

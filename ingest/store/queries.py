@@ -59,11 +59,19 @@ def event_with_history(conn: Conn, device_id: str, event_id: str) -> Row | None:
     return event
 
 
+_BUFFER_COLUMNS = (
+    "id, inbox_id, device_id, event_id, op, sku, quantity, test, target_order_id, state, "
+    "attempts, next_attempt_at, last_error, created_at, updated_at"
+)
+
+
 def pending_buffer(conn: Conn, *, limit: int) -> list[Row]:
-    """Order-outbox rows still waiting for the platform, the next due first."""
+    """Order-outbox rows still waiting for the platform, the next due first (not the workers'
+    leases: how rows are shared out is no one's business but theirs)."""
     return dicts(
         conn.execute(
-            "SELECT * FROM order_outbox WHERE state = 'pending' ORDER BY next_attempt_at LIMIT ?",
+            f"SELECT {_BUFFER_COLUMNS} FROM order_outbox WHERE state = 'pending' "
+            "ORDER BY next_attempt_at LIMIT ?",
             [limit],
         )
     )

@@ -27,6 +27,7 @@ from edgeorder.ingest.store import queries, registry
 from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.web import api_models as m
 from edgeorder.ingest.web.access import identity_of
+from edgeorder.ingest.web.broker_hooks import BROKER_OPERATIONS
 from edgeorder.ingest.web.evendi_api import EVENDI_OPERATIONS
 from edgeorder.ingest.web.openapi import (
     Operation,
@@ -351,6 +352,7 @@ OPERATIONS: list[Operation] = [
         )
     ),
     *EVENDI_OPERATIONS,
+    *BROKER_OPERATIONS,
 ]
 
 DESCRIPTION = """\

@@ -13,7 +13,8 @@ answers are EMQX 5's documented format (``access-control/authn/http.md``,
   ``{"result": "allow" | "deny"}``: ``ingest.domain.broker_access``, the rules Mosquitto's ACL
   file has (a shared subscription is judged by the filter it shares).
 
-Both are behind the API's bearer token (EMQX sends ``Authorization: Bearer <token>`` from its
+Both are operations of the REST API (``BROKER_OPERATIONS``, in its OpenAPI document), behind
+its bearer token (EMQX sends ``Authorization: Bearer <token>`` from its
 ``headers``). Anything unusable -- not JSON, a missing or oversized field, an unknown action --
 is answered ``deny`` with 200, never a 4xx: EMQX reads a 4xx as "ignore", and an authorizer
 chain that ends in ``no_match = allow`` would then let the client through. Every answer is
@@ -23,20 +24,27 @@ counted (``edgeorder_ingest_broker_hooks_total{hook, result}``); refusals are lo
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from aiohttp import web
+from pydantic import BaseModel
 
-from edgeorder.ingest.domain.broker_access import acl_rules, authorize
+from edgeorder.ingest.domain import broker_access
 from edgeorder.ingest.domain.credentials import verify_password
 from edgeorder.ingest.domain.mosquitto_files import Acl
-from edgeorder.ingest.metrics import Metrics
+from edgeorder.ingest.keys import METRICS_KEY, STORE_KEY
 from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.store.registry import broker_account
+from edgeorder.ingest.web.openapi import Operation, Reply
 
-__all__ = ["AUTHENTICATE_PATH", "AUTHORIZE_PATH", "BrokerHooks"]
+__all__ = [
+    "AUTHENTICATE_PATH",
+    "AUTHORIZE_PATH",
+    "BROKER_OPERATIONS",
+    "AuthenticateAnswer",
+    "AuthorizeAnswer",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -45,8 +53,6 @@ AUTHORIZE_PATH = "/api/broker/authorize"
 _BODY_MAX = 16 * 1024
 _FIELD_MAX = 65535  # MQTT strings are at most 64 KiB
 _ACTIONS = frozenset({"publish", "subscribe"})
-
-Read = Callable[[Callable[[Conn], Any]], Awaitable[Any]]
 
 
 class _Unusable(ValueError):
@@ -84,56 +90,98 @@ def _may(conn: Conn, username: str, client_id: str, action: str, topic: str) -> 
     account = broker_account(conn, username)
     if account is None:
         return False
-    acl = Acl(acl_rules([username] if account[1] else []))
-    return authorize(
+    acl = Acl(broker_access.acl_rules([username] if account[1] else []))
+    return broker_access.authorize(
         acl, username, client_id, "publish" if action == "publish" else "subscribe", topic
     )
 
 
-class BrokerHooks:
-    """The two routes; ``read`` runs a registry query on the service's reader pool."""
+class AuthenticateAnswer(BaseModel):
+    """EMQX's HTTP authenticator's answer (``access-control/authn/http.md``)."""
 
-    def __init__(self, read: Read, metrics: Metrics) -> None:
-        self._read, self._metrics = read, metrics
+    result: Literal["allow", "deny"]
+    is_superuser: bool
 
-    def install(self, app: web.Application) -> None:
-        app.router.add_post(AUTHENTICATE_PATH, self.authenticate)
-        app.router.add_post(AUTHORIZE_PATH, self.authorize)
 
-    def _answer(self, hook: str, allowed: bool, **extra: Any) -> web.Response:
-        result = "allow" if allowed else "deny"
-        self._metrics.broker_hooks.labels(hook=hook, result=result).inc()
-        return web.json_response({"result": result, **extra})
+class AuthorizeAnswer(BaseModel):
+    """EMQX's HTTP authorizer's answer (``access-control/authz/http.md``)."""
 
-    async def authenticate(self, request: web.Request) -> web.Response:
-        try:
-            f = _fields(await request.read(), ("username", "password"))
-        except _Unusable as exc:
-            log.warning("broker.authenticate_unusable", reason=str(exc), remote=request.remote)
-            return self._answer("authenticate", False, is_superuser=False)
-        ok = bool(await self._read(lambda c: _check_password(c, f["username"], f["password"])))
-        if not ok:
-            log.info("broker.authenticate_refused", username=f["username"][:64])
-        return self._answer("authenticate", ok, is_superuser=False)
+    result: Literal["allow", "deny"]
 
-    async def authorize(self, request: web.Request) -> web.Response:
-        try:
-            f = _fields(await request.read(), ("username", "action", "topic"), ("clientid",))
-            if f["action"] not in _ACTIONS:
-                raise _Unusable(f"unknown action {f['action'][:32]!r}")
-        except _Unusable as exc:
-            log.warning("broker.authorize_unusable", reason=str(exc), remote=request.remote)
-            return self._answer("authorize", False)
-        body = json.loads(await request.read())
-        client_id = body.get("clientid") if isinstance(body.get("clientid"), str) else ""
-        ok = bool(
-            await self._read(lambda c: _may(c, f["username"], client_id, f["action"], f["topic"]))
+
+def _answer(request: web.Request, hook: str, allowed: bool, **extra: Any) -> web.Response:
+    result = "allow" if allowed else "deny"
+    request.app[METRICS_KEY].broker_hooks.labels(hook=hook, result=result).inc()
+    return web.json_response({"result": result, **extra})
+
+
+async def authenticate(request: web.Request) -> web.Response:
+    """``POST /api/broker/authenticate`` (module docstring)."""
+    try:
+        f = _fields(await request.read(), ("username", "password"))
+    except _Unusable as exc:
+        log.warning("broker.authenticate_unusable", reason=str(exc), remote=request.remote)
+        return _answer(request, "authenticate", False, is_superuser=False)
+    ok = bool(
+        await request.app[STORE_KEY].read(
+            lambda c: _check_password(c, f["username"], f["password"])
         )
-        if not ok:
-            log.info(
-                "broker.authorize_refused",
-                username=f["username"][:64],
-                action=f["action"],
-                topic=f["topic"][:200],
-            )
-        return self._answer("authorize", ok)
+    )
+    if not ok:
+        log.info("broker.authenticate_refused", username=f["username"][:64])
+    return _answer(request, "authenticate", ok, is_superuser=False)
+
+
+async def authorize(request: web.Request) -> web.Response:
+    """``POST /api/broker/authorize`` (module docstring)."""
+    try:
+        f = _fields(await request.read(), ("username", "action", "topic"), ("clientid",))
+        if f["action"] not in _ACTIONS:
+            raise _Unusable(f"unknown action {f['action'][:32]!r}")
+    except _Unusable as exc:
+        log.warning("broker.authorize_unusable", reason=str(exc), remote=request.remote)
+        return _answer(request, "authorize", False)
+    ok = bool(
+        await request.app[STORE_KEY].read(
+            lambda c: _may(c, f["username"], f["clientid"], f["action"], f["topic"])
+        )
+    )
+    if not ok:
+        log.info(
+            "broker.authorize_refused",
+            username=f["username"][:64],
+            action=f["action"],
+            topic=f["topic"][:200],
+        )
+    return _answer(request, "authorize", ok)
+
+
+_DESCRIPTION = (
+    "Called by EMQX, not by people: the body is EMQX's request template (POST, JSON). "
+    "Anything this API cannot use is answered deny with 200, never an error status, which "
+    "EMQX would read as 'ignore'."
+)
+BROKER_OPERATIONS: list[Operation] = [
+    Operation(
+        "POST",
+        AUTHENTICATE_PATH,
+        authenticate,
+        "may this MQTT client connect? (EMQX HTTP authentication)",
+        (Reply(200, AuthenticateAnswer, "allow or deny"),),
+        description=_DESCRIPTION
+        + ' Body: {"username": str, "password": str, "clientid": str}; the password is checked '
+        "against the registry's hash of an enabled device or a service account.",
+        tag="broker",
+    ),
+    Operation(
+        "POST",
+        AUTHORIZE_PATH,
+        authorize,
+        "may this MQTT client publish or subscribe to this topic? (EMQX HTTP authorization)",
+        (Reply(200, AuthorizeAnswer, "allow or deny"),),
+        description=_DESCRIPTION
+        + ' Body: {"username": str, "clientid": str, "action": "publish"|"subscribe", '
+        '"topic": str}; the rules of the Mosquitto ACL broker-auth writes.',
+        tag="broker",
+    ),
+]
