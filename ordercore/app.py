@@ -9,7 +9,12 @@ from aiohttp import web
 
 from edgeorder.ordercore.core import CORE, Core, core_context
 from edgeorder.ordercore.endpoints import register
-from edgeorder.ordercore.http import ProtocolErrorLogger, auth_middleware, error_middleware
+from edgeorder.ordercore.http import (
+    ProtocolErrorLogger,
+    auth_middleware,
+    error_middleware,
+    metrics_middleware,
+)
 from edgeorder.ordercore.openapi import ENDPOINTS
 from edgeorder.ordercore.settings import Settings
 
@@ -25,7 +30,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     """
     protocol_errors = ProtocolErrorLogger()
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[metrics_middleware, error_middleware, auth_middleware],
         handler_args={"logger": protocol_errors},
     )
     app[CORE] = Core(settings, clock)

@@ -15,6 +15,7 @@ from edgeorder.files import make_private_dir
 from edgeorder.ordercore.catalog import Catalog, load_seed
 from edgeorder.ordercore.delivery import Dispatcher
 from edgeorder.ordercore.errors import StoreError
+from edgeorder.ordercore.metrics import Metrics
 from edgeorder.ordercore.settings import Settings
 from edgeorder.ordercore.store import catalog as catalog_store
 from edgeorder.ordercore.store.db import Reader, Writer, connect
@@ -34,6 +35,7 @@ class Core:
         self.settings = settings
         self.clock = clock
         self.catalog = Catalog()
+        self.metrics = Metrics()
         self._writer: Writer | None = None
         self._reader: Reader | None = None
         self._dispatcher: Dispatcher | None = None

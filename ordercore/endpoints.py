@@ -40,6 +40,7 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
     many: bool = False
     json: bool = False  # a JSON object without a model (the OpenAPI document itself)
+    text: str | None = None  # a text body of this media type (``/metrics``)
 
 
 @dataclass(slots=True)

@@ -1,10 +1,11 @@
-"""``GET /livez`` and ``GET /healthz`` of the order core (no auth).
+"""``GET /livez``, ``GET /healthz`` and ``GET /metrics`` of the order core (no auth).
 
 ``/livez`` is 200 while the process serves HTTP. ``/healthz`` is 200 only when the database
 takes a write (a no-op job through the one writer, within ``HEALTH_TIMEOUT_S``) and no webhook
 delivery has been pending for longer than ``Settings.health_webhook_age_s``; otherwise 503.
 Both bodies list every check with what it saw: ``{"status", "checks": [{"name", "ok",
-"detail"}]}``.
+"detail"}]}``. ``/metrics`` is the Prometheus text of ``ordercore.metrics``, unauthenticated
+as ingest's is (it says nothing about an order or a buyer; keep it off the public network).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from aiohttp import web
 from edgeorder.ordercore.core import CORE, Core
 from edgeorder.ordercore.endpoints import Call, Endpoint, Reply
 from edgeorder.ordercore.http import json_response
+from edgeorder.ordercore.lifecycle import OrderStatus
+from edgeorder.ordercore.metrics import CONTENT_TYPE
 from edgeorder.ordercore.schemas import HealthOut, LiveOut
-from edgeorder.ordercore.store.health import delivery_backlog
+from edgeorder.ordercore.store.health import delivery_backlog, orders_by_status
 
-__all__ = ["ENDPOINTS", "HEALTH_TIMEOUT_S", "healthz", "livez"]
+__all__ = ["ENDPOINTS", "HEALTH_TIMEOUT_S", "healthz", "livez", "metrics"]
 
 HEALTH_TIMEOUT_S = 2.0
 
@@ -66,6 +69,17 @@ async def _webhooks(core: Core) -> dict[str, Any]:
     return _check("webhooks", age <= limit, detail)
 
 
+async def metrics(call: Call[Any, Any]) -> web.Response:
+    """GET /metrics: the counters in memory, and the orders by state read from the database
+    (every state listed, 0 included, so a series does not vanish when its last order moves)."""
+    core = call.request.app[CORE]
+    async with asyncio.timeout(HEALTH_TIMEOUT_S):
+        counts = await core.reader.run(orders_by_status)
+    states = [(s.name.lower(), counts.get(s.value, 0)) for s in OrderStatus]
+    text = core.metrics.render(states)
+    return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
+
+
 def _check(name: str, ok: bool, detail: str) -> dict[str, Any]:
     return {"name": name, "ok": ok, "detail": detail}
 
@@ -90,6 +104,17 @@ ENDPOINTS: list[Endpoint] = [
             Reply(200, HealthOut, "all checks ok"),
             Reply(503, HealthOut, "degraded: the failing checks say why"),
         ),
+        roles=None,
+        tag="service",
+    ),
+    Endpoint(
+        "GET",
+        "/metrics",
+        metrics,
+        "Prometheus metrics in the text exposition format (no token): requests by route "
+        "template and status code, request durations, orders created and by state, "
+        "idempotent replays, build info",
+        (Reply(200, None, "the metrics (text/plain; version=0.0.4)", text="text/plain"),),
         roles=None,
         tag="service",
     ),

@@ -4,7 +4,9 @@ logger that keeps malformed HTTP (a NUL byte in a header) out of the ERROR log
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,6 +17,7 @@ from aiohttp import web
 from edgeorder.logs import ProtocolErrorLogger
 from edgeorder.ordercore.core import CORE
 from edgeorder.ordercore.errors import ApiError
+from edgeorder.ordercore.metrics import route_label
 from edgeorder.ordercore.principals import Principal, Token
 from edgeorder.ordercore.views import dumps
 
@@ -25,11 +28,12 @@ __all__ = [
     "auth_middleware",
     "error_middleware",
     "json_response",
+    "metrics_middleware",
     "read_json",
 ]
 
 log = structlog.get_logger("edgeorder.ordercore.http")
-PUBLIC_PATHS = frozenset({"/livez", "/healthz", "/api/openapi.json"})
+PUBLIC_PATHS = frozenset({"/livez", "/healthz", "/metrics", "/api/openapi.json"})
 PRINCIPAL = web.RequestKey("principal", Principal)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -116,3 +120,25 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled_error", path=request.path, method=request.method)
         return json_response({"Error": "internal", "Message": "internal error"}, 500)
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: counts what the client got (the error middleware's JSON answers included),
+    by route template; a client that went away before the answer counts as 499."""
+    start = time.perf_counter()
+    code = 500
+    try:
+        response = await handler(request)
+        code = response.status
+        return response
+    except web.HTTPException as exc:  # a redirect, re-raised by the error middleware
+        code = exc.status
+        raise
+    except asyncio.CancelledError:
+        code = 499
+        raise
+    finally:
+        request.app[CORE].metrics.observe(
+            route_label(request), request.method, code, time.perf_counter() - start
+        )

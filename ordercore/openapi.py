@@ -133,6 +133,8 @@ def _parameters(ep: Endpoint) -> list[J]:
 
 
 def _content(reply: Reply) -> J | None:
+    if reply.text is not None:
+        return {reply.text: {"schema": {"type": "string"}}}
     if reply.model is None:
         return {"application/json": {"schema": {"type": "object"}}} if reply.json else None
     schema = _ref(reply.model)

@@ -74,6 +74,7 @@ class _Attempt:
     digest: str
     write: Callable[[sqlite3.Connection], StoredResponse] | None = None
     error: ApiError | None = None
+    orders: int = 0  # the orders the write creates (one per merchant)
 
 
 def _prepare(core: Core, principal: Principal, body: Any, key: str | None) -> _Attempt:
@@ -93,7 +94,7 @@ def _prepare(core: Core, principal: Principal, body: Any, key: str | None) -> _A
         key=key,
         body_hash=digest,
     )
-    return _Attempt(key, digest, write=create)
+    return _Attempt(key, digest, write=create, orders=len(drafts))
 
 
 Lookup = Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
@@ -118,10 +119,12 @@ async def _run(
             )
             replay: StoredResponse | None = await lookup(check)
             if replay is not None:
+                core.metrics.checkout(replayed=True, status=replay.status, orders=0)
                 return replay
         raise attempt.error
     assert attempt.write is not None
     result = await core.writer.run(attempt.write)
+    core.metrics.checkout(replayed=result.replayed, status=result.status, orders=attempt.orders)
     core.dispatcher.notify(result.notify)
     return result
 
