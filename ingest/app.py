@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -149,8 +150,33 @@ async def _observe(service: IngestService) -> health.Observed:
     )
 
 
+def _fleet(conn: Any) -> tuple[dict[str, int], str | None]:
+    return queries.device_states(conn), queries.oldest_pending_order(conn)
+
+
+async def _refresh(service: IngestService) -> None:
+    """Set the gauges a scrape reads: this worker's links, and the fleet from the database."""
+    m = service.metrics
+    m.mqtt_up.set(1 if service.link.subscribed.is_set() else 0)
+    m.platform_up.set(1 if (await service.platform.state()).reachable else 0)
+    fleet, error = await health.bounded(
+        service.reader(_fleet), HEALTH_TIMEOUT_S, "the database reader"
+    )
+    if error is not None:
+        m.scrape_read_failures.inc()
+        log.warning("ingest.metrics_read_failed", error=error)
+        return
+    states, oldest = fleet
+    for state, count in states.items():
+        m.devices.labels(state).set(count)
+    age = 0.0 if oldest is None else (p.utcnow() - datetime.fromisoformat(oldest)).total_seconds()
+    m.oldest_buffered.set(max(0.0, age))
+
+
 async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text; the fleet gauges are refreshed first (bounded reads, ``_refresh``)."""
     service = request.app[SERVICE_KEY]
+    await _refresh(service)
     return web.Response(
         body=service.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )

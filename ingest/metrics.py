@@ -1,8 +1,20 @@
-"""Prometheus metrics of one ingest app, in its own registry (several apps share a test process)."""
+"""Prometheus metrics of one ingest app, in its own registry (several apps share a test process).
+
+Counters are declared without ``_total``: prometheus_client exposes them as ``NAME_total``
+(plus ``NAME_created``). The fleet gauges (``edgeorder_devices``, the oldest buffered order's
+age) are read from the database at scrape time (``ingest.app.metrics``); with several workers on
+one PostgreSQL ledger every worker exports the same values, so aggregate them with ``max()``,
+never ``sum()``. The README's "Metrics" section lists every series.
+"""
 
 from __future__ import annotations
 
+import platform
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from edgeorder import __version__
+from edgeorder.ingest.store.queries import DEVICE_STATES
 
 __all__ = ["Metrics"]
 
@@ -12,9 +24,10 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 class Metrics:
     """Counters, gauges and histograms named ``edgeorder_ingest_*``."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, backend: str = "sqlite") -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        self._fleet_gauges(backend)
         self.received = Counter(
             "edgeorder_ingest_events_received", "Event messages received", registry=r
         )
@@ -119,6 +132,49 @@ class Metrics:
             "edgeorder_ingest_publish_to_ordered_seconds",
             "From the event's device timestamp to its ordered status",
             buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+
+    def _fleet_gauges(self, backend: str) -> None:
+        """The chain's state as dashboards and alert rules read it (``edgeorder_*``)."""
+        r = self.registry
+        build = Gauge(
+            "edgeorder_build_info",
+            "Build of the running service; the value is always 1",
+            ["service", "version", "python", "backend"],
+            registry=r,
+        )
+        build.labels("ingest", __version__, platform.python_version(), backend).set(1)
+        self.devices = Gauge(
+            "edgeorder_devices",
+            "Registered devices by state (online, offline, disabled; a disabled device is "
+            "disabled whatever its presence); from the database: max() over workers",
+            ["state"],
+            registry=r,
+        )
+        for state in DEVICE_STATES:
+            self.devices.labels(state)
+        self.mqtt_up = Gauge(
+            "edgeorder_mqtt_up",
+            "1 while this worker is connected and subscribed to the broker, else 0",
+            registry=r,
+        )
+        self.platform_up = Gauge(
+            "edgeorder_order_platform_up",
+            "1 while the order platform answers this worker (its last answers, or a TCP probe "
+            "when no order was sent lately), else 0",
+            registry=r,
+        )
+        self.oldest_buffered = Gauge(
+            "edgeorder_buffered_order_oldest_age_seconds",
+            "Age of the oldest order waiting for the platform (0 when none waits); from the "
+            "database: max() over workers",
+            registry=r,
+        )
+        self.scrape_read_failures = Counter(
+            "edgeorder_ingest_metrics_read_failures",
+            "Scrapes whose database read failed or timed out (the fleet gauges kept their "
+            "previous values)",
             registry=r,
         )
 

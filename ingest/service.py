@@ -89,7 +89,7 @@ class IngestService:
     def __init__(self, settings: Settings, bus: Bus, *, connector: Connector | None = None) -> None:
         self.settings = settings
         self.bus = bus
-        self.metrics = Metrics()
+        self.metrics = Metrics(backend="sqlite" if settings.database.url is None else "postgresql")
         self.connector = connector or make_connector(settings)
         self.webhook_secret = settings.webhook_secret.get_secret_value() or secrets.token_hex(32)
         self.delivery = DeliveryTracker()

@@ -10,6 +10,8 @@ from typing import Any
 from edgeorder.ingest.store.database import Conn, dicts
 
 __all__ = [
+    "DEVICE_STATES",
+    "device_states",
     "event_with_history",
     "oldest_pending_order",
     "pending_buffer",
@@ -83,6 +85,24 @@ def oldest_pending_order(conn: Conn) -> str | None:
         "SELECT MIN(created_at) FROM order_outbox WHERE state = 'pending'"
     ).fetchone()
     return None if row is None or row[0] is None else str(row[0])
+
+
+DEVICE_STATES = ("online", "offline", "disabled")
+"""The ``state`` label values of ``edgeorder_devices``: a disabled device counts as disabled
+whatever its presence says."""
+
+
+def device_states(conn: Conn) -> dict[str, int]:
+    """How many registered devices are online, offline and disabled (every state, 0 too)."""
+    rows = conn.execute(
+        "SELECT CASE WHEN d.enabled = 0 THEN 'disabled' "
+        "WHEN COALESCE(p.online, 0) = 1 THEN 'online' ELSE 'offline' END AS state, COUNT(*) "
+        "FROM devices d LEFT JOIN presence p ON p.device_id = d.device_id "
+        "GROUP BY 1"
+    ).fetchall()
+    counts = dict.fromkeys(DEVICE_STATES, 0)
+    counts.update({str(r[0]): int(r[1]) for r in rows})
+    return counts
 
 
 def _by_device(device_id: str | None) -> tuple[str, list[Any]]:
