@@ -27,6 +27,7 @@ from edgeorder.ingest.domain.devices import Device
 from edgeorder.ingest.health import PlatformMonitor
 from edgeorder.ingest.metrics import Metrics
 from edgeorder.ingest.mqtt.delivery import DeliveryTracker
+from edgeorder.ingest.mqtt.homeassistant import HaDiscovery
 from edgeorder.ingest.mqtt.link import MqttLink, MqttOptions
 from edgeorder.ingest.mqtt.router import Router
 from edgeorder.ingest.mqtt.statuses import StatusPublisher
@@ -104,6 +105,15 @@ class IngestService:
         self.devices = DeviceCache(
             self.database, read=self.reader, on_config_change=self._config_changed
         )
+        self.ha: HaDiscovery | None = None
+        if settings.ha_discovery:
+            self.ha = HaDiscovery(
+                publish=self._publish_raw,
+                read=self.reader,
+                bus=bus,
+                prefix=settings.ha_discovery_prefix,
+                dashboard_url=settings.public_url,
+            )
         self.link = MqttLink(
             MqttOptions(
                 url=settings.mqtt_url,
@@ -112,8 +122,11 @@ class IngestService:
                 client_id=settings.mqtt_client_id,
                 ca_file=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
                 shared_group=settings.mqtt_shared_group,
+                extra_subscriptions=self.ha.subscriptions if self.ha is not None else (),
             )
         )
+        if self.ha is not None:
+            self.link.on_other = self.ha.on_message
         self.link.on_published = self.delivery.confirmed
         self.statuses = StatusPublisher(self.link, bus, self.delivery)
         self.platform = PlatformMonitor(
@@ -185,6 +198,8 @@ class IngestService:
         self._spawn("bus", self._follow_bus())
         if self.fanout is not None:
             self._spawn("fanout", self.fanout.run())
+        if self.ha is not None:
+            self._spawn("ha", self.ha.run())
         if public_url and isinstance(self.connector, WebhookConnector):
             url = f"{public_url.rstrip('/')}/webhooks/{self.connector.webhook_name}"
             self._spawn("webhook", register_platform_webhooks(self.connector, url))
@@ -230,7 +245,7 @@ class IngestService:
         await self._cancel("router")  # take no new messages
         await self._drain_inbound()
         self.router.close()  # pending re-tries: unacked, so redelivered to the next session
-        for name in ("outbox", "poller", "bus", "webhook", "fanout"):
+        for name in ("outbox", "poller", "bus", "webhook", "fanout", "ha"):
             await self._cancel(name)  # orders in flight stay pending: safe to retry
         try:
             await self.writer.run(lambda conn: None)  # barrier: every earlier write acked
@@ -313,6 +328,9 @@ class IngestService:
     def _clear_retained(self, topic: str) -> None:
         """Delete the retained message of ``topic`` on the broker (an empty retained publish)."""
         self.link.publish(topic, b"", qos=1, retain=True)
+
+    def _publish_raw(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> None:
+        self.link.publish(topic, payload, qos=qos, retain=retain)
 
     def _send_config(self, device_id: str, config: p.DeviceConfig) -> None:
         self.link.publish(

@@ -116,6 +116,13 @@ class Settings(BaseModel):
     """An idle keep-alive connection is closed after this many seconds."""
     http_header_timeout_s: float = Field(default=10.0, gt=0, le=600)
     """A new connection that has not sent a whole request head by then is closed."""
+    # --- Home Assistant ------------------------------------------------------------------------
+    ha_discovery: bool = False
+    """Publish Home Assistant MQTT discovery configs (device triggers, last-order sensor,
+    availability) for every enabled device (``ingest.mqtt.homeassistant``)."""
+    ha_discovery_prefix: str = "homeassistant"
+    """Home Assistant's discovery prefix (its MQTT integration's setting); its birth message
+    is ``<prefix>/status``."""
     # --- order-platform webhooks -----------------------------------------------------------------
     webhook_tolerance_s: int = Field(default=300, ge=1, le=86_400)
     """A signed webhook whose timestamp is further than this from now is refused."""
@@ -125,6 +132,18 @@ class Settings(BaseModel):
     def _mqtt_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("mqtt://", "mqtts://")):
             raise ValueError("must start with mqtt:// or mqtts://")
+        return value
+
+    @field_validator("ha_discovery_prefix")
+    @classmethod
+    def _ha_prefix(cls, value: str) -> str:
+        from edgeorder.ingest.domain.homeassistant import is_valid_prefix
+
+        if not is_valid_prefix(value):
+            raise ValueError(
+                "must be topic levels of letters, digits, '_' and '-' separated by '/' "
+                "(no wildcard, no empty level), at most 100 characters"
+            )
         return value
 
     @field_validator("db_url")

@@ -34,7 +34,8 @@ from edgeorder.ingest.cli.system import (
     write_atomic,
 )
 from edgeorder.ingest.domain.credentials import generate_password
-from edgeorder.ingest.domain.mosquitto_files import render_acl, render_passwd
+from edgeorder.ingest.domain.homeassistant import is_valid_prefix
+from edgeorder.ingest.domain.mosquitto_files import HA_PREFIX, render_acl, render_passwd
 from edgeorder.ingest.settings import Settings
 from edgeorder.ingest.store import audit
 from edgeorder.ingest.store.audit import BROKER_FILES_WRITTEN
@@ -64,6 +65,14 @@ def _service_arg(value: str) -> Service:
     if not sep or not p.is_valid_device_id(user) or not path:
         raise argparse.ArgumentTypeError(f"{value!r}: expected USER=PASSWORD_FILE")
     return Service(user, Path(path))
+
+
+def _ha_prefix_arg(value: str) -> str:
+    if not is_valid_prefix(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: topic levels of letters, digits, '_' and '-' separated by '/'"
+        )
+    return value
 
 
 def _mode_arg(value: str) -> int:
@@ -108,6 +117,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         action="store_true",
         help="write a new random password into each --service file that does not exist yet "
         "(mode 640, group of the data directory: the group ingest runs as)",
+    )
+    parser.add_argument(
+        "--ha-discovery-prefix",
+        type=_ha_prefix_arg,
+        default=HA_PREFIX,
+        help="Home Assistant's discovery prefix: service accounts may read and write PREFIX/# "
+        "(ingest --ha-discovery publishes there); devices never may (default homeassistant)",
     )
     parser.add_argument(
         "--reload",
@@ -216,7 +232,12 @@ def run(args: argparse.Namespace, prog: str) -> int:
     _check_traversable(args.out, owner)
     passwd = render_passwd({**devices, **services}).encode()
     write_atomic(args.out / "passwd", passwd, mode=args.mode, owner=owner)
-    write_atomic(args.out / "acl", render_acl(services).encode(), mode=args.mode, owner=owner)
+    write_atomic(
+        args.out / "acl",
+        render_acl(services, args.ha_discovery_prefix).encode(),
+        mode=args.mode,
+        owner=owner,
+    )
     summary = f"{len(devices)} devices, {len(services)} service accounts"
     with as_owner_of(data_dir):
         _record_run(database, summary)

@@ -106,6 +106,10 @@ _OPTIONS: dict[str, tuple[str, str]] = {
         "webhook_tolerance_s",
         "refuse a platform webhook signed further than this from now (default 300)",
     ),
+    "ha_discovery_prefix": (
+        "ha_discovery_prefix",
+        "Home Assistant's MQTT discovery prefix (default homeassistant; with --ha-discovery)",
+    ),
 }
 _JSON_OPTIONS = {
     "default_profile": ("default_profile", "buyer JSON (Customer/Shipping/...)"),
@@ -122,6 +126,15 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     for dest, (_, help_text) in {**_OPTIONS, **_JSON_OPTIONS}.items():
         parser.add_argument("--" + dest.replace("_", "-"), dest=dest, default=None, help=help_text)
+    parser.add_argument(
+        "--ha-discovery",
+        action="store_true",
+        default=None,
+        help="publish Home Assistant MQTT discovery for every enabled device: triggers for "
+        "single/double/long press, a last-order sensor, availability from presence "
+        f"(env {ENV_PREFIX}HA_DISCOVERY=1; ingest's broker account must be allowed to write "
+        "<prefix>/#, as broker-auth grants)",
+    )
     parser.add_argument(
         "--mqtt-password-file",
         default=None,
@@ -154,6 +167,9 @@ def build_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settings
             except json.JSONDecodeError as exc:
                 raise ValueError(f"--{dest.replace('_', '-')}: not JSON: {exc}") from exc
         _set(values, path, raw)
+    ha = args.ha_discovery or env.get(ENV_PREFIX + "HA_DISCOVERY")
+    if ha:
+        values["ha_discovery"] = ha
     password_file = args.mqtt_password_file or env.get(ENV_PREFIX + "MQTT_PASSWORD_FILE")
     if password_file:
         values["mqtt_password"] = Path(password_file).read_text().strip()

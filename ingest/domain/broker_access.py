@@ -1,7 +1,8 @@
 """Who may connect and what they may publish or subscribe to, for any broker (pure).
 
 The rules are ARCHITECTURE.md's, the same ones ``edgeorder broker-auth`` writes into
-Mosquitto's ``acl_file``: a service account (ingest) reads and writes every device topic; a
+Mosquitto's ``acl_file``: a service account (ingest) reads and writes every device topic and
+Home Assistant's discovery tree (``homeassistant/#`` or the configured prefix); a
 device, whose MQTT username is its device_id, writes only its own events, presence, telemetry
 and config/reported, and reads only its own status and config. A broker that asks over HTTP
 (EMQX's HTTP authorizer, ``ingest.web.broker_hooks``) gets the very same answers.
@@ -13,7 +14,7 @@ from collections.abc import Iterable
 from typing import Literal
 
 from edgeorder import protocol as p
-from edgeorder.ingest.domain.mosquitto_files import Access, Acl, AclRule
+from edgeorder.ingest.domain.mosquitto_files import HA_PREFIX, Access, Acl, AclRule
 from edgeorder.protocol.topics import DEVICE_READS, DEVICE_WRITES
 
 __all__ = ["BrokerAction", "acl_rules", "authorize", "unshared"]
@@ -23,13 +24,14 @@ _SHARE_PREFIX = "$share/"
 _QUEUE_PREFIX = "$queue/"
 
 
-def acl_rules(service_accounts: Iterable[str]) -> list[AclRule]:
-    """The broker's rules: full device-tree access per service account, own topics per device
-    (``%u``: the username)."""
+def acl_rules(service_accounts: Iterable[str], ha_prefix: str = HA_PREFIX) -> list[AclRule]:
+    """The broker's rules: full device-tree and Home Assistant discovery access per service
+    account, own topics per device (``%u``: the username)."""
     root = p.TOPIC_ROOT
     rules = [
-        AclRule(user, Access.READ | Access.WRITE, f"{root}/#", False)
+        AclRule(user, Access.READ | Access.WRITE, tree, False)
         for user in sorted(service_accounts)
+        for tree in (f"{root}/#", f"{ha_prefix}/#")
     ]
     rules += [AclRule(None, Access.WRITE, f"{root}/%u/{ch.value}", True) for ch in DEVICE_WRITES]
     rules += [AclRule(None, Access.READ, f"{root}/%u/{ch.value}", True) for ch in DEVICE_READS]

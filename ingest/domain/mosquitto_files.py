@@ -26,19 +26,25 @@ __all__ = [
 ]
 
 
+HA_PREFIX = "homeassistant"
+"""Home Assistant's default discovery prefix (``ingest.domain.homeassistant``)."""
+
+
 def render_passwd(hashes: dict[str, str]) -> str:
     """Mosquitto password-file lines ``username:$7$...``, sorted."""
     return "".join(f"{user}:{hashed}\n" for user, hashed in sorted(hashes.items()))
 
 
-def render_acl(service_accounts: Iterable[str]) -> str:
-    """The ACL: full device-tree access for service accounts, own-topics-only for devices
-    (ARCHITECTURE.md: a device writes only its own events, presence, telemetry and
-    config/reported, and reads only its own status and config)."""
+def render_acl(service_accounts: Iterable[str], ha_prefix: str = HA_PREFIX) -> str:
+    """The ACL: full device-tree access for service accounts, and Home Assistant's discovery
+    tree ``ha_prefix/#`` (ingest publishes discovery there, reads its birth message);
+    own-topics-only for devices (ARCHITECTURE.md: a device writes only its own events,
+    presence, telemetry and config/reported, and reads only its own status and config -- so
+    never anything under ``ha_prefix/``)."""
     root = p.TOPIC_ROOT
     lines = ["# written by 'edgeorder broker-auth'; do not edit by hand", ""]
     for user in sorted(service_accounts):
-        lines += [f"user {user}", f"topic readwrite {root}/#", ""]
+        lines += [f"user {user}", f"topic readwrite {root}/#", f"topic readwrite {ha_prefix}/#", ""]
     lines.append("# devices: username = device_id")
     lines += [f"pattern write {root}/%u/{ch.value}" for ch in DEVICE_WRITES]
     lines += [f"pattern read {root}/%u/{ch.value}" for ch in DEVICE_READS]

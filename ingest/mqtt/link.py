@@ -56,6 +56,9 @@ _SUBSCRIPTIONS = (
 )
 
 
+_DEVICE_TREE = p.TOPIC_ROOT + "/"
+
+
 @dataclass(frozen=True)
 class MqttOptions:
     """How to reach the broker (from ``Settings``)."""
@@ -66,6 +69,9 @@ class MqttOptions:
     client_id: str
     ca_file: str | None = None
     shared_group: str | None = None
+    extra_subscriptions: tuple[tuple[str, int], ...] = ()
+    """Filters outside the device tree (never shared: every worker hears them), e.g. Home
+    Assistant's birth topic; their messages go to ``MqttLink.on_other``, not ``inbound``."""
     queue_size: int = 20_000
     backoff_min_s: float = 0.2
     backoff_max_s: float = 30.0
@@ -233,6 +239,9 @@ class MqttLink:
         self.disconnected.set()
         self.dropped = 0
         self.on_published: Callable[[int], None] | None = None
+        self.on_other: Callable[[str, bytes, bool], None] | None = None
+        """Called on the loop with (topic, payload, retain) for a message outside the device
+        tree (``extra_subscriptions``); it only hands off, as every paho callback here."""
         self._generation = 0
         self._resync_generation = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -425,7 +434,7 @@ class MqttLink:
             (p.subscription(ch, shared_group=self.options.shared_group), qos)
             for ch, qos in _SUBSCRIPTIONS
         ]
-        client.subscribe(topics)
+        client.subscribe(topics + list(self.options.extra_subscriptions))
         log.info("mqtt.connected", url=self.options.url, session_present=flags.session_present)
 
     def _on_subscribe(
@@ -436,6 +445,14 @@ class MqttLink:
         log.info("mqtt.subscribed", shared_group=self.options.shared_group)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if self.on_other is not None and not msg.topic.startswith(_DEVICE_TREE):
+            if msg.qos > 0:  # subscribed at QoS 0, but a broker may deliver QoS 1 anyway
+                client.ack(msg.mid, msg.qos)
+            try:
+                self.on_other(msg.topic, bytes(msg.payload), bool(msg.retain))
+            except Exception:  # a handler bug must not break the connection
+                log.exception("mqtt.on_other_failed", topic=msg.topic)
+            return
         message = Inbound(
             msg.topic, bytes(msg.payload), msg.qos, msg.mid, self._generation, bool(msg.retain)
         )

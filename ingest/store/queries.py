@@ -12,6 +12,7 @@ from edgeorder.ingest.store.database import Conn, dicts
 __all__ = [
     "DEVICE_STATES",
     "device_states",
+    "enabled_devices_with_fw",
     "event_with_history",
     "oldest_pending_order",
     "pending_buffer",
@@ -103,6 +104,18 @@ def device_states(conn: Conn) -> dict[str, int]:
     counts = dict.fromkeys(DEVICE_STATES, 0)
     counts.update({str(r[0]): int(r[1]) for r in rows})
     return counts
+
+
+def enabled_devices_with_fw(conn: Conn) -> list[Row]:
+    """Every enabled device: id, name, mapping (JSON) and the firmware of its last presence
+    ('' before its first); what Home Assistant discovery describes."""
+    return dicts(
+        conn.execute(
+            "SELECT d.device_id, d.name, d.mapping, COALESCE(p.fw, '') AS fw "
+            "FROM devices d LEFT JOIN presence p ON p.device_id = d.device_id "
+            "WHERE d.enabled = 1 ORDER BY d.device_id"
+        )
+    )
 
 
 def _by_device(device_id: str | None) -> tuple[str, list[Any]]:

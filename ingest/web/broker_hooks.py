@@ -33,7 +33,7 @@ from pydantic import BaseModel
 from edgeorder.ingest.domain import broker_access
 from edgeorder.ingest.domain.credentials import verify_password
 from edgeorder.ingest.domain.mosquitto_files import Acl
-from edgeorder.ingest.keys import METRICS_KEY, STORE_KEY
+from edgeorder.ingest.keys import METRICS_KEY, SETTINGS_KEY, STORE_KEY
 from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.store.registry import broker_account
 from edgeorder.ingest.web.openapi import Operation, Reply
@@ -86,11 +86,13 @@ def _check_password(conn: Conn, username: str, password: str) -> bool:
     return account is not None and verify_password(account[0], password)
 
 
-def _may(conn: Conn, username: str, client_id: str, action: str, topic: str) -> bool:
+def _may(
+    conn: Conn, username: str, client_id: str, action: str, topic: str, ha_prefix: str
+) -> bool:
     account = broker_account(conn, username)
     if account is None:
         return False
-    acl = Acl(broker_access.acl_rules([username] if account[1] else []))
+    acl = Acl(broker_access.acl_rules([username] if account[1] else [], ha_prefix))
     return broker_access.authorize(
         acl, username, client_id, "publish" if action == "publish" else "subscribe", topic
     )
@@ -141,9 +143,10 @@ async def authorize(request: web.Request) -> web.Response:
     except _Unusable as exc:
         log.warning("broker.authorize_unusable", reason=str(exc), remote=request.remote)
         return _answer(request, "authorize", False)
+    prefix = request.app[SETTINGS_KEY].ha_discovery_prefix
     ok = bool(
         await request.app[STORE_KEY].read(
-            lambda c: _may(c, f["username"], f["clientid"], f["action"], f["topic"])
+            lambda c: _may(c, f["username"], f["clientid"], f["action"], f["topic"], prefix)
         )
     )
     if not ok:
