@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from edgeorder.protocol.models import State
+from edgeorder.protocol.reasons import is_nothing_to_do
 
 __all__ = [
     "PATTERNS",
@@ -32,6 +33,8 @@ class Pattern(StrEnum):
     WAITING = "waiting"
     ACCEPTED = "accepted"
     ORDERED = "ordered"
+    NOTHING = "nothing"
+    CANCELLED = "cancelled"
     THROTTLED = "throttled"
     ERROR = "error"
     OFFLINE = "offline"
@@ -58,6 +61,8 @@ AMBER: Rgb = (1.0, 0.5, 0.0)
 GREEN: Rgb = (0.0, 1.0, 0.0)
 BLUE: Rgb = (0.0, 0.0, 1.0)
 RED: Rgb = (1.0, 0.0, 0.0)
+MAGENTA: Rgb = (1.0, 0.0, 1.0)
+DIM_WHITE: Rgb = (0.3, 0.3, 0.3)
 BLACK: Rgb = (0.0, 0.0, 0.0)
 
 PATTERNS: dict[Pattern, Blink] = {
@@ -65,6 +70,8 @@ PATTERNS: dict[Pattern, Blink] = {
     Pattern.WAITING: Blink(0.50, 0.50, None, AMBER),  # slow blink
     Pattern.ACCEPTED: Blink(0.10, 0.10, None, AMBER),  # fast blink
     Pattern.ORDERED: Blink(3.0, 0.0, None, GREEN),  # on (3 s, timed by the chooser)
+    Pattern.NOTHING: Blink(1.0, 0.2, 1, DIM_WHITE),  # one long blink (agent/README.md)
+    Pattern.CANCELLED: Blink(0.6, 0.3, 2, MAGENTA),  # two long blinks (agent/README.md)
     Pattern.THROTTLED: Blink(0.20, 0.20, 2, BLUE),  # two blinks
     Pattern.ERROR: Blink(0.20, 0.20, 3, RED),  # three blinks
     Pattern.OFFLINE: Blink(0.10, 4.90, None, RED),  # heartbeat every 5 s
@@ -76,11 +83,15 @@ ORDERED_S = 3.0
 ACCEPTED_MAX_S = 120.0
 """An ``accepted``/``queued`` event shows fast blink until its next status, at most this long."""
 
+NOTHING_S = 1.2
+"""A press that led to nothing, as intended (``protocol.is_nothing_to_do``): one long blink."""
+
 _STATUS_PATTERN: dict[State, tuple[Pattern, float]] = {
     State.ACCEPTED: (Pattern.ACCEPTED, ACCEPTED_MAX_S),
     State.QUEUED: (Pattern.ACCEPTED, ACCEPTED_MAX_S),
     State.ORDERED: (Pattern.ORDERED, ORDERED_S),
     State.PAID: (Pattern.ORDERED, ORDERED_S),
+    State.CANCELLED: (Pattern.CANCELLED, 1.8),
     State.THROTTLED: (Pattern.THROTTLED, 0.8),
     State.REJECTED: (Pattern.ERROR, 1.2),
     State.FAILED: (Pattern.ERROR, 1.2),
@@ -96,6 +107,7 @@ class LedInputs:
     awaiting: bool = False  # an event was made and no status for it has arrived yet
     status: State | None = None
     status_at: float | None = None
+    reason: str | None = None  # the status's reason: "nothing to do" is told apart by it
 
 
 @dataclass(frozen=True)
@@ -115,6 +127,8 @@ def choose_pattern(inputs: LedInputs, now: float) -> Choice:
         return Choice(Pattern.WAITING, "pending", None)
     if inputs.status is not None and inputs.status_at is not None:
         timed = _STATUS_PATTERN.get(inputs.status)
+        if is_nothing_to_do(inputs.status, inputs.reason):
+            timed = (Pattern.NOTHING, NOTHING_S)
         if timed is not None and now < inputs.status_at + timed[1]:
             return Choice(timed[0], inputs.status.value, inputs.status_at + timed[1])
         return Choice(Pattern.OFF, inputs.status.value, None)

@@ -30,12 +30,18 @@ class LedState:
     awaiting_id: str | None = None
     status: State | None = None
     status_at: float | None = None
+    reason: str | None = None
     choice: Choice | None = None
     recent: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
 
     def inputs(self) -> LedInputs:
         return LedInputs(
-            self.connected, self.press_at, self.awaiting_id is not None, self.status, self.status_at
+            self.connected,
+            self.press_at,
+            self.awaiting_id is not None,
+            self.status,
+            self.status_at,
+            self.reason,
         )
 
     def pressed(self, at: float) -> None:
@@ -53,11 +59,11 @@ class LedState:
     def is_recent(self, event_id: str) -> bool:
         return event_id in self.recent
 
-    def status_for(self, event_id: str, state: State, at: float) -> bool:
+    def status_for(self, event_id: str, state: State, at: float, reason: str | None = None) -> bool:
         """A status arrived; True if it concerns the LED (a recent event)."""
         if event_id not in self.recent:
             return False
-        self.status, self.status_at = state, at
+        self.status, self.status_at, self.reason = state, at, reason
         if self.awaiting_id == event_id:
             self.awaiting_id = None
         return True

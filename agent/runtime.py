@@ -493,7 +493,7 @@ class Agent:
         await self._outbox.record(event_id, status.state.value, settled=settled)
         now = self._clock()
         self._presses.advance(event_id, status.state, settled=settled, now=now)
-        if self._led_state.status_for(event_id, status.state, now):
+        if self._led_state.status_for(event_id, status.state, now, status.reason):
             self._refresh_led()
 
     def _on_config(self, desired: DeviceConfig) -> None:

@@ -29,6 +29,7 @@ from edgeorder.protocol.models import (
     is_ulid,
     utcnow,
 )
+from edgeorder.protocol.reasons import NO_ACTION, NOTHING_TO_CANCEL, is_nothing_to_do
 from edgeorder.protocol.topics import (
     DEVICE_ID_PATTERN,
     Channel,
@@ -44,6 +45,8 @@ __all__ = [
     "DEVICE_ID_PATTERN",
     "INT64_MAX",
     "MAX_EVENT_BYTES",
+    "NOTHING_TO_CANCEL",
+    "NO_ACTION",
     "QUANTITY_MAX",
     "SENSORS_MAX",
     "TELEMETRY_EXTRAS_MAX",
@@ -72,6 +75,7 @@ __all__ = [
     "device_topic",
     "encode",
     "format_ts",
+    "is_nothing_to_do",
     "is_ulid",
     "is_valid_device_id",
     "parse_device_topic",

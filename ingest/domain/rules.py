@@ -39,8 +39,9 @@ REASON_DISABLED = "device disabled"
 REASON_STALE = "stale event"
 REASON_FUTURE = "event timestamp is in the future"
 REASON_PAYLOAD_CONFLICT = "event_id reused with a different payload"
-REASON_NOTHING_TO_CANCEL = "no order to cancel within the cancel window"
-REASON_NO_ACTION = "no action mapped"
+# The two a device tells apart on its LED ("nothing to do") are the protocol's.
+REASON_NOTHING_TO_CANCEL = p.NOTHING_TO_CANCEL
+REASON_NO_ACTION = p.NO_ACTION
 REASON_THROTTLED = "an order for this product is still in flight"
 
 # Rejection codes (metrics labels, ``rejections.code``) for the reasons above.

@@ -6,6 +6,9 @@ import pytest
 
 from edgeorder.agent.led_patterns import PATTERNS, LedInputs, Pattern, choose_pattern
 from edgeorder.protocol.models import State
+from edgeorder.protocol.reasons import NO_ACTION, NOTHING_TO_CANCEL
+
+_NEW = {Pattern.NOTHING, Pattern.CANCELLED}
 
 
 def test_press_ack_first_even_offline() -> None:
@@ -31,6 +34,7 @@ def test_after_the_ack_waiting_when_online_offline_when_not() -> None:
         (State.QUEUED, Pattern.ACCEPTED, 120.0),
         (State.ORDERED, Pattern.ORDERED, 3.0),
         (State.PAID, Pattern.ORDERED, 3.0),
+        (State.CANCELLED, Pattern.CANCELLED, 1.8),
         (State.THROTTLED, Pattern.THROTTLED, 0.8),
         (State.REJECTED, Pattern.ERROR, 1.2),
         (State.FAILED, Pattern.ERROR, 1.2),
@@ -45,7 +49,7 @@ def test_status_patterns_are_timed(state: State, pattern: Pattern, lasts: float)
 
 
 def test_shipped_and_delivered_turn_it_off() -> None:
-    for state in (State.SHIPPED, State.DELIVERED, State.CANCELLED):
+    for state in (State.SHIPPED, State.DELIVERED):
         choice = choose_pattern(LedInputs(connected=True, status=state, status_at=1.0), 1.0)
         assert (choice.pattern, choice.state) == (Pattern.OFF, state.value)
 
@@ -63,3 +67,42 @@ def test_blink_counts_match_the_vocabulary() -> None:
     offline = PATTERNS[Pattern.OFFLINE]
     assert offline.on_s + offline.off_s == pytest.approx(5.0)  # heartbeat every 5 s
     assert PATTERNS[Pattern.WAITING].on_s > PATTERNS[Pattern.ACCEPTED].on_s  # slow vs fast
+
+
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [
+        (State.ACCEPTED, NO_ACTION),
+        (State.ACCEPTED, "recorded"),
+        (State.REJECTED, NOTHING_TO_CANCEL),
+    ],
+)
+def test_a_press_that_leads_to_nothing_shows_nothing_to_do(state: State, reason: str) -> None:
+    inputs = LedInputs(connected=True, status=state, status_at=50.0, reason=reason)
+    choice = choose_pattern(inputs, 50.0)
+    assert (choice.pattern, choice.state, choice.until) == (Pattern.NOTHING, state.value, 51.2)
+    assert choose_pattern(inputs, 51.2).pattern is Pattern.OFF
+
+
+@pytest.mark.parametrize(
+    ("state", "reason", "pattern"),
+    [
+        (State.ACCEPTED, None, Pattern.ACCEPTED),  # an order on its way: fast blink
+        (State.REJECTED, "device disabled", Pattern.ERROR),  # a real refusal stays red
+        (State.FAILED, NOTHING_TO_CANCEL, Pattern.ERROR),  # the reason counts only for rejected
+    ],
+)
+def test_other_reasons_keep_their_state_pattern(
+    state: State, reason: str | None, pattern: Pattern
+) -> None:
+    inputs = LedInputs(connected=True, status=state, status_at=0.0, reason=reason)
+    assert choose_pattern(inputs, 0.0).pattern is pattern
+
+
+def test_nothing_and_cancelled_look_unlike_every_other_pattern() -> None:
+    looks = {(b.on_s, b.off_s, b.n) for k, b in PATTERNS.items() if k not in _NEW}
+    single = {(b.on_s, b.off_s, b.n) for k, b in PATTERNS.items() if k in _NEW}
+    assert not looks & single
+    assert len(single) == 2
+    colors = {b.color for k, b in PATTERNS.items() if k not in _NEW | {Pattern.OFF}}
+    assert all(PATTERNS[k].color not in colors for k in _NEW)
