@@ -26,6 +26,7 @@ from edgeorder.ingest.bus import Bus
 from edgeorder.ingest.connectors.base import Connector
 from edgeorder.ingest.keys import (
     BUS_KEY,
+    CATALOG_KEY,
     METRICS_KEY,
     PUBLISHER_KEY,
     SETTINGS_KEY,
@@ -86,6 +87,7 @@ def create_app(
     app[PUBLISHER_KEY] = service
     app[STORE_KEY] = Store(service.writer, service.reader)
     app[METRICS_KEY] = service.metrics
+    app[CATALOG_KEY] = service.catalog
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/livez", livez)
     app.router.add_get("/metrics", metrics)

@@ -8,12 +8,14 @@ from aiohttp import web
 
 from edgeorder.ingest.bus import Bus
 from edgeorder.ingest.metrics import Metrics
+from edgeorder.ingest.orders.catalog import SkuCatalog
 from edgeorder.ingest.settings import Settings
 from edgeorder.ingest.simulator import Simulator
 from edgeorder.ingest.store.handle import Store
 
 __all__ = [
     "BUS_KEY",
+    "CATALOG_KEY",
     "METRICS_KEY",
     "PUBLISHER_KEY",
     "SETTINGS_KEY",
@@ -38,3 +40,5 @@ STORE_KEY = web.AppKey("store", Store)
 """The service's one writer and one reader pool, for the HTTP side (``ingest.store.handle``)."""
 METRICS_KEY = web.AppKey("metrics", Metrics)
 """The service's Prometheus metrics, for handlers that count what they answer."""
+CATALOG_KEY = web.AppKey("catalog", SkuCatalog)
+"""The order platform's SKUs (cached) and the check of every mapping change."""

@@ -31,6 +31,7 @@ from edgeorder.ingest.mqtt.homeassistant import HaDiscovery
 from edgeorder.ingest.mqtt.link import MqttLink, MqttOptions
 from edgeorder.ingest.mqtt.router import Router
 from edgeorder.ingest.mqtt.statuses import StatusPublisher
+from edgeorder.ingest.orders.catalog import SkuCatalog
 from edgeorder.ingest.orders.outbox import WORKER, OutboxWorker
 from edgeorder.ingest.orders.state_sync import (
     OrderStateSync,
@@ -92,6 +93,7 @@ class IngestService:
         self.bus = bus
         self.metrics = Metrics(backend="sqlite" if settings.database.url is None else "postgresql")
         self.connector = connector or make_connector(settings)
+        self.catalog = SkuCatalog(self.connector, ttl_s=settings.catalog_ttl_s)
         self.webhook_secret = settings.webhook_secret.get_secret_value() or secrets.token_hex(32)
         self.delivery = DeliveryTracker()
         self.database = settings.database

@@ -123,6 +123,10 @@ class Settings(BaseModel):
     ha_discovery_prefix: str = "homeassistant"
     """Home Assistant's discovery prefix (its MQTT integration's setting); its birth message
     is ``<prefix>/status``."""
+    # --- the platform's catalog (SKU picker, unknown-SKU refusal) ----------------------------
+    catalog_ttl_s: float = Field(default=60.0, ge=1, le=3600)
+    """A read of the order platform's SKUs is used this long by the dashboard's SKU picker
+    and the check of every mapping change (``ingest.orders.catalog``)."""
     # --- order-platform webhooks -----------------------------------------------------------------
     webhook_tolerance_s: int = Field(default=300, ge=1, le=86_400)
     """A signed webhook whose timestamp is further than this from now is refused."""

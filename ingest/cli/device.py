@@ -15,6 +15,7 @@ shows on its Provisioning page) and, with ``--ca-file``, a copy of the broker's 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -27,6 +28,7 @@ from pydantic import ValidationError
 
 from edgeorder import protocol as p
 from edgeorder.ingest.cli.database import add_database_options, database_of, tell_workers
+from edgeorder.ingest.cli.run import settings_from_env
 from edgeorder.ingest.cli.system import as_owner_of
 from edgeorder.ingest.domain.devices import (
     CANCEL_WINDOW_MAX_S,
@@ -38,6 +40,8 @@ from edgeorder.ingest.domain.devices import (
     check_quantity,
 )
 from edgeorder.ingest.domain.firmware import DEVICE_CA_NAME, render_agent_toml, write_agent_toml
+from edgeorder.ingest.orders.catalog import SkuCatalog, SkuError
+from edgeorder.ingest.service import make_connector
 from edgeorder.ingest.settings import Settings
 from edgeorder.ingest.store import registry
 from edgeorder.ingest.store.database import Conn
@@ -70,6 +74,14 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         help=f"quantity per order, 1..{QUANTITY_MAX} (default 1)",
     )
     add.add_argument("--double-sku", help="SKU a double click reorders (default: nothing)")
+    add.add_argument(
+        "--allow-unknown-sku",
+        action="store_true",
+        help="add the device even if a SKU is not in the order platform's catalog, or the "
+        "catalog cannot be read now (the platform is the one ingest is configured with: env "
+        "EDGEORDER_INGEST_CONNECTOR, _ORDERCORE_URL, _ORDERCORE_TOKEN, _CONNECTOR_OPTIONS); "
+        "without it such a device is refused, since its first press would fail",
+    )
     add.add_argument(
         "--env",
         choices=["dev", "prod"],
@@ -240,9 +252,36 @@ def _mapping(args: argparse.Namespace) -> p.ButtonMapping:
         raise registry.RegistryError(f"invalid mapping: {describe_validation_error(exc)}") from exc
 
 
+def _check_skus(mapping: p.ButtonMapping, allow_unknown: bool) -> None:
+    """Ask the configured platform's catalog (``ingest.orders.catalog``); RegistryError
+    names an unknown SKU and the platform, or says the catalog cannot be read now."""
+    try:
+        settings = settings_from_env(os.environ)
+        connector = make_connector(settings)
+    except (ValidationError, ValueError) as exc:
+        raise registry.RegistryError(
+            f"cannot check the SKUs: the platform settings: {exc}"
+        ) from exc
+
+    async def check() -> list[str]:
+        try:
+            return await SkuCatalog(connector).check(mapping, allow_unknown=allow_unknown)
+        finally:
+            await connector.close()
+
+    try:
+        warnings = asyncio.run(check())
+    except SkuError as exc:
+        hinted = exc.hinted("add --allow-unknown-sku to add it unchecked")
+        raise registry.RegistryError(str(hinted)) from exc
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
 def _add(db: Conn, args: argparse.Namespace) -> int:
     mapping = _mapping(args)
     ca_pem = _read_ca(args)
+    _check_skus(mapping, args.allow_unknown_sku)
     row, password = registry.add_device(
         db,
         args.device_id,

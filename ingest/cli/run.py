@@ -178,6 +178,12 @@ def build_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settings
     return Settings.model_validate(values)
 
 
+def settings_from_env(env: Mapping[str, str]) -> Settings:
+    """The settings ``edgeorder ingest`` would run with given no option: the environment's
+    (``device add`` checks SKUs against the same platform)."""
+    return build_settings(_parser("ingest").parse_args([]), env)
+
+
 async def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT, then shut down gracefully."""
     app = create_app(settings)

@@ -17,6 +17,8 @@ from edgeorder.protocol import State
 __all__ = [
     "AssignedOrdersConnector",
     "BatchConnector",
+    "CatalogConnector",
+    "CatalogItem",
     "Connector",
     "OrderRequest",
     "OrderResult",
@@ -112,6 +114,27 @@ class Connector(Protocol):
 
     async def close(self) -> None:
         """Release HTTP sessions."""
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    """One SKU the platform can order; ``label`` is what an operator picks it by."""
+
+    sku: str
+    label: str = ""
+
+
+@runtime_checkable
+class CatalogConnector(Protocol):
+    """A platform whose SKUs can be listed (``ingest.orders.catalog`` caches them): a mapping
+    to any other SKU is refused, since its first press would fail. A connector without this
+    has no catalog: any SKU is taken, with a warning."""
+
+    catalog_source: str
+    """Where the list comes from, for people (``GET /api/sku``, ``options.variants``)."""
+
+    async def catalog(self) -> list[CatalogItem]:
+        """Every SKU the platform can order; ``TransientError`` while it is unreachable."""
 
 
 @runtime_checkable

@@ -73,6 +73,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from ulid import ULID
 
 from edgeorder.ingest.connectors.base import (
+    CatalogItem,
     OrderRequest,
     OrderResult,
     PermanentError,
@@ -412,6 +413,13 @@ class NuvemshopConnector:
     docstring for the dialect."""
 
     name = PLATFORM
+    catalog_source = "options.variants"
+
+    async def catalog(self) -> list[CatalogItem]:
+        """The SKUs of ``options.variants``: the seed documents no product listing, and a
+        SKU outside this map fails at the press ("no variant_id configured")."""
+        return [CatalogItem(sku, f"variant_id {ref}") for sku, ref in self.options.variants.items()]
+
     webhook_name = PLATFORM
 
     def __init__(self, settings: ConnectorSettings) -> None:

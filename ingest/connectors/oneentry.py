@@ -48,6 +48,7 @@ import structlog
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 
 from edgeorder.ingest.connectors.base import (
+    CatalogItem,
     OrderRequest,
     OrderResult,
     PermanentError,
@@ -215,6 +216,12 @@ class OneEntryConnector:
     """Creates and reads orders in one OneEntry order storage."""
 
     name = PLATFORM
+    catalog_source = "options.products"
+
+    async def catalog(self) -> list[CatalogItem]:
+        """The SKUs of ``options.products``: the seed documents no product listing, and a
+        SKU outside this map fails at the press ("no productId configured")."""
+        return [CatalogItem(sku, f"productId {ref}") for sku, ref in self.options.products.items()]
 
     def __init__(self, settings: ConnectorSettings) -> None:
         self.options = opts = parse_options(OneEntryOptions, settings.options, PLATFORM)

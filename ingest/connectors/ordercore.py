@@ -24,6 +24,7 @@ import structlog
 
 from edgeorder import protocol as p
 from edgeorder.ingest.connectors.base import (
+    CatalogItem,
     OrderRequest,
     OrderResult,
     PermanentError,
@@ -120,6 +121,30 @@ def order_result(order: dict[str, Any]) -> OrderResult:
     )
 
 
+CATALOG_PAGE_SIZE = 200
+"""The order core's largest ``pageSize`` of ``GET /api/sku``."""
+CATALOG_MAX_PAGES = 50
+"""At most this many pages (10,000 SKUs) are read; a larger catalog is cut there (logged)."""
+
+
+def catalog_items(page: Any) -> list[CatalogItem]:
+    """The SKUs of one ``GET /api/sku`` page (``Data[].Sku``, ``SkuDescription``, ``Price``
+    in cents, ``Currency``); ``TransientError`` for a reply of another shape."""
+    data = page.get("Data") if isinstance(page, dict) else None
+    if not isinstance(data, list):
+        raise TransientError(f"order core: unexpected catalog page {str(page)[:200]}")
+    items = []
+    for row in data:
+        if not isinstance(row, dict) or not isinstance(row.get("Sku"), str):
+            raise TransientError(f"order core: unexpected catalog entry {str(row)[:200]}")
+        label = str(row.get("SkuDescription") or "")
+        price, currency = row.get("Price"), row.get("Currency")
+        if isinstance(price, int) and isinstance(currency, str):
+            label = f"{label} ({price / 100:.2f} {currency})".strip()
+        items.append(CatalogItem(row["Sku"], label))
+    return items
+
+
 MAX_BATCH = 100
 """Most checkouts the order core takes in one ``POST /api/checkouts``."""
 
@@ -163,6 +188,7 @@ class OrderCoreConnector:
     """``Connector`` for the built-in order core."""
 
     name = "ordercore"
+    catalog_source = "the order core's GET /api/sku"
 
     def __init__(
         self,
@@ -308,6 +334,21 @@ class OrderCoreConnector:
         # the buyer's perspective: an app token has no received orders (that is the seller's)
         data = await self._call("GET", f"/api/order/sent/{order_id}")
         return order_result(data)
+
+    async def catalog(self) -> list[CatalogItem]:
+        """Every SKU of ``GET /api/sku``, page by page (at most ``CATALOG_MAX_PAGES``)."""
+        items: list[CatalogItem] = []
+        for index in range(1, CATALOG_MAX_PAGES + 1):
+            page = await self._call(
+                "GET", f"/api/sku?pageIndex={index}&pageSize={CATALOG_PAGE_SIZE}"
+            )
+            found = catalog_items(page)
+            items.extend(found)
+            total = page.get("Total")
+            if len(found) < CATALOG_PAGE_SIZE or (isinstance(total, int) and len(items) >= total):
+                return items
+        log.warning("ordercore.catalog_cut", skus=len(items), pages=CATALOG_MAX_PAGES)
+        return items
 
     async def register_webhook(self, url: str, secret: str) -> None:
         """Ask the order core to POST the order events of ``WEBHOOK_EVENTS`` to ``url``,

@@ -22,9 +22,10 @@ from edgeorder.ingest.bus import Notice
 from edgeorder.ingest.domain.firmware import DEVICE_CA_NAME, render_agent_toml
 from edgeorder.ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY, SIMULATOR_KEY
 from edgeorder.ingest.orders import outbox
+from edgeorder.ingest.orders.catalog import CatalogUnavailableError, SkuError
 from edgeorder.ingest.store import audit, registry
 from edgeorder.ingest.store.database import Conn
-from edgeorder.ingest.web import forms, provisioning, views
+from edgeorder.ingest.web import forms, provisioning, sku_picker, views
 from edgeorder.ingest.web.access import identity_of, see_other
 from edgeorder.ingest.web.markup import Markup, esc
 from edgeorder.ingest.web.pages import device_page, page, simulated_ids
@@ -127,7 +128,8 @@ async def set_mapping(request: web.Request) -> web.Response:
     current = await _registry(request, lambda db: registry.get_device(db, device_id), write=False)
     try:
         mapping = forms.parse_mapping(form, sensors=current["mapping"].get("sensors"))
-    except forms.FormError as exc:
+        await sku_picker.check(request, mapping, form)
+    except (forms.FormError, SkuError) as exc:
         log.info("mapping_refused", device_id=device_id, reason=str(exc))
         if _wants_json(request):
             return web.json_response({"ok": False, "error": str(exc)}, status=400)
@@ -169,23 +171,31 @@ async def provision(request: web.Request) -> web.Response:
         if broker.ca_problem:
             raise provisioning.ProvisioningUnavailable(f"the broker's CA: {broker.ca_problem}")
         mapping = forms.parse_mapping(form)
+        await sku_picker.check(request, mapping, form)
         row, password = await request.app[STORE_KEY].write(
             lambda db: registry.add_device(
                 db, device_id, name=name, mapping=mapping, env=env, actor=actor
             )
         )
-    except (forms.FormError, registry.RegistryError, provisioning.ProvisioningUnavailable) as exc:
+    except (
+        forms.FormError,
+        SkuError,
+        registry.RegistryError,
+        provisioning.ProvisioningUnavailable,
+    ) as exc:
         log.info("provision_refused", device_id=device_id, reason=str(exc))
         csrf = identity_of(request).csrf_token or ""
         status = 400
         if isinstance(exc, registry.DeviceExistsError):
             status = 409
-        elif isinstance(exc, provisioning.ProvisioningUnavailable):
+        elif isinstance(exc, (provisioning.ProvisioningUnavailable, CatalogUnavailableError)):
             status = 503
         return page(
             request,
             "Provisioning",
-            views.provision_body(csrf, error=str(exc), form=fields),
+            views.provision_body(
+                csrf, error=str(exc), form=fields, picker=await sku_picker.picker_of(request)
+            ),
             active="provision",
             status=status,
         )

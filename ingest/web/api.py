@@ -19,10 +19,11 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from edgeorder import __version__
+from edgeorder import protocol as p
 from edgeorder.ingest.bus import Notice
 from edgeorder.ingest.domain.firmware import render_agent_toml
-from edgeorder.ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY
-from edgeorder.ingest.orders import outbox
+from edgeorder.ingest.keys import BUS_KEY, CATALOG_KEY, PUBLISHER_KEY, SETTINGS_KEY
+from edgeorder.ingest.orders import catalog, outbox
 from edgeorder.ingest.store import queries, registry
 from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.web import api_models as m
@@ -105,9 +106,43 @@ async def get_device(request: web.Request) -> web.Response:
         raise _error(404, "not_found", str(exc)) from exc
 
 
+async def _check_skus(request: web.Request, mapping: p.ButtonMapping, allow: bool) -> None:
+    """Refuse a mapping whose SKUs the platform does not sell (400 ``unknown_sku``) or
+    cannot check now (503 ``catalog_unavailable``), unless ``allow_unknown_sku``."""
+    skus = request.app.get(CATALOG_KEY)
+    if skus is None:  # an app without the service (tests of the API alone)
+        return
+    hint = "set allow_unknown_sku to save it unchecked"
+    try:
+        await skus.check(mapping, allow_unknown=allow)
+    except catalog.UnknownSkuError as exc:
+        raise _error(400, "unknown_sku", str(exc.hinted(hint))) from exc
+    except catalog.CatalogUnavailableError as exc:
+        raise _error(503, "catalog_unavailable", str(exc.hinted(hint))) from exc
+
+
+async def get_catalog(request: web.Request) -> web.Response:
+    skus = request.app.get(CATALOG_KEY)
+    if skus is None:
+        raise _error(404, "not_found", "no order platform in this app")
+    view = await skus.view()
+    items = [{"sku": i.sku, "label": i.label} for i in view.items or ()]
+    return web.json_response(
+        {
+            "platform": view.platform,
+            "has_catalog": view.has_catalog,
+            "available": view.items is not None,
+            "source": view.source,
+            "error": view.error,
+            "Data": items,
+        }
+    )
+
+
 async def add_device(request: web.Request) -> web.Response:
     body = body_of(request, m.DeviceIn)
     actor = _actor(request)
+    await _check_skus(request, body.mapping, body.allow_unknown_sku)
     row, password = await _mutate(
         request,
         lambda db: registry.add_device(
@@ -135,6 +170,8 @@ async def patch_device(request: web.Request) -> web.Response:
     device_id = request.match_info["device_id"]
     body = body_of(request, m.DevicePatch)
     actor = _actor(request)
+    if body.mapping is not None:
+        await _check_skus(request, body.mapping, body.allow_unknown_sku)
 
     def apply(db: Conn) -> dict[str, Any]:
         row = registry.get_device(db, device_id)
@@ -223,6 +260,9 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 NOT_FOUND_DEVICE = Reply(404, m.ErrorOut, "no such device")
+CATALOG_UNAVAILABLE = Reply(
+    503, m.ErrorOut, "catalog_unavailable: the platform's SKUs cannot be read now"
+)
 OPERATIONS: list[Operation] = [
     Operation(
         "GET",
@@ -247,8 +287,9 @@ OPERATIONS: list[Operation] = [
         "add a device; its MQTT password is answered once",
         (
             Reply(201, m.DeviceCreatedOut, "the device, its password and agent configuration"),
-            Reply(400, m.ErrorOut, "invalid: a value the registry refuses"),
+            Reply(400, m.ErrorOut, "invalid: a value the registry refuses; unknown_sku"),
             Reply(409, m.ErrorOut, "exists: the device id is taken"),
+            CATALOG_UNAVAILABLE,
         ),
         body=m.DeviceIn,
         tag="devices",
@@ -270,8 +311,9 @@ OPERATIONS: list[Operation] = [
         "enable or disable, env, mapping",
         (
             Reply(200, m.DeviceOut, "the device after the change"),
-            Reply(400, m.ErrorOut, "invalid: a value the registry refuses"),
+            Reply(400, m.ErrorOut, "invalid: a value the registry refuses; unknown_sku"),
             NOT_FOUND_DEVICE,
+            CATALOG_UNAVAILABLE,
         ),
         path_params=m.DevicePath,
         body=m.DevicePatch,
@@ -293,6 +335,14 @@ OPERATIONS: list[Operation] = [
         "a new MQTT password (answered once)",
         (Reply(200, m.RotatedOut, "the new password"), NOT_FOUND_DEVICE),
         path_params=m.DevicePath,
+        tag="devices",
+    ),
+    Operation(
+        "GET",
+        "/api/catalog",
+        get_catalog,
+        "the order platform's SKUs (cached for catalog_ttl_s), as mappings are checked",
+        (Reply(200, m.CatalogOut, "the SKUs, or why there are none"),),
         tag="devices",
     ),
     Operation(

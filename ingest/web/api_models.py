@@ -19,6 +19,7 @@ from edgeorder.ingest.domain.devices import DEFAULT_CANCEL_WINDOW_S, CancelWindo
 __all__ = [
     "AuthErrorOut",
     "BufferRowOut",
+    "CatalogOut",
     "DeviceCreatedOut",
     "DeviceIn",
     "DeviceOut",
@@ -61,6 +62,11 @@ class DeviceIn(BaseModel):
     allow_parallel: bool = False
     cancel_window_s: CancelWindowS = DEFAULT_CANCEL_WINDOW_S
     profile: dict[str, Any] | None = None
+    allow_unknown_sku: bool = Field(
+        default=False,
+        description="save a SKU the platform's catalog lacks, or one it cannot check now "
+        "(the platform unreachable); otherwise such a mapping is refused",
+    )
 
 
 class DevicePatch(BaseModel):
@@ -71,6 +77,11 @@ class DevicePatch(BaseModel):
     enabled: bool | None = None
     env: str | None = Field(default=None, pattern="^(dev|prod)$")
     mapping: p.ButtonMapping | None = None
+    allow_unknown_sku: bool = Field(
+        default=False,
+        description="save a SKU the platform's catalog lacks, or one it cannot check now "
+        "(the platform unreachable); otherwise such a mapping is refused",
+    )
 
 
 class DevicePath(BaseModel):
@@ -237,6 +248,22 @@ class BufferRowOut(_Out):
 
 class BufferOut(_Out):
     Data: list[BufferRowOut]
+
+
+class CatalogItemOut(_Out):
+    sku: str
+    label: str
+
+
+class CatalogOut(_Out):
+    """The order platform's SKUs, as the mapping check sees them."""
+
+    platform: str
+    has_catalog: bool = Field(description="false: the platform lists no SKUs; any is taken")
+    available: bool = Field(description="false: the catalog could not be read (see error)")
+    source: str
+    error: str | None
+    Data: list[CatalogItemOut]
 
 
 class OkOut(_Out):

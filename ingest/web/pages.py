@@ -7,7 +7,7 @@ from aiohttp import web
 from edgeorder.ingest.keys import SIMULATOR_KEY
 from edgeorder.ingest.store import dashboard as queries
 from edgeorder.ingest.store.database import Conn
-from edgeorder.ingest.web import evendi_panel, provisioning, views
+from edgeorder.ingest.web import evendi_panel, provisioning, sku_picker, views
 from edgeorder.ingest.web.access import identity_of
 from edgeorder.ingest.web.chart import hourly_chart
 from edgeorder.ingest.web.markup import Markup, html_response, layout
@@ -97,6 +97,7 @@ async def device_page(
         secret=secret,
         notice=notice,
         extra=extra,
+        picker=await sku_picker.picker_of(request),
     )
     # Enable, disable and rotate happen here: say when Mosquitto has not been told yet.
     broker = provisioning.broker_notice(await provisioning.load_broker_view(request))
@@ -129,7 +130,8 @@ async def buffer_get(request: web.Request) -> web.Response:
 async def provision_get(request: web.Request) -> web.Response:
     csrf = identity_of(request).csrf_token or ""
     broker = provisioning.broker_card(await provisioning.load_broker_view(request))
-    body = Markup(broker + views.provision_body(csrf))
+    picker = await sku_picker.picker_of(request)
+    body = Markup(broker + views.provision_body(csrf, picker=picker))
     return page(request, "Provisioning", body, active="provision")
 
 

@@ -196,7 +196,8 @@ def _action_field(name: str, action: dict[str, Any]) -> Markup:
     return Markup(
         f"<fieldset><legend>{esc(name)}</legend>"
         f'<select name="{name}_type">{opt("none")}{opt("reorder")}{opt("cancel_last")}</select>'
-        f'<input name="{name}_sku" placeholder="SKU" value="{esc(action.get("sku", ""))}">'
+        f'<input name="{name}_sku" placeholder="SKU" list="catalog-skus" '
+        f'value="{esc(action.get("sku", ""))}" aria-label="{esc(name)} SKU">'
         f'<input name="{name}_quantity" type="number" min="1" max="{QUANTITY_MAX}" '
         f'value="{esc(action.get("quantity", 1))}" aria-label="{esc(name)} quantity">'
         "</fieldset>"
@@ -274,12 +275,14 @@ def _device_controls(dev: Row, url: str, csrf: str) -> Markup:
     )
 
 
-def _mapping_form(dev: Row, url: str, csrf: str) -> Markup:
+def _mapping_form(dev: Row, url: str, csrf: str, picker: Markup | None) -> Markup:
+    """``picker``: the SKU picker (``web.sku_picker``) inside the form."""
     mapping = json.loads(dev["mapping"]) if isinstance(dev["mapping"], str) else dev["mapping"]
     return Markup(
         f'<section class="card"><h2>Button mapping</h2><form method="post" '
         f'action="{esc(url)}/mapping" class="mapping">{csrf_field(csrf)}'
-        f'{mapping_fields(mapping)}<button type="submit">Save and push to device</button>'
+        f"{mapping_fields(mapping)}{picker or ''}"
+        '<button type="submit">Save and push to device</button>'
         "</form></section>"
     )
 
@@ -305,9 +308,11 @@ def device_body(
     secret: str | None = None,
     notice: str | None = None,
     extra: Markup | None = None,
+    picker: Markup | None = None,
 ) -> Markup:
-    """Summary, press control (simulated devices), controls, mapping, ``extra`` (a platform's
-    own section, e.g. e-vendi's order queue), timeline, audit."""
+    """Summary, press control (simulated devices), controls, mapping (with the SKU
+    ``picker``), ``extra`` (a platform's own section, e.g. e-vendi's order queue), timeline,
+    audit."""
     url = device_url(dev["device_id"])
     shown = (
         Markup(
@@ -321,7 +326,7 @@ def device_body(
     return Markup(
         f'{_flash(notice)}{shown}<p class="muted">{esc(dev["name"])}</p>'
         f'<div class="grid">{_device_summary(dev)}{press}{_device_controls(dev, url, csrf)}'
-        f"</div>{_mapping_form(dev, url, csrf)}{extra or ''}"
+        f"</div>{_mapping_form(dev, url, csrf, picker)}{extra or ''}"
         f"<section><h2>Timeline</h2>{_timeline(events)}</section>"
         f"<section><h2>Operator history</h2>{_audit_list(audit)}</section>"
     )
@@ -368,7 +373,11 @@ def buffer_body(rows: Sequence[Row], csrf: str, notice: str | None = None) -> Ma
 
 
 def provision_body(
-    csrf: str, *, error: str | None = None, form: dict[str, str] | None = None
+    csrf: str,
+    *,
+    error: str | None = None,
+    form: dict[str, str] | None = None,
+    picker: Markup | None = None,
 ) -> Markup:
     form = form or {}
     problem = Markup(f'<p class="error" role="alert">{esc(error)}</p>') if error else Markup("")
@@ -386,6 +395,6 @@ def provision_body(
         '<label>Env <select name="env"><option value="prod">prod</option>'
         f'<option value="dev"{attrs(selected=form.get("env") == "dev")}>dev (test orders)'
         "</option></select></label>"
-        f"{mapping_fields(default)}"
+        f"{mapping_fields(default)}{picker or ''}"
         '<button type="submit">Add device</button></form>'
     )

@@ -114,7 +114,7 @@ def test_the_registry_refuses_what_the_event_path_cannot_use(tmp_path: Path) -> 
 def test_device_add_refuses_out_of_range_values_without_a_traceback(
     tmp_path: Path, option: str, value: str, says: str
 ) -> None:
-    args = ["device", "add", "cli-01", "--sku", "COFFEE-1KG", option, value]
+    args = ["device", "add", "cli-01", "--sku", "COFFEE-1KG", "--allow-unknown-sku", option, value]
     done = run_cli(*args, "--data-dir", str(tmp_path))
     assert done.returncode != 0
     assert says in done.stderr

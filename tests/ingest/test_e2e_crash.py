@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from pathlib import Path
@@ -60,7 +61,8 @@ async def test_sigkill_mid_stream_loses_nothing_and_orders_nothing_twice(
     tmp_path: Path, mosquitto: MosquittoServer, ordercore: OrderCore
 ) -> None:
     data = tmp_path / "ingest"
-    added = run_cli(
+    added = await asyncio.to_thread(  # the order core answers the SKU check on this loop
+        run_cli,
         "device",
         "add",
         "crash-01",
@@ -71,6 +73,8 @@ async def test_sigkill_mid_stream_loses_nothing_and_orders_nothing_twice(
         str(data),
         "--config-out",
         str(tmp_path / "crash-01.toml"),
+        EDGEORDER_INGEST_ORDERCORE_URL=ordercore.url,  # TEA-250G is checked in its catalog
+        EDGEORDER_INGEST_ORDERCORE_TOKEN=CORE_TOKEN,
     )
     assert added.returncode == 0, added.stderr
     args = (

@@ -18,7 +18,9 @@ OWNER: list[str] = [] if os.geteuid() == 0 else ["--owner", ""]
 def test_device_evendi_and_broker_auth_work_on_the_shared_database(
     pg_url: str, tmp_path: Path
 ) -> None:
-    added = run_cli("device", "add", "pg-01", "--sku", "COFFEE-1KG", "--db-url", pg_url)
+    added = run_cli(
+        "device", "add", "pg-01", "--sku", "COFFEE-1KG", "--db-url", pg_url, "--allow-unknown-sku"
+    )
     assert added.returncode == 0, added.stderr
     listed = run_cli("device", "list", "--json", EDGEORDER_INGEST_DB_URL=pg_url)
     assert [d["device_id"] for d in json.loads(listed.stdout)] == ["pg-01"]

@@ -1,0 +1,141 @@
+"""The operator's fleet actions in headless Chromium (Debian's /usr/bin/chromium): the SKU
+picker fed by the real order core's catalog and the refusal of an unknown SKU on the device
+page. The app is the dashboard of ``tests/web/conftest.py`` with the service's catalog."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from edgeorder.ingest.bus import Bus
+from edgeorder.ingest.connectors.ordercore import OrderCoreConnector
+from edgeorder.ingest.keys import CATALOG_KEY
+from edgeorder.ingest.orders.catalog import SkuCatalog
+from edgeorder.ingest.store import registry
+from edgeorder.ingest.store.db import open_db
+from tests.ingest.support import CORE_TOKEN, OrderCore
+from tests.support.net import free_port
+from tests.web.conftest import make_app, make_settings
+from tests.web.support import ADMIN_PASSWORD, RecordingSimulator, add_device
+
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} is missing (apt-get install chromium)"
+    ),
+]
+
+if os.access(CHROMIUM, os.X_OK):
+    from playwright.async_api import Browser, Page, async_playwright, expect
+
+
+@dataclass
+class Dashboard:
+    server: TestServer
+    db_path: Path
+    core: OrderCore
+    catalog: SkuCatalog
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("/"))
+
+    def mapping_of(self, device_id: str) -> dict[str, object]:
+        db = open_db(self.db_path)
+        try:
+            return dict(registry.get_device(db, device_id)["mapping"])
+        finally:
+            db.conn.close()
+
+
+@pytest.fixture
+async def dashboard(tmp_path: Path) -> AsyncIterator[Dashboard]:
+    core = await OrderCore(tmp_path / "core").start()
+    connector = OrderCoreConnector(core.url, CORE_TOKEN, timeout_s=2)
+    settings = make_settings(tmp_path)
+    bus = Bus()
+    app = make_app(settings, bus, RecordingSimulator(settings.db_path, bus))
+    catalog = app[CATALOG_KEY] = SkuCatalog(connector, ttl_s=60)
+    server = TestServer(app, port=free_port())
+    await server.start_server()
+    try:
+        yield Dashboard(server, settings.db_path, core, catalog)
+    finally:
+        await server.close()
+        await connector.close()
+        await core.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def log_in(page: Page, base: str) -> None:
+    await page.goto(base + "login")
+    await page.fill("input[name=username]", "admin")
+    await page.fill("input[name=password]", ADMIN_PASSWORD)
+    await page.click("button[type=submit]")
+    await expect(page.locator("h1")).to_have_text("Fleet")
+
+
+async def save_single(page: Page, sku: str, *, allow: bool = False) -> None:
+    form = page.locator("form.mapping")
+    await form.locator("input[name=single_sku]").fill(sku)
+    if allow:
+        await form.locator("input[name=allow_unknown_sku]").check()
+    await form.locator("button[type=submit]").click()
+
+
+async def test_the_sku_picker_offers_the_catalog_and_an_unknown_sku_is_refused(
+    dashboard: Dashboard, browser: Browser
+) -> None:
+    await asyncio.to_thread(add_device, dashboard.db_path, "pick-01")
+    page = await browser.new_page()
+    await log_in(page, dashboard.url)
+    await page.goto(dashboard.url + "devices/pick-01")
+    status = page.locator("#catalog-status")
+    await expect(status).to_contain_text("4 SKUs from the order core's GET /api/sku")
+    options = page.locator("datalist#catalog-skus option")
+    await expect(options).to_have_count(4)
+    await expect(page.locator("datalist#catalog-skus option[value='TEA-250G']")).to_have_text(
+        "Black tea, 250 g (24.50 BRL)"
+    )
+    assert await page.locator("input[name=single_sku]").get_attribute("list") == "catalog-skus"
+
+    await save_single(page, "NOT-SOLD")
+    flash = page.locator(".flash", has_text="Mapping not saved")
+    await expect(flash).to_contain_text("SKU 'NOT-SOLD' not in the catalog of ordercore")
+    assert dashboard.mapping_of("pick-01")["single"] == {
+        "type": "reorder",
+        "sku": "COFFEE-1KG",
+        "quantity": 1,
+    }
+
+    await page.goto(dashboard.url + "devices/pick-01")
+    await save_single(page, "TEA-250G")
+    await expect(page.locator("input[name=single_sku]")).to_have_value("TEA-250G")
+    assert dashboard.mapping_of("pick-01")["single"]["sku"] == "TEA-250G"  # type: ignore[index]
+
+    await dashboard.core.stop()  # the platform goes away: refused unless allowed
+    dashboard.catalog.forget()
+    await page.goto(dashboard.url + "devices/pick-01")
+    await expect(status).to_contain_text("The catalog of ordercore cannot be read now")
+    await save_single(page, "WATER-5L")
+    await expect(flash).to_contain_text("the catalog of ordercore is unreachable")
+    await save_single(page, "WATER-5L", allow=True)
+    await expect(page.locator("input[name=single_sku]")).to_have_value("WATER-5L")
+    assert dashboard.mapping_of("pick-01")["single"]["sku"] == "WATER-5L"  # type: ignore[index]
