@@ -242,7 +242,20 @@ _V5 = (
     "UPDATE order_outbox SET claims = 1 WHERE state = 'pending'",
 )
 
-MIGRATIONS: list[tuple[str | Dialects, ...]] = [_V1, _V2, _V3, _V4, _V5]
+_V7 = (
+    # Devices are grouped by tags and a site (ingest.store.groups): the fleet list, the REST
+    # API and bulk actions filter by them. (Numbered 7: another change of this release takes
+    # 6; on merge the list below is kept in number order.)
+    "ALTER TABLE devices ADD COLUMN site TEXT NOT NULL DEFAULT ''",
+    """CREATE TABLE device_tags (
+        device_id TEXT NOT NULL REFERENCES devices (device_id) ON DELETE CASCADE,
+        tag TEXT NOT NULL,
+        PRIMARY KEY (device_id, tag)
+    )""",
+    "CREATE INDEX device_tags_tag ON device_tags (tag, device_id)",
+)
+
+MIGRATIONS: list[tuple[str | Dialects, ...]] = [_V1, _V2, _V3, _V4, _V5, _V7]
 """``MIGRATIONS[n]`` takes the schema from version ``n`` to ``n + 1`` (SQLite: ``PRAGMA
 user_version``; PostgreSQL: the ``edgeorder_schema`` table)."""
 

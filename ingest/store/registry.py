@@ -21,6 +21,7 @@ from edgeorder.ingest.domain.devices import (
     check_cancel_window,
     check_name,
 )
+from edgeorder.ingest.domain.groups import check_site, check_tags
 from edgeorder.ingest.store.database import Conn, dicts, handle
 from edgeorder.kit import transaction
 
@@ -101,6 +102,8 @@ def add_device(
     allow_parallel: bool = False,
     cancel_window_s: int = DEFAULT_CANCEL_WINDOW_S,
     profile: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
+    site: str = "",
     actor: str = "system",
 ) -> tuple[dict[str, Any], str]:
     """Register a device; returns ``(row, password)``. The password is never stored in clear.
@@ -112,6 +115,7 @@ def add_device(
     try:
         check_cancel_window(cancel_window_s)
         check_name(name)
+        tags, site = check_tags(tags or []), check_site(site)
     except ValueError as exc:
         raise RegistryError(str(exc)) from exc
     password = generate_password()
@@ -121,8 +125,8 @@ def add_device(
             raise DeviceExistsError(f"device {device_id!r} already exists")
         conn.execute(
             "INSERT INTO devices (device_id, name, env, enabled, mapping, allow_parallel, "
-            "cancel_window_s, profile, config_version, mqtt_hash, simulated, created_at, "
-            "updated_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+            "cancel_window_s, profile, config_version, mqtt_hash, simulated, site, created_at, "
+            "updated_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
             [
                 device_id,
                 name,
@@ -133,10 +137,13 @@ def add_device(
                 json.dumps(profile or {}),
                 hash_password(password),
                 int(simulated),
+                site,
                 now,
                 now,
             ],
         )
+        for tag in tags:
+            conn.execute("INSERT INTO device_tags (device_id, tag) VALUES (?, ?)", [device_id, tag])
         _audit(conn, actor, "device.add", device_id, f"env={env}")
         return get_device(conn, device_id), password
 
@@ -148,15 +155,44 @@ def _row(db: Db, device_id: str) -> dict[str, Any]:
     return found[0]
 
 
+def _tags(db: Db, device_id: str | None = None) -> dict[str, list[str]]:
+    """``device_id -> sorted tags`` of one device, or of all (``ingest.store.groups``)."""
+    sql, args = "SELECT device_id, tag FROM device_tags", []
+    if device_id is not None:
+        sql, args = sql + " WHERE device_id = ?", [device_id]
+    out: dict[str, list[str]] = {}
+    for dev, tag in handle(db).execute(sql + " ORDER BY device_id, tag", args).fetchall():
+        out.setdefault(dev, []).append(tag)
+    return out
+
+
 def get_device(db: Db, device_id: str) -> dict[str, Any]:
-    """The device's public row (no hash); raises UnknownDeviceError."""
-    return _public(_row(db, device_id))
+    """The device's public row (no hash) with its tags; raises UnknownDeviceError."""
+    row = _public(_row(db, device_id))
+    row["tags"] = _tags(db, device_id).get(device_id, [])
+    return row
 
 
-def list_devices(db: Db) -> list[dict[str, Any]]:
-    """Every device's public row, by id."""
-    rows = dicts(handle(db).execute("SELECT * FROM devices ORDER BY device_id"))
-    return [_public(row) for row in rows]
+def list_devices(
+    db: Db, *, tag: str | None = None, site: str | None = None
+) -> list[dict[str, Any]]:
+    """Every device's public row with its tags, by id; only those with ``tag`` / at ``site``
+    when given."""
+    where, args = [], []
+    if tag is not None:
+        where.append("device_id IN (SELECT device_id FROM device_tags WHERE tag = ?)")
+        args.append(tag)
+    if site is not None:
+        where.append("site = ?")
+        args.append(site)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    conn = handle(db)
+    rows = dicts(conn.execute(f"SELECT * FROM devices{clause} ORDER BY device_id", args))
+    tags = _tags(conn) if rows else {}
+    out = [_public(row) for row in rows]
+    for row in out:
+        row["tags"] = tags.get(row["device_id"], [])
+    return out
 
 
 def load_devices(db: Db) -> dict[str, Device]:
@@ -247,6 +283,7 @@ def rotate_credentials(db: Db, device_id: str, *, actor: str = "system") -> str:
 def remove_device(db: Db, device_id: str, *, actor: str = "system") -> None:
     """Delete the device from the registry (its events and orders stay as history)."""
     with transaction(handle(db)) as conn:
+        conn.execute("DELETE FROM device_tags WHERE device_id = ?", [device_id])
         found = conn.execute(
             "DELETE FROM devices WHERE device_id = ? RETURNING device_id", [device_id]
         ).fetchone()

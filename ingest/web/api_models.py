@@ -154,6 +154,8 @@ class DeviceOut(_Out):
     profile: dict[str, Any]
     config_version: int
     simulated: bool
+    site: str = Field(description="where the device is ('' none)")
+    tags: list[str]
     created_at: str
     updated_at: str
 
