@@ -1,4 +1,7 @@
-"""``edgeorder device add|list|show|disable|enable|remove|rotate-credentials``.
+"""``edgeorder device add|list|show|disable|enable|tag|set-site|remove|rotate-credentials``.
+
+``enable``, ``disable`` and ``tag`` take several devices and change all of them or none
+(``ingest.store.bulk``).
 
 Works on ingest's database directly: ``ingest.db`` in ``--data-dir``, or the PostgreSQL of
 ``--db-url`` (``ingest.cli.database``). A running ingest picks a new device up by itself (it
@@ -40,10 +43,12 @@ from edgeorder.ingest.domain.devices import (
     check_quantity,
 )
 from edgeorder.ingest.domain.firmware import DEVICE_CA_NAME, render_agent_toml, write_agent_toml
+from edgeorder.ingest.domain.groups import SITE_MAX_CHARS, TAGS_MAX
 from edgeorder.ingest.orders.catalog import SkuCatalog, SkuError
 from edgeorder.ingest.service import make_connector
 from edgeorder.ingest.settings import Settings
-from edgeorder.ingest.store import registry
+from edgeorder.ingest.store import groups, registry
+from edgeorder.ingest.store.bulk import BulkError, BulkRequest, apply_bulk
 from edgeorder.ingest.store.database import Conn
 from edgeorder.protocol.codec import describe_validation_error
 
@@ -104,17 +109,42 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         help="a long press cancels the last order within this many seconds, "
         f"0..{CANCEL_WINDOW_MAX_S} (7 days; default {DEFAULT_CANCEL_WINDOW_S})",
     )
+    add.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        help=f"a tag grouping the device (repeat for more, at most {TAGS_MAX}): 1-32 of "
+        "letters, digits and _.:-",
+    )
+    add.add_argument(
+        "--site", default="", help=f"where the device is ({SITE_MAX_CHARS} characters max)"
+    )
     lst = sub.add_parser("list", parents=[common], help="list devices")
     lst.add_argument("--json", action="store_true", help="JSON output")
+    lst.add_argument("--tag", help="only devices with this tag")
+    lst.add_argument("--site", help="only devices at this site")
     show = sub.add_parser("show", parents=[common], help="one device")
     show.add_argument("device_id")
     show.add_argument("--json", action="store_true", help="JSON output")
     for name, text in (
-        ("disable", "refuse the device's events and MQTT login"),
-        ("enable", "accept the device again"),
-        ("remove", "delete the device from the registry"),
+        ("disable", "refuse the devices' events and MQTT logins (all named, or none)"),
+        ("enable", "accept the devices again (all named, or none)"),
     ):
-        sub.add_parser(name, parents=[common], help=text).add_argument("device_id")
+        sub.add_parser(name, parents=[common], help=text).add_argument(
+            "device_ids", nargs="+", metavar="device_id"
+        )
+    sub.add_parser("remove", parents=[common], help="delete the device from the registry")
+    sub.choices["remove"].add_argument("device_id")
+    tag = sub.add_parser(
+        "tag", parents=[common], help="add or remove a tag on devices (all named, or none)"
+    )
+    tag.add_argument("device_ids", nargs="+", metavar="device_id")
+    which = tag.add_mutually_exclusive_group(required=True)
+    which.add_argument("--add", metavar="TAG", help="give every device this tag")
+    which.add_argument("--remove", metavar="TAG", help="take this tag off every device")
+    site = sub.add_parser("set-site", parents=[common], help="set (or with '' clear) a site")
+    site.add_argument("device_id")
+    site.add_argument("site")
     rotate = sub.add_parser(
         "rotate-credentials",
         parents=[common, config],
@@ -290,6 +320,8 @@ def _add(db: Conn, args: argparse.Namespace) -> int:
         env=args.env,
         allow_parallel=args.allow_parallel,
         cancel_window_s=args.cancel_window_s,
+        tags=args.tag,
+        site=args.site,
         actor="cli",
     )
     print(f"device {row['device_id']} added; MQTT username {row['device_id']}")
@@ -312,14 +344,22 @@ def _table(rows: list[dict[str, Any]]) -> None:
 def _run(db: Conn, args: argparse.Namespace) -> int:
     actions: dict[str, Callable[[], int]] = {
         "add": lambda: _add(db, args),
-        "list": lambda: _print_rows(registry.list_devices(db), args.json),
+        "list": lambda: _print_rows(
+            registry.list_devices(db, tag=args.tag, site=args.site), args.json
+        ),
         "show": lambda: _print_one(registry.get_device(db, args.device_id), args.json),
-        "disable": lambda: _done(
-            registry.set_enabled(db, args.device_id, False, actor="cli"), "disabled"
+        "disable": lambda: _bulk(db, BulkRequest("disable", tuple(args.device_ids)), "disabled"),
+        "enable": lambda: _bulk(db, BulkRequest("enable", tuple(args.device_ids)), "enabled"),
+        "tag": lambda: _bulk(
+            db,
+            BulkRequest(
+                "add_tag" if args.add else "remove_tag",
+                tuple(args.device_ids),
+                tag=args.add or args.remove,
+            ),
+            f"tagged {args.add}" if args.add else f"untagged {args.remove}",
         ),
-        "enable": lambda: _done(
-            registry.set_enabled(db, args.device_id, True, actor="cli"), "enabled"
-        ),
+        "set-site": lambda: _set_site(db, args.device_id, args.site),
         "remove": lambda: _removed(db, args.device_id),
         "rotate-credentials": lambda: _rotated(db, args),
     }
@@ -339,8 +379,24 @@ def _print_one(row: dict[str, Any], as_json: bool) -> int:
     return 0
 
 
-def _done(row: dict[str, Any], what: str) -> int:
-    print(f"device {row['device_id']} {what}")
+def _bulk(db: Conn, req: BulkRequest, what: str) -> int:
+    """One change for every named device, or none: each failing device is named."""
+    try:
+        done = apply_bulk(db, req, actor="cli")
+    except BulkError as exc:
+        for device_id, why in exc.errors.items():
+            print(f"{device_id}: {why}", file=sys.stderr)
+        raise registry.RegistryError(
+            f"nothing changed ({len(exc.errors)} device(s) failed)"
+        ) from exc
+    for device_id in done.changed:
+        print(f"device {device_id} {what}")
+    return 0
+
+
+def _set_site(db: Conn, device_id: str, site: str) -> int:
+    stored = groups.set_site(db, device_id, site, actor="cli")
+    print(f"device {device_id} site {stored!r}" if stored else f"device {device_id} has no site")
     return 0
 
 
@@ -362,7 +418,9 @@ def _rotated(db: Conn, args: argparse.Namespace) -> int:
     return 0
 
 
-_CHANGES = frozenset({"add", "disable", "enable", "remove", "rotate-credentials"})
+_CHANGES = frozenset(
+    {"add", "disable", "enable", "remove", "rotate-credentials", "tag", "set-site"}
+)
 
 
 def main(argv: list[str], prog: str) -> int:
@@ -383,7 +441,8 @@ def main(argv: list[str], prog: str) -> int:
     try:
         status = _run(conn, args)
         if args.action in _CHANGES:
-            tell_workers(conn, "device", args.device_id)
+            for device_id in getattr(args, "device_ids", None) or [args.device_id]:
+                tell_workers(conn, "device", device_id)
         return status
     except (registry.RegistryError, ProvisioningError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)

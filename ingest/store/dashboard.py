@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from edgeorder.ingest.store import groups
 from edgeorder.ingest.store.database import Conn, dicts
 from edgeorder.protocol import format_ts, utcnow
 
@@ -43,6 +44,8 @@ class FleetFilter:
     online: bool | None = None
     env: str | None = None
     failures: bool = False
+    tag: str | None = None
+    site: str | None = None
 
     def matches(self, row: Row) -> bool:
         q = self.q.strip().lower()
@@ -51,6 +54,10 @@ class FleetFilter:
         if self.online is not None and bool(row["online"]) != self.online:
             return False
         if self.env and row["env"] != self.env:
+            return False
+        if self.tag is not None and self.tag not in row.get("tags", ()):
+            return False
+        if self.site is not None and row.get("site", "") != self.site:
             return False
         return not (self.failures and not row["failures"])
 
@@ -94,6 +101,7 @@ def fleet_rows(
     if device_id is not None:  # (a NULL parameter has no type for PostgreSQL to compare)
         where, params["device_id"] = "WHERE d.device_id = :device_id", device_id
     rows = dicts(conn.execute(_FLEET_SQL.format(where=where), params))
+    groups.attach(conn, rows)  # tags and site
     for row in rows:
         row["fw"] = row["presence_fw"] or row["telemetry_fw"] or ""
         seen = [row["presence_at"], row["telemetry_at"], row["last_event_at"]]

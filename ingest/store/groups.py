@@ -21,11 +21,11 @@ __all__ = [
     "add_tag",
     "all_sites",
     "all_tags",
+    "attach",
     "remove_tag",
     "set_site",
     "set_tags",
     "tags_by_device",
-    "with_groups",
 ]
 
 
@@ -60,13 +60,16 @@ def tags_by_device(db: Db, device_ids: Iterable[str] | None = None) -> dict[str,
     return out
 
 
-def with_groups(db: Db, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``rows`` (device rows) with their ``tags`` list (and ``site``, '' when absent)."""
-    tags = tags_by_device(db, (r["device_id"] for r in rows)) if rows else {}
+def attach(db: Db, rows: list[dict[str, Any]]) -> None:
+    """Give each device row (the fleet's) its ``tags`` and ``site``."""
+    if not rows:
+        return
+    conn = handle(db)
+    tags = tags_by_device(conn)
+    sites = dict(conn.execute("SELECT device_id, site FROM devices").fetchall())
     for row in rows:
         row["tags"] = tags.get(row["device_id"], [])
-        row["site"] = row.get("site") or ""
-    return rows
+        row["site"] = sites.get(row["device_id"]) or ""
 
 
 def all_tags(db: Db) -> list[tuple[str, int]]:

@@ -23,11 +23,13 @@ from edgeorder.ingest.domain.firmware import DEVICE_CA_NAME, render_agent_toml
 from edgeorder.ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY, SIMULATOR_KEY
 from edgeorder.ingest.orders import outbox
 from edgeorder.ingest.orders.catalog import CatalogUnavailableError, SkuError
-from edgeorder.ingest.store import audit, registry
+from edgeorder.ingest.store import audit, groups, registry
+from edgeorder.ingest.store.bulk import BulkError, BulkRequest, apply_bulk
 from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.web import forms, provisioning, sku_picker, views
 from edgeorder.ingest.web.access import identity_of, see_other
-from edgeorder.ingest.web.markup import Markup, esc
+from edgeorder.ingest.web.bulk_notify import announce_bulk
+from edgeorder.ingest.web.markup import Markup, esc, join
 from edgeorder.ingest.web.pages import device_page, page, simulated_ids
 from edgeorder.ingest.web.state import STORE_KEY
 
@@ -141,6 +143,91 @@ async def set_mapping(request: web.Request) -> web.Response:
     _notify(request, "device", device_id)
     await _push_config(request, device_id)
     return _done(request, views.device_url(device_id), mapping=mapping.model_dump(mode="json"))
+
+
+async def set_groups(request: web.Request) -> web.Response:
+    """The device's tags (separated by spaces or commas) and site, from its page."""
+    device_id, form = _device_id(request), await request.post()
+    tags = str(form.get("tags", "")).replace(",", " ").split()
+    site = str(form.get("site", ""))
+    actor = identity_of(request).actor
+
+    def change(db: Conn) -> None:
+        groups.set_tags(db, device_id, tags, actor=actor)
+        groups.set_site(db, device_id, site, actor=actor)
+
+    try:
+        await _registry(request, change)
+    except web.HTTPBadRequest as exc:
+        log.info("groups_refused", device_id=device_id, reason=exc.text)
+        if _wants_json(request):
+            return web.json_response({"ok": False, "error": (exc.text or "").strip()}, status=400)
+        notice = f"Tags and site not saved: {(exc.text or '').strip()}"
+        return await device_page(request, notice=notice, status=400)
+    _notify(request, "device", device_id)
+    return _done(request, views.device_url(device_id), tags=sorted(set(tags)), site=site.strip())
+
+
+_BULK = {
+    "enable": ("enable", None),
+    "disable": ("disable", None),
+    "env_dev": ("set_env", "dev"),
+    "env_prod": ("set_env", "prod"),
+    "add_tag": ("add_tag", None),
+    "remove_tag": ("remove_tag", None),
+}
+
+
+def _back(form: Any) -> str:
+    """The fleet URL the bulk form came from (only the fleet page: never elsewhere)."""
+    back = str(form.get("back", "/"))
+    return back if back == "/" or back.startswith("/?") else "/"
+
+
+async def bulk_action(request: web.Request) -> web.Response:
+    """One action for every device ticked on the fleet page: all of them, or none (the
+    page then says why each failing device failed)."""
+    form = await request.post()
+    chosen = _BULK.get(str(form.get("action", "")))
+    ids = tuple(str(v) for v in form.getall("device", []))
+    tag = str(form.get("tag", "")).strip() or None
+    actor = identity_of(request).actor
+    try:
+        if chosen is None:
+            raise registry.RegistryError(f"action must be one of {', '.join(_BULK)}")
+        env = chosen[1]
+        req = BulkRequest(
+            chosen[0],  # type: ignore[arg-type]
+            ids,
+            env="dev" if env == "dev" else "prod" if env else None,
+            tag=tag,
+        )
+        done = await request.app[STORE_KEY].write(lambda db: apply_bulk(db, req, actor=actor))
+    except registry.RegistryError as exc:
+        errors = exc.errors if isinstance(exc, BulkError) else {}
+        log.info("bulk_refused", devices=len(ids), reason=str(exc))
+        if _wants_json(request):
+            body = {"ok": False, "error": str(exc), "devices": errors}
+            return web.json_response(body, status=400)
+        return _bulk_refused(request, str(exc), errors)
+    await announce_bulk(request, done, source="dashboard")
+    log.info("bulk_done", action=req.detail, devices=len(done.changed), actor=actor)
+    back = _back(form)
+    if _wants_json(request):
+        return web.json_response({"ok": True, "action": req.detail, "changed": done.changed})
+    sep = "&" if "?" in back else "?"
+    return see_other(f"{back}{sep}bulk={len(done.changed)}")
+
+
+def _bulk_refused(request: web.Request, message: str, errors: dict[str, str]) -> web.Response:
+    items = join(
+        Markup(f"<li><b>{esc(device)}</b>: {esc(why)}</li>") for device, why in errors.items()
+    )
+    body = Markup(
+        f'<p class="error" role="alert" id="bulk-error">Nothing changed. {esc(message)}</p>'
+        f'<ul class="bulk-errors">{items}</ul><p><a href="/">Back to the fleet</a></p>'
+    )
+    return page(request, "Bulk action refused", body, active="fleet", status=400)
 
 
 async def rotate(request: web.Request) -> web.Response:
@@ -280,6 +367,8 @@ async def discard(request: web.Request) -> web.Response:
 
 
 def install(app: web.Application) -> None:
+    app.router.add_post("/devices/bulk", bulk_action)  # before the per-device routes
+    app.router.add_post("/devices/{device_id}/groups", set_groups)
     app.router.add_post("/devices/{device_id}/press", press)
     app.router.add_post("/devices/{device_id}/enabled", set_enabled)
     app.router.add_post("/devices/{device_id}/env", set_env)

@@ -24,11 +24,13 @@ from edgeorder.ingest.bus import Notice
 from edgeorder.ingest.domain.firmware import render_agent_toml
 from edgeorder.ingest.keys import BUS_KEY, CATALOG_KEY, PUBLISHER_KEY, SETTINGS_KEY
 from edgeorder.ingest.orders import catalog, outbox
-from edgeorder.ingest.store import queries, registry
+from edgeorder.ingest.store import groups, queries, registry
+from edgeorder.ingest.store.bulk import BulkError, BulkRequest, apply_bulk
 from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.web import api_models as m
 from edgeorder.ingest.web.access import identity_of
 from edgeorder.ingest.web.broker_hooks import BROKER_OPERATIONS
+from edgeorder.ingest.web.bulk_notify import announce_bulk
 from edgeorder.ingest.web.evendi_api import EVENDI_OPERATIONS
 from edgeorder.ingest.web.openapi import (
     Operation,
@@ -90,8 +92,26 @@ def _actor(request: web.Request) -> str:
 
 
 async def list_devices(request: web.Request) -> web.Response:
-    devices = await _registry_call(request, registry.list_devices, write=False)
-    return web.json_response({"Data": devices})
+    q = query_of(request, m.DevicesQuery)
+    read = partial(registry.list_devices, tag=q.tag, site=q.site)
+    return web.json_response({"Data": await _registry_call(request, read, write=False)})
+
+
+async def bulk(request: web.Request) -> web.Response:
+    """One action on every listed device, or (400 ``bulk_failed``, with each failing
+    device's reason) on none."""
+    body = body_of(request, m.BulkIn)
+    req = BulkRequest(body.action, tuple(body.device_ids), env=body.env, tag=body.tag)
+    actor = _actor(request)
+    try:
+        done = await _registry_call(request, lambda db: apply_bulk(db, req, actor=actor))
+    except BulkError as exc:
+        devices = [{"device_id": d, "error": e} for d, e in exc.errors.items()]
+        raise _error(409, "bulk_failed", str(exc), Devices=devices) from exc
+    except registry.RegistryError as exc:
+        raise _error(400, "invalid", str(exc)) from exc
+    await announce_bulk(request, done, source="api")
+    return web.json_response({"action": req.detail, "changed": done.changed})
 
 
 async def get_device(request: web.Request) -> web.Response:
@@ -108,7 +128,8 @@ async def get_device(request: web.Request) -> web.Response:
 
 async def _check_skus(request: web.Request, mapping: p.ButtonMapping, allow: bool) -> None:
     """Refuse a mapping whose SKUs the platform does not sell (400 ``unknown_sku``) or
-    cannot check now (503 ``catalog_unavailable``), unless ``allow_unknown_sku``."""
+    cannot check now (424 Failed Dependency ``catalog_unavailable``: the read of the catalog
+    it depends on failed; not a 5xx, ingest itself is fine), unless ``allow_unknown_sku``."""
     skus = request.app.get(CATALOG_KEY)
     if skus is None:  # an app without the service (tests of the API alone)
         return
@@ -118,7 +139,7 @@ async def _check_skus(request: web.Request, mapping: p.ButtonMapping, allow: boo
     except catalog.UnknownSkuError as exc:
         raise _error(400, "unknown_sku", str(exc.hinted(hint))) from exc
     except catalog.CatalogUnavailableError as exc:
-        raise _error(503, "catalog_unavailable", str(exc.hinted(hint))) from exc
+        raise _error(424, "catalog_unavailable", str(exc.hinted(hint))) from exc
 
 
 async def get_catalog(request: web.Request) -> web.Response:
@@ -154,6 +175,8 @@ async def add_device(request: web.Request) -> web.Response:
             allow_parallel=body.allow_parallel,
             cancel_window_s=body.cancel_window_s,
             profile=body.profile,
+            tags=body.tags,
+            site=body.site,
             actor=actor,
         ),
         body.device_id,
@@ -174,16 +197,18 @@ async def patch_device(request: web.Request) -> web.Response:
         await _check_skus(request, body.mapping, body.allow_unknown_sku)
 
     def apply(db: Conn) -> dict[str, Any]:
-        row = registry.get_device(db, device_id)
+        registry.get_device(db, device_id)  # UnknownDeviceError: 404
         if body.enabled is not None:
-            row = registry.set_enabled(db, device_id, body.enabled, actor=actor)
+            registry.set_enabled(db, device_id, body.enabled, actor=actor)
         if body.env is not None:
-            row = registry.set_env(
-                db, device_id, "dev" if body.env == "dev" else "prod", actor=actor
-            )
+            registry.set_env(db, device_id, "dev" if body.env == "dev" else "prod", actor=actor)
         if body.mapping is not None:
-            row = registry.update_mapping(db, device_id, body.mapping, actor=actor)
-        return row
+            registry.update_mapping(db, device_id, body.mapping, actor=actor)
+        if body.tags is not None:
+            groups.set_tags(db, device_id, body.tags, actor=actor)
+        if body.site is not None:
+            groups.set_site(db, device_id, body.site, actor=actor)
+        return registry.get_device(db, device_id)
 
     config = body.env is not None or body.mapping is not None
     return web.json_response(await _mutate(request, apply, device_id, config=config))
@@ -261,7 +286,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 NOT_FOUND_DEVICE = Reply(404, m.ErrorOut, "no such device")
 CATALOG_UNAVAILABLE = Reply(
-    503, m.ErrorOut, "catalog_unavailable: the platform's SKUs cannot be read now"
+    424, m.ErrorOut, "catalog_unavailable: the platform's SKUs cannot be read now"
 )
 OPERATIONS: list[Operation] = [
     Operation(
@@ -278,6 +303,20 @@ OPERATIONS: list[Operation] = [
         list_devices,
         "every device, by id",
         (Reply(200, m.DevicesOut, "the devices"),),
+        query=m.DevicesQuery,
+        tag="devices",
+    ),
+    Operation(
+        "POST",
+        "/api/bulk/devices",
+        bulk,
+        "enable, disable, set env, add or remove a tag on many devices: all or none",
+        (
+            Reply(200, m.BulkOut, "every device changed"),
+            Reply(400, m.ErrorOut, "invalid: the request as a whole (set_env without env)"),
+            Reply(409, m.BulkErrorOut, "bulk_failed: nothing changed; why each device failed"),
+        ),
+        body=m.BulkIn,
         tag="devices",
     ),
     Operation(

@@ -15,16 +15,22 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from edgeorder import protocol as p
 from edgeorder.ingest.domain.devices import DEFAULT_CANCEL_WINDOW_S, CancelWindowS, DeviceName
+from edgeorder.ingest.domain.groups import SITE_MAX_CHARS, TAG_PATTERN, TAGS_MAX
+from edgeorder.ingest.store.bulk import BULK_MAX
 
 __all__ = [
     "AuthErrorOut",
     "BufferRowOut",
+    "BulkErrorOut",
+    "BulkIn",
+    "BulkOut",
     "CatalogOut",
     "DeviceCreatedOut",
     "DeviceIn",
     "DeviceOut",
     "DevicePatch",
     "DevicePath",
+    "DevicesQuery",
     "ErrorOut",
     "EventDetailOut",
     "EventOut",
@@ -62,6 +68,8 @@ class DeviceIn(BaseModel):
     allow_parallel: bool = False
     cancel_window_s: CancelWindowS = DEFAULT_CANCEL_WINDOW_S
     profile: dict[str, Any] | None = None
+    tags: list[Tag] = Field(default_factory=list, max_length=TAGS_MAX)
+    site: Site = ""
     allow_unknown_sku: bool = Field(
         default=False,
         description="save a SKU the platform's catalog lacks, or one it cannot check now "
@@ -77,6 +85,10 @@ class DevicePatch(BaseModel):
     enabled: bool | None = None
     env: str | None = Field(default=None, pattern="^(dev|prod)$")
     mapping: p.ButtonMapping | None = None
+    tags: list[Tag] | None = Field(
+        default=None, max_length=TAGS_MAX, description="replaces the device's tags"
+    )
+    site: Site | None = None
     allow_unknown_sku: bool = Field(
         default=False,
         description="save a SKU the platform's catalog lacks, or one it cannot check now "
@@ -101,6 +113,32 @@ class OutboxPath(BaseModel):
     """An order-outbox row id (1 .. 2^63-1): anything else names no row (404)."""
 
     outbox_id: Annotated[int, Field(ge=1, le=p.INT64_MAX), BeforeValidator(_query_int)]
+
+
+Tag = Annotated[str, Field(pattern=TAG_PATTERN)]
+Site = Annotated[str, Field(max_length=SITE_MAX_CHARS, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
+class DevicesQuery(BaseModel):
+    """``?tag=&site=`` of ``GET /api/devices``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    tag: str | None = Field(None, description="only devices with this tag")
+    site: str | None = Field(None, description="only devices at this site")
+
+
+class BulkIn(BaseModel):
+    """Body of ``POST /api/bulk/devices``: one action on every listed device, or on none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_ids: list[Annotated[str, Field(pattern=p.DEVICE_ID_PATTERN)]] = Field(
+        min_length=1, max_length=BULK_MAX
+    )
+    action: Literal["enable", "disable", "set_env", "add_tag", "remove_tag"]
+    env: Literal["dev", "prod"] | None = Field(None, description="for set_env")
+    tag: Tag | None = Field(None, description="for add_tag and remove_tag")
 
 
 class ListQuery(BaseModel):
@@ -266,6 +304,19 @@ class CatalogOut(_Out):
     source: str
     error: str | None
     Data: list[CatalogItemOut]
+
+
+class BulkOut(_Out):
+    action: str
+    changed: list[str] = Field(description="every device the action changed, in order")
+
+
+class BulkErrorOut(_Out):
+    """``bulk_failed``: nothing was changed; ``Devices`` says why each failing device failed."""
+
+    Error: str
+    Message: str
+    Devices: list[dict[str, str]] = Field(description="[{device_id, error}]")
 
 
 class OkOut(_Out):

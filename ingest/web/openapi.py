@@ -84,7 +84,7 @@ def api_error(status: int, code: str, message: str, **extra: Any) -> web.HTTPExc
         404: web.HTTPNotFound,
         409: web.HTTPConflict,
         422: web.HTTPUnprocessableEntity,
-        503: web.HTTPServiceUnavailable,
+        424: web.HTTPFailedDependency,
     }[status]
     body = json.dumps({"Error": code, "Message": message, **extra})
     return cls(text=body, content_type="application/json")

@@ -6,10 +6,12 @@ from aiohttp import web
 
 from edgeorder.ingest.keys import SIMULATOR_KEY
 from edgeorder.ingest.store import dashboard as queries
+from edgeorder.ingest.store import groups
 from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.web import evendi_panel, provisioning, sku_picker, views
 from edgeorder.ingest.web.access import identity_of
 from edgeorder.ingest.web.chart import hourly_chart
+from edgeorder.ingest.web.fleet_actions import FleetGroups
 from edgeorder.ingest.web.markup import Markup, html_response, layout
 from edgeorder.ingest.web.state import STORE_KEY
 
@@ -43,7 +45,12 @@ def _filter(request: web.Request) -> queries.FleetFilter:
     online = {"1": True, "0": False}.get(q.get("online", ""))
     env = q.get("env") if q.get("env") in ("dev", "prod") else None
     return queries.FleetFilter(
-        q=q.get("q", "")[:100], online=online, env=env, failures=q.get("failures") == "1"
+        q=q.get("q", "")[:100],
+        online=online,
+        env=env,
+        failures=q.get("failures") == "1",
+        tag=q.get("tag", "")[:64] or None,
+        site=q.get("site", "")[:64] or None,
     )
 
 
@@ -52,17 +59,18 @@ async def fleet(request: web.Request) -> web.Response:
 
     def read(
         conn: Conn,
-    ) -> tuple[list[queries.Row], queries.Totals, list[tuple[str, int, int]]]:
+    ) -> tuple[list[queries.Row], queries.Totals, list[tuple[str, int, int]], FleetGroups]:
         return (
             queries.fleet_rows(conn, flt),
             queries.fleet_totals(conn),
             queries.hourly_counts(conn),
+            FleetGroups(csrf, groups.all_tags(conn), groups.all_sites(conn)),
         )
 
-    rows, totals, counts = await request.app[STORE_KEY].read(read)
-    return page(
-        request, "Fleet", views.fleet_body(rows, totals, hourly_chart(counts), flt), active="fleet"
-    )
+    csrf = identity_of(request).csrf_token or ""
+    rows, totals, counts, in_use = await request.app[STORE_KEY].read(read)
+    body = views.fleet_body(rows, totals, hourly_chart(counts), flt, in_use, back=request.path_qs)
+    return page(request, "Fleet", body, active="fleet")
 
 
 async def device_page(

@@ -12,6 +12,8 @@ from urllib.parse import quote
 
 from edgeorder.ingest.domain.devices import NAME_MAX_CHARS, QUANTITY_MAX
 from edgeorder.ingest.store.dashboard import FleetFilter, Row, Totals
+from edgeorder.ingest.web import fleet_actions
+from edgeorder.ingest.web.fleet_actions import FleetGroups
 from edgeorder.ingest.web.markup import Markup, attrs, csrf_field, esc, join
 
 __all__ = ["ago", "badge", "buffer_body", "device_body", "fleet_body", "provision_body"]
@@ -64,7 +66,7 @@ def totals_region(t: Totals) -> Markup:
     )
 
 
-def _filter_form(flt: FleetFilter) -> Markup:
+def _filter_form(flt: FleetFilter, groups: FleetGroups | None = None) -> Markup:
     def opt(value: str, label: str, current: str) -> Markup:
         return Markup(f'<option value="{value}"{attrs(selected=value == current)}>{label}</option>')
 
@@ -76,13 +78,18 @@ def _filter_form(flt: FleetFilter) -> Markup:
         f"{opt('1', 'online', online)}{opt('0', 'offline', online)}</select>"
         f'<select name="env" aria-label="Env">{opt("", "any env", flt.env or "")}'
         f"{opt('dev', 'dev', flt.env or '')}{opt('prod', 'prod', flt.env or '')}</select>"
+        f"{fleet_actions.group_filters(flt, groups) if groups else ''}"
         f'<label><input type="checkbox" name="failures" value="1"'
         f"{attrs(checked=flt.failures)}> with failures</label>"
         '<button type="submit">Filter</button></form>'
     )
 
 
-def _fleet_row(row: Row) -> Markup:
+def _select(row: Row, selectable: bool) -> Markup:
+    return fleet_actions.select_box(row["device_id"]) if selectable else Markup("")
+
+
+def _fleet_row(row: Row, selectable: bool = False) -> Markup:
     event = (
         Markup(f"{esc(row['last_trigger'])} {badge(row['last_event_state'])}")
         if row["last_event_id"]
@@ -96,7 +103,8 @@ def _fleet_row(row: Row) -> Markup:
     queue = "—" if row["queue_depth"] is None else row["queue_depth"]
     return Markup(
         f'<tr id="dev-{esc(row["device_id"])}" data-device="{esc(row["device_id"])}">'
-        f'<td data-label="Device"><a href="{esc(device_url(row["device_id"]))}">'
+        f'<td data-label="Device">{_select(row, selectable)}'
+        f'<a href="{esc(device_url(row["device_id"]))}">'
         f'{esc(row["device_id"])}</a> <small class="muted">{esc(row["name"])}</small></td>'
         f'<td data-label="Presence">{_online(row)}</td>'
         f'<td data-label="Last seen">{ago(row["last_seen"])}</td>'
@@ -106,21 +114,35 @@ def _fleet_row(row: Row) -> Markup:
         f'<td data-label="Enabled">{"yes" if row["enabled"] else "<b>disabled</b>"}</td>'
         f'<td data-label="Last event" class="last-event">{event}</td>'
         f'<td data-label="Last order" class="last-order">{order}</td>'
-        f'<td data-label="Failures 24 h">{esc(row["failures"])}</td></tr>'
+        f'<td data-label="Failures 24 h">{esc(row["failures"])}</td>'
+        f"{fleet_actions.groups_cell(row) if selectable else ''}</tr>"
     )
 
 
-def fleet_body(rows: Sequence[Row], totals: Totals, chart: Markup, flt: FleetFilter) -> Markup:
-    table_rows = join(_fleet_row(r) for r in rows) or Markup(
-        '<tr><td colspan="10" class="muted">No device matches.</td></tr>'
+def fleet_body(
+    rows: Sequence[Row],
+    totals: Totals,
+    chart: Markup,
+    flt: FleetFilter,
+    groups: FleetGroups | None = None,
+    *,
+    back: str = "/",
+) -> Markup:
+    """``groups``: with it, rows can be selected for a bulk action (``web.fleet_actions``)
+    and filtered by tag and site; ``back`` is this page's URL (filters included)."""
+    on = groups is not None
+    table_rows = join(_fleet_row(r, on) for r in rows) or Markup(
+        f'<tr><td colspan="{11 if on else 10}" class="muted">No device matches.</td></tr>'
     )
     return Markup(
         f"{totals_region(totals)}"
         f'<section id="chart" data-region>{chart}</section>'
-        f"{_filter_form(flt)}"
+        f"{_filter_form(flt, groups)}"
+        f"{fleet_actions.bulk_form(groups, back) if groups else ''}"
         '<table class="fleet" id="fleet" data-region><thead><tr><th>Device</th><th>Presence</th>'
         "<th>Last seen</th><th>Firmware</th><th>Queue</th><th>Env</th><th>Enabled</th>"
-        "<th>Last event</th><th>Last order</th><th>Failures 24 h</th></tr></thead>"
+        "<th>Last event</th><th>Last order</th><th>Failures 24 h</th>"
+        f"{'<th>Groups</th>' if on else ''}</tr></thead>"
         f"<tbody>{table_rows}</tbody></table>"
     )
 
@@ -326,7 +348,8 @@ def device_body(
     return Markup(
         f'{_flash(notice)}{shown}<p class="muted">{esc(dev["name"])}</p>'
         f'<div class="grid">{_device_summary(dev)}{press}{_device_controls(dev, url, csrf)}'
-        f"</div>{_mapping_form(dev, url, csrf, picker)}{extra or ''}"
+        f"</div>{_mapping_form(dev, url, csrf, picker)}"
+        f"{fleet_actions.groups_card(dev, url, csrf)}{extra or ''}"
         f"<section><h2>Timeline</h2>{_timeline(events)}</section>"
         f"<section><h2>Operator history</h2>{_audit_list(audit)}</section>"
     )

@@ -68,7 +68,7 @@ async def test_the_api_refuses_unknown_skus_and_offers_the_catalog(
     status, err = await api(
         ingest, "PATCH", "/api/devices/sku-01", token, {"mapping": mapping("TEA-250G")}
     )
-    assert (status, err["Error"]) == (503, "catalog_unavailable")
+    assert (status, err["Error"]) == (424, "catalog_unavailable")
     assert "cannot check SKU 'TEA-250G': the catalog of ordercore is unreachable" in err["Message"]
     assert "allow_unknown_sku" in err["Message"]
     status, catalog = await api(ingest, "GET", "/api/catalog", token)

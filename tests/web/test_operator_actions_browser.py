@@ -139,3 +139,88 @@ async def test_the_sku_picker_offers_the_catalog_and_an_unknown_sku_is_refused(
     await save_single(page, "WATER-5L", allow=True)
     await expect(page.locator("input[name=single_sku]")).to_have_value("WATER-5L")
     assert dashboard.mapping_of("pick-01")["single"]["sku"] == "WATER-5L"  # type: ignore[index]
+
+
+def tags_of(db_path: Path) -> dict[str, tuple[bool, str, list[str]]]:
+    db = open_db(db_path)
+    try:
+        return {
+            d["device_id"]: (d["enabled"], d["env"], d["tags"]) for d in registry.list_devices(db)
+        }
+    finally:
+        db.conn.close()
+
+
+async def test_tags_filter_the_fleet_and_a_bulk_action_changes_the_selected_devices(
+    dashboard: Dashboard, browser: Browser
+) -> None:
+    for device_id in ("bar-01", "bar-02", "kit-01"):
+        await asyncio.to_thread(add_device, dashboard.db_path, device_id)
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    await log_in(page, dashboard.url)
+
+    # Tags and a site from the device page.
+    await page.goto(dashboard.url + "devices/kit-01")
+    card = page.locator("#groups")
+    await card.locator("input[name=tags]").fill("kitchen, pilot")
+    await card.locator("input[name=site]").fill("Lisbon")
+    await card.locator("button[type=submit]").click()
+    await expect(card.locator("input[name=tags]")).to_have_value("kitchen pilot")
+    await expect(card.locator("input[name=site]")).to_have_value("Lisbon")
+
+    # Select all shown, then a bulk "add tag": every device gets it, in one action.
+    await page.goto(dashboard.url)
+    await page.locator("#select-all").check()
+    bulk = page.locator("form#bulk")
+    await bulk.locator("select[name=action]").select_option("add_tag")
+    await bulk.locator("input[name=tag]").fill("bar")
+    await bulk.locator("button[type=submit]").click()
+    await expect(page.locator("#dev-bar-01 .groups .tag")).to_have_text(["bar"])
+    assert {d: t[2] for d, t in (await asyncio.to_thread(tags_of, dashboard.db_path)).items()} == {
+        "bar-01": ["bar"],
+        "bar-02": ["bar"],
+        "kit-01": ["bar", "kitchen", "pilot"],
+    }
+
+    # Filter by tag: only the kitchen device; select it and disable it.
+    await page.locator("select[name=tag]").select_option("kitchen")
+    await page.locator("form.filters button[type=submit]").click()
+    await expect(page.locator("#fleet tbody tr")).to_have_count(1)
+    await expect(page.locator("#dev-kit-01 .groups")).to_contain_text("Lisbon")
+    await page.locator("#dev-kit-01 input[name=device]").check()
+    await bulk.locator("select[name=action]").select_option("disable")
+    await bulk.locator("button[type=submit]").click()
+    await expect(page).to_have_url(dashboard.url + "?q=&online=&env=&tag=kitchen&site=&bulk=1")
+    await expect(page.locator("#dev-kit-01 td[data-label=Enabled]")).to_have_text("disabled")
+
+    # A bulk action for nothing selected, or an impossible one, changes nothing and says so.
+    await page.goto(dashboard.url)
+    await page.locator("#dev-bar-01 input[name=device]").check()
+    await page.locator("#dev-bar-02 input[name=device]").check()
+    await bulk.locator("select[name=action]").select_option("remove_tag")
+    await bulk.locator("input[name=tag]").fill("not a tag")
+    await bulk.locator("button[type=submit]").click()
+    await expect(page.locator("#bulk-error")).to_contain_text("Nothing changed")
+    final = await asyncio.to_thread(tags_of, dashboard.db_path)
+    assert final["bar-01"] == (True, "prod", ["bar"])
+    assert final["kit-01"][0] is False
+
+
+async def test_provisioning_offers_the_catalog_and_refuses_an_unknown_sku(
+    dashboard: Dashboard, browser: Browser
+) -> None:
+    page = await browser.new_page()
+    await log_in(page, dashboard.url)
+    await page.goto(dashboard.url + "provision")
+    await expect(page.locator("datalist#catalog-skus option")).to_have_count(4)
+    form = page.locator("form.provision")
+    await form.locator("input[name=device_id]").fill("new-01")
+    await form.locator("input[name=single_sku]").fill("NOT-SOLD")
+    await form.locator("button[type=submit]").click()
+    await expect(page.locator("p.error")).to_contain_text(
+        "SKU 'NOT-SOLD' not in the catalog of ordercore"
+    )
+    await page.locator("form.provision input[name=single_sku]").fill("FILTER-100")
+    await page.locator("form.provision button[type=submit]").click()
+    await expect(page.locator("h1")).to_have_text("Device new-01 added")
+    assert dashboard.mapping_of("new-01")["single"]["sku"] == "FILTER-100"  # type: ignore[index]

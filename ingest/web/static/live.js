@@ -20,7 +20,15 @@
       const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
       document.querySelectorAll("[data-region][id]").forEach((el) => {
         const fresh = doc.getElementById(el.id);
-        if (fresh) el.replaceWith(document.importNode(fresh, true));
+        if (!fresh) return;
+        // What the operator ticked (devices for a bulk action) survives the swap.
+        const kept = new Set(Array.from(el.querySelectorAll("input[data-keep]:checked"),
+          (box) => box.value));
+        const node = document.importNode(fresh, true);
+        node.querySelectorAll("input[data-keep]").forEach((box) => {
+          box.checked = kept.has(box.value);
+        });
+        el.replaceWith(node);
       });
       relativeTimes();
       body.dataset.refreshed = String(Date.now());
@@ -69,6 +77,13 @@
       if (button) button.disabled = false;
       schedule();
     }
+  });
+
+  // "All shown": tick (or untick) every device row of the filtered fleet table.
+  document.getElementById("select-all")?.addEventListener("change", (ev) => {
+    document.querySelectorAll("#fleet input[data-keep]").forEach((box) => {
+      box.checked = ev.target.checked;
+    });
   });
 
   relativeTimes();
