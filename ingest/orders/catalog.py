@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import structlog
 
@@ -84,7 +85,9 @@ class CatalogView:
     def has_catalog(self) -> bool:
         return self.items is not None or self.error is not None
 
+    @cached_property
     def skus(self) -> frozenset[str]:
+        """Made once per read of the catalog, not once per check."""
         return frozenset(i.sku for i in self.items or ())
 
 
@@ -109,7 +112,7 @@ def check_mapping(mapping: p.ButtonMapping, view: CatalogView, *, allow_unknown:
         if not allow_unknown:
             raise CatalogUnavailableError(skus, view.platform, view.error or "no answer")
         return [f"SKU {', '.join(skus)} not checked: {view.platform} unreachable"]
-    unknown = [s for s in skus if s not in view.skus()]
+    unknown = [s for s in skus if s not in view.skus]
     if unknown and not allow_unknown:
         raise UnknownSkuError(unknown, view.platform)
     return [f"SKU {s!r} is not in the catalog of {view.platform} (allowed)" for s in unknown]
