@@ -2,8 +2,8 @@
 
 All or nothing: every device is changed in one transaction (a savepoint inside the writer's
 group commit), or none is and ``BulkError`` says what was wrong with each device that failed.
-Each device gets its own audit row (its page's history shows the change), and the action one
-more, naming every device.
+Each device gets its own audit row (its page's history shows the change), and an action on
+several devices one more, naming every device.
 """
 
 from __future__ import annotations
@@ -107,15 +107,16 @@ def apply_bulk(db: Db, req: BulkRequest, *, actor: str = "system") -> BulkResult
                 errors[device_id] = str(exc)
         if errors:
             raise BulkError(errors)  # rolls every device back
-        conn.execute(
-            "INSERT INTO audit (at, actor, action, device_id, detail) VALUES (?, ?, ?, ?, ?)",
-            [
-                p.format_ts(p.utcnow()),
-                actor,
-                "device.bulk",
-                None,
-                f"{req.detail}: {', '.join(ids)}"[:2000],
-            ],
-        )
+        if len(ids) > 1:  # one device: its own row says it all
+            conn.execute(
+                "INSERT INTO audit (at, actor, action, device_id, detail) VALUES (?, ?, ?, ?, ?)",
+                [
+                    p.format_ts(p.utcnow()),
+                    actor,
+                    "device.bulk",
+                    None,
+                    f"{req.detail}: {', '.join(ids)}"[:2000],
+                ],
+            )
     config = ids if req.action == "set_env" else []
     return BulkResult(req, ids, config)

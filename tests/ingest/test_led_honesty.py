@@ -5,6 +5,7 @@ the fast blink of an order in progress; a cancel that went through shows "cancel
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -43,10 +44,12 @@ class Button:
 
     async def click(self, kind: str) -> p.Event:
         before = len(self.rec.events)
+        self.clock.advance(1.0)  # well apart from the last click's edges (no bounce, no double)
         if kind == "long":  # held past long_press_ms: the long click fires while held
             self.pin.drive_low()
             await self.rec.until(lambda: len(self.rec.events) > before)
             self.pin.drive_high()
+            self.clock.advance(0.1)
         else:
             for _ in range(2 if kind == "double" else 1):
                 self.pin.drive_low()
@@ -79,7 +82,7 @@ async def test_nothing_to_do_and_cancelled_are_what_the_led_shows(
         mark = len(rec.leds)
         event = await button.click("double")
         await rec.led("nothing", "accepted", since=mark)
-        led.wait_state(lambda s: s == 1)
+        await asyncio.to_thread(led.wait_state, lambda s: s == 1)  # lit by the blink thread
         await rec.led("off", "accepted", since=mark)
         assert ("accepted", "accepted") not in leds_after(rec, mark)
         assert agent.press_state(event.event_id) is p.State.ACCEPTED
@@ -98,7 +101,7 @@ async def test_nothing_to_do_and_cancelled_are_what_the_led_shows(
         mark = len(rec.leds)
         cancel = await button.click("long")
         await rec.led("cancelled", "cancelled", since=mark)
-        led.wait_state(lambda s: s == 1)
+        await asyncio.to_thread(led.wait_state, lambda s: s == 1)  # lit by the blink thread
         await rec.led("off", "cancelled", since=mark)
         assert agent.press_state(cancel.event_id) is p.State.CANCELLED
         await rec.until(lambda: agent.press_state(ordered.event_id) is p.State.CANCELLED)
