@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from edgeorder.protocol.models import Click
+from edgeorder.protocol.values import Click
 
 __all__ = ["ClickClassifier", "ClickTimings"]
 

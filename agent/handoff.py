@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from edgeorder.agent.errors import AgentNotRunningError
-from edgeorder.protocol.models import Click
+from edgeorder.protocol.values import Click
 
 __all__ = ["QUEUE_SIZE", "Handoff", "SensorValue", "SimClick"]
 

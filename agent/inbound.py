@@ -8,18 +8,17 @@ unexpected channel, a bad payload) is a ``ProtocolError`` the worker logs and dr
 from __future__ import annotations
 
 from edgeorder.agent.classifier import ClickTimings
-from edgeorder.protocol.codec import decode
+from edgeorder.protocol.device import DesiredConfig, DeviceStatus, decode_config, decode_status
 from edgeorder.protocol.errors import TopicError
-from edgeorder.protocol.models import DeviceConfig, Status
 from edgeorder.protocol.topics import Channel, parse_device_topic
 
 __all__ = ["Message", "parse_inbound", "timings_for"]
 
-Message = Status | DeviceConfig
+Message = DeviceStatus | DesiredConfig
 
 
 def parse_inbound(topic: str, payload: bytes, device_id: str) -> Message:
-    """The ``Status`` or ``DeviceConfig`` of a message on ``device_id``'s own topics.
+    """The ``DeviceStatus`` or ``DesiredConfig`` of a message on ``device_id``'s own topics.
 
     Raises ``ProtocolError`` (``TopicError``/``PayloadError``) for anything else.
     """
@@ -27,13 +26,13 @@ def parse_inbound(topic: str, payload: bytes, device_id: str) -> Message:
     if owner != device_id:
         raise TopicError(f"topic {topic!r} belongs to another device")
     if channel is Channel.STATUS:
-        return decode(Status, payload)
+        return decode_status(payload)
     if channel is Channel.CONFIG:
-        return decode(DeviceConfig, payload)
+        return decode_config(payload)
     raise TopicError(f"unexpected channel {channel.value}")
 
 
-def timings_for(current: ClickTimings, desired: DeviceConfig) -> ClickTimings:
+def timings_for(current: ClickTimings, desired: DesiredConfig) -> ClickTimings:
     """``current`` with the windows ``desired`` sets (the debounce stays the device's own)."""
     return ClickTimings(
         current.bounce_s,

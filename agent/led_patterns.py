@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from edgeorder.protocol.models import State
 from edgeorder.protocol.reasons import is_nothing_to_do
+from edgeorder.protocol.values import State
 
 __all__ = [
     "PATTERNS",

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from edgeorder.agent.led_patterns import Choice, LedInputs, choose_pattern
-from edgeorder.protocol.models import State
+from edgeorder.protocol.values import State
 
 __all__ = ["RECENT_EVENTS", "LedState"]
 

@@ -20,9 +20,9 @@ import structlog
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edgeorder.agent.config import AgentConfig
-from edgeorder.protocol.codec import encode
-from edgeorder.protocol.models import Presence, utcnow
+from edgeorder.protocol.device import presence_payload
 from edgeorder.protocol.topics import Channel, device_topic
+from edgeorder.protocol.values import utcnow
 
 __all__ = ["Inbound", "LinkDown", "LinkEvent", "LinkUp", "MqttLink"]
 
@@ -93,7 +93,7 @@ class MqttLink:
         return device_topic(self.device_id, channel)
 
     def presence(self, *, online: bool) -> bytes:
-        return encode(Presence(online=online, fw=self.fw, ts=utcnow()))
+        return presence_payload(online=online, fw=self.fw, ts=utcnow())
 
     # -- paho thread: convert and hand off, nothing else ---------------------------------
 

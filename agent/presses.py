@@ -22,12 +22,13 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from enum import Enum
 
-from edgeorder.protocol.models import State, Status
+from edgeorder.protocol.device import DeviceStatus
+from edgeorder.protocol.values import State
 
 __all__ = ["PressBook", "Verdict", "settles"]
 
 
-def settles(status: Status) -> bool:
+def settles(status: DeviceStatus) -> bool:
     """True when no status the device waits for will follow ``status``.
 
     From ``ordered`` on, the press's outcome is known (an order exists); later lifecycle
@@ -84,7 +85,7 @@ class PressBook:
     def is_settled(self, event_id: str) -> bool:
         return event_id in self._settled
 
-    def judge(self, status: Status) -> Verdict:
+    def judge(self, status: DeviceStatus) -> Verdict:
         """What ``status`` means for its press (pure: nothing changes here)."""
         event_id = status.event_id
         if event_id is None or event_id not in self:

@@ -44,21 +44,17 @@ from edgeorder.agent.presses import Verdict, settles
 from edgeorder.agent.sensor_trigger import SensorTrigger, TriggerSettings
 from edgeorder.agent.tracker import PressTracker
 from edgeorder.agent.version import FW_VERSION
-from edgeorder.protocol.codec import encode
-from edgeorder.protocol.errors import ProtocolError
-from edgeorder.protocol.models import (
-    Click,
-    ConfigReported,
-    DeviceConfig,
-    Event,
-    EventKind,
-    SensorReading,
-    State,
-    Status,
-    Telemetry,
-    utcnow,
+from edgeorder.protocol.device import (
+    DesiredConfig,
+    DeviceEvent,
+    DeviceStatus,
+    Reading,
+    config_reported_payload,
+    telemetry_payload,
 )
+from edgeorder.protocol.errors import ProtocolError
 from edgeorder.protocol.topics import Channel
+from edgeorder.protocol.values import Click, EventKind, State, utcnow
 
 __all__ = ["Agent"]
 
@@ -94,8 +90,8 @@ class Agent:
         *,
         pin_factory: Factory | None = None,
         on_led: Callable[[str, str], None] | None = None,
-        on_event: Callable[[Event], None] | None = None,
-        on_status: Callable[[Status], None] | None = None,
+        on_event: Callable[[DeviceEvent], None] | None = None,
+        on_status: Callable[[DeviceStatus], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config, self._factory, self._on_led, self._clock = config, pin_factory, on_led, clock
@@ -328,17 +324,17 @@ class Agent:
             log.warning("agent.unknown_sensor", device_id=self.device_id, sensor=name)
             return
         if self._trigger.reading(value, at):
-            await self._make_event(at, reading=SensorReading(name=name, value=value))
+            await self._make_event(at, reading=Reading(name, value))
 
     def _wall_time(self, at: float) -> datetime:
         return datetime.fromtimestamp(time.time() - (self._clock() - at), UTC)
 
     async def _make_event(
-        self, at: float, *, click: Click | None = None, reading: SensorReading | None = None
+        self, at: float, *, click: Click | None = None, reading: Reading | None = None
     ) -> None:
         wall = self._wall_time(at)
         self._seq += 1
-        event = Event(
+        event = DeviceEvent(
             event_id=str(ULID.from_datetime(wall)),
             device_id=self.device_id,
             seq=self._seq,
@@ -348,7 +344,7 @@ class Agent:
             ts=wall,
             fw=FW_VERSION,
         )
-        payload = encode(event)
+        payload = event.encode()
         try:
             dropped = await self._outbox.add(event.event_id, payload, self._seq)
         except OutboxFullError as exc:
@@ -432,17 +428,15 @@ class Agent:
     async def _heartbeat(self, now: float) -> None:
         assert self._link is not None
         self._next_heartbeat = now + self.config.telemetry.heartbeat_s
-        tele = Telemetry.model_validate(
-            {
-                "uptime_s": int(now - self._started_at),
-                "queue_depth": self._presses.unacknowledged,
-                "fw": FW_VERSION,
-                "dropped": self._counters.dropped,
-                "ts": utcnow(),
-                "open_presses": self._presses.open,  # an extra field: older backends ignore it
-            }
+        tele = telemetry_payload(
+            uptime_s=int(now - self._started_at),
+            queue_depth=self._presses.unacknowledged,
+            fw=FW_VERSION,
+            dropped=self._counters.dropped,
+            ts=utcnow(),
+            extras={"open_presses": self._presses.open},  # older backends ignore it
         )
-        self._link.publish(Channel.TELEMETRY, encode(tele), qos=0)
+        self._link.publish(Channel.TELEMETRY, tele, qos=0)
 
     # -- inbound messages: a router ---------------------------------------------------------
 
@@ -458,12 +452,12 @@ class Agent:
                 payload=msg.payload[:200].decode("utf-8", "replace"),
             )
             return
-        if isinstance(message, Status):
+        if isinstance(message, DeviceStatus):
             await self._on_status(message)
         else:
             self._on_config(message)
 
-    async def _on_status(self, status: Status) -> None:
+    async def _on_status(self, status: DeviceStatus) -> None:
         event_id = status.event_id
         if event_id is None:
             log.warning("agent.rejected_unreadable", device_id=self.device_id, reason=status.reason)
@@ -483,7 +477,7 @@ class Agent:
         )
         self._notify(self._status_listener, status)
 
-    async def _advance(self, event_id: str, status: Status) -> None:
+    async def _advance(self, event_id: str, status: DeviceStatus) -> None:
         """A newer state for one of our presses: record it durably, then reschedule and show."""
         settled = settles(status)
         victim = None if settled else self._presses.to_give_up_for(event_id)
@@ -496,13 +490,13 @@ class Agent:
         if self._led_state.status_for(event_id, status.state, now, status.reason):
             self._refresh_led()
 
-    def _on_config(self, desired: DeviceConfig) -> None:
+    def _on_config(self, desired: DesiredConfig) -> None:
         assert self._link is not None
         self._classifier.timings = timings_for(self._classifier.timings, desired)
         if desired.version != self._config_version:
             self._config_version = desired.version
-            reported = ConfigReported(version=desired.version, ts=utcnow())
-            self._link.publish(Channel.CONFIG_REPORTED, encode(reported), qos=1, retain=True)
+            reported = config_reported_payload(version=desired.version, ts=utcnow())
+            self._link.publish(Channel.CONFIG_REPORTED, reported, qos=1, retain=True)
             log.info("agent.config_applied", device_id=self.device_id, version=desired.version)
 
     # -- LED --------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from edgeorder.agent.backoff import Backoff
 from edgeorder.agent.config import OutboxConfig
 from edgeorder.agent.presses import PressBook, Verdict
 from edgeorder.agent.republish import RepublishSchedule
-from edgeorder.protocol.models import State, Status
+from edgeorder.protocol.device import DeviceStatus
+from edgeorder.protocol.values import State
 
 __all__ = ["Due", "PressTracker"]
 
@@ -106,7 +107,7 @@ class PressTracker:
         self._unacked.forget(event_id)
         self._book.forget(event_id)
 
-    def judge(self, status: Status) -> Verdict:
+    def judge(self, status: DeviceStatus) -> Verdict:
         return self._book.judge(status)
 
     def to_give_up_for(self, event_id: str) -> str | None:

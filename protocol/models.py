@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -24,12 +23,43 @@ from pydantic import (
 )
 
 from edgeorder.protocol.topics import DEVICE_ID_PATTERN
+from edgeorder.protocol.values import (
+    INT64_MAX,
+    ULID_PATTERN,
+    Click,
+    EventKind,
+    State,
+    format_ts,
+    is_ulid,
+    utcnow,
+)
 
-ULID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
-_ULID_RE = re.compile(ULID_PATTERN)
-
-INT64_MAX = 2**63 - 1
-"""Largest integer a payload may carry: SQLite (and most databases) store 64-bit integers."""
+__all__ = [
+    "INT64_MAX",
+    "QUANTITY_MAX",
+    "SENSORS_MAX",
+    "TELEMETRY_EXTRAS_MAX",
+    "ULID_PATTERN",
+    "Action",
+    "ButtonMapping",
+    "CancelLastAction",
+    "Click",
+    "ConfigReported",
+    "DeviceConfig",
+    "Event",
+    "EventKind",
+    "NoAction",
+    "Presence",
+    "ReorderAction",
+    "SensorReading",
+    "State",
+    "Status",
+    "Telemetry",
+    "format_ts",
+    "is_ulid",
+    "json_schemas",
+    "utcnow",
+]
 
 QUANTITY_MAX = 1000
 """Largest quantity of one reorder (the CLI, the REST API and the dashboard use this)."""
@@ -42,26 +72,6 @@ TELEMETRY_EXTRAS_MAX = 32
 _EXTRA_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
-def utcnow() -> datetime:
-    """The current time, timezone-aware in UTC."""
-    return datetime.now(UTC)
-
-
-_last_formatted: tuple[datetime | None, str] = (None, "")
-
-
-def format_ts(ts: datetime) -> str:
-    """``2026-11-22T13:00:00.123Z``: UTC, millisecond precision, ``Z`` suffix."""
-    global _last_formatted
-    last = _last_formatted  # one read: another thread may replace it meanwhile
-    if last[0] is ts:  # the same object again (ingest writes one "now" into several rows)
-        return last[1]
-    # isoformat, not strftime: half the cost, and ingest formats a dozen timestamps per event.
-    text = ts.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
-    _last_formatted = (ts, text)
-    return text
-
-
 def _aware_utc(ts: datetime) -> datetime:
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise ValueError("timestamp must carry a timezone (use Z for UTC)")
@@ -69,13 +79,6 @@ def _aware_utc(ts: datetime) -> datetime:
         return ts.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00:00+01:00, 9999-12-31T23:59:59-01:00
         raise ValueError("timestamp is out of range once moved to UTC") from None
-
-
-def is_ulid(value: str) -> bool:
-    """True if ``value`` (any case) is a 26-character ULID of Crockford base32."""
-    # ASCII first: str.upper() turns "ß" into "SS" and the long s (U+017F) into "S", which
-    # would pass a non-ULID off as another, valid id. fullmatch: "$" allows a final "\n".
-    return value.isascii() and _ULID_RE.fullmatch(value.upper()) is not None
 
 
 def _ulid(value: str) -> str:
@@ -116,17 +119,6 @@ class _Wire(BaseModel):
     v: Version = 1
 
 
-class EventKind(StrEnum):
-    PRESS = "press"
-    SENSOR = "sensor"
-
-
-class Click(StrEnum):
-    SINGLE = "single"
-    DOUBLE = "double"
-    LONG = "long"
-
-
 class SensorReading(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -164,51 +156,6 @@ class Event(_Wire):
             return self.click.value
         assert self.sensor is not None
         return f"sensor:{self.sensor.name}"
-
-
-class State(StrEnum):
-    """Every state a device can be told about an event (ARCHITECTURE.md, Status)."""
-
-    ACCEPTED = "accepted"
-    QUEUED = "queued"
-    ORDERED = "ordered"
-    PAID = "paid"
-    SHIPPED = "shipped"
-    DELIVERED = "delivered"
-    CANCELLED = "cancelled"
-    THROTTLED = "throttled"
-    REJECTED = "rejected"
-    FAILED = "failed"
-
-    @property
-    def is_final(self) -> bool:
-        """No later status is expected for the event."""
-        return self in _FINAL_STATES
-
-    @property
-    def rank(self) -> int:
-        """The order of an event's states: ingest only ever moves an event to a higher rank
-        (accepted < queued < ordered < paid < shipped < delivered < every other final state),
-        so a status whose rank is not above the last one seen for its event is stale or a
-        repeat: a broker restarted from an older snapshot re-delivers old queued statuses."""
-        return _RANKS[self]
-
-
-_FINAL_STATES = frozenset(
-    {State.DELIVERED, State.CANCELLED, State.THROTTLED, State.REJECTED, State.FAILED}
-)
-_RANKS = {
-    State.ACCEPTED: 0,
-    State.QUEUED: 1,
-    State.ORDERED: 2,
-    State.PAID: 3,
-    State.SHIPPED: 4,
-    State.DELIVERED: 5,
-    State.CANCELLED: 6,
-    State.FAILED: 6,
-    State.THROTTLED: 6,
-    State.REJECTED: 6,
-}
 
 
 class Status(_Wire):

@@ -8,7 +8,7 @@ in progress (protocol/README.md, Well-known reasons).
 
 from __future__ import annotations
 
-from edgeorder.protocol.models import State
+from edgeorder.protocol.values import State
 
 __all__ = ["NOTHING_TO_CANCEL", "NO_ACTION", "is_nothing_to_do"]
 

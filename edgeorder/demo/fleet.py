@@ -17,7 +17,8 @@ from gpiozero.pins.mock import MockFactory
 
 from edgeorder.agent.config import AgentConfig, load_config
 from edgeorder.agent.runtime import Agent
-from edgeorder.protocol.models import Click, Event
+from edgeorder.protocol.device import DeviceEvent as Event
+from edgeorder.protocol.values import Click
 
 __all__ = ["DemoFleet", "UnknownSimulatedDeviceError", "parse_click"]
 

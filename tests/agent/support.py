@@ -18,6 +18,7 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from edgeorder import protocol as p
 from edgeorder.agent.config import AgentConfig, parse_config
 from edgeorder.agent.runtime import Agent
+from edgeorder.protocol.device import DeviceEvent, DeviceStatus
 from tests.support.mqtt import MqttProbe
 
 
@@ -43,19 +44,19 @@ class Recorder:
 
     def __init__(self) -> None:
         self.leds: list[tuple[str, str]] = []
-        self.events: list[p.Event] = []
-        self.statuses: list[p.Status] = []
+        self.events: list[DeviceEvent] = []
+        self.statuses: list[DeviceStatus] = []
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
 
     def on_led(self, pattern: str, state: str) -> None:
         self.leds.append((pattern, state))
         self._wake()
 
-    def on_event(self, event: p.Event) -> None:
+    def on_event(self, event: DeviceEvent) -> None:
         self.events.append(event)
         self._wake()
 
-    def on_status(self, status: p.Status) -> None:
+    def on_status(self, status: DeviceStatus) -> None:
         self.statuses.append(status)
         self._wake()
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from edgeorder import protocol as p
 from edgeorder.agent.outbox import Outbox
 from edgeorder.agent.runtime import Agent
+from edgeorder.protocol.device import Reading
 from tests.agent.support import Recorder, SkewClock, make_config, running, signal_factory
 from tests.support.net import free_port
 
@@ -117,7 +118,7 @@ async def test_level_switch_pin_drives_sensor_events(tmp_path: Path) -> None:
         agent.sensor("tank", 1.0)  # a (simulated) refill re-arms the same trigger ...
         await rec.until(lambda: len(rec.events) == 2)  # ... and the pin, still low, fires again
         factory.pin(22).drive_high()
-    assert [e.sensor for e in rec.events] == [p.SensorReading(name="tank", value=0.0)] * 2
+    assert [e.sensor for e in rec.events] == [Reading("tank", 0.0)] * 2
     assert all(e.kind is p.EventKind.SENSOR and e.click is None for e in rec.events)
 
 
@@ -137,7 +138,7 @@ async def test_unknown_sensor_name_is_ignored(tmp_path: Path) -> None:
         await rec.until(lambda: len(rec.events) == 1)
         agent.press("single")  # handled after the readings above: they made no more events
         await rec.until(lambda: len(rec.events) == 2)
-    assert rec.events[0].sensor == p.SensorReading(name="beans", value=0.1)
+    assert rec.events[0].sensor == Reading("beans", 0.1)
     assert rec.events[1].click is p.Click.SINGLE
 
 

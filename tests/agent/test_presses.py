@@ -9,13 +9,14 @@ import pytest
 from edgeorder import protocol as p
 from edgeorder.agent.presses import PressBook, Verdict, settles
 from edgeorder.ingest.domain import rules
+from edgeorder.protocol.device import DeviceStatus
 
 E1 = "01JDZ8Q7M3N4P5R6S7T8V9W0XY"
 E2 = "01JDZ8Q7M3N4P5R6S7T8V9W0XZ"
 
 
-def status(state: p.State, event_id: str = E1, reason: str | None = None) -> p.Status:
-    return p.Status(event_id=event_id, state=state, reason=reason, ts=p.utcnow())
+def status(state: p.State, event_id: str = E1, reason: str | None = None) -> DeviceStatus:
+    return DeviceStatus(event_id, state, p.utcnow(), reason=reason)
 
 
 def test_ingest_only_ever_moves_an_order_to_a_higher_rank() -> None:
@@ -71,7 +72,7 @@ def test_a_status_never_moves_a_press_backwards() -> None:
 def test_statuses_of_presses_it_does_not_know_are_unknown() -> None:
     book = PressBook(keep_settled=10)
     assert book.judge(status(p.State.ORDERED, E2)) is Verdict.UNKNOWN
-    unreadable = p.Status(event_id=None, state=p.State.REJECTED, ts=p.utcnow())
+    unreadable = DeviceStatus(None, p.State.REJECTED, p.utcnow())
     assert book.judge(unreadable) is Verdict.UNKNOWN
 
 

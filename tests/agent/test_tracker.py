@@ -12,6 +12,7 @@ from edgeorder import protocol as p
 from edgeorder.agent.config import OutboxConfig
 from edgeorder.agent.presses import Verdict
 from edgeorder.agent.tracker import PressTracker
+from edgeorder.protocol.device import DeviceStatus
 
 WALL = 1_800_000_000.0  # the wall clock the presses were made at
 
@@ -38,8 +39,8 @@ class Sent(list[bytes]):
         return True
 
 
-def status(event: str, state: p.State) -> p.Status:
-    return p.Status(event_id=event, state=state, ts=p.utcnow())
+def status(event: str, state: p.State) -> DeviceStatus:
+    return DeviceStatus(event, state, p.utcnow())
 
 
 def test_a_press_is_published_until_answered_then_asked_about_until_settled() -> None:

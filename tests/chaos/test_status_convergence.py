@@ -20,6 +20,7 @@ import pytest
 
 from edgeorder import protocol as p
 from edgeorder.agent.runtime import Agent
+from edgeorder.protocol.device import DeviceStatus
 from tests.agent.support import Recorder, running, signal_factory
 from tests.chaos.support import device_config, ingest_truth
 from tests.ingest.support import Ingest, OrderCore, add_device, wait_for
@@ -49,7 +50,7 @@ def settled(agent: Agent) -> Callable[[], bool]:
     return lambda: agent.queue_depth == 0 and agent.open_presses == 0
 
 
-def after(rec: Recorder, index: int, pred: Callable[[p.Status], bool]) -> Callable[[], bool]:
+def after(rec: Recorder, index: int, pred: Callable[[DeviceStatus], bool]) -> Callable[[], bool]:
     return lambda: any(pred(s) for s in rec.statuses[index:])
 
 
