@@ -1,17 +1,24 @@
-"""The firmware-config TOML of one device: pydantic model, loader, path resolution.
+"""The firmware-config TOML of one device: its sections, the loader, path resolution.
 
 ``load_config(path)`` validates the whole file at start-up and raises ``ConfigError`` listing
 every problem as ``FILE: field.path: reason``. Relative paths resolve against the TOML's folder.
+
+Standard library only, so the agent on a Pi never loads pydantic. The rules are those of the
+pydantic models in ``config_model`` (which also make the JSON Schema): the same values
+accepted (and converted the same way: ``5.0`` or ``"5"`` for an integer, ``1`` for a float,
+``"yes"`` for a bool), the same refused at the same fields; ``tests/agent/test_config_rules.py``
+checks it with hypothesis. Change a rule in both.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgeorder.agent.errors import ConfigError
 from edgeorder.protocol.topics import DEVICE_ID_PATTERN
@@ -31,32 +38,222 @@ __all__ = [
     "TelemetryConfig",
     "load_config",
     "parse_config",
+    "validate",
 ]
 
-Pin = Annotated[int, Field(ge=0, le=53, description="BCM GPIO number")]
+Loc = tuple[str, ...]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Bad(ValueError):
+    """A value refused: ``why`` (pydantic's wording where there is one)."""
 
 
+# -- scalar rules (pydantic's lax conversions of Python values) ------------------------------
+
+_INT_TEXT = re.compile(r"[+-]?[0-9]+(?:_[0-9]+)*(?:\.0+)?", re.ASCII)
+_BOOL_TEXT = {
+    **dict.fromkeys(("1", "true", "t", "yes", "y", "on"), True),
+    **dict.fromkeys(("0", "false", "f", "no", "n", "off"), False),
+}
+
+
+def _to_int(value: object) -> int:
+    if isinstance(value, int):  # bool too: True is 1
+        return int(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
+        return int(value.strip().split(".")[0])
+    raise _Bad("Input should be a valid integer")
+
+
+def _to_float(value: object) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and value.strip().isascii():
+        try:
+            return float(value.strip())
+        except ValueError:
+            pass
+    raise _Bad("Input should be a valid number")
+
+
+def _to_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in _BOOL_TEXT:
+        return _BOOL_TEXT[value.lower()]
+    raise _Bad("Input should be a valid boolean")
+
+
+Rule = Callable[[object], Any]
+Errors = list[tuple[Loc, str]]
+
+
+@dataclass(frozen=True)
+class _Table:
+    """The rule of a nested table: ``parse(value, loc, errors)`` appends its problems at its
+    own path and returns None when there are any."""
+
+    parse: Callable[[object, Loc, Errors], Any]
+
+
+def _bounded(to: Callable[[object], Any], **bounds: float) -> Rule:
+    def rule(value: object) -> Any:
+        number = to(value)
+        for name, limit in bounds.items():
+            text = f"{limit:g}" if isinstance(limit, float) else str(limit)
+            if name == "gt" and not number > limit:
+                raise _Bad(f"Input should be greater than {text}")
+            if name == "ge" and not number >= limit:
+                raise _Bad(f"Input should be greater than or equal to {text}")
+            if name == "le" and not number <= limit:
+                raise _Bad(f"Input should be less than or equal to {text}")
+        return number
+
+    return rule
+
+
+def _int(**bounds: int) -> Rule:
+    return _bounded(_to_int, **bounds)
+
+
+def _float(**bounds: float) -> Rule:
+    return _bounded(_to_float, **bounds)
+
+
+def _str(min_length: int = 0, max_length: int | None = None, pattern: str | None = None) -> Rule:
+    compiled = re.compile(pattern) if pattern else None
+
+    def rule(value: object) -> str:
+        if not isinstance(value, str):
+            raise _Bad("Input should be a valid string")
+        if len(value) < min_length:
+            raise _Bad(f"String should have at least {min_length} character(s)")
+        if max_length is not None and len(value) > max_length:
+            raise _Bad(f"String should have at most {max_length} characters")
+        if compiled is not None and not compiled.fullmatch(value):
+            raise _Bad(f"String should match pattern '{pattern}'")
+        return value
+
+    return rule
+
+
+def _path(value: object) -> Path:
+    if isinstance(value, str | Path):
+        return Path(value)
+    raise _Bad("Input should be a valid path")
+
+
+def _literal(*choices: str) -> Rule:
+    def rule(value: object) -> str:
+        if isinstance(value, str) and value in choices:
+            return value
+        listed = " or ".join(f"'{c}'" for c in choices)
+        raise _Bad(f"Input should be {listed}")
+
+    return rule
+
+
+def _optional(rule: Rule) -> Rule:
+    return lambda value: None if value is None else rule(value)
+
+
+_PIN = _int(ge=0, le=53)
+"""A BCM GPIO number."""
+_NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+
+
+# -- sections -------------------------------------------------------------------------------
+
+
+class _Section:
+    """A TOML table: ``RULES`` name its keys (every other key is refused) and ``REQUIRED``
+    those without a default; ``check`` holds the rules across fields (run once every field
+    passed, as the models' after-validators)."""
+
+    RULES: ClassVar[dict[str, Rule | _Table]] = {}
+    REQUIRED: ClassVar[frozenset[str]] = frozenset()
+
+    def check(self) -> None:
+        """Raise ValueError naming what is wrong across fields."""
+
+
+def _parse_section(cls: type[Any], data: object, loc: Loc, errors: Errors) -> Any:
+    """``cls`` built from ``data``, or None with every problem appended to ``errors``."""
+    if not isinstance(data, dict):
+        errors.append((loc, f"Input should be a valid dictionary or instance of {cls.__name__}"))
+        return None
+    found, before = {}, len(errors)
+    for key in data:
+        if key not in cls.RULES:
+            errors.append(((*loc, str(key)), "Extra inputs are not permitted"))
+    for key, rule in cls.RULES.items():
+        if key not in data:
+            if key in cls.REQUIRED:
+                errors.append(((*loc, key), "Field required"))
+            continue
+        if isinstance(rule, _Table):
+            found[key] = rule.parse(data[key], (*loc, key), errors)
+            continue
+        try:
+            found[key] = rule(data[key])
+        except _Bad as exc:
+            errors.append(((*loc, key), str(exc)))
+    if len(errors) > before:
+        return None
+    section = cls(**found)
+    try:
+        section.check()
+    except ValueError as exc:
+        errors.append((loc, str(exc)))
+        return None
+    return section
+
+
+def _nested(cls: type[Any], *, optional: bool = False) -> _Table:
+    def parse(value: object, loc: Loc, errors: Errors) -> Any:
+        if value is None and optional:
+            return None
+        return _parse_section(cls, value, loc, errors)
+
+    return _Table(parse)
+
+
+@dataclass(frozen=True)
 class MqttConfig(_Section):
     """How to reach the broker. ``client_id`` defaults to the device id (persistent session)."""
 
-    url: str = Field(description="mqtt://host[:1883] or mqtts://host[:8883]")
+    url: str
     username: str | None = None
     password: str | None = None
     password_file: Path | None = None
-    client_id: str | None = Field(default=None, min_length=1, max_length=64)
+    client_id: str | None = None
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
-    reconnect_min_s: float = Field(default=0.5, gt=0, le=60)
-    reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
+    keepalive_s: int = 30
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
 
-    @model_validator(mode="after")
-    def _check(self) -> MqttConfig:
+    RULES: ClassVar[dict[str, Rule | _Table]] = {
+        "url": _str(),
+        "username": _optional(_str()),
+        "password": _optional(_str()),
+        "password_file": _optional(_path),
+        "client_id": _optional(_str(min_length=1, max_length=64)),
+        "ca_file": _optional(_path),
+        "cert_file": _optional(_path),
+        "key_file": _optional(_path),
+        "keepalive_s": _int(ge=5, le=3600),
+        "reconnect_min_s": _float(gt=0, le=60),
+        "reconnect_max_s": _float(gt=0, le=3600),
+    }
+    REQUIRED: ClassVar[frozenset[str]] = frozenset({"url"})
+
+    def check(self) -> None:
         parts = urlsplit(self.url)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError("url must look like mqtt://host:1883 or mqtts://host:8883")
@@ -70,7 +267,6 @@ class MqttConfig(_Section):
             raise ValueError("cert_file and key_file go together")
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
-        return self
 
     @property
     def tls(self) -> bool:
@@ -91,91 +287,182 @@ class MqttConfig(_Section):
         return self.password
 
 
+@dataclass(frozen=True)
 class ButtonConfig(_Section):
     """The button and the click timings of the classifier."""
 
-    pin: Pin = 17
+    pin: int = 17
     pull_up: bool = True
-    bounce_ms: int = Field(default=20, ge=0, le=500)
-    double_window_ms: int = Field(default=400, ge=50, le=2000)
-    long_press_ms: int = Field(default=1500, ge=200, le=10000)
+    bounce_ms: int = 20
+    double_window_ms: int = 400
+    long_press_ms: int = 1500
 
-    @model_validator(mode="after")
-    def _check(self) -> ButtonConfig:
+    RULES: ClassVar[dict[str, Rule | _Table]] = {
+        "pin": _PIN,
+        "pull_up": _to_bool,
+        "bounce_ms": _int(ge=0, le=500),
+        "double_window_ms": _int(ge=50, le=2000),
+        "long_press_ms": _int(ge=200, le=10000),
+    }
+
+    def check(self) -> None:
         if self.bounce_ms >= self.double_window_ms:
             raise ValueError("bounce_ms must be shorter than double_window_ms")
-        return self
 
 
+@dataclass(frozen=True)
 class RgbPins(_Section):
-    red: Pin
-    green: Pin
-    blue: Pin
+    red: int
+    green: int
+    blue: int
+
+    RULES: ClassVar[dict[str, Rule | _Table]] = {"red": _PIN, "green": _PIN, "blue": _PIN}
+    REQUIRED: ClassVar[frozenset[str]] = frozenset({"red", "green", "blue"})
 
 
+@dataclass(frozen=True)
 class LedConfig(_Section):
-    """A single LED on ``pin`` or an RGB LED on ``rgb`` (not both)."""
+    """A single LED on ``pin`` or an RGB LED on ``rgb`` (not both); no table: ``pin`` 27."""
 
-    pin: Pin | None = None
+    pin: int | None = 27
     rgb: RgbPins | None = None
     active_high: bool = True
 
-    @model_validator(mode="before")
-    @classmethod
-    def _default_pin(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("pin") is None and data.get("rgb") is None:
-            return {**data, "pin": 27}
-        return data
+    RULES: ClassVar[dict[str, Rule | _Table]] = {
+        "pin": _optional(_PIN),
+        "rgb": _nested(RgbPins, optional=True),
+        "active_high": _to_bool,
+    }
 
-    @model_validator(mode="after")
-    def _one_kind(self) -> LedConfig:
+    def check(self) -> None:
         if self.pin is not None and self.rgb is not None:
             raise ValueError("give pin (single LED) or rgb (RGB LED), not both")
-        return self
 
 
+def _led(value: object, loc: Loc, errors: Errors) -> LedConfig | None:
+    if isinstance(value, dict) and value.get("pin") is None and value.get("rgb") is None:
+        value = {**value, "pin": 27}  # the model's before-validator
+    elif isinstance(value, dict) and "pin" not in value:
+        value = {**value, "pin": None}  # an RGB LED: no default pin
+    section: LedConfig | None = _parse_section(LedConfig, value, loc, errors)
+    return section
+
+
+_SENSOR_RULES: dict[str, Rule | _Table] = {
+    "name": _str(min_length=1, max_length=64, pattern=_NAME_PATTERN),
+    "threshold": _float(),
+    "hysteresis": _float(ge=0),
+    "min_dwell_ms": _int(ge=0, le=3_600_000),
+    "poll_ms": _int(ge=10, le=3_600_000),
+    "trigger": _literal("below", "above"),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
 class _SensorBase(_Section):
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str
     threshold: float
-    hysteresis: float = Field(default=0.0, ge=0)
-    min_dwell_ms: int = Field(default=0, ge=0, le=3_600_000)
-    poll_ms: int = Field(default=500, ge=10, le=3_600_000)
-    trigger: Literal["below", "above"] = Field(
-        default="below", description="fire when the reading drops below (or rises above) threshold"
+    hysteresis: float = 0.0
+    min_dwell_ms: int = 0
+    poll_ms: int = 500
+    trigger: Literal["below", "above"] = "below"
+    """Fire when the reading drops below (or rises above) threshold."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DistanceSensorConfig(_SensorBase):
+    type: Literal["distance"] = "distance"
+    echo: int
+    trigger_pin: int
+    max_distance_m: float = 1.0
+
+    RULES: ClassVar[dict[str, Rule | _Table]] = {
+        **_SENSOR_RULES,
+        "type": _literal("distance"),
+        "echo": _PIN,
+        "trigger_pin": _PIN,
+        "max_distance_m": _float(gt=0, le=10),
+    }
+    REQUIRED: ClassVar[frozenset[str]] = frozenset(
+        {"name", "threshold", "type", "echo", "trigger_pin"}
     )
 
 
-class DistanceSensorConfig(_SensorBase):
-    type: Literal["distance"]
-    echo: Pin
-    trigger_pin: Pin
-    max_distance_m: float = Field(default=1.0, gt=0, le=10)
-
-
+@dataclass(frozen=True, kw_only=True)
 class LightSensorConfig(_SensorBase):
-    type: Literal["light"]
-    pin: Pin
+    type: Literal["light"] = "light"
+    pin: int
+
+    RULES: ClassVar[dict[str, Rule | _Table]] = {
+        **_SENSOR_RULES,
+        "type": _literal("light"),
+        "pin": _PIN,
+    }
+    REQUIRED: ClassVar[frozenset[str]] = frozenset({"name", "threshold", "type", "pin"})
 
 
+@dataclass(frozen=True, kw_only=True)
 class Mcp3008SensorConfig(_SensorBase):
-    type: Literal["mcp3008"]
-    channel: int = Field(ge=0, le=7)
-    spi_device: int = Field(default=0, ge=0, le=1)
+    type: Literal["mcp3008"] = "mcp3008"
+    channel: int
+    spi_device: int = 0
+
+    RULES: ClassVar[dict[str, Rule | _Table]] = {
+        **_SENSOR_RULES,
+        "type": _literal("mcp3008"),
+        "channel": _int(ge=0, le=7),
+        "spi_device": _int(ge=0, le=1),
+    }
+    REQUIRED: ClassVar[frozenset[str]] = frozenset({"name", "threshold", "type", "channel"})
 
 
+@dataclass(frozen=True, kw_only=True)
 class LevelSwitchConfig(_SensorBase):
-    type: Literal["level_switch"]
-    pin: Pin
+    type: Literal["level_switch"] = "level_switch"
+    pin: int
     pull_up: bool = True
     threshold: float = 0.5
 
+    RULES: ClassVar[dict[str, Rule | _Table]] = {
+        **_SENSOR_RULES,
+        "type": _literal("level_switch"),
+        "pin": _PIN,
+        "pull_up": _to_bool,
+    }
+    REQUIRED: ClassVar[frozenset[str]] = frozenset({"name", "type", "pin"})
 
-SensorConfig = Annotated[
-    DistanceSensorConfig | LightSensorConfig | Mcp3008SensorConfig | LevelSwitchConfig,
-    Field(discriminator="type"),
-]
+
+SensorConfig = DistanceSensorConfig | LightSensorConfig | Mcp3008SensorConfig | LevelSwitchConfig
+_SENSOR_TYPES: dict[str, type[Any]] = {
+    "distance": DistanceSensorConfig,
+    "light": LightSensorConfig,
+    "mcp3008": Mcp3008SensorConfig,
+    "level_switch": LevelSwitchConfig,
+}
 
 
+def _sensor(value: object, loc: Loc, errors: Errors) -> SensorConfig | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or "type" not in value:
+        errors.append((loc, "Unable to extract tag using discriminator 'type'"))
+        return None
+    cls = _SENSOR_TYPES.get(value["type"]) if isinstance(value["type"], str) else None
+    if cls is None:
+        expected = ", ".join(f"'{t}'" for t in _SENSOR_TYPES)
+        errors.append(
+            (
+                loc,
+                f"Input tag '{value['type']}' found using 'type' does not match any of the "
+                f"expected tags: {expected}",
+            )
+        )
+        return None
+    sensor: SensorConfig | None = _parse_section(cls, value, (*loc, value["type"]), errors)
+    return sensor
+
+
+@dataclass(frozen=True)
 class OutboxConfig(_Section):
     """The device outbox. ``drop_oldest`` loses the oldest unsent event when full,
     ``refuse_new`` keeps the old ones and refuses the new press; both count in ``dropped``.
@@ -189,43 +476,79 @@ class OutboxConfig(_Section):
     remembered, so a stale status for one of them is recognised and ignored."""
 
     path: Path = Path("/var/lib/edgeorder/outbox.db")
-    max_events: int = Field(default=10_000, ge=1, le=10_000_000)
+    max_events: int = 10_000
     overflow: Literal["drop_oldest", "refuse_new"] = "drop_oldest"
-    retry_min_s: float = Field(default=5.0, gt=0, le=3600)
-    retry_max_s: float = Field(default=300.0, gt=0, le=86400)
-    ask_min_s: float = Field(default=30.0, gt=0, le=86400)
-    ask_max_s: float = Field(default=900.0, gt=0, le=86400)
-    ask_for_s: float = Field(default=12 * 3600.0, gt=0, le=30 * 86400)
-    ask_max_open: int = Field(default=256, ge=1, le=100_000)
-    keep_settled: int = Field(default=1000, ge=0, le=10_000_000)
+    retry_min_s: float = 5.0
+    retry_max_s: float = 300.0
+    ask_min_s: float = 30.0
+    ask_max_s: float = 900.0
+    ask_for_s: float = 12 * 3600.0
+    ask_max_open: int = 256
+    keep_settled: int = 1000
 
-    @model_validator(mode="after")
-    def _check(self) -> OutboxConfig:
+    RULES: ClassVar[dict[str, Rule | _Table]] = {
+        "path": _path,
+        "max_events": _int(ge=1, le=10_000_000),
+        "overflow": _literal("drop_oldest", "refuse_new"),
+        "retry_min_s": _float(gt=0, le=3600),
+        "retry_max_s": _float(gt=0, le=86400),
+        "ask_min_s": _float(gt=0, le=86400),
+        "ask_max_s": _float(gt=0, le=86400),
+        "ask_for_s": _float(gt=0, le=30 * 86400),
+        "ask_max_open": _int(ge=1, le=100_000),
+        "keep_settled": _int(ge=0, le=10_000_000),
+    }
+
+    def check(self) -> None:
         if self.retry_max_s < self.retry_min_s:
             raise ValueError("retry_max_s must be >= retry_min_s")
         if self.ask_max_s < self.ask_min_s:
             raise ValueError("ask_max_s must be >= ask_min_s")
-        return self
 
 
+@dataclass(frozen=True)
 class TelemetryConfig(_Section):
-    heartbeat_s: float = Field(default=60, ge=1, le=86400)
+    heartbeat_s: float = 60
+
+    RULES: ClassVar[dict[str, Rule | _Table]] = {"heartbeat_s": _float(ge=1, le=86400)}
 
 
+@dataclass(frozen=True)
 class AgentConfig(_Section):
     """One device's firmware config (firmware-config/*.toml)."""
 
-    device_id: str = Field(pattern=DEVICE_ID_PATTERN)
+    device_id: str
     mqtt: MqttConfig
-    button: ButtonConfig = ButtonConfig()
-    led: LedConfig = LedConfig()
+    button: ButtonConfig = field(default_factory=ButtonConfig)
+    led: LedConfig = field(default_factory=LedConfig)
     sensor: SensorConfig | None = None
-    outbox: OutboxConfig = OutboxConfig()
-    telemetry: TelemetryConfig = TelemetryConfig()
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+
+    RULES: ClassVar[dict[str, Rule | _Table]] = {
+        "device_id": _str(pattern=DEVICE_ID_PATTERN),
+        "mqtt": _nested(MqttConfig),
+        "button": _nested(ButtonConfig),
+        "led": _Table(_led),
+        "sensor": _Table(_sensor),
+        "outbox": _nested(OutboxConfig),
+        "telemetry": _nested(TelemetryConfig),
+    }
+    REQUIRED: ClassVar[frozenset[str]] = frozenset({"device_id", "mqtt"})
 
     @property
     def client_id(self) -> str:
         return self.mqtt.client_id or self.device_id
+
+
+def as_dict(section: object) -> dict[str, Any]:
+    """A section as plain values, nested sections as dicts (tests compare it with the model's
+    ``model_dump()``)."""
+    out = {}
+    for f in fields(section):  # type: ignore[arg-type]
+        value = getattr(section, f.name)
+        out[f.name] = as_dict(value) if isinstance(value, _Section) else value
+    return out
 
 
 _PATH_FIELDS = (
@@ -246,21 +569,21 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     return data
 
 
-def _describe(source: str, exc: ValidationError) -> list[str]:
-    lines = []
-    for err in exc.errors(include_url=False):
-        where = ".".join(str(p) for p in err["loc"]) or "(file)"
-        msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{source}: {where}: {msg}")
-    return lines
+def validate(data: dict[str, Any]) -> tuple[AgentConfig | None, Errors]:
+    """The config of already-parsed TOML data (paths as given), or None and every problem
+    as (field path, reason)."""
+    errors: Errors = []
+    config = _parse_section(AgentConfig, data, (), errors)
+    return config, errors
 
 
 def parse_config(data: dict[str, Any], *, source: str, base_dir: Path) -> AgentConfig:
     """Validate already-parsed TOML data; relative paths resolve against ``base_dir``."""
-    try:
-        return AgentConfig.model_validate(_resolve_paths(data, base_dir))
-    except ValidationError as exc:
-        raise ConfigError(source, _describe(source, exc)) from exc
+    config, errors = validate(_resolve_paths(data, base_dir))
+    if config is None:
+        lines = [f"{source}: {'.'.join(loc) or '(file)'}: {why}" for loc, why in errors]
+        raise ConfigError(source, lines)
+    return config
 
 
 def load_config(path: str | Path) -> AgentConfig:

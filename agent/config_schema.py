@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edgeorder.agent.config import AgentConfig
+from edgeorder.agent.config_model import AgentConfig
 
 __all__ = ["SCHEMA_PATH", "config_schema", "schema_text"]
 
