@@ -26,7 +26,6 @@ from typing import Any
 import structlog
 from gpiozero import Button, Factory
 from gpiozero.exc import GPIOZeroError
-from ulid import ULID
 
 from edgeorder.agent.backoff import Backoff
 from edgeorder.agent.classifier import ClickClassifier, ClickTimings
@@ -54,7 +53,7 @@ from edgeorder.protocol.device import (
 )
 from edgeorder.protocol.errors import ProtocolError
 from edgeorder.protocol.topics import Channel
-from edgeorder.protocol.values import Click, EventKind, State, utcnow
+from edgeorder.protocol.values import Click, EventKind, State, new_ulid, utcnow
 
 __all__ = ["Agent"]
 
@@ -335,7 +334,7 @@ class Agent:
         wall = self._wall_time(at)
         self._seq += 1
         event = DeviceEvent(
-            event_id=str(ULID.from_datetime(wall)),
+            event_id=new_ulid(wall),
             device_id=self.device_id,
             seq=self._seq,
             kind=EventKind.PRESS if click else EventKind.SENSOR,

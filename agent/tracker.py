@@ -14,14 +14,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ulid import ULID
-
 from edgeorder.agent.backoff import Backoff
 from edgeorder.agent.config import OutboxConfig
 from edgeorder.agent.presses import PressBook, Verdict
 from edgeorder.agent.republish import RepublishSchedule
 from edgeorder.protocol.device import DeviceStatus
-from edgeorder.protocol.values import State
+from edgeorder.protocol.values import State, ulid_time
 
 __all__ = ["Due", "PressTracker"]
 
@@ -153,5 +151,5 @@ class PressTracker:
         was made (its ULID says when; a Pi without a real-time clock may have stamped it far
         off, so its age is clamped)."""
         ask_for_s = self.config.ask_for_s
-        age_s = min(max(0.0, self._wall() - ULID.from_str(event_id).timestamp), ask_for_s)
+        age_s = min(max(0.0, self._wall() - ulid_time(event_id)), ask_for_s)
         self._asks.track(event_id, payload, now, wait=True, until=now + ask_for_s - age_s)

@@ -83,6 +83,9 @@ SERVER_MODULES = frozenset(
         "amqtt",
         "orjson",
         "cryptography",
+        "pydantic",
+        "pydantic_core",
+        "ulid",
     }
 )
 """Third-party modules of the ``[server]`` extra (the base install is the agent's)."""

@@ -29,6 +29,8 @@ from edgeorder.protocol.values import (
     State,
     format_ts,
     is_ulid,
+    new_ulid,
+    ulid_time,
     utcnow,
 )
 from edgeorder.protocol.version import CONTRACT_VERSION, MAX_EVENT_BYTES, TOPIC_ROOT
@@ -124,7 +126,9 @@ __all__ = [
     "is_nothing_to_do",
     "is_ulid",
     "is_valid_device_id",
+    "new_ulid",
     "parse_device_topic",
     "subscription",
+    "ulid_time",
     "utcnow",
 ]

@@ -6,6 +6,7 @@ them without pydantic (``protocol.device``): one definition of each, on both sid
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -18,6 +19,8 @@ __all__ = [
     "State",
     "format_ts",
     "is_ulid",
+    "new_ulid",
+    "ulid_time",
     "utcnow",
 ]
 
@@ -53,6 +56,28 @@ def is_ulid(value: str) -> bool:
     # ASCII first: str.upper() turns "ß" into "SS" and the long s (U+017F) into "S", which
     # would pass a non-ULID off as another, valid id. fullmatch: "$" allows a final "\n".
     return value.isascii() and _ULID_RE.fullmatch(value.upper()) is not None
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_ulid(at: datetime) -> str:
+    """A fresh ULID for time ``at``: 48 bits of Unix milliseconds, 80 random bits, in
+    Crockford base32 (what ``python-ulid``'s ``ULID.from_datetime`` makes; the agent makes its
+    own so that a Pi needs no package for it)."""
+    value = (int(at.timestamp() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def ulid_time(value: str) -> float:
+    """The Unix time (seconds, millisecond precision) a ULID was made at; ValueError if
+    ``value`` is no ULID."""
+    if not is_ulid(value):
+        raise ValueError(f"not a ULID: {value!r}")
+    number = 0
+    for char in value[:10].upper():
+        number = number * 32 + _CROCKFORD.index(char)
+    return number / 1000
 
 
 class EventKind(StrEnum):

@@ -17,7 +17,16 @@ from tests.deploy.conftest import Dist
 
 pytestmark = pytest.mark.integration
 
-BACKEND_ONLY = ("aiohttp", "sqlite_utils", "argon2", "amqtt", "cryptography", "prometheus_client")
+BACKEND_ONLY = (
+    "aiohttp",
+    "sqlite_utils",
+    "argon2",
+    "amqtt",
+    "cryptography",
+    "prometheus_client",
+    "pydantic",
+    "pydantic_core",
+)
 
 
 @dataclass
@@ -84,6 +93,7 @@ def test_the_wheel_is_an_agent_only_install(agent_venv: Venv) -> None:
     installed = {p.name.split("-")[0].lower() for p in venv.site_packages.glob("*.dist-info")}
     assert not {name.replace("_", "-") for name in BACKEND_ONLY} & installed
     assert not {"aiohttp", "sqlite_utils", "amqtt", "cryptography", "argon2_cffi"} & installed
+    assert not {"pydantic", "pydantic_core", "python_ulid"} & installed
     backend = venv.run("edgeorder", "ingest", "--help", check=False)
     assert backend.returncode == 2
     assert "pip install 'edgeorder[server]'" in backend.stderr

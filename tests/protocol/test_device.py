@@ -349,3 +349,22 @@ def test_presence_telemetry_config_reported_bytes(
         )
         == 1
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    at=st.datetimes(
+        min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+    )
+)
+def test_ulids_as_python_ulid_makes_and_reads_them(at: datetime) -> None:
+    from ulid import ULID
+
+    made = p.new_ulid(at)
+    assert p.is_ulid(made)
+    theirs = ULID.from_str(made)
+    assert theirs.timestamp == p.ulid_time(made) == int(at.timestamp() * 1000) / 1000
+    assert str(ULID.from_datetime(at))[:10] == made[:10]
+    assert p.ulid_time(made.lower()) == p.ulid_time(made)
+    with pytest.raises(ValueError, match="not a ULID"):
+        p.ulid_time(made[:-1])
