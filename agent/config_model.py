@@ -1,10 +1,10 @@
 """The firmware-config TOML as pydantic models: the source of its JSON Schema
 (``config_schema``, ``firmware-config/schema.json``) and the reference of its rules.
 
-The agent itself reads the TOML with ``agent.config`` (standard library only: pydantic costs a
-Pi ~7 MiB of resident memory); ``tests/agent/test_config_rules.py`` checks with hypothesis that
-both accept the same files with the same values and refuse the same ones at the same fields.
-Change a rule in both.
+The agent itself reads the TOML with ``agent.config`` (standard library only: pydantic and
+the protocol models cost a Pi ~9 MiB of resident memory); ``tests/agent/test_config_rules.py``
+checks with hypothesis that both accept the same files with the same values and refuse the
+same ones at the same fields. Change a rule in both.
 """
 
 from __future__ import annotations
