@@ -184,7 +184,8 @@ def telemetry_payload(
     extras: dict[str, int | float] | None = None,
 ) -> bytes:
     """A ``telemetry`` payload (``models.Telemetry``). ``extras`` are kept as the model keeps
-    them: the first 32 named by 1-64 of ``[A-Za-z0-9_.-]`` with a finite number in int64."""
+    them: the first 32 named by 1-64 of ``[A-Za-z0-9_.-]`` with a finite number in int64;
+    one named like a field above (or ``v``) is left out."""
     data: dict[str, Any] = {
         "v": 1,
         "uptime_s": _count("uptime_s", uptime_s),

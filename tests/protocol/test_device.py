@@ -287,7 +287,10 @@ def test_event_values_and_trigger() -> None:
     ts=aware,
     counts=st.tuples(ints, ints, ints),
     extras=st.dictionaries(
-        st.one_of(st.from_regex(r"[A-Za-z0-9_.-]{1,64}", fullmatch=True), st.text(max_size=3)),
+        # "v" aside: the model would take it as the version; telemetry_payload always writes 1
+        st.one_of(
+            st.from_regex(r"[A-Za-z0-9_.-]{1,64}", fullmatch=True), st.text(max_size=3)
+        ).filter(lambda key: key != "v"),
         st.one_of(st.integers(-(2**64), 2**64), st.floats(), st.booleans()),
         max_size=40,
     ),
