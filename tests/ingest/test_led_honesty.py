@@ -15,6 +15,7 @@ from edgeorder import protocol as p
 from edgeorder.agent.runtime import Agent
 from edgeorder.ingest.store import registry
 from edgeorder.ingest.store.db import open_db
+from edgeorder.protocol.device import DeviceEvent
 from tests.agent.support import Recorder, SkewClock, running, signal_factory
 from tests.chaos.support import device_config
 from tests.ingest.support import Ingest, OrderCore
@@ -42,7 +43,7 @@ class Button:
         self.pin = factory.pin(BUTTON)
         self.clock, self.rec = clock, rec
 
-    async def click(self, kind: str) -> p.Event:
+    async def click(self, kind: str) -> DeviceEvent:
         before = len(self.rec.events)
         self.clock.advance(1.0)  # well apart from the last click's edges (no bounce, no double)
         if kind == "long":  # held past long_press_ms: the long click fires while held
