@@ -18,11 +18,34 @@ import time
 import uuid
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
-from edgeorder.bench.load import connect_client
 from edgeorder.protocol import Channel, subscription
 
-__all__ = ["Counter", "main"]
+__all__ = ["Counter", "connect_client", "main"]
+
+
+def connect_client(
+    host: str, port: int, client_id: str, *, inflight: int = 20, timeout: float = 10.0
+) -> mqtt.Client:
+    """A connected paho client with its network loop running; raises ConnectionError."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    client.max_inflight_messages_set(inflight)
+    client.max_queued_messages_set(0)
+    connected = threading.Event()
+    result: list[object] = []
+
+    def on_connect(c: mqtt.Client, u: object, flags: object, rc: object, props: object) -> None:
+        result.append(rc)
+        connected.set()
+
+    client.on_connect = on_connect
+    client.connect(host, port, keepalive=60)
+    client.loop_start()
+    if not connected.wait(timeout) or getattr(result[0], "is_failure", False):
+        client.loop_stop()
+        raise ConnectionError(f"MQTT connect to {host}:{port} failed: {result or 'timeout'}")
+    return client
 
 
 class Counter:

@@ -8,6 +8,7 @@ pumped into a log file by one thread, which also signals readiness when the serv
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import threading
@@ -17,7 +18,7 @@ from typing import IO
 
 from tests.support.proc import ROOT, cli_command, cli_env
 
-__all__ = ["ResourceUsage", "ServiceProcess", "read_usage"]
+__all__ = ["ResourceUsage", "ServiceProcess", "read_usage", "self_usage"]
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -41,6 +42,12 @@ def read_usage(pid: int) -> ResourceUsage:
         if line.startswith("VmHWM:"):
             hwm_kb = int(line.split()[1])
     return ResourceUsage(cpu_s=cpu, peak_rss_mb=hwm_kb / 1024)
+
+
+def self_usage() -> ResourceUsage:
+    """The bench process's own CPU seconds (every thread) and peak RSS."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return ResourceUsage(cpu_s=usage.ru_utime + usage.ru_stime, peak_rss_mb=usage.ru_maxrss / 1024)
 
 
 class ServiceProcess:

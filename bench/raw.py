@@ -10,6 +10,7 @@ from typing import Any
 
 from edgeorder.bench.events import PlannedEvent
 from edgeorder.bench.load import LoadGenerator
+from edgeorder.bench.procs import self_usage
 from edgeorder.bench.stats import rate
 from tests.support.proc import ROOT, cli_env
 
@@ -25,6 +26,8 @@ class RawResult:
     seconds: float
     events_per_s: float
     publish_per_s: float
+    generator_cpu_s: float = 0.0
+    """CPU of the bench process while it published (the load generator alone, nearly)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -33,6 +36,9 @@ class RawResult:
             "seconds": round(self.seconds, 3),
             "events_per_s": round(self.events_per_s, 1),
             "publish_per_s": round(self.publish_per_s, 1),
+            "generator_cpu_ms_per_event": round(1000 * self.generator_cpu_s / self.published, 3)
+            if self.published
+            else None,
         }
 
 
@@ -69,7 +75,9 @@ def run_raw(
     try:
         if not _read_line(proc).get("ready"):
             raise RuntimeError("bench.counter did not subscribe")
+        before = self_usage().cpu_s
         run = generator.publish(events)
+        generator_cpu = self_usage().cpu_s - before
         report = _read_line(proc)
     finally:
         if proc.poll() is None:
@@ -82,4 +90,5 @@ def run_raw(
         seconds=seconds,
         events_per_s=rate(int(report["count"]), seconds),
         publish_per_s=rate(run.count, run.last_ack - run.first_publish),
+        generator_cpu_s=generator_cpu,
     )

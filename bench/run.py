@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import platform
-import resource
 import shutil
 import sys
 import tempfile
@@ -15,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from edgeorder.bench.events import PlannedEvent, device_ids, plan_events
-from edgeorder.bench.load import LoadGenerator, StatusWatcher
+from edgeorder.bench.load import BenchLoop, LoadGenerator, StatusWatcher
 from edgeorder.bench.ordercore_api import fetch_orders
 from edgeorder.bench.phases import PhaseResult, Runner
+from edgeorder.bench.procs import ResourceUsage, self_usage
 from edgeorder.bench.profile import Profiler, top_functions
 from edgeorder.bench.progress import Progress
 from edgeorder.bench.raw import run_raw
@@ -97,9 +97,18 @@ def _run(
     devices = device_ids(config.devices)
     seqs = [1] * len(devices)
     broker = services.start_broker()
-    generator = LoadGenerator(
-        "127.0.0.1", broker.port, connections=config.connections, window=config.window
-    )
+    loop = BenchLoop()  # the generator's and the status watcher's connections
+    try:
+        generator = LoadGenerator(
+            "127.0.0.1",
+            broker.port,
+            connections=config.connections,
+            window=config.window,
+            loop=loop,
+        )
+    except BaseException:
+        loop.stop()
+        raise
     try:
         if not config.skip_raw:
             progress.note(f"raw ceiling: {config.events} events to a counting subscriber")
@@ -109,7 +118,7 @@ def _run(
         services.start_ordercore()
         services.start_ingest(devices)
         tracker = StatusTracker()
-        watcher = StatusWatcher("127.0.0.1", broker.port, tracker.on_status)
+        watcher = StatusWatcher("127.0.0.1", broker.port, tracker.on_status, loop)
         try:
             runner = Runner(generator, tracker, progress, timeout=config.phase_timeout)
             _chain(config, services, runner, devices, seqs, result)
@@ -127,14 +136,15 @@ def _run(
             name: {"cpu_s": round(u.cpu_s, 2), "peak_rss_mb": round(u.peak_rss_mb, 1)}
             for name, u in services.usage().items()
         }
-        self_usage = resource.getrusage(resource.RUSAGE_SELF)
+        bench = self_usage()
         result["resources"]["bench"] = {
-            "cpu_s": round(self_usage.ru_utime + self_usage.ru_stime, 2),
-            "peak_rss_mb": round(self_usage.ru_maxrss / 1024, 1),
+            "cpu_s": round(bench.cpu_s, 2),
+            "peak_rss_mb": round(bench.peak_rss_mb, 1),
         }
         result["summary"] = _summary(result)
     finally:
         generator.close()
+        loop.stop()
 
 
 def _phase(
@@ -144,10 +154,18 @@ def _phase(
     events: list[PlannedEvent],
     rate_per_s: float | None = None,
 ) -> PhaseResult:
-    before = services.usage()
+    before = usage(services)
     publishing = runner.start(name, events, rate_per_s=rate_per_s)
     complete = runner.wait(name, State.ORDERED, publishing)
-    return runner.summarize(name, publishing.result(), complete, before, services.usage())
+    return runner.summarize(name, publishing.result(), complete, before, usage(services))
+
+
+def usage(services: Services) -> dict[str, ResourceUsage]:
+    """Each service's CPU and peak RSS, and the bench's own (``bench``: the load generator,
+    the status watcher and the bookkeeping, all of this process)."""
+    out = services.usage()
+    out["bench"] = self_usage()
+    return out
 
 
 def _chain(
@@ -185,7 +203,7 @@ def _chain(
             services.ingest_ports,
             devices,
             config.telemetry,
-            services.usage,
+            lambda: usage(services),
             config.phase_timeout,
         )
 
@@ -252,7 +270,7 @@ def _burst(
     runner.progress.note(f"burst: order core stopped, {config.burst} events")
     services.ordercore.stop()
     events = plan_events(devices, config.burst, seqs)
-    before = services.usage()
+    before = usage(services)
     publishing = runner.start("burst", events)
     accepted = runner.wait("burst", State.ACCEPTED, publishing)
     run = publishing.result()
@@ -264,7 +282,7 @@ def _burst(
     drained = runner.wait("burst", State.ORDERED, publishing)
     ordered_at = runner.tracker.times("burst", State.ORDERED)
     drain_s = (max(ordered_at) - back) if ordered_at else 0.0
-    summary = runner.summarize("burst", run, accepted and drained, before, services.usage())
+    summary = runner.summarize("burst", run, accepted and drained, before, usage(services))
     return {
         "events": config.burst,
         "complete": accepted and drained,
@@ -286,7 +304,15 @@ def _summary(result: dict[str, Any]) -> dict[str, Any]:
     check = result.get("verification", {})
     raw_rate = float(raw.get("events_per_s", 0.0))
     accepted_p99 = (latency.get("publish_to_accepted") or {}).get("p99_ms")
+    ordered_p99 = (latency.get("publish_to_ordered") or {}).get("p99_ms")
     sustain = result.get("sustain", {})
+    per_event = flood.get("cpu_ms_per_event", {})
+    chain_ms = None
+    if "ordercore" in per_event and any(k.startswith("ingest") for k in per_event):
+        chain_ms = round(
+            per_event["ordercore"] + sum(v for k, v in per_event.items() if k.startswith("ingest")),
+            3,
+        )
     summary = {
         "ordered_per_s": flood.get("ordered_per_s"),
         "sustained_offered_per_s": sustain.get("offered_per_s"),
@@ -296,6 +322,10 @@ def _summary(result: dict[str, Any]) -> dict[str, Any]:
         "ingest_raw_ratio": _round(ratio(float(flood.get("accepted_per_s", 0.0)), raw_rate)),
         "ordered_raw_ratio": _round(ratio(float(flood.get("ordered_per_s", 0.0)), raw_rate)),
         "accepted_p99_ms_at_half_rate": accepted_p99,
+        "ordered_p99_ms_at_half_rate": ordered_p99,
+        "ingest_ordercore_cpu_ms_per_event": chain_ms,
+        "bench_cpu_ms_per_event": per_event.get("bench"),
+        "generator_cpu_ms_per_event_raw": raw.get("generator_cpu_ms_per_event"),
         "lost": check.get("lost"),
         "duplicates": check.get("duplicates"),
     }
@@ -304,6 +334,14 @@ def _summary(result: dict[str, Any]) -> dict[str, Any]:
         "ordered_per_s>=2000 (goal)": _at_least(summary["ordered_per_s"], 2000),
         "ingest/raw>=0.3": _at_least(summary["ingest_raw_ratio"], 0.3),
         "accepted_p99<=50ms": None if accepted_p99 is None else accepted_p99 <= 50,
+        # issue 17's targets
+        "ordered/raw>=0.25": _at_least(summary["ordered_raw_ratio"], 0.25),
+        "ingest+ordercore CPU<=0.45ms/event": _at_most(chain_ms, 0.45),
+        "accepted_p99<=25ms": _at_most(accepted_p99, 25),
+        "ordered_p99<=60ms": _at_most(ordered_p99, 60),
+        "generator CPU<=0.15ms/event (raw)": _at_most(
+            summary["generator_cpu_ms_per_event_raw"], 0.15
+        ),
         "lost==0": check.get("lost") == 0,
         "duplicates==0": check.get("duplicates") == 0,
     }
@@ -316,6 +354,10 @@ def _round(value: float | None) -> float | None:
 
 def _at_least(value: object, floor: float) -> bool | None:
     return None if not isinstance(value, int | float) else value >= floor
+
+
+def _at_most(value: object, ceiling: float) -> bool | None:
+    return None if not isinstance(value, int | float) else value <= ceiling
 
 
 def machine() -> dict[str, Any]:

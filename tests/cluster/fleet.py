@@ -16,8 +16,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from edgeorder.bench.counter import connect_client
 from edgeorder.bench.events import PlannedEvent
-from edgeorder.bench.load import StatusWatcher, connect_client
+from edgeorder.bench.load import StatusWatcher
 from edgeorder.protocol import State
 
 __all__ = ["Fleet", "Press"]
