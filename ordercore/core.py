@@ -13,6 +13,7 @@ from aiohttp import web
 
 from edgeorder.files import make_private_dir
 from edgeorder.ordercore.catalog import Catalog, load_seed
+from edgeorder.ordercore.checkout import CheckoutMemo
 from edgeorder.ordercore.delivery import Dispatcher
 from edgeorder.ordercore.errors import StoreError
 from edgeorder.ordercore.metrics import Metrics
@@ -36,6 +37,8 @@ class Core:
         self.clock = clock
         self.catalog = Catalog()
         self.metrics = Metrics()
+        self.checkouts = CheckoutMemo()
+        """Validated checkout bodies and their hashes (a device repeats its body)."""
         self._writer: Writer | None = None
         self._reader: Reader | None = None
         self._dispatcher: Dispatcher | None = None

@@ -14,7 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeorder.ordercore.changes import CancelIn, CaptureIn, EditIn, OrderUpdateIn
-from edgeorder.ordercore.checkout import CheckoutIn, body_hash, parse_checkout, price_checkout
+from edgeorder.ordercore.checkout import CheckoutIn, body_hash, price_checkout
 from edgeorder.ordercore.core import CORE, Core
 from edgeorder.ordercore.endpoints import ALL_ROLES, Call, Endpoint, Reply
 from edgeorder.ordercore.errors import ApiError, FieldError, field_errors
@@ -79,9 +79,14 @@ class _Attempt:
 
 def _prepare(core: Core, principal: Principal, body: Any, key: str | None) -> _Attempt:
     """Parse, authorize and price one checkout body (pure, on the loop: catalog in memory)."""
-    digest = body_hash(body) if key is not None else ""
     try:
-        req = _as_buyer(principal, parse_checkout(body))
+        parsed, digest = core.checkouts.parse(body)
+    except ApiError as exc:
+        return _Attempt(key, body_hash(body) if key is not None else "", error=exc)
+    if key is None:
+        digest = ""
+    try:
+        req = _as_buyer(principal, parsed)
         drafts = price_checkout(req, core.catalog)
     except ApiError as exc:
         return _Attempt(key, digest, error=exc)

@@ -10,7 +10,12 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from edgeorder.ordercore.catalog import Catalog, CatalogSku
-from edgeorder.ordercore.checkout import body_hash, parse_checkout, price_checkout
+from edgeorder.ordercore.checkout import (
+    CheckoutMemo,
+    body_hash,
+    parse_checkout,
+    price_checkout,
+)
 from edgeorder.ordercore.errors import ApiError
 from edgeorder.ordercore.filters import (
     DATE_PATTERN,
@@ -177,3 +182,30 @@ def test_the_date_pattern_admits_exactly_the_real_dates(day: int, month: int, ye
     except ValueError:
         real = False
     assert bool(re.match(DATE_PATTERN, text)) is real, text
+
+
+def test_checkout_memo_validates_and_hashes_a_repeated_body_once() -> None:
+    memo = CheckoutMemo(size=2)
+    body = checkout_body(Items=[{"Sku": "A", "Quantity": 1}])
+    first, digest = memo.parse(body)
+    again, digest_again = memo.parse(dict(reversed(body.items())))  # the same JSON value
+    assert again is first
+    assert digest == digest_again == body_hash(body)
+    assert memo.hits == 1
+    other = checkout_body(Items=[{"Sku": "A", "Quantity": 2}])
+    assert memo.parse(other)[0].Items[0].Quantity == 2
+    assert memo.parse(checkout_body(Items=[{"Sku": "B", "Quantity": 1}]))[1] != digest
+    assert memo.parse(body)[0] is not first  # the least recently used body went out
+    assert memo.hits == 1
+
+
+def test_checkout_memo_keeps_no_invalid_body_and_takes_what_orjson_cannot_write() -> None:
+    memo = CheckoutMemo()
+    bad = checkout_body(Items=[])
+    for _ in range(2):
+        with pytest.raises(ApiError) as info:
+            memo.parse(bad)
+        assert info.value.status == 400
+    assert memo.hits == 0
+    huge = checkout_body(Note=None, Items=[{"Sku": "A", "Quantity": 1, "Extra": 2**70}])
+    assert memo.parse(huge)[1] == body_hash(huge)
