@@ -8,7 +8,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from edgeorder.protocol.errors import PayloadError
-from edgeorder.protocol.models import Event, is_ulid
+from edgeorder.protocol.models import Event, Status, format_ts, is_ulid
 from edgeorder.protocol.version import MAX_EVENT_BYTES
 
 M = TypeVar("M", bound=BaseModel)
@@ -16,7 +16,28 @@ M = TypeVar("M", bound=BaseModel)
 
 def encode(model: BaseModel) -> bytes:
     """Compact UTF-8 JSON. Events leave out empty optional fields (``click`` of a sensor)."""
+    if type(model) is Status:
+        return _encode_status(model)
     return model.model_dump_json(exclude_none=isinstance(model, Event)).encode()
+
+
+_json_string = json.encoder.encode_basestring
+
+
+def _json_or_null(value: str | None) -> str:
+    return "null" if value is None else _json_string(value)
+
+
+def _encode_status(status: Status) -> bytes:
+    """A Status, byte for byte what ``model_dump_json`` writes, at a third of its cost: ingest
+    encodes two or more per event. Its fields are already validated (no lone surrogates),
+    and ``json``'s escaping of control characters, quotes and backslashes is pydantic's."""
+    event_id, order_id = _json_or_null(status.event_id), _json_or_null(status.order_id)
+    reason, ts = _json_or_null(status.reason), format_ts(status.ts)
+    return (
+        f'{{"v":1,"event_id":{event_id},"state":"{status.state.value}",'
+        f'"order_id":{order_id},"reason":{reason},"ts":"{ts}"}}'
+    ).encode()
 
 
 def describe_validation_error(exc: ValidationError) -> str:
