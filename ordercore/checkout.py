@@ -38,9 +38,12 @@ __all__ = [
     "CustomerIn",
     "ItemIn",
     "OrderDraft",
+    "OrderParts",
+    "ParsedCheckout",
     "ShippingIn",
     "body_hash",
     "field_errors",
+    "order_parts",
     "parse_checkout",
     "price_checkout",
 ]
@@ -250,17 +253,46 @@ def body_hash(body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class OrderParts:
+    """What every order of a checkout stores of its buyer, shipping and payment method: the
+    JSON text of the first two, and the payment method's fields (``Id`` is filled per order)."""
+
+    customer: str
+    shipping: str | None
+    payment: dict[str, Any] | None
+
+
+def order_parts(req: CheckoutIn) -> OrderParts:
+    payment = None if req.PaymentMethod is None else req.PaymentMethod.model_dump()
+    return OrderParts(
+        customer=orjson.dumps(req.Customer.model_dump()).decode(),
+        shipping=None if req.Shipping is None else orjson.dumps(req.Shipping.model_dump()).decode(),
+        payment=payment,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedCheckout:
+    """A validated checkout body, its ``body_hash`` and its ``order_parts``."""
+
+    req: CheckoutIn
+    digest: str
+    parts: OrderParts
+
+
 class CheckoutMemo:
-    """``parse_checkout`` and ``body_hash`` of the bodies seen lately, each done once per body.
+    """``parse_checkout``, ``body_hash`` and ``order_parts`` of the bodies seen lately, each
+    done once per body.
 
     A device's checkouts repeat one body (its profile, SKU, quantity and device id): only the
     Idempotency-Key differs, and it is not part of the body. Validating the same body with
-    pydantic and hashing it with ``json.dumps`` again for every order was a quarter of the
-    order core's CPU under load. The memo is keyed by the body's canonical bytes (orjson with
-    sorted keys: equal bytes, equal JSON values; JSON from ``orjson.loads`` has no NaN), holds
-    at most ``size`` bodies (least recently used out), and keeps only valid ones: a body
-    that fails is validated again each time, so its error stays its own. The hash stays
-    ``body_hash`` (stored keys still match); models are shared, never modified
+    pydantic, hashing it with ``json.dumps`` and dumping its buyer again for every order was
+    a third of the order core's CPU under load. The memo is keyed by the body's canonical
+    bytes (orjson with sorted keys: equal bytes, equal JSON values; JSON from ``orjson.loads``
+    has no NaN), holds at most ``size`` bodies (least recently used out), and keeps only
+    valid ones: a body that fails is validated again each time, so its error stays its own.
+    The hash stays ``body_hash`` (stored keys still match); models are shared, never modified
     (``model_copy`` makes a buyer's own).
     """
 
@@ -268,23 +300,27 @@ class CheckoutMemo:
         if size < 1:
             raise ValueError("size must be at least 1")
         self._size = size
-        self._seen: OrderedDict[bytes, tuple[CheckoutIn, str]] = OrderedDict()
+        self._seen: OrderedDict[bytes, ParsedCheckout] = OrderedDict()
         self.hits = 0
 
-    def parse(self, body: Any) -> tuple[CheckoutIn, str]:
-        """The validated checkout and its ``body_hash``; raises ApiError 400 as
+    def parse(self, body: Any) -> ParsedCheckout:
+        """The validated checkout, its hash and parts; raises ApiError 400 as
         ``parse_checkout`` does."""
         try:
             key = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
         except TypeError:  # not JSON orjson can write (e.g. a 65-bit integer): no memo
-            return parse_checkout(body), body_hash(body)
+            return _parsed(body)
         found = self._seen.get(key)
         if found is not None:
             self._seen.move_to_end(key)
             self.hits += 1
             return found
-        found = (parse_checkout(body), body_hash(body))
-        self._seen[key] = found
+        found = self._seen[key] = _parsed(body)
         if len(self._seen) > self._size:
             self._seen.popitem(last=False)
         return found
+
+
+def _parsed(body: Any) -> ParsedCheckout:
+    req = parse_checkout(body)
+    return ParsedCheckout(req, body_hash(body), order_parts(req))

@@ -80,13 +80,12 @@ class _Attempt:
 def _prepare(core: Core, principal: Principal, body: Any, key: str | None) -> _Attempt:
     """Parse, authorize and price one checkout body (pure, on the loop: catalog in memory)."""
     try:
-        parsed, digest = core.checkouts.parse(body)
+        parsed = core.checkouts.parse(body)
     except ApiError as exc:
         return _Attempt(key, body_hash(body) if key is not None else "", error=exc)
-    if key is None:
-        digest = ""
+    digest = parsed.digest if key is not None else ""
     try:
-        req = _as_buyer(principal, parsed)
+        req = _as_buyer(principal, parsed.req)
         drafts = price_checkout(req, core.catalog)
     except ApiError as exc:
         return _Attempt(key, digest, error=exc)
@@ -98,6 +97,7 @@ def _prepare(core: Core, principal: Principal, body: Any, key: str | None) -> _A
         now=core.clock(),
         key=key,
         body_hash=digest,
+        parts=parsed.parts if req is parsed.req else None,  # a buyer's own copy: its own
     )
     return _Attempt(key, digest, write=create, orders=len(drafts))
 

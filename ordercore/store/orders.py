@@ -11,7 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from edgeorder.ordercore.checkout import CheckoutIn, OrderDraft
+from edgeorder.ordercore.checkout import CheckoutIn, OrderDraft, OrderParts, order_parts
 from edgeorder.ordercore.errors import ApiError
 from edgeorder.ordercore.filters import OrderFilter
 from edgeorder.ordercore.lifecycle import CANCELLED, OrderStatus
@@ -130,11 +130,11 @@ def _insert_items(
     return items
 
 
-def _payment(req: CheckoutIn, checkout_id: int) -> dict[str, Any] | None:
+def _payment(parts: OrderParts, checkout_id: int) -> dict[str, Any] | None:
     """The order's PaymentMethod: the client's ``Id`` if it gave one, else the CheckoutId."""
-    if req.PaymentMethod is None:
+    if parts.payment is None:
         return None
-    payment = req.PaymentMethod.model_dump()
+    payment = dict(parts.payment)
     if payment["Id"] is None:
         payment["Id"] = checkout_id
     return {"Id": payment.pop("Id"), **payment}
@@ -145,10 +145,11 @@ def _insert_order(
     checkout_id: int,
     draft: OrderDraft,
     req: CheckoutIn,
+    parts: OrderParts,
     ts: str,
     app_id: str | None,
 ) -> dict[str, Any]:
-    payment = _payment(req, checkout_id)
+    payment = _payment(parts, checkout_id)
     row: dict[str, Any] = {
         "checkout_id": checkout_id,
         "created_on": ts,
@@ -156,8 +157,8 @@ def _insert_order(
         "status": int(OrderStatus.CREATED),
         "merchant_id": draft.merchant_id,
         "merchant_name": draft.merchant_name,
-        "customer": dumps(req.Customer.model_dump()),
-        "shipping": None if req.Shipping is None else dumps(req.Shipping.model_dump()),
+        "customer": parts.customer,
+        "shipping": parts.shipping,
         "payment": None if payment is None else dumps(payment),
         "currency": req.Currency,
         "amount": draft.amount,
@@ -196,11 +197,14 @@ def create_checkout(
     now: float,
     key: str | None = None,
     body_hash: str = "",
+    parts: OrderParts | None = None,
 ) -> StoredResponse:
     """One transaction: checkout, its orders, histories, idempotency key, webhook deliveries.
 
     An app's orders carry its AppId: that is what the app sees as its sent orders.
+    ``parts``: ``order_parts(req)`` when the caller has them already (the checkout memo).
     """
+    parts = parts or order_parts(req)
     if key is not None:
         replay = idempotent_replay(conn, principal, key, body_hash)
         if replay is not None:
@@ -210,7 +214,7 @@ def create_checkout(
     cur = conn.execute("INSERT INTO checkouts (created_on) VALUES (?)", (ts,))
     checkout_id = cur.lastrowid
     assert checkout_id is not None
-    orders = [_insert_order(conn, checkout_id, draft, req, ts, app_id) for draft in drafts]
+    orders = [_insert_order(conn, checkout_id, draft, req, parts, ts, app_id) for draft in drafts]
     result = StoredResponse(201, dumps({"CheckoutId": checkout_id, "Orders": orders}))
     if key is not None:
         save_key(conn, principal, key, body_hash, result, now)

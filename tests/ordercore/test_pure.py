@@ -13,6 +13,7 @@ from edgeorder.ordercore.catalog import Catalog, CatalogSku
 from edgeorder.ordercore.checkout import (
     CheckoutMemo,
     body_hash,
+    order_parts,
     parse_checkout,
     price_checkout,
 )
@@ -187,15 +188,16 @@ def test_the_date_pattern_admits_exactly_the_real_dates(day: int, month: int, ye
 def test_checkout_memo_validates_and_hashes_a_repeated_body_once() -> None:
     memo = CheckoutMemo(size=2)
     body = checkout_body(Items=[{"Sku": "A", "Quantity": 1}])
-    first, digest = memo.parse(body)
-    again, digest_again = memo.parse(dict(reversed(body.items())))  # the same JSON value
+    first = memo.parse(body)
+    again = memo.parse(dict(reversed(body.items())))  # the same JSON value
     assert again is first
-    assert digest == digest_again == body_hash(body)
+    assert first.digest == body_hash(body)
+    assert first.parts == order_parts(first.req)
     assert memo.hits == 1
     other = checkout_body(Items=[{"Sku": "A", "Quantity": 2}])
-    assert memo.parse(other)[0].Items[0].Quantity == 2
-    assert memo.parse(checkout_body(Items=[{"Sku": "B", "Quantity": 1}]))[1] != digest
-    assert memo.parse(body)[0] is not first  # the least recently used body went out
+    assert memo.parse(other).req.Items[0].Quantity == 2
+    assert memo.parse(checkout_body(Items=[{"Sku": "B", "Quantity": 1}])).digest != first.digest
+    assert memo.parse(body) is not first  # the least recently used body went out
     assert memo.hits == 1
 
 
@@ -208,4 +210,4 @@ def test_checkout_memo_keeps_no_invalid_body_and_takes_what_orjson_cannot_write(
         assert info.value.status == 400
     assert memo.hits == 0
     huge = checkout_body(Note=None, Items=[{"Sku": "A", "Quantity": 1, "Extra": 2**70}])
-    assert memo.parse(huge)[1] == body_hash(huge)
+    assert memo.parse(huge).digest == body_hash(huge)
