@@ -14,6 +14,7 @@ leased (``claim_due``) so one worker at a time calls the platform for a row.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Collection, Iterable
@@ -260,6 +261,13 @@ def _unknown_device(conn: Conn, event: p.Event, digest: str, now: datetime) -> E
     return EventOutcome(out, rejection_code="unknown_device")
 
 
+@functools.lru_cache(maxsize=4096)
+def _action_json(action: p.ReorderAction | p.CancelLastAction | p.NoAction) -> str:
+    """A mapping's action as the inbox stores it: a device's presses repeat a few actions
+    (frozen models, equal by value), so each is dumped once, not once per event."""
+    return action.model_dump_json()
+
+
 def _insert_inbox(
     conn: Conn,
     event: p.Event,
@@ -284,7 +292,7 @@ def _insert_inbox(
             event.seq,
             _ts(event.ts),
             at,
-            decision.action.model_dump_json(),
+            _action_json(decision.action),
             decision.state.value,
             decision.reason,
             at,
