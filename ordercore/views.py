@@ -27,10 +27,19 @@ class Row(Protocol):
     def __getitem__(self, key: str, /) -> Any: ...
 
 
+_last_iso: tuple[float, str] = (float("nan"), "")
+
+
 def iso_utc(ts: float) -> str:
     """Epoch seconds -> ``2026-11-23T17:44:09.123Z``."""
+    global _last_iso
+    last = _last_iso  # one read: another thread may replace it meanwhile
+    if last[0] == ts:  # the same instant again: a checkout formats its time for every row
+        return last[1]
     # isoformat, not strftime: a third of the cost, once per order and webhook delivery
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    text = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    _last_iso = (ts, text)
+    return text
 
 
 def dumps(value: Any) -> str:
