@@ -1,6 +1,7 @@
 """Benchmarks that print figures (never pass/fail timing asserts): ``edgeorder bench``.
 
-The modules by role: ``events`` (payloads), ``load`` (paho load generator and status watcher),
+The modules by role: ``events`` (payloads), ``wire``/``client`` (the bench's own lean MQTT 3.1.1
+client), ``load`` (load generator and status watcher on it),
 ``counter``/``raw`` (the broker ceiling), ``services``/``procs`` (the chain as processes, CPU
 and RSS from /proc), ``tracker``/``phases``/``run`` (measuring), ``stats``/``reconcile``
 (pure figures and the exactly-once check), ``progress``/``report``/``cli`` (output).

@@ -28,6 +28,10 @@ def _fmt(value: object, unit: str = "") -> str:
     return f"{value}{unit}"
 
 
+def _ms(value: object) -> str:
+    return f"{value:.3f} ms" if isinstance(value, float) else "-"
+
+
 def _latency(doc: dict[str, Any] | None) -> str:
     if not doc:
         return "-"
@@ -41,6 +45,10 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     summary, check = result.get("summary", {}), result.get("verification", {})
     rows = [
         ("raw ceiling (broker -> counting subscriber)", _fmt(raw.get("events_per_s"), "/s")),
+        (
+            "  load generator CPU per event (raw phase)",
+            _ms(raw.get("generator_cpu_ms_per_event")),
+        ),
         ("end to end, published -> ordered", _fmt(flood.get("ordered_per_s"), "/s")),
         (
             "  backlog drain, 10th-90th pct of the flood",
