@@ -34,6 +34,10 @@ __all__ = ["BenchLoop", "LoadGenerator", "PublishRun", "StatusWatcher", "status_
 OnPublished = Callable[[str, float], None]
 T = TypeVar("T")
 _STATES = frozenset(s.value for s in State)
+_PACE_SLACK_S = 0.001
+"""At a target rate, an event due within this is sent at once with the ones before it: one
+loop wake-up per millisecond at most instead of one per event (a third of the generator's CPU
+at 2,000/s), the pace off by less than a millisecond."""
 
 
 class BenchLoop:
@@ -143,7 +147,7 @@ class LoadGenerator:
         for i, ev in enumerate(events):
             if rate:
                 delay = start + i / rate - monotonic()
-                if delay > 0:
+                if delay > _PACE_SLACK_S:  # else due now: sent with the ones before it
                     self._flush()
                     await asyncio.sleep(delay)
             if self._pending >= window:
