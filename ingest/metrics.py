@@ -14,9 +14,12 @@ import platform
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from edgeorder import __version__
+from edgeorder.ingest.domain.alerts import AlertKind
 from edgeorder.ingest.store.queries import DEVICE_STATES
 
 __all__ = ["Metrics"]
+
+ALERT_KINDS = tuple(kind.value for kind in AlertKind)
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -134,6 +137,23 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+
+        # --- alerts (ingest.alerting) ---
+        self.alerts_active = Gauge(
+            "edgeorder_alerts_active",
+            "Alerts not cleared (active or acknowledged), by kind",
+            ["kind"],
+            registry=r,
+        )
+        self.alert_notifications = Counter(
+            "edgeorder_alert_notifications",
+            "Alert notification attempts by channel (webhook, email) and outcome (sent, "
+            "summarised, deferred, failed: retried later, gave_up)",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        for kind in ALERT_KINDS:  # every kind from the first scrape, 0 until one opens
+            self.alerts_active.labels(kind)
 
     def _fleet_gauges(self, backend: str) -> None:
         """The chain's state as dashboards and alert rules read it (``edgeorder_*``)."""

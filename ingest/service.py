@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from edgeorder import protocol as p
+from edgeorder.ingest.alerting import AlertService
 from edgeorder.ingest.bus import Bus, Notice
 from edgeorder.ingest.connectors.base import Connector, WebhookConnector
 from edgeorder.ingest.connectors.ordercore import DEFAULT_PROFILE, OrderCoreConnector
@@ -176,6 +177,15 @@ class IngestService:
             metrics=self.metrics,
             tolerance_s=settings.webhook_tolerance_s,
         )
+        self.alerts = AlertService(
+            settings,
+            writer=self.writer,
+            reader=self.reader,
+            platform=self.platform,
+            bus=bus,
+            metrics=self.metrics,
+            owner=settings.worker,
+        )
         self.fanout: Fanout | None = None
         if self.database.url is not None:  # other workers share the ledger: share the notices
             self.fanout = Fanout(self.database.url, bus, origin=settings.worker)
@@ -198,6 +208,7 @@ class IngestService:
         self._spawn("outbox", self.worker.run())
         self._spawn("poller", self.sync.poll_forever())
         self._spawn("bus", self._follow_bus())
+        self._spawn("alerts", self.alerts.run())
         if self.fanout is not None:
             self._spawn("fanout", self.fanout.run())
         if self.ha is not None:
@@ -247,7 +258,7 @@ class IngestService:
         await self._cancel("router")  # take no new messages
         await self._drain_inbound()
         self.router.close()  # pending re-tries: unacked, so redelivered to the next session
-        for name in ("outbox", "poller", "bus", "webhook", "fanout", "ha"):
+        for name in ("outbox", "poller", "bus", "webhook", "fanout", "ha", "alerts"):
             await self._cancel(name)  # orders in flight stay pending: safe to retry
         try:
             await self.writer.run(lambda conn: None)  # barrier: every earlier write acked
@@ -267,6 +278,7 @@ class IngestService:
             log.warning("ingest.confirmations_not_written", error=repr(exc))
         await self.writer.stop()
         await self.connector.close()
+        await self.alerts.close()
         self.reader.close()
         log.info("ingest.stopped")
 

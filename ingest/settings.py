@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from edgeorder.ingest.store.database import Database
 
@@ -130,6 +130,72 @@ class Settings(BaseModel):
     # --- order-platform webhooks -----------------------------------------------------------------
     webhook_tolerance_s: int = Field(default=300, ge=1, le=86_400)
     """A signed webhook whose timestamp is further than this from now is refused."""
+
+    # --- alerts (ingest.alerting; README "Alerts") -------------------------------------------
+    alert_interval_s: float = Field(default=15.0, gt=0, le=3600)
+    """How often the alert rules are evaluated (and due notifications sent)."""
+    alert_offline_s: float = Field(default=300.0, gt=0, le=30 * 86_400)
+    """A device offline for longer than this raises ``device_offline``."""
+    alert_buffer_age_s: float = Field(default=300.0, gt=0, le=30 * 86_400)
+    """An order buffered for longer than this raises ``buffer_age``."""
+    alert_failure_window_s: float = Field(default=600.0, gt=0, le=7 * 86_400)
+    """The window over which a device's failed/rejected events are counted."""
+    alert_failure_count: int = Field(default=3, ge=1, le=1_000_000)
+    """``orders_failing``: at least this many failed/rejected events in the window ..."""
+    alert_failure_ratio: float = Field(default=0.5, gt=0, le=1)
+    """... making at least this share of the device's events in the window."""
+    alert_queue_depth: int = Field(default=100, ge=1, le=10_000_000)
+    """A device reporting this many events waiting in its outbox raises ``queue_depth``."""
+    alert_dropped: int = Field(default=1, ge=1, le=10_000_000)
+    """A device reporting this many dropped presses (its outbox was full) raises
+    ``presses_dropped``."""
+    alert_config_grace_s: float = Field(default=600.0, gt=0, le=30 * 86_400)
+    """A device that reported no config version this long after it was added raises
+    ``config_not_reported``."""
+    alert_clear_hold_s: float = Field(default=30.0, ge=0, le=86_400)
+    """A condition must stay gone this long before its alert clears (the flapping guard)."""
+    alert_webhook_url: str | None = None
+    """POST every alert transition here, signed (``X-Edgeorder-Signature``)."""
+    alert_webhook_secret: SecretStr = SecretStr("")
+    """The HMAC secret of the alert webhook (required with ``alert_webhook_url``)."""
+    alert_smtp_host: str | None = None
+    """Mail every alert transition through this SMTP server."""
+    alert_smtp_port: int = Field(default=25, ge=1, le=65535)
+    alert_smtp_from: str = ""
+    alert_smtp_to: str = ""
+    """Recipients, comma-separated."""
+    alert_smtp_starttls: bool = False
+    alert_smtp_user: str = ""
+    alert_smtp_password: SecretStr = SecretStr("")
+    alert_notify_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    """How long one webhook call or SMTP session may take."""
+    alert_notify_attempts: int = Field(default=5, ge=1, le=100)
+    """Attempts per message before it is given up (logged, counted)."""
+    alert_notify_retry_s: float = Field(default=5.0, gt=0, le=3600)
+    """First retry delay of a failed message; doubles per attempt, at most 10 minutes."""
+    alert_notify_max: int = Field(default=20, ge=1, le=100_000)
+    """Messages per channel per ``alert_notify_period_s`` at most; past it, the rest go out
+    as one summary message."""
+    alert_notify_period_s: float = Field(default=3600.0, gt=0, le=7 * 86_400)
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value or None
+
+    @model_validator(mode="after")
+    def _alert_channels(self) -> Settings:
+        if self.alert_webhook_url and not self.alert_webhook_secret.get_secret_value():
+            raise ValueError("alert_webhook_url needs alert_webhook_secret (the HMAC key)")
+        if self.alert_smtp_host and not (self.alert_smtp_from and self.alert_smtp_recipients):
+            raise ValueError("alert_smtp_host needs alert_smtp_from and alert_smtp_to")
+        return self
+
+    @property
+    def alert_smtp_recipients(self) -> list[str]:
+        return [a.strip() for a in self.alert_smtp_to.split(",") if a.strip()]
 
     @field_validator("mqtt_url", "device_mqtt_url")
     @classmethod

@@ -110,6 +110,80 @@ _OPTIONS: dict[str, tuple[str, str]] = {
         "ha_discovery_prefix",
         "Home Assistant's MQTT discovery prefix (default homeassistant; with --ha-discovery)",
     ),
+    "alert_interval_s": ("alert_interval_s", "seconds between alert evaluations (default 15)"),
+    "alert_offline_s": (
+        "alert_offline_s",
+        "alert when a device has been offline longer than this many seconds (default 300)",
+    ),
+    "alert_buffer_age_s": (
+        "alert_buffer_age_s",
+        "alert when an order has been buffered longer than this many seconds (default 300)",
+    ),
+    "alert_failure_window_s": (
+        "alert_failure_window_s",
+        "window in seconds over which a device's failed/rejected events count (default 600)",
+    ),
+    "alert_failure_count": (
+        "alert_failure_count",
+        "alert when a device has at least this many failed/rejected events in the window "
+        "(default 3) ...",
+    ),
+    "alert_failure_ratio": (
+        "alert_failure_ratio",
+        "... making at least this share (0-1) of its events in the window (default 0.5)",
+    ),
+    "alert_queue_depth": (
+        "alert_queue_depth",
+        "alert when a device reports this many events waiting in its outbox (default 100)",
+    ),
+    "alert_dropped": (
+        "alert_dropped",
+        "alert when a device reports this many dropped presses (default 1)",
+    ),
+    "alert_config_grace_s": (
+        "alert_config_grace_s",
+        "alert when a device reported no config version this many seconds after it was "
+        "added (default 600)",
+    ),
+    "alert_clear_hold_s": (
+        "alert_clear_hold_s",
+        "an alert clears once its condition has been gone this many seconds (default 30)",
+    ),
+    "alert_webhook_url": ("alert_webhook_url", "POST signed alert notifications to this URL"),
+    "alert_webhook_secret": (
+        "alert_webhook_secret",
+        "HMAC secret signing the alert webhook (X-Edgeorder-Signature)",
+    ),
+    "alert_smtp_host": ("alert_smtp_host", "mail alert notifications through this SMTP server"),
+    "alert_smtp_port": ("alert_smtp_port", "SMTP port (default 25)"),
+    "alert_smtp_from": ("alert_smtp_from", "sender address of alert mails"),
+    "alert_smtp_to": ("alert_smtp_to", "recipients of alert mails, comma-separated"),
+    "alert_smtp_starttls": (
+        "alert_smtp_starttls",
+        "true: STARTTLS before logging in and sending (default false)",
+    ),
+    "alert_smtp_user": ("alert_smtp_user", "SMTP user (AUTH after STARTTLS; default: none)"),
+    "alert_smtp_password": ("alert_smtp_password", "SMTP password"),
+    "alert_notify_timeout_s": (
+        "alert_notify_timeout_s",
+        "seconds one webhook call or SMTP session may take (default 10)",
+    ),
+    "alert_notify_attempts": (
+        "alert_notify_attempts",
+        "attempts per alert message before it is given up (default 5)",
+    ),
+    "alert_notify_retry_s": (
+        "alert_notify_retry_s",
+        "first retry delay of a failed alert message, doubled per attempt (default 5)",
+    ),
+    "alert_notify_max": (
+        "alert_notify_max",
+        "alert messages per channel per period at most; the rest go as one summary (default 20)",
+    ),
+    "alert_notify_period_s": (
+        "alert_notify_period_s",
+        "the period of --alert-notify-max, in seconds (default 3600)",
+    ),
 }
 _JSON_OPTIONS = {
     "default_profile": ("default_profile", "buyer JSON (Customer/Shipping/...)"),

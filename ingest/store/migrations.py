@@ -242,6 +242,53 @@ _V5 = (
     "UPDATE order_outbox SET claims = 1 WHERE state = 'pending'",
 )
 
+_V6 = (
+    # Alerts (ingest.alerting): one row per alert, ThingsBoard-style lifecycle active ->
+    # acknowledged -> cleared; a condition that recurs after its alert cleared opens a new row.
+    # ``subject`` is the device id, or '' for a fleet-wide alert: the partial unique index then
+    # keeps one open alert per (kind, subject) even when several workers evaluate at once
+    # (a NULL device id would not collide in a unique index).
+    """CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL DEFAULT '',
+        device_id TEXT,
+        state TEXT NOT NULL DEFAULT 'active'
+            CHECK (state IN ('active', 'acknowledged', 'cleared')),
+        since TEXT NOT NULL,                 -- when the condition began (offline since, ...)
+        detail TEXT NOT NULL,
+        opened_at TEXT NOT NULL,
+        ok_since TEXT,                       -- condition gone since (the clear hold runs)
+        acknowledged_by TEXT,
+        acknowledged_at TEXT,
+        cleared_at TEXT,
+        updated_at TEXT NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX alerts_open ON alerts (kind, subject) WHERE state <> 'cleared'",
+    "CREATE INDEX alerts_state ON alerts (state, opened_at)",
+    # One row per (alert transition, channel), written in the transaction of the transition:
+    # a transition happens once (a conditional UPDATE/INSERT), so its message is queued once;
+    # a worker leases the row while it sends (as the order outbox), so no two send it.
+    """CREATE TABLE alert_notifications (
+        id INTEGER PRIMARY KEY,
+        alert_id INTEGER NOT NULL REFERENCES alerts (id),
+        transition TEXT NOT NULL CHECK (transition IN ('opened', 'acknowledged', 'cleared')),
+        channel TEXT NOT NULL CHECK (channel IN ('webhook', 'email')),
+        state TEXT NOT NULL DEFAULT 'pending'
+            CHECK (state IN ('pending', 'sent', 'failed', 'summarised')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        lease_owner TEXT,
+        lease_until TEXT,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        sent_at TEXT,
+        UNIQUE (alert_id, transition, channel)
+    )""",
+    "CREATE INDEX alert_notifications_due ON alert_notifications (state, next_attempt_at)",
+    "CREATE INDEX alert_notifications_sent ON alert_notifications (channel, sent_at)",
+)
+
 _V7 = (
     # Devices are grouped by tags and a site (ingest.store.groups): the fleet list, the REST
     # API and bulk actions filter by them. (Numbered 7: another change of this release takes
@@ -255,7 +302,7 @@ _V7 = (
     "CREATE INDEX device_tags_tag ON device_tags (tag, device_id)",
 )
 
-MIGRATIONS: list[tuple[str | Dialects, ...]] = [_V1, _V2, _V3, _V4, _V5, _V7]
+MIGRATIONS: list[tuple[str | Dialects, ...]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
 """``MIGRATIONS[n]`` takes the schema from version ``n`` to ``n + 1`` (SQLite: ``PRAGMA
 user_version``; PostgreSQL: the ``edgeorder_schema`` table)."""
 
