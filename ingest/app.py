@@ -25,6 +25,7 @@ from edgeorder.ingest import health
 from edgeorder.ingest.bus import Bus
 from edgeorder.ingest.connectors.base import Connector
 from edgeorder.ingest.keys import (
+    ALERTS_KEY,
     BUS_KEY,
     CATALOG_KEY,
     METRICS_KEY,
@@ -88,6 +89,7 @@ def create_app(
     app[STORE_KEY] = Store(service.writer, service.reader)
     app[METRICS_KEY] = service.metrics
     app[CATALOG_KEY] = service.catalog
+    app[ALERTS_KEY] = service.alerts
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/livez", livez)
     app.router.add_get("/metrics", metrics)

@@ -6,6 +6,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from edgeorder.ingest.alerting import AlertService
 from edgeorder.ingest.bus import Bus
 from edgeorder.ingest.metrics import Metrics
 from edgeorder.ingest.orders.catalog import SkuCatalog
@@ -14,6 +15,7 @@ from edgeorder.ingest.simulator import Simulator
 from edgeorder.ingest.store.handle import Store
 
 __all__ = [
+    "ALERTS_KEY",
     "BUS_KEY",
     "CATALOG_KEY",
     "METRICS_KEY",
@@ -42,3 +44,5 @@ METRICS_KEY = web.AppKey("metrics", Metrics)
 """The service's Prometheus metrics, for handlers that count what they answer."""
 CATALOG_KEY = web.AppKey("catalog", SkuCatalog)
 """The order platform's SKUs (cached) and the check of every mapping change."""
+ALERTS_KEY = web.AppKey("alerts", AlertService)
+"""The service's alert evaluator: open alerts for the banner, acknowledgements."""

@@ -154,14 +154,14 @@ def evaluate(facts: Facts, limits: Limits) -> dict[Key, Condition]:
 
 
 def _device(d: DeviceFacts, now: datetime, limits: Limits) -> Iterable[Condition]:
-    if d.online is False and d.presence_at is not None:
-        if (now - d.presence_at).total_seconds() > limits.offline_s:
-            yield Condition(
-                AlertKind.DEVICE_OFFLINE,
-                d.device_id,
-                d.presence_at,
-                f"offline since {_ts(d.presence_at)} (limit {limits.offline_s:g} s)",
-            )
+    offline_at = d.presence_at if d.online is False else None
+    if offline_at is not None and (now - offline_at).total_seconds() > limits.offline_s:
+        yield Condition(
+            AlertKind.DEVICE_OFFLINE,
+            d.device_id,
+            offline_at,
+            f"offline since {_ts(offline_at)} (limit {limits.offline_s:g} s)",
+        )
     failing = _failing(d, now, limits)
     if failing is not None:
         yield failing

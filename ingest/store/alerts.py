@@ -169,7 +169,8 @@ def apply(
             assert change.condition is not None
             made += _insert(conn, change.condition, at, channels)
         elif change.op == "detail":
-            assert change.alert_id is not None and change.condition is not None
+            assert change.alert_id is not None
+            assert change.condition is not None
             conn.execute(
                 "UPDATE alerts SET detail = ?, updated_at = ? WHERE id = ? AND state <> 'cleared'",
                 [change.condition.detail[:2000], at, change.alert_id],

@@ -22,9 +22,9 @@ from edgeorder import __version__
 from edgeorder import protocol as p
 from edgeorder.ingest.bus import Notice
 from edgeorder.ingest.domain.firmware import render_agent_toml
-from edgeorder.ingest.keys import BUS_KEY, CATALOG_KEY, PUBLISHER_KEY, SETTINGS_KEY
+from edgeorder.ingest.keys import ALERTS_KEY, BUS_KEY, CATALOG_KEY, PUBLISHER_KEY, SETTINGS_KEY
 from edgeorder.ingest.orders import catalog, outbox
-from edgeorder.ingest.store import groups, queries, registry
+from edgeorder.ingest.store import alerts, groups, queries, registry
 from edgeorder.ingest.store.bulk import BulkError, BulkRequest, apply_bulk
 from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.web import api_models as m
@@ -277,6 +277,29 @@ def _buffer_action(action: str) -> Callable[[web.Request], Any]:
     return handle
 
 
+# --- alerts ------------------------------------------------------------------------------------
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    q = query_of(request, m.AlertsQuery)
+    read = partial(alerts.list_alerts, state=q.state, device_id=q.device, limit=q.rows)
+    return web.json_response(await request.app[STORE_KEY].read(read))
+
+
+async def acknowledge_alert(request: web.Request) -> web.Response:
+    alert_id = int(request.match_info["alert_id"])  # AlertPath checked it
+    service = request.app.get(ALERTS_KEY)
+    if service is None:
+        raise _error(404, "not_found", "alerts are not evaluated by this app")
+    try:
+        alert = await service.acknowledge(alert_id, _actor(request))
+    except alerts.AlertNotFoundError as exc:
+        raise _error(404, "not_found", str(exc)) from exc
+    except alerts.AlertNotActiveError as exc:
+        raise _error(409, "not_active", str(exc)) from exc
+    return web.json_response(alert)
+
+
 # --- the operations and the document -----------------------------------------------------------
 
 
@@ -440,13 +463,35 @@ OPERATIONS: list[Operation] = [
             ("discard", "give up a buffered order"),
         )
     ),
+    Operation(
+        "GET",
+        "/api/alerts",
+        list_alerts,
+        "alerts: open ones first, then the recently cleared, newest first",
+        (Reply(200, m.AlertOut, "the alerts", many=True),),
+        query=m.AlertsQuery,
+        tag="alerts",
+    ),
+    Operation(
+        "POST",
+        "/api/alerts/{alert_id}/acknowledge",
+        acknowledge_alert,
+        "acknowledge an active alert (audited)",
+        (
+            Reply(200, m.AlertOut, "the alert, acknowledged"),
+            Reply(404, m.ErrorOut, "no such alert"),
+            Reply(409, m.ErrorOut, "not_active: acknowledged or cleared already"),
+        ),
+        path_params=m.AlertPath,
+        tag="alerts",
+    ),
     *EVENDI_OPERATIONS,
     *BROKER_OPERATIONS,
 ]
 
 DESCRIPTION = """\
 ingest's REST API: the device registry, events and their statuses, orders, the order
-buffer and e-vendi assignments. `Authorization: Bearer <api token>` (an operator's session
+buffer, alerts and e-vendi assignments. `Authorization: Bearer <api token>` (an operator's session
 cookie works too; its state-changing requests need the session's `X-CSRF-Token`).
 Errors: `{"Error", "Message", "Fields"?}`; 422 a body that breaks its schema, 400 a bad query
 parameter or a value the registry refuses, 404, 409.

@@ -19,6 +19,9 @@ from edgeorder.ingest.domain.groups import SITE_MAX_CHARS, TAG_PATTERN, TAGS_MAX
 from edgeorder.ingest.store.bulk import BULK_MAX
 
 __all__ = [
+    "AlertOut",
+    "AlertPath",
+    "AlertsQuery",
     "AuthErrorOut",
     "BufferRowOut",
     "BulkErrorOut",
@@ -139,6 +142,32 @@ class BulkIn(BaseModel):
     action: Literal["enable", "disable", "set_env", "add_tag", "remove_tag"]
     env: Literal["dev", "prod"] | None = Field(None, description="for set_env")
     tag: Tag | None = Field(None, description="for add_tag and remove_tag")
+
+
+class AlertPath(BaseModel):
+    """An alert id (1 .. 2^63-1): anything else names no alert (404)."""
+
+    alert_id: Annotated[int, Field(ge=1, le=p.INT64_MAX), BeforeValidator(_query_int)]
+
+
+class AlertsQuery(BaseModel):
+    """``?state=&device=&limit=`` of ``GET /api/alerts``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    state: Literal["active", "acknowledged", "cleared"] | None = Field(
+        None, description="only alerts in this state"
+    )
+    device: str | None = Field(None, description="only this device's alerts")
+    limit: Annotated[
+        int | None,
+        Field(description="alerts at most, open ones first; clamped to 1-1000 (default 100)"),
+        BeforeValidator(_query_int),
+    ] = None
+
+    @property
+    def rows(self) -> int:
+        return 100 if self.limit is None else max(1, min(1000, self.limit))
 
 
 class ListQuery(BaseModel):
@@ -321,3 +350,27 @@ class BulkErrorOut(_Out):
 
 class OkOut(_Out):
     ok: Literal[True]
+
+
+class AlertOut(_Out):
+    """An alert (README "Alerts"): active -> acknowledged -> cleared."""
+
+    id: int
+    kind: Literal[
+        "device_offline",
+        "platform_unreachable",
+        "buffer_age",
+        "orders_failing",
+        "queue_depth",
+        "presses_dropped",
+        "config_not_reported",
+    ]
+    device_id: str | None = Field(description="the device, or null for a fleet-wide alert")
+    state: Literal["active", "acknowledged", "cleared"]
+    since: str = Field(description="when the condition began (e.g. offline since)")
+    detail: str
+    opened_at: str
+    acknowledged_by: str | None
+    acknowledged_at: str | None
+    cleared_at: str | None
+    updated_at: str

@@ -56,6 +56,7 @@ _NAV = (
     ("/", "Fleet", "fleet"),
     ("/buffer", "Buffer", "buffer"),
     ("/provision", "Provisioning", "provision"),
+    ("/alerts", "Alerts", "alerts"),
 )
 
 
@@ -68,8 +69,9 @@ def layout(
     active: str = "",
     live: str = "",
     device: str | None = None,
+    banner: Markup | None = None,
 ) -> Markup:
-    """The whole page: header with navigation and logout, then ``body``.
+    """The whole page: header with navigation and logout, the alert banner, then ``body``.
 
     ``live`` turns on the live script's refreshes (``data-live`` on ``<body>``); ``device``
     limits them to notices about that device.
@@ -101,7 +103,7 @@ def layout(
         '<script src="/static/live.js" defer></script></head>'
         f"<body{attrs(data_live=live or None, data_csrf=csrf, data_device=device)}>"
         f'<header><strong class="brand">edgeorder</strong><nav>{nav}</nav>{logout}</header>'
-        f"<main><h1>{esc(title)}</h1>{body}</main></body></html>"
+        f"<main>{banner or ''}<h1>{esc(title)}</h1>{body}</main></body></html>"
     )
 
 

@@ -8,7 +8,7 @@ from edgeorder.ingest.keys import SIMULATOR_KEY
 from edgeorder.ingest.store import dashboard as queries
 from edgeorder.ingest.store import groups
 from edgeorder.ingest.store.database import Conn
-from edgeorder.ingest.web import evendi_panel, provisioning, sku_picker, views
+from edgeorder.ingest.web import alerts_view, evendi_panel, provisioning, sku_picker, views
 from edgeorder.ingest.web.access import identity_of
 from edgeorder.ingest.web.chart import hourly_chart
 from edgeorder.ingest.web.fleet_actions import FleetGroups
@@ -30,7 +30,14 @@ def page(
     """``body`` inside the layout, for the logged-in operator."""
     who = identity_of(request)
     html = layout(
-        title, body, user=who.name, csrf=who.csrf_token, active=active, live="1", device=device
+        title,
+        body,
+        user=who.name,
+        csrf=who.csrf_token,
+        active=active,
+        live="1",
+        device=device,
+        banner=alerts_view.banner_of(request),
     )
     return html_response(html, status=status)
 
@@ -153,4 +160,5 @@ def install_pages(app: web.Application) -> None:
     app.router.add_get("/provision", provision_get, name="provision")
     app.router.add_get("/live", live.stream, name="live")
     actions.install(app)
+    alerts_view.install(app)
     evendi_panel.install(app)

@@ -41,13 +41,14 @@ def test_facts_come_from_presence_telemetry_config_and_the_inbox(db: Database) -
         record_telemetry(conn, "k-02", p.Telemetry(uptime_s=5, queue_depth=7, dropped=2), NOW)
         registry.set_enabled(conn, "k-02", True, actor="t")
         facts = store.gather_facts(conn, NOW, 600)
-    assert facts["oldest_pending"] is None and facts["pending"] == 0
+    assert facts["oldest_pending"] is None
+    assert facts["pending"] == 0
     by_id = {d.device_id: d for d in facts["devices"]}
-    assert by_id["k-01"].online is False and by_id["k-01"].presence_at == NOW.replace(
-        microsecond=NOW.microsecond // 1000 * 1000
-    )
+    assert by_id["k-01"].online is False
+    assert by_id["k-01"].presence_at == NOW.replace(microsecond=NOW.microsecond // 1000 * 1000)
     assert (by_id["k-02"].queue_depth, by_id["k-02"].dropped) == (7, 2)
-    assert by_id["k-02"].online is None and not by_id["k-02"].config_reported
+    assert by_id["k-02"].online is None
+    assert not by_id["k-02"].config_reported
 
 
 def test_lifecycle_open_acknowledge_clear_then_a_new_alert(db: Database) -> None:
@@ -58,7 +59,8 @@ def test_lifecycle_open_acknowledge_clear_then_a_new_alert(db: Database) -> None
         alert_id = made[0].alert_id
         store.apply(conn, offline(detail="offline since, still"), NOW, hold_s=0, channels=())
         acked = store.acknowledge(conn, alert_id, actor="ops", now=NOW, channels=CHANNELS)
-        assert acked["state"] == "acknowledged" and acked["acknowledged_by"] == "ops"
+        assert acked["state"] == "acknowledged"
+        assert acked["acknowledged_by"] == "ops"
         assert acked["detail"] == "offline since, still"
         with pytest.raises(store.AlertNotActiveError):
             store.acknowledge(conn, alert_id, actor="ops", now=NOW, channels=CHANNELS)
@@ -119,7 +121,8 @@ async def test_two_workers_open_one_alert_and_send_each_message_once(db: Databas
             a.run(partial(claim, owner="a")), b.run(partial(claim, owner="b"))
         )
         ids = [n.id for batch in got for n in batch]
-        assert len(ids) == 2 and len(set(ids)) == 2
+        assert len(ids) == 2
+        assert len(set(ids)) == 2
         assert {n.alert["kind"] for batch in got for n in batch} == {"device_offline"}
         assert await a.run(partial(claim, owner="a")) == []  # leased
         later = NOW + timedelta(seconds=61)  # the leases ran out: a dead worker's rows
