@@ -155,7 +155,7 @@ def _error(request: web.Request, status: int, detail: str) -> web.Response:
 # --- login / logout ------------------------------------------------------------------------
 
 
-_NEXT_PATH = re.compile(r"/(?:devices/[A-Za-z0-9_-]{1,64}|buffer|provision)?")
+_NEXT_PATH = re.compile(r"/(?:devices/[A-Za-z0-9_-]{1,64}|buffer|provision|alerts)?")
 _NEXT_QUERY = re.compile(r"[A-Za-z0-9._~=&%+-]{0,500}")
 FAILED_LOGIN = "Wrong username or password, or too many failed attempts (wait a few minutes)."
 """The one answer to every failed login: it must not tell which usernames exist."""
@@ -163,7 +163,8 @@ FAILED_LOGIN = "Wrong username or password, or too many failed attempts (wait a 
 
 def safe_next(value: object) -> str:
     """Where to go after login: one of the dashboard's own pages (an allow-list: ``/``,
-    ``/devices/ID``, ``/buffer``, ``/provision``, with a plain query string), else ``/``.
+    ``/devices/ID``, ``/buffer``, ``/provision``, ``/alerts``, with a plain query string), else
+    ``/``.
 
     Nothing a browser could read as another host gets through (``//evil``, ``/\\evil``,
     ``/%09/evil``, ``https:``, encoded forms): only the listed paths and characters do.
