@@ -114,6 +114,8 @@ class AlertService:
         self._down_since: datetime | None = None
         self._wake = asyncio.Event()
         self.passes = 0
+        self.passed = asyncio.Event()
+        """Set after every pass (tests wait on it; cleared by whoever waits)."""
 
     def wake(self) -> None:
         """Run a pass now (an acknowledgement queued notifications)."""
@@ -133,6 +135,7 @@ class AlertService:
             except Exception:
                 log.exception("alerts.notify_pass_failed")
             self.passes += 1
+            self.passed.set()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.interval_s):
                     await self._wake.wait()
