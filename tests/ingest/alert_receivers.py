@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -33,9 +34,16 @@ class _Mailbox:
 
 
 class SmtpServer:
-    """aiosmtpd on a free port; ``user``/``password`` given: AUTH required (without TLS)."""
+    """aiosmtpd on a free port; ``user``/``password`` given: AUTH required (after STARTTLS
+    with a ``tls_context``, else without TLS)."""
 
-    def __init__(self, *, user: str | None = None, password: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.mailbox = _Mailbox()
         self.port = free_port()
         self.logins: list[str] = []
@@ -51,7 +59,13 @@ class SmtpServer:
                     self.logins.append(user)
                 return AuthResult(success=ok)
 
-            kwargs = {"authenticator": check, "auth_required": True, "auth_require_tls": False}
+            kwargs = {
+                "authenticator": check,
+                "auth_required": True,
+                "auth_require_tls": tls_context is not None,
+            }
+        if tls_context is not None:
+            kwargs.update(tls_context=tls_context, require_starttls=True)
         self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port, **kwargs)
 
     @property

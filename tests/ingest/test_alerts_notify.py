@@ -5,6 +5,7 @@ with a cap, counted."""
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from functools import partial
@@ -82,6 +83,32 @@ async def test_smtp_login_and_a_refused_login_is_a_delivery_error() -> None:
         assert len(server.messages) == 1
     finally:
         server.stop()
+
+
+async def test_starttls_then_login_then_a_summary(tmp_path: Path) -> None:
+    from edgeorder.ingest.cli.tls import _pem_cert, _pem_key, issue_server_cert, load_or_create_ca
+
+    ca_key, ca_cert, _ = load_or_create_ca(tmp_path, "test CA")
+    key, cert = issue_server_cert(ca_key, ca_cert, ["127.0.0.1"], days=1)
+    (tmp_path / "server.key").write_bytes(_pem_key(key))
+    (tmp_path / "server.crt").write_bytes(_pem_cert(cert))
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(tmp_path / "server.crt", tmp_path / "server.key")
+    client_tls = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+    server = SmtpServer(user="mailer", password="s3cret", tls_context=server_tls).start()
+    try:
+        channel = email(
+            server, starttls=True, user="mailer", password="s3cret", tls_context=client_tls
+        )
+        await channel.send_summary([("opened", ALERT), ("cleared", {**ALERT, "id": 8})])
+        with pytest.raises(DeliveryError):  # no STARTTLS: the server refuses the mail
+            await email(server).send("opened", ALERT)
+    finally:
+        server.stop()
+    [msg] = server.messages
+    assert server.logins == ["mailer"]
+    assert msg["Subject"] == "[edgeorder] 2 alert changes (summary: too many to mail each)"
+    assert "Alert 8 cleared" in msg.get_payload()
 
 
 async def test_no_smtp_server_is_a_delivery_error() -> None:
