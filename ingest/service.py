@@ -299,11 +299,16 @@ class IngestService:
     async def _follow_bus(self) -> None:
         """Registry changes reload the device cache; operators' buffer actions wake the worker
         and their statuses (a discard fails the event) go to the device -- sent by the worker
-        the operator used, not by every worker that hears of it."""
+        the operator used, not by every worker that hears of it; another worker's alert
+        changes refresh this one's banner."""
         seen = await self.reader(last_history_id)
-        async with self.bus.subscribe(frozenset({"device", "outbox"})) as notices:
+        async with self.bus.subscribe(frozenset({"device", "outbox", "alert"})) as notices:
             while True:
                 notice = await notices.get()
+                if notice.kind == "resync" or (notice.kind == "alert" and notice.origin):
+                    # another worker opened, cleared or acknowledged one: this worker's banner
+                    await self.alerts.refresh(announce=False)
+                    self.bus.publish(Notice("alert_view"))  # local only: pages re-read
                 if notice.kind == "resync" or (
                     notice.kind == "device" and notice.data.get("source") != "publisher"
                 ):

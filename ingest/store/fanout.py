@@ -31,7 +31,9 @@ __all__ = ["CHANNEL", "Fanout", "decode", "encode", "notify"]
 log = structlog.get_logger(__name__)
 
 CHANNEL = "edgeorder_notices"
-KINDS = frozenset({"event", "order", "rejection", "presence", "telemetry", "device", "outbox"})
+KINDS = frozenset(
+    {"event", "order", "rejection", "presence", "telemetry", "device", "outbox", "alert"}
+)
 """What is sent to the other workers: everything a page or a follower reacts to. (A ``status``
 always comes with one of these: an ``event`` from the router, an ``order`` or an ``outbox``.)"""
 MAX_PAYLOAD = 7000
