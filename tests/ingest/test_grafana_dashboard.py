@@ -21,11 +21,6 @@ from tests.ingest.support import Ingest, OrderCore
 
 DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "edgeorder.json"
 
-PROVIDED_BY_ALERTS = frozenset({"edgeorder_alerts_active"})
-"""Series of the alerts module (issue 15 section 1), built in parallel with this dashboard:
-treated as exported until that module exports them (``test_allow_list_is_still_needed`` says
-when an entry can go). Documented in deploy/grafana/README.md."""
-
 KEYWORDS = frozenset(
     {
         "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
@@ -137,13 +132,5 @@ async def test_every_queried_series_is_exported(ingest: Ingest, ordercore: Order
     available = exported(await scrape(ingest.url)) | exported(await scrape(ordercore.url))
     queried = {name for expr in exprs(dashboard()) for name in series_names(expr)}
     assert len(queried) >= 15
-    missing = queried - available - PROVIDED_BY_ALERTS
+    missing = queried - available
     assert not missing, f"the dashboard queries series no service exports: {sorted(missing)}"
-
-
-async def test_allow_list_is_still_needed(ingest: Ingest, ordercore: OrderCore) -> None:
-    """An allow-listed series the services export now must leave the allow-list."""
-    available = exported(await scrape(ingest.url)) | exported(await scrape(ordercore.url))
-    queried = {name for expr in exprs(dashboard()) for name in series_names(expr)}
-    assert queried >= PROVIDED_BY_ALERTS
-    assert not PROVIDED_BY_ALERTS & available, "exported now: drop it from PROVIDED_BY_ALERTS"
