@@ -16,7 +16,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from edgeorder.agent.backoff import Backoff
+from edgeorder.kit.backoff import Backoff
 
 __all__ = ["BUSY_RETRY_S", "DueRun", "RepublishSchedule"]
 

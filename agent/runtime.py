@@ -27,7 +27,6 @@ import structlog
 from gpiozero import Button, Factory
 from gpiozero.exc import GPIOZeroError
 
-from edgeorder.agent.backoff import Backoff
 from edgeorder.agent.classifier import ClickClassifier, ClickTimings
 from edgeorder.agent.config import AgentConfig
 from edgeorder.agent.errors import AgentError, OutboxFullError
@@ -43,6 +42,7 @@ from edgeorder.agent.presses import Verdict, settles
 from edgeorder.agent.sensor_trigger import SensorTrigger, TriggerSettings
 from edgeorder.agent.tracker import PressTracker
 from edgeorder.agent.version import FW_VERSION
+from edgeorder.kit.backoff import Backoff
 from edgeorder.protocol.device import (
     DesiredConfig,
     DeviceEvent,

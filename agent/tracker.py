@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from edgeorder.agent.backoff import Backoff
 from edgeorder.agent.config import OutboxConfig
 from edgeorder.agent.presses import PressBook, Verdict
 from edgeorder.agent.republish import RepublishSchedule
+from edgeorder.kit.backoff import Backoff
 from edgeorder.protocol.device import DeviceStatus
 from edgeorder.protocol.values import State, ulid_time
 

@@ -3,7 +3,9 @@
 - ``kit.tx``: the one transaction helper (``transaction``), nesting through savepoints;
 - ``kit.writer``: the group-commit ``Writer`` (one thread, one transaction per batch of jobs);
 - ``kit.reader``: the ``Reader`` pool (queries on a few threads, never on the event loop);
-- ``kit.migrate``: the numbered-migration runner.
+- ``kit.migrate``: the numbered-migration runner;
+- ``kit.backoff``: capped exponential backoff with full jitter (every retry delay);
+- ``kit.signing``: HMAC-SHA256 webhook signing and verifying, constant-time.
 
 They are generic over a DB-API-like connection (``kit.tx.Connection``: ``execute`` and
 ``in_transaction``), so the same code runs on ``sqlite3`` and on the PostgreSQL adapter of

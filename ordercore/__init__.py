@@ -4,11 +4,11 @@ An aiohttp service over one SQLite file: catalog, checkout (one order per mercha
 per Idempotency-Key), order queries, lifecycle actions with history, signed webhooks.
 """
 
+from edgeorder.kit.signing import sign, verify
 from edgeorder.ordercore.app import create_app
 from edgeorder.ordercore.core import CORE, Core
 from edgeorder.ordercore.lifecycle import Action, OrderStatus
 from edgeorder.ordercore.settings import SEED_CATALOG, Settings
-from edgeorder.ordercore.signing import sign, verify
 
 __all__ = [
     "CORE",

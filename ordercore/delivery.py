@@ -18,8 +18,9 @@ from functools import partial
 import aiohttp
 import structlog
 
+from edgeorder.kit.backoff import full_jitter
+from edgeorder.kit.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from edgeorder.ordercore.settings import Settings
-from edgeorder.ordercore.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, backoff_delay, sign
 from edgeorder.ordercore.store import webhooks as wh
 from edgeorder.ordercore.store.db import Reader, Writer
 
@@ -130,8 +131,8 @@ class Dispatcher:
                 gave_up = partial(wh.mark_failed_attempt, delivery_id=delivery.id, error=error)
                 await self._writer.run(partial(gave_up, next_ts=None))
                 return False
-            delay = backoff_delay(
-                attempts,
+            delay = full_jitter(
+                attempts - 1,
                 self._settings.webhook_backoff_base_s,
                 self._settings.webhook_backoff_max_s,
             )

@@ -60,8 +60,6 @@ States
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import json
 import re
 from collections.abc import Mapping
@@ -87,6 +85,7 @@ from edgeorder.ingest.connectors.common import (
     to_minor_units,
 )
 from edgeorder.ingest.settings import ConnectorSettings
+from edgeorder.kit.signing import verify_hex
 from edgeorder.protocol import State
 
 __all__ = [
@@ -96,7 +95,6 @@ __all__ = [
     "next_page",
     "order_state",
     "reason_of",
-    "webhook_signature",
 ]
 
 log = structlog.get_logger(__name__)
@@ -360,11 +358,6 @@ _STATUS_MEANING = {  # what the API's introduction says of statuses it gives no 
 }
 
 
-def webhook_signature(secret: str, body: bytes) -> str:
-    """Hex HMAC-SHA256 of the raw body with the app's secret (``X-Linkedstore-HMAC-SHA256``)."""
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 def parse_webhook(body: bytes, store_id: str) -> tuple[str, str] | None:
     """``(event, order_id)`` of an order webhook of this store; None for another event or
     store; ``WebhookRejectedError`` for a body that is not a webhook."""
@@ -537,8 +530,8 @@ class NuvemshopConnector:
             raise WebhookRejectedError(
                 "not_configured", "no app_secret configured to verify webhooks", status=401
             )
-        given = headers.get(SIGNATURE_HEADER, "").strip().lower()
-        if not given or not hmac.compare_digest(webhook_signature(self._secret, body), given):
+        given = headers.get(SIGNATURE_HEADER, "")
+        if not given or not verify_hex(self._secret, body, given):
             raise WebhookRejectedError("bad_signature", "signature does not match", status=401)
 
     def webhook_order_ids(self, body: bytes) -> list[str]:

@@ -20,7 +20,6 @@ import contextlib
 import functools
 import importlib.metadata
 import inspect
-import random
 import ssl
 import threading
 from collections.abc import Callable
@@ -36,13 +35,13 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edgeorder import protocol as p
+from edgeorder.kit import backoff
 
 __all__ = [
     "Inbound",
     "MqttLink",
     "MqttOptions",
     "PahoCompatibilityError",
-    "backoff_delays",
     "check_paho_internals",
 ]
 
@@ -89,15 +88,6 @@ class Inbound:
     mid: int
     generation: int
     retain: bool = False
-
-
-def backoff_delays(minimum: float, maximum: float, rng: random.Random | None = None) -> Any:
-    """Endless "full jitter" exponential backoff: uniform(minimum, min(maximum, minimum*2^n))."""
-    rng = rng or random.Random()
-    ceiling = minimum
-    while True:
-        yield rng.uniform(minimum, ceiling)
-        ceiling = min(maximum, ceiling * 2)
 
 
 _READ_CHUNK = 65536
@@ -308,7 +298,7 @@ class MqttLink:
         url = urlsplit(self.options.url)
         host = url.hostname or "127.0.0.1"
         port = url.port or (8883 if url.scheme == "mqtts" else 1883)
-        delays = backoff_delays(self.options.backoff_min_s, self.options.backoff_max_s)
+        delays = backoff.delays(self.options.backoff_min_s, self.options.backoff_max_s)
         while not self._stopping.is_set():
             self._closed.clear()
             try:
@@ -324,7 +314,7 @@ class MqttLink:
                 return
             if self._had_session:  # it worked until now: start the backoff afresh
                 self._had_session = False
-                delays = backoff_delays(self.options.backoff_min_s, self.options.backoff_max_s)
+                delays = backoff.delays(self.options.backoff_min_s, self.options.backoff_max_s)
             delay = next(delays)
             log.warning("mqtt.connection_lost", retry_in_s=round(delay, 2))
             await self._pause(delay)

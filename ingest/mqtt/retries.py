@@ -8,7 +8,7 @@ broker's in-flight slots: the router handles it again itself, while its connecti
 
 The cap, and what happens after it, loses nothing:
 
-- attempts 1..``max_attempts``: jittered exponential backoff from ``base_s`` up to ``max_s``;
+- attempts 1..``max_attempts``: ``kit.backoff``'s full jitter from ``base_s`` up to ``max_s``;
 - then the message is *parked*: still unacknowledged, tried again every ``parked_s`` (so a
   disk an operator frees recovers without a restart, at a cost of one write per parked
   message per interval). If ingest stops, the broker redelivers it to the next session.
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from edgeorder.ingest.mqtt.link import Inbound
+from edgeorder.kit.backoff import full_jitter
 
 __all__ = ["Retries", "RetryPolicy"]
 
@@ -50,8 +51,7 @@ class RetryPolicy:
         """Wait before try ``attempt + 1`` (``attempt`` >= 1 failed tries so far)."""
         if attempt >= self.max_attempts:
             return self.parked_s
-        ceiling = min(self.max_s, self.base_s * 2 ** (attempt - 1))
-        return rng.uniform(ceiling / 2, ceiling)
+        return full_jitter(attempt - 1, self.base_s, self.max_s, rng.random)
 
 
 @dataclass

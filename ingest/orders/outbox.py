@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,6 +57,7 @@ from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.store.device_cache import DeviceCache
 from edgeorder.ingest.store.ledger import OutboxRow, StatusOut
 from edgeorder.ingest.store.writer import Writer
+from edgeorder.kit.backoff import full_jitter
 
 __all__ = [
     "DISCARDED",
@@ -67,7 +67,6 @@ __all__ = [
     "discard",
     "last_history_id",
     "operator_statuses",
-    "retry_delay",
     "retry_now",
 ]
 
@@ -78,14 +77,6 @@ log = structlog.get_logger(__name__)
 
 Outcome = OrderResult | PlatformError
 """What the platform answered for one row: the order, or why not."""
-
-
-def retry_delay(
-    attempts: int, base_s: float, max_s: float, rng: random.Random | None = None
-) -> float:
-    """Delay before attempt ``attempts + 1``: jittered in [base, min(max, base * 2^attempts)]."""
-    ceiling = min(max_s, base_s * (2 ** min(attempts, 30)))
-    return (rng or random).uniform(min(base_s, ceiling), ceiling)
 
 
 class OutboxWorker:
@@ -169,7 +160,7 @@ class OutboxWorker:
             if self._failing == 0:
                 log.exception("outbox.dispatch_failed")
             self._failing += 1
-            return retry_delay(self._failing - 1, self._base, self._max)
+            return full_jitter(self._failing - 1, self._base, self._max)
         if self._failing:
             log.info("outbox.dispatch_recovered", failed=self._failing)
             self._failing = 0
@@ -227,7 +218,7 @@ class OutboxWorker:
     def _hold(self, row: OutboxRow) -> None:
         """The attempt crashed: keep the row back for a growing, jittered delay."""
         crashes = self._held.get(row.id, (self._clock(), 0))[1] + 1
-        delay = retry_delay(crashes - 1, self._base, self._max)
+        delay = full_jitter(crashes - 1, self._base, self._max)
         self._held[row.id] = (self._clock() + timedelta(seconds=delay), crashes)
         log.warning(
             "outbox.attempt_held", outbox_id=row.id, crashes=crashes, retry_in_s=round(delay, 3)
@@ -254,7 +245,7 @@ class OutboxWorker:
             outcomes = await self._call(rows)
             now = self._clock()
             delays = [
-                retry_delay(r.attempts, self._base, self._max)
+                full_jitter(r.attempts, self._base, self._max)
                 if isinstance(o, TransientError)
                 else 0.0
                 for r, o in zip(rows, outcomes, strict=True)

@@ -8,7 +8,7 @@ logged and counted (``edgeorder_ingest_webhooks_total{platform,outcome}``).
 
 The order core's delivery is applied only with ``X-Edgeorder-Timestamp`` (unix seconds) within
 ``tolerance_s`` of now and ``X-Edgeorder-Signature: sha256=<hex HMAC-SHA256(secret,
-"<timestamp>." + body)>`` (``ordercore.signing``); otherwise it is refused with 401 and the
+"<timestamp>." + body)>`` (``kit.signing``); otherwise it is refused with 401 and the
 reason (``unsigned``, ``bad_timestamp``, ``stale``, ``bad_signature``) as its outcome.
 
 Everything ends in ``ledger.apply_order_state``, which only ever moves an order forward, so a
@@ -19,8 +19,6 @@ one order that arrive while its state is being read share that one read.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -39,34 +37,23 @@ from edgeorder.ingest.connectors.base import (
 )
 from edgeorder.ingest.connectors.ordercore import state_for_code
 from edgeorder.ingest.metrics import Metrics
-from edgeorder.ingest.mqtt.link import backoff_delays
 from edgeorder.ingest.mqtt.statuses import StatusPublisher
 from edgeorder.ingest.store import ledger
 from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.store.ledger import StatusOut
 from edgeorder.ingest.store.writer import Writer
+from edgeorder.kit import backoff, signing
+from edgeorder.kit.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 __all__ = [
-    "SIGNATURE_HEADER",
-    "TIMESTAMP_HEADER",
     "OrderStateSync",
     "parse_webhook",
     "refusal",
     "register_platform_webhooks",
     "register_webhook",
-    "signature",
 ]
 
 log = structlog.get_logger(__name__)
-
-SIGNATURE_HEADER = "X-Edgeorder-Signature"
-TIMESTAMP_HEADER = "X-Edgeorder-Timestamp"
-
-
-def signature(secret: str, body: bytes, timestamp: int) -> str:
-    """``sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>``."""
-    signed = str(timestamp).encode() + b"." + body
-    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
 def refusal(
@@ -95,8 +82,7 @@ def refusal(
     timestamp = int(timestamp_header)
     if abs(now - timestamp) > tolerance_s:
         return "stale"
-    expected = signature(secret, body, timestamp).encode()
-    if not hmac.compare_digest(expected, signature_header.encode("utf-8", "replace")):
+    if not signing.verify(secret, body, signature_header, timestamp):
         return "bad_signature"
     return None
 
@@ -301,7 +287,7 @@ async def register_webhook(
 async def _with_backoff(
     register: Callable[[], Awaitable[None]], url: str, backoff_min_s: float, backoff_max_s: float
 ) -> None:
-    delays = backoff_delays(backoff_min_s, backoff_max_s)
+    delays = backoff.delays(backoff_min_s, backoff_max_s)
     while True:
         try:
             await register()

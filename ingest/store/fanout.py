@@ -25,6 +25,7 @@ import structlog
 
 from edgeorder.ingest.bus import Bus, Notice
 from edgeorder.ingest.store import pg
+from edgeorder.kit import backoff
 
 __all__ = ["CHANNEL", "Fanout", "decode", "encode", "notify"]
 
@@ -113,9 +114,8 @@ class Fanout:
         self.sent = self.received = self.dropped = 0
 
     async def run(self) -> None:
-        from edgeorder.ingest.mqtt.link import backoff_delays  # the same backoff as MQTT
 
-        delays = backoff_delays(*self._backoff)
+        delays = backoff.delays(*self._backoff)
         async with self._bus.subscribe(KINDS) as local:
             while True:
                 try:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from edgeorder.agent.backoff import Backoff
 from edgeorder.agent.republish import BUSY_RETRY_S, RepublishSchedule
+from edgeorder.kit.backoff import Backoff
 
 
 class Sent(list[bytes]):

@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 
 from edgeorder import protocol as p
-from edgeorder.ingest.connectors.nuvemshop import webhook_signature
 from edgeorder.ingest.settings import ConnectorSettings
 from edgeorder.ingest.store.db import open_db
+from edgeorder.kit.signing import hex_digest
 from tests.connectors.conftest import start_ingest
 from tests.connectors.fake_nuvemshop import APP_SECRET, STORE_ID, TOKEN, FakeNuvemshop
 from tests.connectors.fake_oneentry import (
@@ -224,7 +224,7 @@ async def test_nuvemshop_webhooks_verified_deduplicated_and_forward_only(
             (b'{"store_id": 817495, "event": "app/uninstalled", "id": 5}', 200),
             (b'{"store_id": 817495, "event": "order/paid", "id": "99999999999999999999"}', 200),
         ]:
-            signed = {"X-Linkedstore-HMAC-SHA256": webhook_signature(APP_SECRET, body)}
+            signed = {"X-Linkedstore-HMAC-SHA256": hex_digest(APP_SECRET, body)}
             async with http.post(hook, data=body, headers=signed) as r:
                 assert r.status == expected, body
     nuvemshop.forced.append((503, {"code": 503, "message": "Service Unavailable"}))

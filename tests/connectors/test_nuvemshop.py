@@ -26,9 +26,9 @@ from edgeorder.ingest.connectors.nuvemshop import (
     next_page,
     order_state,
     parse_webhook,
-    webhook_signature,
 )
 from edgeorder.ingest.settings import ConnectorSettings
+from edgeorder.kit.signing import hex_digest
 from edgeorder.protocol import State
 from tests.connectors.fake_nuvemshop import APP_SECRET, STORE_ID, TOKEN, FakeNuvemshop
 from tests.support.net import free_port
@@ -430,7 +430,7 @@ def hooked(**over: Any) -> NuvemshopConnector:
 
 
 def signed(body: bytes, secret: str = APP_SECRET) -> dict[str, str]:
-    return {"X-Linkedstore-HMAC-SHA256": webhook_signature(secret, body)}
+    return {"X-Linkedstore-HMAC-SHA256": hex_digest(secret, body)}
 
 
 async def test_a_webhook_is_verified_against_the_raw_body() -> None:

@@ -12,9 +12,10 @@ import aiohttp
 import pytest
 
 from edgeorder import protocol as p
-from edgeorder.ingest.orders.state_sync import parse_webhook, refusal, signature
+from edgeorder.ingest.orders.state_sync import parse_webhook, refusal
 from edgeorder.ingest.store.db import connect, open_db
 from edgeorder.ingest.web import create_api_token
+from edgeorder.kit.signing import sign as signature
 from tests.ingest.support import (
     Ingest,
     OrderCore,

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import random
-from itertools import islice
 from pathlib import Path
 
 import pytest
 
 from edgeorder import protocol as p
-from edgeorder.ingest.mqtt.link import MqttLink, MqttOptions, backoff_delays
+from edgeorder.ingest.mqtt.link import MqttLink, MqttOptions
 from tests.ingest.support import Ingest, OrderCore, add_device, press, status_is, wait_for
 from tests.support.mosquitto import MosquittoServer
 from tests.support.mqtt import MqttProbe
-
-
-def test_backoff_grows_exponentially_is_jittered_and_capped() -> None:
-    delays = list(islice(backoff_delays(0.5, 8.0, random.Random(7)), 12))
-    ceilings = [min(8.0, 0.5 * 2**n) for n in range(12)]
-    assert all(0.5 <= d <= c for d, c in zip(delays, ceilings, strict=True))
-    assert max(delays) <= 8.0
-    assert len(set(delays)) == len(delays)  # jittered: no two retries line up
-    assert max(delays[6:]) > 2.0  # and it does grow
 
 
 @pytest.mark.integration

@@ -25,7 +25,6 @@ from edgeorder.ordercore.filters import (
     order_filter,
     parse_query,
 )
-from edgeorder.ordercore.signing import backoff_delay, sign, verify
 from tests.ordercore.conftest import checkout_body
 
 CATALOG = Catalog(
@@ -149,23 +148,6 @@ def test_pricing_rejects_currency_and_merchant_mismatch() -> None:
 def test_body_hash_ignores_key_order() -> None:
     assert body_hash({"a": 1, "b": [1, 2]}) == body_hash({"b": [1, 2], "a": 1})
     assert body_hash({"a": 1}) != body_hash({"a": 2})
-
-
-def test_signature_round_trip() -> None:
-    header = sign("s3cret", b'{"x":1}', 1_790_000_000)
-    assert header.startswith("sha256=")
-    assert len(header) == 7 + 64
-    assert verify("s3cret", b'{"x":1}', header, 1_790_000_000)
-    assert not verify("other", b'{"x":1}', header, 1_790_000_000)
-    assert not verify("s3cret", b'{"x":2}', header, 1_790_000_000)
-    assert not verify("s3cret", b'{"x":1}', header, 1_790_000_001)  # the timestamp is signed
-
-
-def test_backoff_grows_and_is_capped() -> None:
-    top = [backoff_delay(n, 1.0, 30.0, rand=lambda lo, hi: hi) for n in range(1, 8)]
-    low = [backoff_delay(n, 1.0, 30.0, rand=lambda lo, hi: lo) for n in range(1, 8)]
-    assert top == [1, 2, 4, 8, 16, 30, 30]
-    assert low == [0.5, 1, 2, 4, 8, 15, 15]
 
 
 @given(st.integers(0, 39), st.integers(0, 19), st.integers(0, 9999))
