@@ -23,7 +23,7 @@ from edgeorder import protocol as p
 from edgeorder.ingest.alerting import AlertService
 from edgeorder.ingest.bus import Bus, Notice
 from edgeorder.ingest.connectors.base import Connector, WebhookConnector
-from edgeorder.ingest.connectors.ordercore import DEFAULT_PROFILE, OrderCoreConnector
+from edgeorder.ingest.connectors.factory import make_connector
 from edgeorder.ingest.domain.devices import Device
 from edgeorder.ingest.health import PlatformMonitor
 from edgeorder.ingest.metrics import Metrics
@@ -48,7 +48,7 @@ from edgeorder.ingest.store.reader import Reader
 from edgeorder.ingest.store.registry import get_device
 from edgeorder.ingest.store.writer import Writer, WriterClosedError
 
-__all__ = ["IngestService", "make_connector"]
+__all__ = ["IngestService"]
 
 log = structlog.get_logger(__name__)
 
@@ -68,24 +68,6 @@ def _outbox_concurrency(settings: Settings) -> int:
     return 256 if settings.connector.kind == "ordercore" else 64
 
 
-def make_connector(settings: Settings) -> Connector:
-    """The connector named by ``settings.connector.kind``; the built-in order core also gets
-    the default buyer profile. Bad platform options raise ``ConnectorOptionsError``."""
-    c = settings.connector
-    if c.kind == "ordercore":
-        profile = {**DEFAULT_PROFILE, **settings.default_profile}
-        return OrderCoreConnector(
-            c.base_url,
-            c.token.get_secret_value(),
-            timeout_s=c.timeout_s,
-            default_profile=profile,
-            batch_max=settings.outbox_batch_max,
-        )
-    from edgeorder.ingest.connectors.factory import make_connector as make_platform
-
-    return make_platform(c)
-
-
 class IngestService:
     """Everything long-lived of one ingest process; also the app's ``Publisher``."""
 
@@ -93,7 +75,11 @@ class IngestService:
         self.settings = settings
         self.bus = bus
         self.metrics = Metrics(backend="sqlite" if settings.database.url is None else "postgresql")
-        self.connector = connector or make_connector(settings)
+        self.connector = connector or make_connector(
+            settings.connector,
+            default_profile=settings.default_profile,
+            batch_max=settings.outbox_batch_max,
+        )
         self.catalog = SkuCatalog(self.connector, ttl_s=settings.catalog_ttl_s)
         self.webhook_secret = settings.webhook_secret.get_secret_value() or secrets.token_hex(32)
         self.delivery = DeliveryTracker()

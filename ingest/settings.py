@@ -11,26 +11,14 @@ import secrets
 import socket
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from edgeorder.ingest.connectors.settings import ConnectorSettings
 from edgeorder.ingest.store.database import Database
 
-__all__ = ["ConnectorSettings", "Settings"]
-
-
-class ConnectorSettings(BaseModel):
-    """Which order platform ingest talks to, and how."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["ordercore", "nuvemshop", "evendi", "oneentry"] = "ordercore"
-    base_url: str = "http://127.0.0.1:8081"
-    token: SecretStr = SecretStr("")
-    timeout_s: float = Field(default=5.0, gt=0, le=120)
-    options: dict[str, Any] = Field(default_factory=dict)
-    """Platform-specific settings (store id, organizationExternalId, storage marker, ...)."""
+__all__ = ["Settings"]
 
 
 class Settings(BaseModel):

@@ -250,7 +250,8 @@ def _ingest_app(
     opts: DemoOptions, paths: DemoPaths, secrets: DemoSecrets, fleet: DemoFleet
 ) -> web.Application:
     from edgeorder.ingest.app import create_app
-    from edgeorder.ingest.settings import ConnectorSettings, Settings
+    from edgeorder.ingest.connectors.settings import ConnectorSettings
+    from edgeorder.ingest.settings import Settings
 
     settings = Settings(
         data_dir=paths.ingest_dir,

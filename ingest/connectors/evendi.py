@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgeorder.ingest.connectors.base import OrderRequest, OrderResult, PermanentError
 from edgeorder.ingest.connectors.common import http_request, open_session, parse_options
-from edgeorder.ingest.settings import ConnectorSettings
+from edgeorder.ingest.connectors.settings import ConnectorSettings
 from edgeorder.protocol import State
 
 __all__ = [

@@ -60,7 +60,7 @@ from edgeorder.ingest.connectors.common import (
     parse_options,
     to_minor_units,
 )
-from edgeorder.ingest.settings import ConnectorSettings
+from edgeorder.ingest.connectors.settings import ConnectorSettings
 from edgeorder.protocol import State
 
 __all__ = [

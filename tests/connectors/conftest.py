@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeorder.ingest.settings import ConnectorSettings
+from edgeorder.ingest.connectors.settings import ConnectorSettings
 from tests.connectors.fake_evendi import FakeEvendi
 from tests.connectors.fake_nuvemshop import FakeNuvemshop
 from tests.connectors.fake_oneentry import FakeOneEntry

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from edgeorder import protocol as p
-from edgeorder.ingest.settings import ConnectorSettings
+from edgeorder.ingest.connectors.settings import ConnectorSettings
 from edgeorder.ingest.store import evendi_assignments
 from edgeorder.ingest.store.db import open_db
 from edgeorder.ingest.web import create_api_token

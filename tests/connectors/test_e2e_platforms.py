@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from edgeorder import protocol as p
-from edgeorder.ingest.settings import ConnectorSettings
+from edgeorder.ingest.connectors.settings import ConnectorSettings
 from edgeorder.ingest.store.db import open_db
 from edgeorder.kit.signing import hex_digest
 from tests.connectors.conftest import start_ingest

@@ -11,7 +11,7 @@ from ulid import ULID
 from edgeorder.ingest.connectors.base import OrderRequest, PermanentError, TransientError
 from edgeorder.ingest.connectors.common import ConnectorOptionsError
 from edgeorder.ingest.connectors.evendi import EvendiConnector, answer_of
-from edgeorder.ingest.settings import ConnectorSettings
+from edgeorder.ingest.connectors.settings import ConnectorSettings
 from edgeorder.protocol import State
 from tests.connectors.fake_evendi import ORG, TOKEN, FakeEvendi
 from tests.support.net import free_port

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from edgeorder.ingest.bus import Bus
-from edgeorder.ingest.settings import ConnectorSettings
+from edgeorder.ingest.connectors.settings import ConnectorSettings
 from edgeorder.ingest.store import evendi_assignments as book
 from edgeorder.ingest.store.db import open_db
 from tests.web.conftest import WebEnv, make_app, make_settings

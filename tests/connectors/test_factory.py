@@ -9,7 +9,7 @@ from edgeorder.ingest.connectors.evendi import EvendiConnector
 from edgeorder.ingest.connectors.factory import make_connector
 from edgeorder.ingest.connectors.nuvemshop import NuvemshopConnector
 from edgeorder.ingest.connectors.oneentry import OneEntryConnector
-from edgeorder.ingest.settings import ConnectorSettings
+from edgeorder.ingest.connectors.settings import ConnectorSettings
 
 OPTIONS = {
     "nuvemshop": {"store_id": "1", "variants": {"A": 1}, "user_agent": "edgeorder (x@y.z)"},
@@ -44,11 +44,19 @@ def test_bad_options_fail_at_construction(kind: str) -> None:
         make_connector(ConnectorSettings(kind=kind, options={}))
 
 
-async def test_ordercore_comes_from_the_ingest_module() -> None:
-    from edgeorder.ingest.connectors.ordercore import OrderCoreConnector
+async def test_ordercore_gets_the_default_profile_and_batch_size() -> None:
+    from edgeorder.ingest.connectors.ordercore import DEFAULT_PROFILE, OrderCoreConnector
 
-    conn = make_connector(ConnectorSettings(kind="ordercore", base_url="http://127.0.0.1:9"))
+    conn = make_connector(
+        ConnectorSettings(kind="ordercore", base_url="http://127.0.0.1:9"),
+        default_profile={"Customer": {"Name": "Ana"}},
+        batch_max=5,
+    )
     try:
         assert isinstance(conn, OrderCoreConnector)
+        assert conn.batch_max == 5
+        # laid over the built-in profile: what the operator leaves out keeps its default
+        assert conn._profile["Customer"] == {"Name": "Ana"}
+        assert conn._profile["Shipping"] == DEFAULT_PROFILE["Shipping"]
     finally:
         await conn.close()

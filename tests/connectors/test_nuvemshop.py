@@ -27,7 +27,7 @@ from edgeorder.ingest.connectors.nuvemshop import (
     order_state,
     parse_webhook,
 )
-from edgeorder.ingest.settings import ConnectorSettings
+from edgeorder.ingest.connectors.settings import ConnectorSettings
 from edgeorder.kit.signing import hex_digest
 from edgeorder.protocol import State
 from tests.connectors.fake_nuvemshop import APP_SECRET, STORE_ID, TOKEN, FakeNuvemshop

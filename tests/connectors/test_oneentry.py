@@ -15,7 +15,7 @@ from ulid import ULID
 from edgeorder.ingest.connectors.base import OrderRequest, PermanentError, TransientError
 from edgeorder.ingest.connectors.common import ConnectorOptionsError
 from edgeorder.ingest.connectors.oneentry import KeyScan, OneEntryConnector, order_state
-from edgeorder.ingest.settings import ConnectorSettings
+from edgeorder.ingest.connectors.settings import ConnectorSettings
 from edgeorder.protocol import State
 from tests.connectors.fake_oneentry import (
     APP_TOKEN,

@@ -16,8 +16,9 @@ from ulid import ULID
 
 from edgeorder import protocol as p
 from edgeorder.ingest.app import SERVICE_KEY, create_app
+from edgeorder.ingest.connectors.settings import ConnectorSettings
 from edgeorder.ingest.service import IngestService
-from edgeorder.ingest.settings import ConnectorSettings, Settings
+from edgeorder.ingest.settings import Settings
 from edgeorder.ingest.store import registry
 from edgeorder.ingest.store.db import open_db
 from edgeorder.ordercore.app import create_app as create_core_app
