@@ -20,9 +20,11 @@ from urllib.parse import quote
 import structlog
 from aiohttp import web
 
+from edgeorder.ingest.errors import ForbiddenError, UnauthorizedError
 from edgeorder.ingest.keys import SETTINGS_KEY
 from edgeorder.ingest.web import auth
 from edgeorder.ingest.web.markup import Markup, attrs, esc, html_response, layout
+from edgeorder.ingest.web.openapi import error_response
 from edgeorder.ingest.web.state import LOGIN_DELAY_KEY, PASSWORDS_KEY, STORE_KEY
 
 __all__ = [
@@ -128,12 +130,12 @@ async def _authenticate(request: web.Request) -> Identity | None:
 
 def _refuse(request: web.Request) -> web.StreamResponse:
     if request.path.startswith("/api/") or request.path == "/api":
-        resp = web.json_response(
-            {"error": "unauthorized", "detail": "log in or send Authorization: Bearer <token>"},
-            status=401,
+        return error_response(
+            UnauthorizedError(
+                "log in or send Authorization: Bearer <token>",
+                headers={"WWW-Authenticate": 'Bearer realm="edgeorder"'},
+            )
         )
-        resp.headers["WWW-Authenticate"] = 'Bearer realm="edgeorder"'
-        return resp
     target = request.path_qs if request.method == "GET" else "/"
     resp = see_other(f"/login?next={quote(target, safe='')}")
     if COOKIE_NAME in request.cookies:
@@ -148,7 +150,7 @@ def see_other(location: str) -> web.Response:
 
 def _error(request: web.Request, status: int, detail: str) -> web.Response:
     if request.path.startswith("/api/") or "json" in request.headers.get("Accept", ""):
-        return web.json_response({"error": "forbidden", "detail": detail}, status=status)
+        return error_response(ForbiddenError(detail, status=status))
     return web.Response(text=f"{status}: {detail}\n", status=status)
 
 

@@ -22,6 +22,12 @@ from edgeorder import __version__
 from edgeorder import protocol as p
 from edgeorder.ingest.bus import Notice
 from edgeorder.ingest.domain.firmware import render_agent_toml
+from edgeorder.ingest.errors import (
+    BadRequestError,
+    ConflictError,
+    FailedDependencyError,
+    NotFoundError,
+)
 from edgeorder.ingest.keys import ALERTS_KEY, BUS_KEY, CATALOG_KEY, PUBLISHER_KEY, SETTINGS_KEY
 from edgeorder.ingest.orders import catalog, outbox
 from edgeorder.ingest.store import alerts, groups, queries, registry
@@ -35,7 +41,6 @@ from edgeorder.ingest.web.evendi_api import EVENDI_OPERATIONS
 from edgeorder.ingest.web.openapi import (
     Operation,
     Reply,
-    api_error,
     api_errors_middleware,
     body_of,
     install_operations,
@@ -47,7 +52,6 @@ from edgeorder.ingest.web.state import STORE_KEY
 __all__ = ["OPERATIONS", "install_api", "openapi_document"]
 
 T = TypeVar("T")
-_error = api_error
 DeviceIn = m.DeviceIn
 DevicePatch = m.DevicePatch
 
@@ -68,11 +72,11 @@ async def _mutate(
     try:
         result: T = await _registry_call(request, fn)
     except registry.UnknownDeviceError as exc:
-        raise _error(404, "not_found", str(exc)) from exc
+        raise NotFoundError(str(exc)) from exc
     except registry.DeviceExistsError as exc:
-        raise _error(409, "exists", str(exc)) from exc
+        raise ConflictError(str(exc), code="exists") from exc
     except registry.RegistryError as exc:
-        raise _error(400, "invalid", str(exc)) from exc
+        raise BadRequestError(str(exc)) from exc
     request.app[BUS_KEY].publish(Notice("device", device_id, {"source": "api"}))
     publisher = request.app.get(PUBLISHER_KEY)
     if config and publisher is not None and device_id is not None:
@@ -107,9 +111,9 @@ async def bulk(request: web.Request) -> web.Response:
         done = await _registry_call(request, lambda db: apply_bulk(db, req, actor=actor))
     except BulkError as exc:
         devices = [{"device_id": d, "error": e} for d, e in exc.errors.items()]
-        raise _error(409, "bulk_failed", str(exc), Devices=devices) from exc
+        raise ConflictError(str(exc), code="bulk_failed", extra={"Devices": devices}) from exc
     except registry.RegistryError as exc:
-        raise _error(400, "invalid", str(exc)) from exc
+        raise BadRequestError(str(exc)) from exc
     await announce_bulk(request, done, source="api")
     return web.json_response({"action": req.detail, "changed": done.changed})
 
@@ -123,7 +127,7 @@ async def get_device(request: web.Request) -> web.Response:
             )
         )
     except registry.UnknownDeviceError as exc:
-        raise _error(404, "not_found", str(exc)) from exc
+        raise NotFoundError(str(exc)) from exc
 
 
 async def _check_skus(request: web.Request, mapping: p.ButtonMapping, allow: bool) -> None:
@@ -137,15 +141,15 @@ async def _check_skus(request: web.Request, mapping: p.ButtonMapping, allow: boo
     try:
         await skus.check(mapping, allow_unknown=allow)
     except catalog.UnknownSkuError as exc:
-        raise _error(400, "unknown_sku", str(exc.hinted(hint))) from exc
+        raise BadRequestError(str(exc.hinted(hint)), code="unknown_sku") from exc
     except catalog.CatalogUnavailableError as exc:
-        raise _error(424, "catalog_unavailable", str(exc.hinted(hint))) from exc
+        raise FailedDependencyError(str(exc.hinted(hint))) from exc
 
 
 async def get_catalog(request: web.Request) -> web.Response:
     skus = request.app.get(CATALOG_KEY)
     if skus is None:
-        raise _error(404, "not_found", "no order platform in this app")
+        raise NotFoundError("no order platform in this app")
     view = await skus.view()
     items = [{"sku": i.sku, "label": i.label} for i in view.items or ()]
     return web.json_response(
@@ -245,7 +249,7 @@ async def get_event(request: web.Request) -> web.Response:
         partial(queries.event_with_history, device_id=device_id, event_id=event_id.upper())
     )
     if event is None:
-        raise _error(404, "not_found", f"no event {event_id} of {device_id}")
+        raise NotFoundError(f"no event {event_id} of {device_id}")
     return web.json_response(event)
 
 
@@ -269,7 +273,7 @@ def _buffer_action(action: str) -> Callable[[web.Request], Any]:
         actor = _actor(request)
         done = await _registry_call(request, lambda db: fn(db, outbox_id, actor=actor))
         if not done:
-            raise _error(409, "not_pending", f"buffer row {outbox_id} is not pending")
+            raise ConflictError(f"buffer row {outbox_id} is not pending", code="not_pending")
         request.app[BUS_KEY].publish(Notice("outbox", None, {"id": outbox_id}))
         return web.json_response({"ok": True})
 
@@ -290,13 +294,13 @@ async def acknowledge_alert(request: web.Request) -> web.Response:
     alert_id = int(request.match_info["alert_id"])  # AlertPath checked it
     service = request.app.get(ALERTS_KEY)
     if service is None:
-        raise _error(404, "not_found", "alerts are not evaluated by this app")
+        raise NotFoundError("alerts are not evaluated by this app")
     try:
         alert = await service.acknowledge(alert_id, _actor(request))
     except alerts.AlertNotFoundError as exc:
-        raise _error(404, "not_found", str(exc)) from exc
+        raise NotFoundError(str(exc)) from exc
     except alerts.AlertNotActiveError as exc:
-        raise _error(409, "not_active", str(exc)) from exc
+        raise ConflictError(str(exc), code="not_active") from exc
     return web.json_response(alert)
 
 
@@ -493,8 +497,12 @@ DESCRIPTION = """\
 ingest's REST API: the device registry, events and their statuses, orders, the order
 buffer, alerts and e-vendi assignments. `Authorization: Bearer <api token>` (an operator's session
 cookie works too; its state-changing requests need the session's `X-CSRF-Token`).
-Errors: `{"Error", "Message", "Fields"?}`; 422 a body that breaks its schema, 400 a bad query
-parameter or a value the registry refuses, 404, 409.
+Errors, every one (401 and 403 of the authentication included): `{"Error", "Message",
+"Fields"?}`, the `ErrorOut` schema; `Error` is a stable code (`unauthorized`, `forbidden`,
+`not_found`, `invalid`, `validation`, `exists`, `conflict`, `not_pending`, `not_active`,
+`payload_too_large`, `method_not_allowed`, `internal`), `Fields` lists `{Field, Message}`
+where a body (422) or a query parameter (400) broke its schema; 400 also a value the
+registry refuses, 404, 409.
 """
 
 
@@ -507,7 +515,6 @@ def openapi_document() -> dict[str, Any]:
         version=__version__,
         description=DESCRIPTION,
         error=m.ErrorOut,
-        auth_error=m.AuthErrorOut,
     )
 
 

@@ -22,7 +22,6 @@ __all__ = [
     "AlertOut",
     "AlertPath",
     "AlertsQuery",
-    "AuthErrorOut",
     "BufferRowOut",
     "BulkErrorOut",
     "BulkIn",
@@ -195,19 +194,13 @@ class _Out(BaseModel):
 
 
 class ErrorOut(_Out):
-    """An error of the API routes."""
+    """Every error answer of the API, 401 and 403 of the authentication included
+    (``ingest.errors``): a stable code, a message for a person, and the broken fields of a
+    body or query."""
 
     Error: str
     Message: str
     Fields: list[dict[str, str]] | None = Field(None, description="[{Field, Message}]")
-
-
-class AuthErrorOut(_Out):
-    """An answer of the auth middleware (before the API's routes): 401, or 403 for a session
-    request without its CSRF token."""
-
-    error: str
-    detail: str
 
 
 class DeviceOut(_Out):

@@ -17,12 +17,13 @@ from aiohttp import web
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from edgeorder import protocol as p
+from edgeorder.ingest.errors import BadRequestError, ConflictError, NotFoundError
 from edgeorder.ingest.keys import STORE_KEY
 from edgeorder.ingest.store import evendi_assignments as book
 from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.web.access import identity_of
 from edgeorder.ingest.web.api_models import ErrorOut
-from edgeorder.ingest.web.openapi import Operation, Reply, api_error, body_of, query_of
+from edgeorder.ingest.web.openapi import Operation, Reply, body_of, query_of
 
 __all__ = ["EVENDI_OPERATIONS", "AssignmentIn", "AssignmentOut"]
 
@@ -98,9 +99,6 @@ class AssignmentsOut(BaseModel):
     Data: list[AssignmentOut]
 
 
-_error = api_error
-
-
 async def _call(request: web.Request, fn: Callable[[Conn], T], *, write: bool = False) -> T:
     """``fn`` on the reader pool (``write``: as a writer job), off the event loop; store
     errors as HTTP errors."""
@@ -108,11 +106,11 @@ async def _call(request: web.Request, fn: Callable[[Conn], T], *, write: bool = 
     try:
         return await (store.write(fn) if write else store.read(fn))
     except (book.UnknownAssignmentError, book.UnknownDeviceError) as exc:
-        raise _error(404, "not_found", str(exc)) from exc
+        raise NotFoundError(str(exc)) from exc
     except book.AssignmentConflictError as exc:
-        raise _error(409, "conflict", str(exc)) from exc
+        raise ConflictError(str(exc)) from exc
     except book.AssignmentError as exc:
-        raise _error(400, "invalid", str(exc)) from exc
+        raise BadRequestError(str(exc)) from exc
 
 
 def _actor(request: web.Request) -> str:

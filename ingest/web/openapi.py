@@ -20,14 +20,21 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from edgeorder.ingest.errors import (
+    ApiError,
+    BadRequestError,
+    NotFoundError,
+    ValidationFailedError,
+)
+
 __all__ = [
     "BODY",
     "QUERY",
     "Operation",
     "Reply",
-    "api_error",
     "api_errors_middleware",
     "body_of",
+    "error_response",
     "install_operations",
     "openapi_document",
     "query_of",
@@ -77,17 +84,11 @@ class Operation:
         return f"{self.method.lower()}_{slug}"
 
 
-def api_error(status: int, code: str, message: str, **extra: Any) -> web.HTTPException:
-    """An API error answer ``{"Error", "Message", ...}`` to raise."""
-    cls: type[web.HTTPException] = {
-        400: web.HTTPBadRequest,
-        404: web.HTTPNotFound,
-        409: web.HTTPConflict,
-        422: web.HTTPUnprocessableEntity,
-        424: web.HTTPFailedDependency,
-    }[status]
-    body = json.dumps({"Error": code, "Message": message, **extra})
-    return cls(text=body, content_type="application/json")
+def error_response(error: ApiError) -> web.Response:
+    """The one rendering of an API error (``ingest.errors``): ``{"Error", "Message",
+    "Fields"?}`` with its status and headers. The ``/api`` middleware and the auth middleware
+    both answer with it."""
+    return web.json_response(error.body(), status=error.status, headers=error.headers or None)
 
 
 def _fields(exc: ValidationError) -> list[dict[str, str]]:
@@ -116,14 +117,12 @@ async def _validate(op: Operation, request: web.Request) -> None:
         try:
             op.path_params.model_validate(dict(request.match_info))
         except ValidationError as exc:
-            raise api_error(404, "not_found", f"no such {op.tag} resource") from exc
+            raise NotFoundError(f"no such {op.tag} resource") from exc
     if op.query is not None:
         try:
             request[QUERY] = op.query.model_validate({k: request.query[k] for k in request.query})
         except ValidationError as exc:
-            raise api_error(
-                400, "invalid", "invalid query parameters", Fields=_fields(exc)
-            ) from exc
+            raise BadRequestError("invalid query parameters", fields=_fields(exc)) from exc
     if op.body is not None:
         request[BODY] = _body(op.body, await request.read())
 
@@ -147,11 +146,11 @@ def _body(model: type[BaseModel], raw: bytes) -> BaseModel:
         data = json.loads(raw)
     except ValueError as exc:  # not JSON, or not UTF-8
         fields = [{"Field": "body", "Message": f"not JSON: {exc}"}]
-        raise api_error(422, "validation", "invalid body", Fields=fields) from exc
+        raise ValidationFailedError("invalid body", fields=fields) from exc
     try:
         return model.model_validate_json(json.dumps(_whole(data)), strict=True)
     except ValidationError as exc:
-        raise api_error(422, "validation", "invalid body", Fields=_fields(exc)) from exc
+        raise ValidationFailedError("invalid body", fields=_fields(exc)) from exc
 
 
 def _wrap(op: Operation) -> Handler:
@@ -173,23 +172,25 @@ _CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 @web.middleware
 async def api_errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Under ``/api/`` every error is JSON ``{"Error", "Message"}``: also aiohttp's own 404,
-    405 and 413, and an unexpected exception (a 500, logged with its traceback)."""
+    """Under ``/api/`` every error is JSON ``{"Error", "Message"}``: the ``ApiError`` a handler
+    raises, aiohttp's own 404, 405 and 413, and an unexpected exception (a 500, logged with
+    its traceback)."""
     if not request.path.startswith("/api/"):
         return await handler(request)
     try:
         return await handler(request)
+    except ApiError as exc:
+        return error_response(exc)
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
             raise
-        body = {"Error": _CODES.get(exc.status, "http_error"), "Message": exc.reason}
         allow = exc.headers.get("Allow")
-        return web.json_response(
-            body, status=exc.status, headers={"Allow": allow} if allow else None
-        )
+        code = _CODES.get(exc.status, "http_error")
+        headers = {"Allow": allow} if allow else None
+        return error_response(ApiError(exc.reason, code=code, status=exc.status, headers=headers))
     except Exception:
         log.exception("api_unhandled_error", path=request.path, method=request.method)
-        return web.json_response({"Error": "internal", "Message": "internal error"}, status=500)
+        return error_response(ApiError("internal error", code="internal", status=500))
 
 
 # --- the document --------------------------------------------------------------------------
@@ -198,14 +199,13 @@ async def api_errors_middleware(request: web.Request, handler: Handler) -> web.S
 class _Implied:
     """Answers every operation of a kind can give; their models are the caller's."""
 
-    def __init__(self, error: type[BaseModel], auth_error: type[BaseModel]) -> None:
+    def __init__(self, error: type[BaseModel]) -> None:
         self.error = error
-        self.auth_error = auth_error
 
     def replies(self, op: Operation) -> list[Reply]:
-        out = [Reply(401, self.auth_error, "no session and no valid Authorization: Bearer token")]
+        out = [Reply(401, self.error, "no session and no valid Authorization: Bearer token")]
         if op.method != "GET":
-            out.append(Reply(403, self.auth_error, "a session request without its CSRF token"))
+            out.append(Reply(403, self.error, "a session request without its CSRF token"))
         if op.path_params is not None:
             out.append(Reply(404, self.error, "not found"))
         if op.query is not None:
@@ -322,14 +322,11 @@ def openapi_document(
     version: str,
     description: str,
     error: type[BaseModel],
-    auth_error: type[BaseModel],
 ) -> dict[str, Any]:
-    """OpenAPI 3.1 of ``operations``: every path, parameter, body and answer, from the models."""
-    implied = _Implied(error, auth_error)
-    pairs: list[tuple[type[BaseModel], Any]] = [
-        (error, "serialization"),
-        (auth_error, "serialization"),
-    ]
+    """OpenAPI 3.1 of ``operations``: every path, parameter, body and answer, from the models;
+    ``error`` is the one schema of every error answer (``ingest.errors``)."""
+    implied = _Implied(error)
+    pairs: list[tuple[type[BaseModel], Any]] = [(error, "serialization")]
     for op in operations:
         if op.body is not None:
             pairs.append((op.body, "validation"))

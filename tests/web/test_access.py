@@ -13,6 +13,7 @@ from edgeorder.ingest.bus import Bus
 from edgeorder.ingest.store.db import connect
 from edgeorder.ingest.web import create_api_token
 from edgeorder.ingest.web.access import COOKIE_NAME, FAILED_LOGIN, is_public_path
+from edgeorder.ingest.web.api import openapi_document
 from edgeorder.ingest.web.auth import ensure_operator
 from edgeorder.ingest.web.state import PASSWORDS_KEY
 from tests.web.conftest import WebEnv, make_app, make_settings
@@ -69,7 +70,7 @@ async def test_every_route_refuses_a_request_without_session(webenv: WebEnv) -> 
 async def test_unknown_paths_and_bad_tokens_are_refused_too(webenv: WebEnv) -> None:
     resp = await webenv.client.get("/api/nothing-here", allow_redirects=False)
     assert resp.status == 401
-    assert (await resp.json())["error"] == "unauthorized"
+    assert (await resp.json())["Error"] == "unauthorized"
     resp = await webenv.client.get(
         "/", headers={"Authorization": "Bearer nope"}, allow_redirects=False
     )
@@ -107,6 +108,35 @@ async def test_every_post_without_csrf_token_is_refused(webenv: WebEnv) -> None:
             method, path, headers={"X-CSRF-Token": "wrong"}, allow_redirects=False
         )
         assert resp.status == 403, (method, path, resp.status)
+
+
+async def test_the_api_refuses_in_its_one_error_shape(webenv: WebEnv) -> None:
+    """401 and 403 of the auth middleware answer as every API error does (``ErrorOut``), and
+    the document says so: one error schema, no second shape on the same paths."""
+    resp = await webenv.client.get("/api/devices", allow_redirects=False)
+    assert resp.status == 401
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    body = await resp.json()
+    assert set(body) == {"Error", "Message"}
+    assert body["Error"] == "unauthorized"
+    await webenv.login()
+    resp = await webenv.client.post("/api/devices", json={}, allow_redirects=False)
+    body = await resp.json()
+    assert (resp.status, body["Error"]) == (403, "forbidden")
+    assert set(body) == {"Error", "Message"}
+    assert "CSRF" in body["Message"]
+    doc = openapi_document()
+    schemas = doc["components"]["schemas"]
+    assert "AuthErrorOut" not in schemas
+    assert "Error" in schemas["ErrorOut"]["required"]
+    answers = [op["responses"] for ops in doc["paths"].values() for op in ops.values()]
+    refs = {
+        answer["content"]["application/json"]["schema"]["$ref"]
+        for responses in answers
+        for code, answer in responses.items()
+        if code >= "400"
+    }
+    assert refs == {"#/components/schemas/ErrorOut"}
 
 
 async def test_post_with_csrf_token_goes_through(webenv: WebEnv) -> None:
