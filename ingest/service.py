@@ -25,6 +25,7 @@ from edgeorder.ingest.bus import Bus, Notice
 from edgeorder.ingest.connectors.base import Connector, WebhookConnector
 from edgeorder.ingest.connectors.factory import make_connector
 from edgeorder.ingest.domain.devices import Device
+from edgeorder.ingest.errors import StartError
 from edgeorder.ingest.health import PlatformMonitor
 from edgeorder.ingest.metrics import Metrics
 from edgeorder.ingest.mqtt.delivery import DeliveryTracker
@@ -181,15 +182,44 @@ class IngestService:
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def start(self, public_url: str | None) -> None:
-        await asyncio.to_thread(self.database.migrate)  # any worker may: advisory-locked
-        await self.devices.reload()
-        self.writer.start()
-        if not self.database.shared:  # one worker per file: its leases are its last run's
-            await self.writer.run(ledger.release_leases)
-        self.delivery.start(self._flush_confirmations)
-        # Before anything that makes statuses runs: a re-published (older) status must never
-        # be queued after a newer one of the same event (the retained one would go backwards).
-        await self._republish_unconfirmed()
+        """Open the database, start the writer, the tasks and the MQTT link. A step that fails
+        raises ``StartError`` naming it, after what the earlier steps opened (threads,
+        connections, tasks, the link) has been released: a caller that gets it holds nothing
+        to clean up."""
+        step = "migrate the database"
+        try:
+            await asyncio.to_thread(self.database.migrate)  # any worker may: advisory-locked
+            step = "load the devices"
+            await self.devices.reload()
+            step = "start the writer"
+            self.writer.start()
+            if not self.database.shared:  # one worker per file: its leases are its last run's
+                await self.writer.run(ledger.release_leases)
+            step = "re-publish unconfirmed statuses"
+            self.delivery.start(self._flush_confirmations)
+            # Before anything that makes statuses runs: a re-published (older) status must
+            # never be queued after a newer one of the same event (the retained one would go
+            # backwards).
+            await self._republish_unconfirmed()
+            step = "start the tasks"
+            self._spawn_tasks(public_url)
+            step = "start the MQTT link"
+            self.link.start()
+        except Exception as exc:
+            log.exception("ingest.start_failed", step=step)
+            await self._release()
+            raise StartError(step, exc) from exc
+        self.ready.set()
+        log.info(
+            "ingest.started",
+            db=str(self.database),
+            worker=self.settings.worker,
+            mqtt=self.settings.mqtt_url,
+            devices=len(self.devices),
+            public_url=public_url,
+        )
+
+    def _spawn_tasks(self, public_url: str | None) -> None:
         self._spawn("router", self.router.run(self.link.inbound))
         self._spawn("outbox", self.worker.run())
         self._spawn("poller", self.sync.poll_forever())
@@ -205,16 +235,22 @@ class IngestService:
         elif public_url and hasattr(self.connector, "register_webhook"):
             url = public_url.rstrip("/") + "/webhooks/ordercore"
             self._spawn("webhook", register_webhook(self.connector, url, self.webhook_secret))
-        self.link.start()
-        self.ready.set()
-        log.info(
-            "ingest.started",
-            db=str(self.database),
-            worker=self.settings.worker,
-            mqtt=self.settings.mqtt_url,
-            devices=len(self.devices),
-            public_url=public_url,
-        )
+
+    async def _release(self) -> None:
+        """After a failed start: cancel the tasks, close the link, the writer, the connector
+        and the reader, whichever were opened (each is a no-op when it was not)."""
+        for name in list(self._tasks):
+            await self._cancel(name)
+        await self.link.stop()
+        await self._close()
+
+    async def _close(self) -> None:
+        """The last of ``stop`` and of a failed start: what holds threads and connections."""
+        self.delivery.cancel_timer()
+        await self.writer.stop()
+        await self.connector.close()
+        await self.alerts.close()
+        self.reader.close()
 
     async def _republish_unconfirmed(self) -> None:
         """The current status of every event whose status publish the broker never confirmed:
@@ -262,10 +298,7 @@ class IngestService:
             await self.writer.run(self.delivery.write_confirmed)
         except Exception as exc:  # not fatal: those statuses are published again next start
             log.warning("ingest.confirmations_not_written", error=repr(exc))
-        await self.writer.stop()
-        await self.connector.close()
-        await self.alerts.close()
-        self.reader.close()
+        await self._close()
         log.info("ingest.stopped")
 
     async def _cancel(self, name: str) -> None:

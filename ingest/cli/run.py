@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from edgeorder.httpserver import GuardedSite, make_runner
 from edgeorder.ingest.app import SERVICE_KEY, create_app, server_limits
+from edgeorder.ingest.errors import StartError
 from edgeorder.ingest.settings import Settings
 
 __all__ = ["build_settings", "main"]
@@ -263,12 +264,14 @@ async def serve(settings: Settings) -> int:
     app = create_app(settings)
     limits = server_limits(settings)
     runner = make_runner(app, limits, handle_signals=False)
-    await runner.setup()  # starts the service (cleanup_ctx)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
+        # Starts the service (cleanup_ctx), then the dashboard: inside the try, so a later
+        # start-up step that fails still stops the service started before it.
+        await runner.setup()
         dropped = app[SERVICE_KEY].metrics.http_dropped
         site = GuardedSite(
             runner,
@@ -308,6 +311,6 @@ def main(argv: list[str], prog: str) -> int:
         return 2
     try:
         return asyncio.run(serve(settings))
-    except (OSError, ValueError) as exc:  # the HTTP port is taken, bad connector options
-        print(f"{prog}: {exc}", file=sys.stderr)
+    except (OSError, ValueError, StartError) as exc:  # the HTTP port is taken, bad connector
+        print(f"{prog}: {exc}", file=sys.stderr)  # options, a start-up step failed
         return 1
