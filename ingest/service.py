@@ -284,8 +284,8 @@ class IngestService:
             await self._cancel(name)  # orders in flight stay pending: safe to retry
         try:
             await self.writer.run(lambda conn: None)  # barrier: every earlier write acked
-        except Exception as exc:  # the database is away: what was not written is redelivered
-            log.warning("ingest.writer_barrier_failed", error=str(exc))
+        except Exception:  # the database is away: what was not written is redelivered
+            log.exception("ingest.writer_barrier_failed")
         if self.link.subscribed.is_set():  # connected: PUBACKs can still come
             try:
                 async with asyncio.timeout(SETTLE_TIMEOUT_S):
@@ -296,8 +296,8 @@ class IngestService:
         self.delivery.cancel_timer()
         try:
             await self.writer.run(self.delivery.write_confirmed)
-        except Exception as exc:  # not fatal: those statuses are published again next start
-            log.warning("ingest.confirmations_not_written", error=repr(exc))
+        except Exception:  # not fatal: those statuses are published again next start
+            log.exception("ingest.confirmations_not_written")
         await self._close()
         log.info("ingest.stopped")
 

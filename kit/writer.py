@@ -177,7 +177,7 @@ class Writer(Generic[C]):
             try:
                 conn.close()
             except Exception as exc:
-                self._log.warning(f"{self._name}.close_failed", error=repr(exc))
+                self._log.warning(f"{self._name}.close_failed", exc_info=exc)
 
     def _commit(self, batch: list[_Job[Any]]) -> None:
         started = time.perf_counter()
@@ -260,7 +260,7 @@ class Writer(Generic[C]):
             if not conn.in_transaction:
                 raise
             conn.execute("ROLLBACK TO hook")
-            self._log.error(f"{self._name}.hook_failed", error=repr(exc), exc_info=exc)
+            self._log.error(f"{self._name}.hook_failed", exc_info=exc)
         conn.execute("RELEASE hook")
 
     def _failed(self, batch: list[_Job[Any]], exc: Exception) -> list[_Outcome]:

@@ -157,7 +157,7 @@ def main(argv: list[str], prog: str) -> int:
     try:
         asyncio.run(serve(settings))
     except (StoreError, ValueError, OSError) as exc:  # bad data dir, bad seed file, port in use
-        log.error("ordercore_failed", error=str(exc))
+        log.exception("ordercore_failed")
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     log.info("ordercore_stopped")

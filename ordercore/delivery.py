@@ -85,7 +85,7 @@ class Dispatcher:
             if t.cancelled():
                 return
             if t.exception() is not None:
-                log.error("webhook_worker_crashed", webhook=webhook_id, error=str(t.exception()))
+                log.error("webhook_worker_crashed", webhook=webhook_id, exc_info=t.exception())
                 self._dirty.discard(webhook_id)  # no hot loop on a persistent error
             if webhook_id in self._dirty and not self._stopping:
                 self._spawn(webhook_id)

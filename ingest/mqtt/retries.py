@@ -103,7 +103,7 @@ class Retries:
         entry = self._failing.get(key)
         if entry is None:
             entry = self._failing[key] = _Failing(message)
-            log.warning("router.message_failing", topic=message.topic, error=repr(error))
+            log.warning("router.message_failing", topic=message.topic, exc_info=error)
         entry.attempts += 1
         if entry.attempts == self.policy.max_attempts:
             log.error(
@@ -111,7 +111,7 @@ class Retries:
                 topic=message.topic,
                 attempts=entry.attempts,
                 retry_every_s=self.policy.parked_s,
-                error=repr(error),
+                exc_info=error,
             )
         delay = self.policy.delay(entry.attempts, self._rng)
         entry.timer = asyncio.get_running_loop().call_later(delay, self._fire, key, again)

@@ -233,7 +233,6 @@ class Router:
             device_id=device_id,
             event_id=event_id,
             size=len(message.payload),
-            error=repr(error),
             exc_info=error,
         )
         if channel == p.Channel.EVENTS.value and device_id is not None:
@@ -246,7 +245,7 @@ class Router:
         """QoS 0 is lossy by contract: a transient failure is its final outcome. Logged when
         dropping starts, not per message (telemetry keeps coming while a disk is full)."""
         if self._dropping == 0:
-            log.warning("router.qos0_dropping", topic=_short(message.topic), error=repr(error))
+            log.warning("router.qos0_dropping", topic=_short(message.topic), exc_info=error)
         self._dropping += 1
         self._finish(message, channel, DROPPED)
 
