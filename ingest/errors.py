@@ -40,10 +40,17 @@ class IngestError(Exception):
 
 
 class ApiError(IngestError):
-    """A refusal of the REST API: ``status``, a stable ``code``, a ``message`` for a person."""
+    """A refusal of the REST API: ``status``, a stable ``code``, a ``message`` for a person.
+    A kind of refusal is a subclass naming its defaults: ``class X(ApiError, status=404,
+    code="not_found")``."""
 
     default_status: ClassVar[int] = 400
     default_code: ClassVar[str] = "invalid"
+
+    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init_subclass__()
+        cls.default_status = status or cls.default_status
+        cls.default_code = code or cls.default_code
 
     def __init__(
         self,
@@ -57,8 +64,8 @@ class ApiError(IngestError):
     ) -> None:
         super().__init__(message)
         self.status = status or self.default_status
-        self.message = message
         self.code = code or self.default_code
+        self.message = message
         self.fields = fields
         self.headers = dict(headers or {})
         self.extra = dict(extra or {})  # more top-level fields of one kind of answer
@@ -71,45 +78,32 @@ class ApiError(IngestError):
         return out
 
 
-class BadRequestError(ApiError):
+class BadRequestError(ApiError, status=400, code="invalid"):
     """400: a bad query parameter, or a value the store refuses."""
 
 
-class UnauthorizedError(ApiError):
+class UnauthorizedError(ApiError, status=401, code="unauthorized"):
     """401: no session and no valid API token."""
 
-    default_status = 401
-    default_code = "unauthorized"
 
-
-class ForbiddenError(ApiError):
+class ForbiddenError(ApiError, status=403, code="forbidden"):
     """403: authenticated, but not allowed (a session request without its CSRF token)."""
 
-    default_status = 403
-    default_code = "forbidden"
+
+class NotFoundError(ApiError, status=404, code="not_found"):
+    """404: no such resource."""
 
 
-class NotFoundError(ApiError):
-    default_status = 404
-    default_code = "not_found"
-
-
-class ConflictError(ApiError):
+class ConflictError(ApiError, status=409, code="conflict"):
     """409: the resource exists, or is not in the state the request needs."""
-
-    default_status = 409
-    default_code = "conflict"
 
 
 class FailedDependencyError(ApiError, status=424, code="catalog_unavailable"):
     """424: what the request depends on (the platform's catalog) could not be read now."""
 
 
-class ValidationFailedError(ApiError):
+class ValidationFailedError(ApiError, status=422, code="validation"):
     """422: the body breaks its schema (``fields`` says how)."""
-
-    default_status = 422
-    default_code = "validation"
 
 
 class StartError(IngestError):

@@ -10,17 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from edgeorder.ordercore.catalog import Catalog, CatalogSku
-from edgeorder.ordercore.checkout import ShippingIn, resolve_sku
+from edgeorder.ordercore.checkout import ItemIn, ShippingIn, resolve_sku
 from edgeorder.ordercore.errors import ApiError, FieldError
 from edgeorder.ordercore.fields import (
     EMAIL_PATTERN,
     OMITTABLE,
     WHOLE,
     NonBlank,
-    Quantity,
     RecordId,
     Short,
 )
@@ -101,27 +100,9 @@ class LineIn(_In):
     Quantity: Annotated[StrictInt, Field(ge=0, le=10_000), WHOLE]
 
 
-class AddIn(_In):
-    """A new line: ``Sku`` or ``SkuId`` of the order's merchant and currency."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "anyOf": [
-                {"required": ["Sku"], "properties": {"Sku": {"type": "string"}}},
-                {"required": ["SkuId"], "properties": {"SkuId": {"type": "integer"}}},
-            ]
-        }
-    )
-
-    Sku: Annotated[str | None, Field(max_length=64)] = None
-    SkuId: RecordId | None = None
-    Quantity: Quantity
-
-    @model_validator(mode="after")
-    def _one_reference(self) -> AddIn:
-        if self.Sku is None and self.SkuId is None:
-            raise ValueError("Sku or SkuId is required")
-        return self
+class AddIn(ItemIn):
+    """A new line: ``Sku`` or ``SkuId`` of the order's merchant and currency (a checkout's
+    line, the same fields and check)."""
 
 
 class EditIn(_In):
