@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,6 @@ from tests.connectors.fake_nuvemshop import FakeNuvemshop
 from tests.connectors.fake_oneentry import FakeOneEntry
 from tests.ingest.support import Ingest, ingest_settings
 from tests.support.mosquitto import MosquittoServer
-from tests.support.mqtt import MqttProbe
 
 
 @pytest.fixture
@@ -41,22 +40,6 @@ async def oneentry() -> AsyncIterator[FakeOneEntry]:
 
 
 # --- end to end: a real broker, ingest in this loop, a fake platform over HTTP ------------------
-
-
-@pytest.fixture
-def ingest_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "ingest"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def probe(mosquitto: MosquittoServer) -> Iterator[MqttProbe]:
-    client = MqttProbe(mosquitto.port)
-    assert client.wait_connected()
-    client.subscribe("edgeorder/v1/devices/+/status")
-    yield client
-    client.close()
 
 
 async def start_ingest(

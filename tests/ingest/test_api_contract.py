@@ -9,14 +9,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from edgeorder.ingest.bus import Bus
-from edgeorder.ingest.keys import BUS_KEY, SETTINGS_KEY, STORE_KEY
-from edgeorder.ingest.settings import Settings
-from edgeorder.ingest.store.db import open_db
-from edgeorder.ingest.web.api import install_api, openapi_document
-from tests.web.support import serve_store, unstarted_store
+from edgeorder.ingest.web.api import openapi_document
+from tests.web.support import api_alone
 
 Client = TestClient[web.Request, web.Application]
 MAPPING = {"single": {"type": "reorder", "sku": "COFFEE-1KG", "quantity": 1}}
@@ -25,15 +21,7 @@ MAPPING = {"single": {"type": "reorder", "sku": "COFFEE-1KG", "quantity": 1}}
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Client]:
     """The API routes alone (no auth middleware: these tests are about the contract)."""
-    settings = Settings(data_dir=tmp_path)
-    open_db(settings.db_path).conn.close()
-    app = web.Application()
-    app[SETTINGS_KEY] = settings
-    app[BUS_KEY] = Bus()
-    app[STORE_KEY] = unstarted_store(settings.db_path)
-    app.cleanup_ctx.append(serve_store)
-    install_api(app)
-    async with TestClient(TestServer(app)) as client:
+    async with api_alone(tmp_path) as client:
         yield client
 
 

@@ -15,19 +15,14 @@ import pytest
 import sqlite_utils
 
 from edgeorder import protocol as p
-from edgeorder.ingest.bus import Bus
 from edgeorder.ingest.connectors.base import OrderRequest, OrderResult
 from edgeorder.ingest.connectors.ordercore import OrderCoreConnector
-from edgeorder.ingest.metrics import Metrics
-from edgeorder.ingest.mqtt.statuses import StatusPublisher
-from edgeorder.ingest.orders.outbox import OutboxWorker
 from edgeorder.ingest.store import ledger
 from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.store.db import atomic, open_db
-from edgeorder.ingest.store.device_cache import DeviceCache
 from edgeorder.ingest.store.reader import Reader
 from edgeorder.ingest.store.registry import load_devices
-from edgeorder.ingest.store.writer import Writer
+from tests.ingest.outbox_harness import running_worker
 from tests.ingest.support import (
     CORE_TOKEN,
     Ingest,
@@ -153,44 +148,36 @@ async def test_an_order_attempt_whose_commit_failed_is_held_back_before_the_next
         return await real_create(request)
 
     monkeypatch.setattr(connector, "create_order", create_order)
-    reader, looked = Reader(db_path), asyncio.Event()
+    looked = asyncio.Event()
     reads = [0]
 
-    async def read(fn: Callable[[Conn], Any]) -> Any:
-        reads[0] += 1
-        if reads[0] >= 6:
-            looked.set()
-        return await reader(fn)
+    def counting(reader: Reader) -> Callable[[Callable[[Conn], Any]], Any]:
+        async def read(fn: Callable[[Conn], Any]) -> Any:
+            reads[0] += 1
+            if reads[0] >= 6:
+                looked.set()
+            return await reader(fn)
 
-    writer, transport = Writer(db_path), _Transport()
-    writer.start()
-    cache = DeviceCache(db_path)
-    await cache.reload()
-    worker = OutboxWorker(
-        writer=writer,
-        read=read,
-        connector=connector,
-        devices=cache,
-        statuses=StatusPublisher(transport, Bus()),
-        metrics=Metrics(),
-        default_profile={},
-        retry_base_s=0.01,
-        retry_max_s=0.02,
-        clock=lambda: now[0],
-    )
-    task = asyncio.create_task(worker.run())
+        return read
+
+    transport = _Transport()
     try:
-        await asyncio.wait_for(looked.wait(), 10)  # the worker looked at the row again...
-        assert calls == [event.event_id]  # ...but did not call the platform again yet
-        failing[0] = False
-        now[0] += timedelta(hours=1)  # past the hold
-        worker.wake()
-        await asyncio.wait_for(transport.ordered.wait(), 10)
+        async with running_worker(
+            db_path,
+            connector,
+            transport,
+            read=counting,
+            retry_base_s=0.01,
+            retry_max_s=0.02,
+            clock=lambda: now[0],
+        ) as worker:
+            await asyncio.wait_for(looked.wait(), 10)  # the worker looked at the row again...
+            assert calls == [event.event_id]  # ...but did not call the platform again yet
+            failing[0] = False
+            now[0] += timedelta(hours=1)  # past the hold
+            worker.wake()
+            await asyncio.wait_for(transport.ordered.wait(), 10)
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await writer.stop()
-        reader.close()
         await connector.close()
     assert calls == [event.event_id, event.event_id]
     assert transport.states == ["ordered"]

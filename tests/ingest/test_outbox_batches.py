@@ -8,10 +8,7 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-import sqlite_utils
-
 from edgeorder import protocol as p
-from edgeorder.ingest.bus import Bus
 from edgeorder.ingest.connectors.base import (
     OrderRequest,
     OrderResult,
@@ -19,16 +16,9 @@ from edgeorder.ingest.connectors.base import (
     PlatformError,
     TransientError,
 )
-from edgeorder.ingest.metrics import Metrics
-from edgeorder.ingest.mqtt.statuses import StatusPublisher
-from edgeorder.ingest.orders.outbox import OutboxWorker
-from edgeorder.ingest.store import ledger
-from edgeorder.ingest.store.db import atomic, open_db
-from edgeorder.ingest.store.device_cache import DeviceCache
-from edgeorder.ingest.store.reader import Reader
-from edgeorder.ingest.store.registry import load_devices
-from edgeorder.ingest.store.writer import Writer
-from tests.ingest.support import add_device, press
+from edgeorder.ingest.store.db import open_db
+from tests.ingest.outbox_harness import record_presses, running_worker
+from tests.ingest.support import add_device
 
 BATCH = 4
 Done = Callable[[dict[str, list[str]]], bool]
@@ -102,48 +92,19 @@ class _Transport:
         await asyncio.wait_for(loop(), 10)
 
 
-def _record(db_path: Path, count: int) -> list[str]:
-    conn = open_db(db_path).conn
-    now = p.utcnow()
-    ids = []
-    with atomic(conn):
-        device = load_devices(sqlite_utils.Database(conn))["batch-01"]
-        for seq in range(count):
-            event = press("batch-01", seq=seq, ts=now)
-            ledger.record_event(conn, event, device, now=now, stale_after_s=60)
-            ids.append(event.event_id)
-    conn.close()
-    return ids
-
-
 async def _run(
     ingest_dir: Path, platform: _BatchPlatform, keys: list[str], done: Done, concurrency: int
 ) -> _Transport:
-    db_path = ingest_dir / "ingest.db"
-    reader, transport, writer = Reader(db_path), _Transport(), Writer(db_path)
-    writer.start()
-    cache = DeviceCache(db_path)
-    await cache.reload()
-    worker = OutboxWorker(
-        writer=writer,
-        read=reader,
-        connector=platform,
-        devices=cache,
-        statuses=StatusPublisher(transport, Bus()),
-        metrics=Metrics(),
-        default_profile={},
+    transport = _Transport()
+    async with running_worker(
+        ingest_dir / "ingest.db",
+        platform,
+        transport,
         retry_base_s=30,
         retry_max_s=60,
         concurrency=concurrency,
-    )
-    task = asyncio.create_task(worker.run())
-    try:
+    ):
         await transport.wait(done)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await writer.stop()
-        reader.close()
     return transport
 
 
@@ -156,7 +117,7 @@ def _outbox(db_path: Path) -> dict[str, tuple[str, int]]:
 
 async def test_rows_go_in_groups_and_each_is_settled_by_its_own_answer(ingest_dir: Path) -> None:
     add_device(ingest_dir, "batch-01", allow_parallel=True)
-    keys = _record(ingest_dir / "ingest.db", 10)
+    keys = record_presses(ingest_dir / "ingest.db", "batch-01", 10)
     refused, later = {keys[1]}, {keys[6]}
     platform = _BatchPlatform(refuse=refused, later=later)
     final = {"ordered", "failed", "queued"}
@@ -184,7 +145,7 @@ async def test_rows_go_in_groups_and_each_is_settled_by_its_own_answer(ingest_di
 
 async def test_a_call_that_fails_as_a_whole_keeps_every_row_of_it(ingest_dir: Path) -> None:
     add_device(ingest_dir, "batch-01", allow_parallel=True)
-    keys = _record(ingest_dir / "ingest.db", 3)
+    keys = record_presses(ingest_dir / "ingest.db", "batch-01", 3)
     platform = _BatchPlatform(refuse=set(), later=set(), down_calls=1)
     transport = await _run(
         ingest_dir,

@@ -8,22 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from edgeorder import protocol as p
-from edgeorder.ingest.bus import Bus
 from edgeorder.ingest.connectors.base import OrderRequest, OrderResult
-from edgeorder.ingest.metrics import Metrics
-from edgeorder.ingest.mqtt.statuses import StatusPublisher
-from edgeorder.ingest.orders.outbox import OutboxWorker
-from edgeorder.ingest.store import ledger
 from edgeorder.ingest.store.database import Conn
-from edgeorder.ingest.store.db import atomic, open_db
-from edgeorder.ingest.store.device_cache import DeviceCache
 from edgeorder.ingest.store.reader import Reader
-from edgeorder.ingest.store.registry import load_devices
-from edgeorder.ingest.store.writer import Writer
-from tests.ingest.support import add_device, press
+from tests.ingest.outbox_harness import record_presses, running_worker
+from tests.ingest.support import add_device
 
 LIMIT = 8
 ROWS = 16
@@ -84,51 +74,31 @@ class _Transport:
             await asyncio.wait_for(self.changed.wait_for(lambda: len(self.ordered) >= count), 10)
 
 
-def _record(db_path: Path, count: int) -> list[str]:
-    conn = open_db(db_path).conn
-    now = p.utcnow()
-    ids = []
-    with atomic(conn):
-        device = load_devices(sqlite_utils.Database(conn))["refill-01"]
-        for seq in range(count):
-            event = press("refill-01", seq=seq, ts=now)
-            ledger.record_event(conn, event, device, now=now, stale_after_s=60)
-            ids.append(event.event_id)
-    conn.close()
-    return ids
-
-
 async def test_finished_calls_refill_in_batches_and_every_row_is_ordered(
     ingest_dir: Path,
 ) -> None:
     add_device(ingest_dir, "refill-01", allow_parallel=True)
     db_path = ingest_dir / "ingest.db"
-    keys = _record(db_path, ROWS)
-    reader, platform, transport = Reader(db_path), _GatedPlatform(), _Transport()
+    keys = record_presses(db_path, "refill-01", ROWS)
+    platform, transport = _GatedPlatform(), _Transport()
     ordered_at_read: list[int] = []  # how many orders had finished when each read began
 
-    async def read(fn: Callable[[Conn], Any]) -> Any:
-        ordered_at_read.append(len(transport.ordered))
-        return await reader(fn)
+    def counting(reader: Reader) -> Callable[[Callable[[Conn], Any]], Any]:
+        async def read(fn: Callable[[Conn], Any]) -> Any:
+            ordered_at_read.append(len(transport.ordered))
+            return await reader(fn)
 
-    writer = Writer(db_path)
-    writer.start()
-    cache = DeviceCache(db_path)
-    await cache.reload()
-    worker = OutboxWorker(
-        writer=writer,
-        read=read,
-        connector=platform,
-        devices=cache,
-        statuses=StatusPublisher(transport, Bus()),
-        metrics=Metrics(),
-        default_profile={},
+        return read
+
+    async with running_worker(
+        db_path,
+        platform,
+        transport,
+        read=counting,
         retry_base_s=0.01,
         retry_max_s=0.02,
         concurrency=LIMIT,
-    )
-    task = asyncio.create_task(worker.run())
-    try:
+    ):
         async with platform.changed:
             await asyncio.wait_for(
                 platform.changed.wait_for(lambda: len(platform.started) == LIMIT), 10
@@ -147,10 +117,5 @@ async def test_finished_calls_refill_in_batches_and_every_row_is_ordered(
         for key in keys:
             platform.release(key)
         await transport.wait_ordered(ROWS)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await writer.stop()
-        reader.close()
     assert sorted(transport.ordered) == sorted(keys)  # each row ordered exactly once
     assert len(set(platform.started)) == ROWS

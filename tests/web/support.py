@@ -6,15 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, asynccontextmanager
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from ulid import ULID
 
 from edgeorder import protocol as p
 from edgeorder.ingest.bus import Bus, Notice
-from edgeorder.ingest.keys import SETTINGS_KEY, STORE_KEY
+from edgeorder.ingest.keys import BUS_KEY, SETTINGS_KEY, STORE_KEY
 from edgeorder.ingest.store import registry
 from edgeorder.ingest.store.database import Conn, Database
 from edgeorder.ingest.store.db import atomic, open_db
@@ -41,6 +42,25 @@ async def serve_store(app: web.Application) -> AsyncIterator[None]:
     finally:
         await store.writer.stop()
         store.reader.close()
+
+
+@asynccontextmanager
+async def api_alone(data_dir: Path) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """A client of the REST API's routes alone, on a store in ``data_dir``: no auth
+    middleware, no service (for tests of the API's contract and input)."""
+    from edgeorder.ingest.settings import Settings
+    from edgeorder.ingest.web.api import install_api
+
+    settings = Settings(data_dir=data_dir)
+    open_db(settings.db_path).conn.close()
+    app = web.Application()
+    app[SETTINGS_KEY] = settings
+    app[BUS_KEY] = Bus()
+    app[STORE_KEY] = unstarted_store(settings.db_path)
+    app.cleanup_ctx.append(serve_store)
+    install_api(app)
+    async with TestClient(TestServer(app)) as client:
+        yield client
 
 
 def add_device(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -74,15 +74,6 @@ async def _failed_login(http: aiohttp.ClientSession, url: str, n: int) -> tuple[
     ) as resp:
         page = await resp.text()
         return resp.status, page.replace(f'value="{username}"', "")
-
-
-@pytest.fixture
-def probe(mosquitto: MosquittoServer) -> Iterator[MqttProbe]:
-    client = MqttProbe(mosquitto.port)
-    assert client.wait_connected()
-    client.subscribe("edgeorder/v1/devices/+/status")
-    yield client
-    client.close()
 
 
 def _accepted(event_ids: set[str]) -> Callable[[Received], bool]:
