@@ -14,6 +14,7 @@ from edgeorder.ingest.connectors.evendi import EvendiConnector, answer_of
 from edgeorder.ingest.connectors.settings import ConnectorSettings
 from edgeorder.protocol import State
 from tests.connectors.fake_evendi import ORG, TOKEN, FakeEvendi
+from tests.connectors.support import making
 from tests.support.net import free_port
 
 OPTIONS: dict[str, Any] = {"organization_external_id": ORG}
@@ -38,22 +39,10 @@ Make = Callable[..., EvendiConnector]
 
 @pytest.fixture
 async def make(evendi: FakeEvendi) -> AsyncIterator[Make]:
-    made: list[EvendiConnector] = []
-
-    def build(**over: Any) -> EvendiConnector:
-        settings = ConnectorSettings(
-            kind="evendi",
-            base_url=over.pop("base_url", evendi.url),
-            token=over.pop("token", TOKEN),
-            timeout_s=over.pop("timeout_s", 2.0),
-            options={**OPTIONS, **over.pop("options", {})},
-        )
-        made.append(EvendiConnector(settings))
-        return made[-1]
-
-    yield build
-    for conn in made:
-        await conn.close()
+    async with making(
+        EvendiConnector, "evendi", base_url=evendi.url, token=TOKEN, options=OPTIONS
+    ) as build:
+        yield build
 
 
 async def test_close_sends_every_seed_attribute_and_settles(evendi: FakeEvendi, make: Make) -> None:

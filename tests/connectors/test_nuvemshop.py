@@ -31,6 +31,7 @@ from edgeorder.ingest.connectors.settings import ConnectorSettings
 from edgeorder.kit.signing import hex_digest
 from edgeorder.protocol import State
 from tests.connectors.fake_nuvemshop import APP_SECRET, STORE_ID, TOKEN, FakeNuvemshop
+from tests.connectors.support import making, order_request, retry_of
 from tests.support.net import free_port
 
 PROFILE = {
@@ -76,19 +77,9 @@ def order(
     may_exist: bool = False,
     profile: dict[str, Any] | None = None,
 ) -> OrderRequest:
-    return OrderRequest(
-        idempotency_key=str(ULID()),
-        device_id="dev-1",
-        sku=sku,
-        quantity=2,
-        test=test,
-        profile=PROFILE if profile is None else profile,
-        may_exist=may_exist,
+    return order_request(
+        sku, PROFILE if profile is None else profile, test=test, may_exist=may_exist
     )
-
-
-def retry_of(req: OrderRequest) -> OrderRequest:
-    return OrderRequest(**{**req.__dict__, "may_exist": True})
 
 
 Make = Callable[..., NuvemshopConnector]
@@ -96,16 +87,10 @@ Make = Callable[..., NuvemshopConnector]
 
 @pytest.fixture
 async def make(nuvemshop: FakeNuvemshop) -> AsyncIterator[Make]:
-    made: list[NuvemshopConnector] = []
-
-    def build(**over: Any) -> NuvemshopConnector:
-        conn = NuvemshopConnector(settings(over.pop("base_url", nuvemshop.url), **over))
-        made.append(conn)
-        return conn
-
-    yield build
-    for conn in made:
-        await conn.close()
+    async with making(
+        NuvemshopConnector, "nuvemshop", base_url=nuvemshop.url, token=TOKEN, options=OPTIONS
+    ) as build:
+        yield build
 
 
 async def test_create_sends_every_seed_field(nuvemshop: FakeNuvemshop, make: Make) -> None:

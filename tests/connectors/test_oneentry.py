@@ -25,6 +25,7 @@ from tests.connectors.fake_oneentry import (
     USER_TOKEN,
     FakeOneEntry,
 )
+from tests.connectors.support import making, order_request, retry_of
 from tests.support.net import free_port
 
 OPTIONS: dict[str, Any] = {
@@ -50,19 +51,7 @@ MARK = "edgeorder_event_id"
 
 
 def order(sku: str = "COSMO", *, test: bool = False, may_exist: bool = False) -> OrderRequest:
-    return OrderRequest(
-        idempotency_key=str(ULID()),
-        device_id="dev-1",
-        sku=sku,
-        quantity=2,
-        test=test,
-        profile=PROFILE,
-        may_exist=may_exist,
-    )
-
-
-def retry_of(req: OrderRequest) -> OrderRequest:
-    return OrderRequest(**{**req.__dict__, "may_exist": True})
+    return order_request(sku, PROFILE, test=test, may_exist=may_exist)
 
 
 Make = Callable[..., OneEntryConnector]
@@ -70,22 +59,10 @@ Make = Callable[..., OneEntryConnector]
 
 @pytest.fixture
 async def make(oneentry: FakeOneEntry) -> AsyncIterator[Make]:
-    made: list[OneEntryConnector] = []
-
-    def build(**over: Any) -> OneEntryConnector:
-        settings = ConnectorSettings(
-            kind="oneentry",
-            base_url=over.pop("base_url", oneentry.url),
-            token=over.pop("token", APP_TOKEN),
-            timeout_s=over.pop("timeout_s", 2.0),
-            options={**OPTIONS, **over.pop("options", {})},
-        )
-        made.append(OneEntryConnector(settings))
-        return made[-1]
-
-    yield build
-    for conn in made:
-        await conn.close()
+    async with making(
+        OneEntryConnector, "oneentry", base_url=oneentry.url, token=APP_TOKEN, options=OPTIONS
+    ) as build:
+        yield build
 
 
 async def test_create_order_sends_the_seed_body(oneentry: FakeOneEntry, make: Make) -> None:
