@@ -143,6 +143,12 @@ def signal_factory() -> MockFactory:
     return MockFactory(pin_class=SignalPin)
 
 
+def recorded_agent(config: AgentConfig) -> tuple[Agent, Recorder]:
+    """An agent on signalling mock pins, and the recorder of its LED changes and events."""
+    rec = Recorder()
+    return Agent(config, pin_factory=signal_factory(), **rec.hooks()), rec
+
+
 @contextlib.asynccontextmanager
 async def running(agent: Agent) -> AsyncIterator[asyncio.Task[None]]:
     """Run ``agent`` for the duration of the block; stop it cleanly afterwards."""

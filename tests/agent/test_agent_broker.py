@@ -18,6 +18,7 @@ from tests.agent.support import (
     Recorder,
     Responder,
     make_config,
+    recorded_agent,
     running,
     signal_factory,
 )
@@ -82,10 +83,7 @@ async def test_broker_goes_away_mid_stream_and_comes_back(
 ) -> None:
     # ingest's stand-in keeps a persistent session too, so nothing queued for it is lost
     responder = Responder(mosquitto.port, client_id="ingest-sim", clean_session=False)
-    rec = Recorder()
-    agent = Agent(
-        make_config(tmp_path, mosquitto.port), pin_factory=signal_factory(), **rec.hooks()
-    )
+    agent, rec = recorded_agent(make_config(tmp_path, mosquitto.port))
     try:
         async with running(agent):
             await rec.led("off", "idle")
@@ -117,10 +115,7 @@ async def test_unanswered_events_are_republished_on_a_timer(
     tmp_path: Path, mosquitto: MosquittoServer
 ) -> None:
     responder = Responder(mosquitto.port, ignore_first=True)  # a lost first delivery
-    rec = Recorder()
-    agent = Agent(
-        make_config(tmp_path, mosquitto.port), pin_factory=signal_factory(), **rec.hooks()
-    )
+    agent, rec = recorded_agent(make_config(tmp_path, mosquitto.port))
     try:
         async with running(agent):
             await rec.led("off", "idle")
@@ -134,10 +129,7 @@ async def test_unanswered_events_are_republished_on_a_timer(
 
 async def test_reconnects_after_broker_kicks_it(tmp_path: Path, mosquitto: MosquittoServer) -> None:
     responder = Responder(mosquitto.port)
-    rec = Recorder()
-    agent = Agent(
-        make_config(tmp_path, mosquitto.port), pin_factory=signal_factory(), **rec.hooks()
-    )
+    agent, rec = recorded_agent(make_config(tmp_path, mosquitto.port))
     try:
         async with running(agent):
             await rec.led("off", "idle")
@@ -164,10 +156,7 @@ async def test_bad_status_and_config_are_ignored_and_config_applies(
     probe = MqttProbe(mosquitto.port)
     probe.subscribe(topic(p.Channel.CONFIG_REPORTED))
     responder = Responder(mosquitto.port)
-    rec = Recorder()
-    agent = Agent(
-        make_config(tmp_path, mosquitto.port), pin_factory=signal_factory(), **rec.hooks()
-    )
+    agent, rec = recorded_agent(make_config(tmp_path, mosquitto.port))
     try:
         async with running(agent):
             await rec.led("off", "idle")

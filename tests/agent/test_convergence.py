@@ -12,7 +12,13 @@ import pytest
 from edgeorder import protocol as p
 from edgeorder.agent.outbox import Outbox
 from edgeorder.agent.runtime import Agent
-from tests.agent.support import Recorder, Responder, make_config, running, signal_factory
+from tests.agent.support import (
+    Recorder,
+    Responder,
+    make_config,
+    recorded_agent,
+    running,
+)
 from tests.support.mosquitto import MosquittoServer
 from tests.support.mqtt import MqttProbe
 
@@ -45,8 +51,7 @@ async def test_a_lost_outcome_is_asked_for_again_until_it_arrives(
 ) -> None:
     responder = Responder(mosquitto.port, then=p.State.ORDERED, lose_outcome=True)
     cfg = make_config(tmp_path, mosquitto.port, outbox=FAST_ASKS)
-    rec = Recorder()
-    agent = Agent(cfg, pin_factory=signal_factory(), **rec.hooks())
+    agent, rec = recorded_agent(cfg)
     try:
         async with running(agent):
             await rec.led("off", "idle")
@@ -69,8 +74,7 @@ async def test_an_open_press_survives_a_restart_and_is_asked_for_after_it(
 ) -> None:
     responder = Responder(mosquitto.port, then=p.State.ORDERED, lose_outcome=True)
     slow = make_config(tmp_path, mosquitto.port, outbox={"ask_min_s": 600, "ask_max_s": 600})
-    rec = Recorder()
-    first = Agent(slow, pin_factory=signal_factory(), **rec.hooks())
+    first, rec = recorded_agent(slow)
     try:
         async with running(first):
             await rec.led("off", "idle")
@@ -79,9 +83,8 @@ async def test_an_open_press_survives_a_restart_and_is_asked_for_after_it(
             assert first.open_presses == 1
         assert stored(slow.outbox.path) == ({event_id: "accepted"}, {})
 
-        again = Recorder()
         fast = make_config(tmp_path, mosquitto.port, outbox=FAST_ASKS)  # same outbox file
-        second = Agent(fast, pin_factory=signal_factory(), **again.hooks())
+        second, again = recorded_agent(fast)
         async with running(second):
             assert second.press_state(event_id) is p.State.ACCEPTED  # loaded from the outbox
             await again.until(lambda: second.press_state(event_id) is p.State.ORDERED)
@@ -96,9 +99,8 @@ async def test_a_stale_status_never_moves_a_press_or_the_led_backwards(
 ) -> None:
     responder = Responder(mosquitto.port, then=p.State.ORDERED)
     probe = MqttProbe(mosquitto.port)
-    rec = Recorder()
     cfg = make_config(tmp_path, mosquitto.port)
-    agent = Agent(cfg, pin_factory=signal_factory(), **rec.hooks())
+    agent, rec = recorded_agent(cfg)
     topic = p.device_topic(cfg.device_id, p.Channel.STATUS)
     try:
         async with running(agent):
@@ -126,8 +128,7 @@ async def test_past_ask_max_open_the_oldest_open_press_is_given_up(
 ) -> None:
     responder = Responder(mosquitto.port)  # accepted only: every press stays open
     cfg = make_config(tmp_path, mosquitto.port, outbox={"ask_max_open": 2, "ask_min_s": 600})
-    rec = Recorder()
-    agent = Agent(cfg, pin_factory=signal_factory(), **rec.hooks())
+    agent, rec = recorded_agent(cfg)
     try:
         async with running(agent):
             await rec.led("off", "idle")
