@@ -5,7 +5,8 @@ Attempt ``n`` (0-based: the first retry is attempt 0) has a *ceiling*
 jitter", AWS Architecture Blog, "Exponential Backoff And Jitter"). Full jitter spreads a fleet
 that lost its broker (or a batch of rows that failed together) over the whole window, so the
 retries do not arrive in waves; "equal jitter" (``ceiling/2 + uniform(0, ceiling/2)``) keeps half
-of every delay in lockstep and was what several copies here computed while calling it full.
+of every delay in lockstep; three of the five copies this replaced computed it (the agent's
+while its docstring said "full jitter").
 
 Pure: the random source is injected (``rand() -> [0, 1]``), so a test fixes it. Range checks
 raise ``ValueError``; the exponent is clamped so a long outage cannot overflow a float.
