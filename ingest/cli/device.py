@@ -33,6 +33,7 @@ from edgeorder import protocol as p
 from edgeorder.ingest.cli.database import add_database_options, database_of, tell_workers
 from edgeorder.ingest.cli.run import settings_from_env
 from edgeorder.ingest.cli.system import as_owner_of
+from edgeorder.ingest.connectors.factory import make_connector
 from edgeorder.ingest.domain.devices import (
     CANCEL_WINDOW_MAX_S,
     DEFAULT_CANCEL_WINDOW_S,
@@ -45,7 +46,6 @@ from edgeorder.ingest.domain.devices import (
 from edgeorder.ingest.domain.firmware import DEVICE_CA_NAME, render_agent_toml, write_agent_toml
 from edgeorder.ingest.domain.groups import SITE_MAX_CHARS, TAGS_MAX
 from edgeorder.ingest.orders.catalog import SkuCatalog, SkuError
-from edgeorder.ingest.service import make_connector
 from edgeorder.ingest.settings import Settings
 from edgeorder.ingest.store import groups, registry
 from edgeorder.ingest.store.bulk import BulkError, BulkRequest, apply_bulk
@@ -287,7 +287,11 @@ def _check_skus(mapping: p.ButtonMapping, allow_unknown: bool) -> None:
     names an unknown SKU and the platform, or says the catalog cannot be read now."""
     try:
         settings = settings_from_env(os.environ)
-        connector = make_connector(settings)
+        connector = make_connector(
+            settings.connector,
+            default_profile=settings.default_profile,
+            batch_max=settings.outbox_batch_max,
+        )
     except (ValidationError, ValueError) as exc:
         raise registry.RegistryError(
             f"cannot check the SKUs: the platform settings: {exc}"
