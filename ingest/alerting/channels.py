@@ -2,7 +2,7 @@
 a thread). A channel sends one message or raises ``DeliveryError``; retrying, caps and
 bookkeeping are the notifier's (``ingest.alerting.notifier``).
 
-The webhook is signed as the order core's webhooks are (``ingest.orders.state_sync.signature``):
+The webhook is signed as the order core's webhooks are (``kit.signing``):
 ``X-Edgeorder-Timestamp: <unix seconds>`` and ``X-Edgeorder-Signature: sha256=<hex
 HMAC-SHA256(secret, "<timestamp>." + body)>``.
 """
@@ -22,7 +22,8 @@ import structlog
 
 from edgeorder import protocol as p
 from edgeorder.ingest.alerting import messages
-from edgeorder.ingest.orders.state_sync import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
+from edgeorder.kit import signing
+from edgeorder.kit.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 __all__ = ["Channel", "DeliveryError", "EmailChannel", "WebhookChannel"]
 
@@ -75,7 +76,7 @@ class WebhookChannel:
         headers = {
             "Content-Type": "application/json",
             TIMESTAMP_HEADER: str(at),
-            SIGNATURE_HEADER: signature(self._secret, body, at),
+            SIGNATURE_HEADER: signing.sign(self._secret, body, at),
         }
         try:
             async with self._session.post(self.url, data=body, headers=headers) as resp:

@@ -22,6 +22,7 @@ from edgeorder.ingest.metrics import Metrics
 from edgeorder.ingest.store import alerts as store
 from edgeorder.ingest.store.reader import Reader
 from edgeorder.ingest.store.writer import Writer
+from edgeorder.kit import backoff
 
 __all__ = ["MAX_RETRY_S", "Notifier", "plan", "retry_delay"]
 
@@ -41,8 +42,10 @@ def plan(due: int, budget: int) -> tuple[int, bool]:
 
 
 def retry_delay(attempts: int, base_s: float) -> float:
-    """Delay before the next attempt after ``attempts`` failed ones (1-based), doubling."""
-    return min(MAX_RETRY_S, base_s * 2 ** max(0, attempts - 1))
+    """Delay before the next attempt after ``attempts`` failed ones (1-based), doubling up to
+    ``MAX_RETRY_S`` (the kit's ceiling, no jitter: a row's retry time is stored, and each row is
+    leased to one worker, so there is no herd to spread)."""
+    return backoff.ceiling(max(0, attempts - 1), min(base_s, MAX_RETRY_S), MAX_RETRY_S)
 
 
 class Notifier:
