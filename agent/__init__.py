@@ -5,9 +5,9 @@
 
 from edgeorder.agent.config import AgentConfig, load_config
 from edgeorder.agent.errors import AgentError, AgentNotRunningError, ConfigError, OutboxFullError
-from edgeorder.agent.led_patterns import Pattern
 from edgeorder.agent.runtime import Agent
 from edgeorder.agent.version import FW_VERSION
+from edgeorder.protocol.led import Pattern
 
 __all__ = [
     "FW_VERSION",

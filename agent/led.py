@@ -1,4 +1,4 @@
-"""Drives a gpiozero ``LED`` or ``RGBLED`` with the patterns of ``agent.led_patterns``.
+"""Drives a gpiozero ``LED`` or ``RGBLED`` with the patterns of ``protocol.led``.
 
 gpiozero runs blinks on its own background thread; ``show()`` is called only by the agent's
 worker and returns at once.
@@ -12,7 +12,7 @@ from gpiozero import LED, RGBLED, Factory
 from gpiozero.exc import PinPWMUnsupported
 
 from edgeorder.agent.config import LedConfig
-from edgeorder.agent.led_patterns import PATTERNS, Pattern, Rgb
+from edgeorder.protocol.led import PATTERNS, Pattern, Rgb
 
 __all__ = ["LedDriver"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from edgeorder.agent.led_patterns import Choice, LedInputs, choose_pattern
+from edgeorder.protocol.led import Choice, LedInputs, choose_pattern
 from edgeorder.protocol.values import State
 
 __all__ = ["RECENT_EVENTS", "LedState"]

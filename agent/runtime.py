@@ -34,7 +34,6 @@ from edgeorder.agent.gpio import Edge, SensorReader, make_button, make_sensor_re
 from edgeorder.agent.handoff import Handoff, SensorValue, SimClick
 from edgeorder.agent.inbound import parse_inbound, timings_for
 from edgeorder.agent.led import LedDriver
-from edgeorder.agent.led_patterns import Pattern
 from edgeorder.agent.led_state import LedState
 from edgeorder.agent.mqtt_link import Inbound, LinkDown, LinkUp, MqttLink
 from edgeorder.agent.outbox import AsyncOutbox, Outbox
@@ -52,6 +51,7 @@ from edgeorder.protocol.device import (
     telemetry_payload,
 )
 from edgeorder.protocol.errors import ProtocolError
+from edgeorder.protocol.led import Pattern
 from edgeorder.protocol.topics import Channel
 from edgeorder.protocol.values import Click, EventKind, State, new_ulid, utcnow
 
@@ -121,6 +121,7 @@ class Agent:
         self._connected_at: float | None = None
         self._next_heartbeat = 0.0
         self._next_poll = 0.0
+        self._last_reading: Reading | None = None  # sent with the next heartbeat
         self._outbox = AsyncOutbox(
             partial(
                 Outbox,
@@ -322,6 +323,7 @@ class Agent:
         if sensor is None or self._trigger is None or name != sensor.name:
             log.warning("agent.unknown_sensor", device_id=self.device_id, sensor=name)
             return
+        self._last_reading = Reading(name=name, value=value)
         if self._trigger.reading(value, at):
             await self._make_event(at, reading=Reading(name, value))
 
@@ -433,9 +435,18 @@ class Agent:
             fw=FW_VERSION,
             dropped=self._counters.dropped,
             ts=utcnow(),
-            extras={"open_presses": self._presses.open},  # older backends ignore it
+            # extra fields (older backends ignore them): open presses, the latest reading
+            extras={"open_presses": self._presses.open, **self._reading_extra()},
         )
         self._link.publish(Channel.TELEMETRY, tele, qos=0)
+
+    def _reading_extra(self) -> dict[str, float]:
+        """The latest sensor reading as a telemetry extra field (``sensor.NAME``, at most 64
+        characters as extras allow): ingest keeps it for the device page's chart."""
+        reading = self._last_reading
+        if reading is None:
+            return {}
+        return {f"sensor.{reading.name}"[:64]: reading.value}
 
     # -- inbound messages: a router ---------------------------------------------------------
 

@@ -153,6 +153,7 @@ class IngestService:
             future_after_s=settings.future_event_s,
             is_current=self.link.is_current,
             clear_retained=self._clear_retained,
+            telemetry_keep_s=settings.telemetry_history_s,
         )
         self.sync = OrderStateSync(
             writer=self.writer,

@@ -78,6 +78,9 @@ class Settings(BaseModel):
     """An event whose device timestamp is further ahead than this is rejected (``future``)."""
     default_profile: dict[str, Any] = Field(default_factory=dict)
     """Buyer data (Customer/Shipping/PaymentMethod) for devices without their own profile."""
+    telemetry_history_s: int = Field(default=7 * 24 * 3600, ge=0, le=366 * 24 * 3600)
+    """How long each heartbeat is kept for the device page's telemetry chart (0: none kept;
+    only the latest heartbeat then)."""
     # --- writer ------------------------------------------------------------------------------
     commit_batch_max: int = Field(default=512, ge=1)
     # --- operators -----------------------------------------------------------------------------

@@ -79,6 +79,11 @@ _OPTIONS: dict[str, tuple[str, str]] = {
         "future_event_s",
         "reject events dated further ahead than this many seconds (default 3600)",
     ),
+    "telemetry_history_s": (
+        "telemetry_history_s",
+        "keep each device heartbeat this many seconds for the telemetry chart; 0 keeps none "
+        "(default 604800, 7 days)",
+    ),
     "commit_batch_max": ("commit_batch_max", "most writes per group commit (default 512)"),
     "admin_password": ("admin_password", "create/update dashboard operator admin"),
     "login_hash_workers": (

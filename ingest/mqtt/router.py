@@ -129,8 +129,10 @@ class Router:
         is_current: Callable[[Inbound], bool] = lambda message: True,
         retry: RetryPolicy | None = None,
         clear_retained: Callable[[str], object] | None = None,
+        telemetry_keep_s: float = reports.TELEMETRY_KEEP_S,
     ) -> None:
         self._writer, self._devices, self._statuses = writer, devices, statuses
+        self._telemetry_keep_s = telemetry_keep_s
         self._metrics, self._bus, self._ack = metrics, bus, ack
         self._on_outbox, self._clock = on_outbox, clock
         self._stale_after_s, self._future_after_s = stale_after_s, future_after_s
@@ -539,7 +541,9 @@ class Router:
     ) -> None:
         now = self._clock()
         future = self._writer.submit(
-            lambda conn: reports.record(conn, channel, device_id, report, now),
+            lambda conn: reports.record(
+                conn, channel, device_id, report, now, telemetry_keep_s=self._telemetry_keep_s
+            ),
             key=device_id,  # workers' batches lock the device's report rows in one order
         )
         self._when_done(

@@ -25,6 +25,7 @@ __all__ = [
     "fleet_totals",
     "hourly_counts",
     "timeline",
+    "timeline_details",
 ]
 
 Row = dict[str, Any]
@@ -169,6 +170,12 @@ def timeline(conn: Conn, device_id: str, limit: int = 50) -> list[Row]:
             (device_id, limit),
         )
     )
+    timeline_details(conn, device_id, events)
+    return events
+
+
+def timeline_details(conn: Conn, device_id: str, events: list[Row]) -> None:
+    """Add ``statuses`` (oldest first) to each of ``device_id``'s ``events``, in place."""
     ids = [e["event_id"] for e in events]
     history: dict[str, list[Row]] = {eid: [] for eid in ids}
     if ids:
@@ -183,7 +190,6 @@ def timeline(conn: Conn, device_id: str, limit: int = 50) -> list[Row]:
             history[row["event_id"]].append(row)
     for event in events:
         event["statuses"] = history[event["event_id"]]
-    return events
 
 
 def audit_rows(conn: Conn, device_id: str | None = None, limit: int = 20) -> list[Row]:

@@ -302,7 +302,24 @@ _V7 = (
     "CREATE INDEX device_tags_tag ON device_tags (tag, device_id)",
 )
 
-MIGRATIONS: list[tuple[str | Dialects, ...]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
+_V8 = (
+    # Heartbeats over time, for the device page's chart (ingest.store.telemetry_history):
+    # each heartbeat is kept for --telemetry-history-s, older ones go as new ones arrive.
+    """CREATE TABLE telemetry_history (
+        id INTEGER PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        uptime_s INTEGER NOT NULL,
+        queue_depth INTEGER NOT NULL,
+        dropped INTEGER NOT NULL DEFAULT 0,
+        extra TEXT NOT NULL DEFAULT '{}',    -- the numeric extra fields (sensor readings)
+        received_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX telemetry_history_device_at ON telemetry_history (device_id, received_at)",
+    # The LED the dashboard shows comes from each device's latest confirmed status.
+    "CREATE INDEX status_history_device_published ON status_history (device_id, published_at)",
+)
+
+MIGRATIONS: list[tuple[str | Dialects, ...]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
 """``MIGRATIONS[n]`` takes the schema from version ``n`` to ``n + 1`` (SQLite: ``PRAGMA
 user_version``; PostgreSQL: the ``edgeorder_schema`` table)."""
 

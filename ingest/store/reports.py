@@ -1,6 +1,8 @@
 """What devices report besides events: presence, telemetry and the config version they applied.
 
-Each report replaces the device's previous one (the latest is all the dashboard shows). Plain
+Each report replaces the device's previous one (the latest is what the fleet shows); a
+heartbeat is also kept in ``telemetry_history`` for ``keep_s`` (the device page's chart),
+and the device's heartbeats older than that go in the same job. Plain
 functions of a ``Conn``, run as jobs of the service's group-commit writer; the same SQL on both
 backends.
 """
@@ -9,13 +11,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from edgeorder import protocol as p
 from edgeorder.ingest.store.database import Conn
 
-__all__ = ["record", "record_config", "record_presence", "record_telemetry"]
+__all__ = [
+    "TELEMETRY_KEEP_S",
+    "record",
+    "record_config",
+    "record_presence",
+    "record_telemetry",
+]
+
+TELEMETRY_KEEP_S = 7 * 24 * 3600
+"""How long a heartbeat stays in ``telemetry_history`` by default (``--telemetry-history-s``)."""
 
 
 def record_presence(conn: Conn, device_id: str, report: p.Presence, now: datetime) -> None:
@@ -27,7 +38,17 @@ def record_presence(conn: Conn, device_id: str, report: p.Presence, now: datetim
     )
 
 
-def record_telemetry(conn: Conn, device_id: str, report: p.Telemetry, now: datetime) -> None:
+def record_telemetry(
+    conn: Conn,
+    device_id: str,
+    report: p.Telemetry,
+    now: datetime,
+    *,
+    keep_s: float = TELEMETRY_KEEP_S,
+) -> None:
+    """The device's latest heartbeat, and one more row of its history (none if ``keep_s`` is
+    0), whose rows older than ``keep_s`` are deleted."""
+    extra = json.dumps(report.model_extra or {}, allow_nan=False)
     conn.execute(
         "INSERT INTO telemetry (device_id, uptime_s, queue_depth, dropped, fw, extra, "
         "received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET "
@@ -40,10 +61,27 @@ def record_telemetry(conn: Conn, device_id: str, report: p.Telemetry, now: datet
             report.queue_depth,
             report.dropped,
             report.fw,
-            json.dumps(report.model_extra or {}, allow_nan=False),
+            extra,
             p.format_ts(now),
         ],
     )
+    conn.execute(
+        "DELETE FROM telemetry_history WHERE device_id = ? AND received_at < ?",
+        [device_id, p.format_ts(now - timedelta(seconds=keep_s))],
+    )
+    if keep_s > 0:
+        conn.execute(
+            "INSERT INTO telemetry_history (device_id, uptime_s, queue_depth, dropped, extra, "
+            "received_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                device_id,
+                report.uptime_s,
+                report.queue_depth,
+                report.dropped,
+                extra,
+                p.format_ts(now),
+            ],
+        )
 
 
 def record_config(conn: Conn, device_id: str, report: p.ConfigReported, now: datetime) -> None:
@@ -62,6 +100,17 @@ _BY_CHANNEL: dict[p.Channel, Callable[[Conn, str, Any, datetime], None]] = {
 }
 
 
-def record(conn: Conn, channel: p.Channel, device_id: str, report: Any, now: datetime) -> None:
+def record(
+    conn: Conn,
+    channel: p.Channel,
+    device_id: str,
+    report: Any,
+    now: datetime,
+    *,
+    telemetry_keep_s: float = TELEMETRY_KEEP_S,
+) -> None:
     """Record ``report`` (decoded from ``channel``) as the device's latest."""
-    _BY_CHANNEL[channel](conn, device_id, report, now)
+    if channel is p.Channel.TELEMETRY:
+        record_telemetry(conn, device_id, report, now, keep_s=telemetry_keep_s)
+    else:
+        _BY_CHANNEL[channel](conn, device_id, report, now)

@@ -30,7 +30,7 @@ from edgeorder.ingest.errors import (
 )
 from edgeorder.ingest.keys import ALERTS_KEY, BUS_KEY, CATALOG_KEY, PUBLISHER_KEY, SETTINGS_KEY
 from edgeorder.ingest.orders import catalog, outbox
-from edgeorder.ingest.store import alerts, groups, queries, registry
+from edgeorder.ingest.store import alerts, groups, history, queries, registry
 from edgeorder.ingest.store.bulk import BulkError, BulkRequest, apply_bulk
 from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.web import api_models as m
@@ -38,6 +38,7 @@ from edgeorder.ingest.web.access import identity_of
 from edgeorder.ingest.web.broker_hooks import BROKER_OPERATIONS
 from edgeorder.ingest.web.bulk_notify import announce_bulk
 from edgeorder.ingest.web.evendi_api import EVENDI_OPERATIONS
+from edgeorder.ingest.web.export import EXPORT_OPERATIONS
 from edgeorder.ingest.web.openapi import (
     Operation,
     Reply,
@@ -243,6 +244,27 @@ async def list_events(request: web.Request) -> web.Response:
     return web.json_response({"Data": await request.app[STORE_KEY].read(read)})
 
 
+_EVENT_FIELDS = tuple(m.EventOut.model_fields)
+
+
+async def device_events(request: web.Request) -> web.Response:
+    device_id = request.match_info["device_id"]
+    q = query_of(request, m.DeviceEventsQuery)
+    page = await request.app[STORE_KEY].read(
+        partial(
+            history.device_events,
+            device_id=device_id,
+            before=q.before,
+            after=q.after,
+            limit=q.rows,
+        )
+    )
+    if page is None:
+        raise _error(404, "not_found", f"unknown device {device_id!r}")
+    rows = [{k: row[k] for k in _EVENT_FIELDS} for row in page.events]
+    return web.json_response({"Data": rows, "older": page.older, "newer": page.newer})
+
+
 async def get_event(request: web.Request) -> web.Response:
     device_id, event_id = request.match_info["device_id"], request.match_info["event_id"]
     event = await request.app[STORE_KEY].read(
@@ -420,6 +442,19 @@ OPERATIONS: list[Operation] = [
         query=m.ListQuery,
         tag="events",
     ),
+    Operation(
+        "GET",
+        "/api/devices/{device_id}/events",
+        device_events,
+        "a device's whole history, a page at a time, newest first",
+        (Reply(200, m.DeviceEventsOut, "a page of events"), NOT_FOUND_DEVICE),
+        path_params=m.DevicePath,
+        query=m.DeviceEventsQuery,
+        description="Keyset paging: follow `older` as `before` (and `newer` as `after`) for "
+        "the page beside this one; a page costs the same however deep it is.",
+        tag="events",
+    ),
+    *EXPORT_OPERATIONS,
     Operation(
         "GET",
         "/api/events/{device_id}/{event_id}",

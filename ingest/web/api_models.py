@@ -9,6 +9,7 @@ against these models, so a new column fails it until the model (the contract) sa
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -28,6 +29,8 @@ __all__ = [
     "BulkOut",
     "CatalogOut",
     "DeviceCreatedOut",
+    "DeviceEventsOut",
+    "DeviceEventsQuery",
     "DeviceIn",
     "DeviceOut",
     "DevicePatch",
@@ -37,6 +40,7 @@ __all__ = [
     "EventDetailOut",
     "EventOut",
     "EventPath",
+    "ExportQuery",
     "ListQuery",
     "OkOut",
     "OrderRowOut",
@@ -186,6 +190,75 @@ class ListQuery(BaseModel):
         return 100 if self.limit is None else max(1, min(1000, self.limit))
 
 
+class DeviceEventsQuery(BaseModel):
+    """``?before=&after=&limit=`` of a device's events: keyset cursors (inbox row ids, as
+    ``older``/``newer`` of the previous page give them); ``limit`` clamped to 1-200."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    before: Annotated[
+        int | None,
+        Field(ge=1, le=p.INT64_MAX, description="events older than this one (its `id`)"),
+        BeforeValidator(_query_int),
+    ] = None
+    after: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=p.INT64_MAX,
+            description="events newer than this one (ignored with `before`; fewer than "
+            "`limit` newer: the newest page)",
+        ),
+        BeforeValidator(_query_int),
+    ] = None
+    limit: Annotated[
+        int | None,
+        Field(description="events per page, newest first; clamped to 1-200 (default 50)"),
+        BeforeValidator(_query_int),
+    ] = None
+
+    @property
+    def rows(self) -> int:
+        return 50 if self.limit is None else max(1, min(200, self.limit))
+
+
+def _utc_ts(value: object) -> object:
+    """An ISO-8601 date or time as the stored form (``protocol.format_ts``): naive is UTC."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 40:
+        raise ValueError("must be an ISO-8601 date or time")
+    try:
+        at = datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError("must be an ISO-8601 date or time") from exc
+    at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    try:
+        return p.format_ts(at)
+    except OverflowError as exc:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise ValueError("out of range once moved to UTC") from exc
+
+
+class ExportQuery(BaseModel):
+    """``?device=&from=&to=`` of the CSV exports."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    device: str | None = Field(
+        None, pattern=p.DEVICE_ID_PATTERN, description="only this device's rows"
+    )
+    start: Annotated[
+        str | None,
+        Field(alias="from", description="from this ISO-8601 date or time (included)"),
+        BeforeValidator(_utc_ts),
+    ] = None
+    end: Annotated[
+        str | None,
+        Field(alias="to", description="up to this ISO-8601 date or time (excluded)"),
+        BeforeValidator(_utc_ts),
+    ] = None
+
+
 # --- answers ---------------------------------------------------------------------------------
 
 
@@ -253,6 +326,14 @@ class EventOut(_Out):
 
 class EventsOut(_Out):
     Data: list[EventOut]
+
+
+class DeviceEventsOut(_Out):
+    """One page of a device's events, newest first, and the cursors of the pages beside it."""
+
+    Data: list[EventOut]
+    older: int | None = Field(description="`before` for the next older page (null: none)")
+    newer: int | None = Field(description="`after` for the next newer page (null: none)")
 
 
 class StatusStepOut(_Out):

@@ -1,12 +1,14 @@
-"""Orders and rejections per hour as an inline SVG bar chart (no library, no script)."""
+"""Inline SVG charts (no library, no script): orders and rejections per hour as bars, and a
+device's readings over time as lines."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from edgeorder.ingest.web.markup import Markup, esc
 
-__all__ = ["hourly_chart"]
+__all__ = ["hourly_chart", "series_chart"]
 
 _W, _H, _PAD_L, _PAD_B, _PAD_T = 720, 180, 28, 22, 10
 
@@ -52,3 +54,49 @@ def hourly_chart(counts: Sequence[tuple[str, int, int]]) -> Markup:
         f'<span class="key rejections"></span> rejections ({total_r}) — per hour, '
         f"last 24 h (UTC)</figcaption></figure>"
     )
+
+
+_SW, _SH = 720, 120
+
+
+def series_chart(
+    name: str, points: Sequence[tuple[float, float]], start: float, end: float, caption: str
+) -> Markup:
+    """One reading over time as an inline SVG line: ``points`` are (epoch seconds, value),
+    oldest first, plotted from ``start`` to ``end`` on a y axis from the lowest to the highest
+    value. Each point has a ``<title>`` with its time and value (hover, screen readers)."""
+    lo = min((v for _, v in points), default=0.0)
+    hi = max((v for _, v in points), default=1.0)
+    span_y = (hi - lo) or 1.0
+    span_x = (end - start) or 1.0
+    plot_w, plot_h = _SW - _PAD_L - 8, _SH - _PAD_B - _PAD_T
+
+    def xy(t: float, v: float) -> tuple[float, float]:
+        return _PAD_L + plot_w * (t - start) / span_x, _PAD_T + plot_h * (hi - v) / span_y
+
+    coords = [xy(t, v) for t, v in points]
+    parts = [
+        f'<line x1="{_PAD_L}" y1="{_SH - _PAD_B}" x2="{_SW}" y2="{_SH - _PAD_B}" class="axis"/>',
+        f'<text x="{_PAD_L - 4}" y="{_PAD_T + 8}" class="tick" text-anchor="end">{_num(hi)}</text>',
+        f'<text x="{_PAD_L - 4}" y="{_SH - _PAD_B}" class="tick" text-anchor="end">'
+        f"{_num(lo)}</text>",
+    ]
+    if coords:
+        line = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+        parts.append(f'<polyline points="{line}" class="series"/>')
+    for (t, v), (x, y) in zip(points, coords, strict=True):
+        at = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M")
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2" class="point" data-value="{_num(v)}">'
+            f"<title>{esc(at)} UTC — {esc(name)} {_num(v)}</title></circle>"
+        )
+    return Markup(
+        f'<figure class="chart series-chart" data-series="{esc(name)}">'
+        f'<svg viewBox="0 0 {_SW} {_SH}" role="img" aria-label="{esc(name)} over time">'
+        f"{''.join(parts)}</svg><figcaption><b>{esc(name)}</b> {esc(caption)}</figcaption>"
+        "</figure>"
+    )
+
+
+def _num(value: float) -> str:
+    return f"{value:.6g}"

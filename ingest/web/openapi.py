@@ -58,6 +58,7 @@ class Reply:
     description: str
     many: bool = False
     json: bool = False  # a JSON object without a model (the document itself)
+    media: str | None = None  # a body that is not JSON: its media type (a string)
 
 
 @dataclass(frozen=True)
@@ -226,7 +227,9 @@ def _schema(reply: Reply) -> dict[str, Any] | None:
 def _response(reply: Reply) -> dict[str, Any]:
     out: dict[str, Any] = {"description": reply.description}
     schema = _schema(reply)
-    if schema is not None:
+    if reply.media is not None:
+        out["content"] = {reply.media: {"schema": {"type": "string"}}}
+    elif schema is not None:
         out["content"] = {"application/json": {"schema": schema}}
     if reply.status == 401:
         out["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from edgeorder.ingest.keys import SIMULATOR_KEY
 from edgeorder.ingest.store import dashboard as queries
 from edgeorder.ingest.store import groups
 from edgeorder.ingest.store.database import Conn
+from edgeorder.ingest.store.device_facts import device_facts
+from edgeorder.ingest.store.history import EventsPage, events_page
+from edgeorder.ingest.store.telemetry_history import samples
 from edgeorder.ingest.web import alerts_view, evendi_panel, provisioning, sku_picker, views
 from edgeorder.ingest.web.access import identity_of
 from edgeorder.ingest.web.chart import hourly_chart
+from edgeorder.ingest.web.device_facts import facts_of
+from edgeorder.ingest.web.device_history import (
+    chart_window,
+    history_nav,
+    page_query,
+    telemetry_section,
+)
 from edgeorder.ingest.web.fleet_actions import FleetGroups
 from edgeorder.ingest.web.markup import Markup, html_response, layout
 from edgeorder.ingest.web.state import STORE_KEY
+from edgeorder.protocol import utcnow
 
 __all__ = ["install_pages", "page", "simulated_ids"]
 
@@ -76,6 +89,10 @@ async def fleet(request: web.Request) -> web.Response:
 
     csrf = identity_of(request).csrf_token or ""
     rows, totals, counts, in_use = await request.app[STORE_KEY].read(read)
+    facts = await request.app[STORE_KEY].read(device_facts)
+    now = utcnow()
+    for row in rows:
+        row["facts"] = facts_of(facts.get(row["device_id"]), now)
     body = views.fleet_body(rows, totals, hourly_chart(counts), flt, in_use, back=request.path_qs)
     return page(request, "Fleet", body, active="fleet")
 
@@ -85,19 +102,23 @@ async def device_page(
 ) -> web.Response:
     """The device page; ``secret`` shows a freshly rotated password once."""
     device_id = request.match_info["device_id"]
+    q, window, now = page_query(request.query), chart_window(request.query), utcnow()
 
     def read(
         conn: Conn,
-    ) -> tuple[queries.Row | None, list[queries.Row], list[queries.Row]]:
+    ) -> tuple[queries.Row | None, EventsPage, list[queries.Row], list[queries.Row], Any]:
         return (
             queries.device_detail(conn, device_id),
-            queries.timeline(conn, device_id),
+            events_page(conn, device_id, before=q.before, after=q.after, limit=q.limit),
             queries.audit_rows(conn, device_id),
+            samples(conn, device_id, window, now),
+            device_facts(conn, device_id),
         )
 
-    dev, events, audit = await request.app[STORE_KEY].read(read)
+    dev, history, audit, heartbeats, facts = await request.app[STORE_KEY].read(read)
     if dev is None:
         raise web.HTTPNotFound(text=f"unknown device {device_id!r}\n")
+    dev["facts"] = facts_of(facts.get(device_id), now)
     csrf = identity_of(request).csrf_token or ""
     extra = None
     if evendi_panel.enabled(request.app):
@@ -105,7 +126,7 @@ async def device_page(
         extra = evendi_panel.panel(device_id, queue, csrf)
     body = views.device_body(
         dev,
-        events,
+        history.events,
         audit,
         csrf,
         simulated=device_id in simulated_ids(request.app),
@@ -113,6 +134,8 @@ async def device_page(
         notice=notice,
         extra=extra,
         picker=await sku_picker.picker_of(request),
+        telemetry=telemetry_section(device_id, heartbeats, window, now),
+        pager=history_nav(device_id, history, q, window),
     )
     # Enable, disable and rotate happen here: say when Mosquitto has not been told yet.
     broker = provisioning.broker_notice(await provisioning.load_broker_view(request))

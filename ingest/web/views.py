@@ -6,13 +6,13 @@ Regions that the live script refreshes carry ``data-region`` and a stable ``id``
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
 from edgeorder.ingest.domain.devices import NAME_MAX_CHARS, QUANTITY_MAX
 from edgeorder.ingest.store.dashboard import FleetFilter, Row, Totals
-from edgeorder.ingest.web import fleet_actions
+from edgeorder.ingest.web import device_facts, fleet_actions
 from edgeorder.ingest.web.fleet_actions import FleetGroups
 from edgeorder.ingest.web.markup import Markup, attrs, csrf_field, esc, join
 
@@ -106,9 +106,11 @@ def _fleet_row(row: Row, selectable: bool = False) -> Markup:
         f'<td data-label="Device">{_select(row, selectable)}'
         f'<a href="{esc(device_url(row["device_id"]))}">'
         f'{esc(row["device_id"])}</a> <small class="muted">{esc(row["name"])}</small></td>'
-        f'<td data-label="Presence">{_online(row)}</td>'
+        f'<td data-label="Presence">{_online(row)}{_facts(row, device_facts.fleet_presence)}'
+        "</td>"
         f'<td data-label="Last seen">{ago(row["last_seen"])}</td>'
-        f'<td data-label="Firmware">{esc(row["fw"] or "—")}</td>'
+        f'<td data-label="Firmware">{esc(row["fw"] or "—")}'
+        f"{_facts(row, device_facts.fleet_figures)}</td>"
         f'<td data-label="Queue">{esc(queue)}</td>'
         f'<td data-label="Env"><span class="env {esc(row["env"])}">{esc(row["env"])}</span></td>'
         f'<td data-label="Enabled">{"yes" if row["enabled"] else "<b>disabled</b>"}</td>'
@@ -117,6 +119,12 @@ def _fleet_row(row: Row, selectable: bool = False) -> Markup:
         f'<td data-label="Failures 24 h">{esc(row["failures"])}</td>'
         f"{fleet_actions.groups_cell(row) if selectable else ''}</tr>"
     )
+
+
+def _facts(row: Row, render: Callable[[device_facts.Facts], Markup]) -> Markup:
+    """A piece of the device's facts (``row["facts"]``, set by the page), if it has them."""
+    facts = row.get("facts")
+    return render(facts) if facts is not None else Markup("")
 
 
 def fleet_body(
@@ -244,6 +252,7 @@ def _device_summary(dev: Row) -> Markup:
     return Markup(
         f'<section id="summary" data-region class="card summary"><dl>'
         f"<dt>Presence</dt><dd>{_online(dev)}</dd>"
+        f"{_facts(dev, device_facts.summary_rows)}"
         f"<dt>Last seen</dt><dd>{ago(dev['last_seen'])}</dd>"
         f"<dt>Firmware</dt><dd>{esc(dev['fw'] or '—')}</dd>"
         f"<dt>Queue depth</dt><dd>{esc(queue)}</dd>"
@@ -331,10 +340,12 @@ def device_body(
     notice: str | None = None,
     extra: Markup | None = None,
     picker: Markup | None = None,
+    telemetry: Markup | None = None,
+    pager: Markup | None = None,
 ) -> Markup:
     """Summary, press control (simulated devices), controls, mapping (with the SKU
-    ``picker``), ``extra`` (a platform's own section, e.g. e-vendi's order queue), timeline,
-    audit."""
+    ``picker``), ``extra`` (a platform's own section, e.g. e-vendi's order queue),
+    ``telemetry`` (its chart), timeline with its ``pager``, audit."""
     url = device_url(dev["device_id"])
     shown = (
         Markup(
@@ -349,8 +360,8 @@ def device_body(
         f'{_flash(notice)}{shown}<p class="muted">{esc(dev["name"])}</p>'
         f'<div class="grid">{_device_summary(dev)}{press}{_device_controls(dev, url, csrf)}'
         f"</div>{_mapping_form(dev, url, csrf, picker)}"
-        f"{fleet_actions.groups_card(dev, url, csrf)}{extra or ''}"
-        f"<section><h2>Timeline</h2>{_timeline(events)}</section>"
+        f"{fleet_actions.groups_card(dev, url, csrf)}{extra or ''}{telemetry or ''}"
+        f"<section><h2>Timeline</h2>{_timeline(events)}{pager or ''}</section>"
         f"<section><h2>Operator history</h2>{_audit_list(audit)}</section>"
     )
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from edgeorder.agent.led_patterns import ORDERED_S, PRESS_ACK_S, Pattern
 from edgeorder.agent.led_state import RECENT_EVENTS, LedState
+from edgeorder.protocol.led import ORDERED_S, PRESS_ACK_S, Pattern
 from edgeorder.protocol.models import State
 
 

@@ -3,6 +3,9 @@
 ``choose_pattern(inputs, now)`` picks what the LED shows from the latest status, connectivity
 and the last local press; it also says until when that choice holds, so the worker re-chooses
 then (timed patterns: ``ordered`` for 3 s, two/three blinks, the press acknowledgement).
+
+One copy for both sides: the agent drives its LED with it, and ingest's dashboard tells the
+operator what a device's LED shows (``DESCRIPTIONS``) from the statuses it confirmed sending.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from edgeorder.protocol.reasons import is_nothing_to_do
 from edgeorder.protocol.values import State
 
 __all__ = [
+    "DESCRIPTIONS",
     "PATTERNS",
     "Blink",
     "Choice",
@@ -77,6 +81,18 @@ PATTERNS: dict[Pattern, Blink] = {
     Pattern.OFFLINE: Blink(0.10, 4.90, None, RED),  # heartbeat every 5 s
     Pattern.OFF: Blink(0.0, 0.0, None, BLACK),
 }
+
+DESCRIPTIONS: dict[Pattern, tuple[str, str]] = {
+    Pattern.PRESS_ACK: ("one short blink", "white blink"),
+    Pattern.WAITING: ("slow blink", "amber blink"),
+    Pattern.ACCEPTED: ("fast blink", "amber fast blink"),
+    Pattern.ORDERED: ("on", "green solid"),
+    Pattern.THROTTLED: ("two blinks", "blue two blinks"),
+    Pattern.ERROR: ("three blinks", "red three blinks"),
+    Pattern.OFFLINE: ("heartbeat blink every 5 s", "red heartbeat"),
+    Pattern.OFF: ("off", "off"),
+}
+"""How each pattern looks, in words: (single LED, RGB LED), as ARCHITECTURE.md names them."""
 
 PRESS_ACK_S = 0.15
 ORDERED_S = 3.0

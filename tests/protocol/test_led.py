@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgeorder.agent.led_patterns import PATTERNS, LedInputs, Pattern, choose_pattern
+from edgeorder.protocol.led import PATTERNS, LedInputs, Pattern, choose_pattern
 from edgeorder.protocol.models import State
 from edgeorder.protocol.reasons import NO_ACTION, NOTHING_TO_CANCEL
 
