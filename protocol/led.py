@@ -90,6 +90,8 @@ DESCRIPTIONS: dict[Pattern, tuple[str, str]] = {
     Pattern.THROTTLED: ("two blinks", "blue two blinks"),
     Pattern.ERROR: ("three blinks", "red three blinks"),
     Pattern.OFFLINE: ("heartbeat blink every 5 s", "red heartbeat"),
+    Pattern.NOTHING: ("one long blink", "dim white long blink"),
+    Pattern.CANCELLED: ("two long blinks", "magenta two long blinks"),
     Pattern.OFF: ("off", "off"),
 }
 """How each pattern looks, in words: (single LED, RGB LED), as ARCHITECTURE.md names them."""

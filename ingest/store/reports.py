@@ -65,23 +65,18 @@ def record_telemetry(
             p.format_ts(now),
         ],
     )
+    if keep_s <= 0:
+        conn.execute("DELETE FROM telemetry_history WHERE device_id = ?", [device_id])
+        return
     conn.execute(
         "DELETE FROM telemetry_history WHERE device_id = ? AND received_at < ?",
         [device_id, p.format_ts(now - timedelta(seconds=keep_s))],
     )
-    if keep_s > 0:
-        conn.execute(
-            "INSERT INTO telemetry_history (device_id, uptime_s, queue_depth, dropped, extra, "
-            "received_at) VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                device_id,
-                report.uptime_s,
-                report.queue_depth,
-                report.dropped,
-                extra,
-                p.format_ts(now),
-            ],
-        )
+    conn.execute(
+        "INSERT INTO telemetry_history (device_id, uptime_s, queue_depth, dropped, extra, "
+        "received_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [device_id, report.uptime_s, report.queue_depth, report.dropped, extra, p.format_ts(now)],
+    )
 
 
 def record_config(conn: Conn, device_id: str, report: p.ConfigReported, now: datetime) -> None:

@@ -235,8 +235,8 @@ def _utc_ts(value: object) -> object:
     at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
     try:
         return p.format_ts(at)
-    except OverflowError as exc:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
-        raise ValueError("out of range once moved to UTC") from exc
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC: the very start
+        return "0001-01-01T00:00:00.000Z" if at.year == 1 else "9999-12-31T23:59:59.999Z"
 
 
 class ExportQuery(BaseModel):
@@ -249,12 +249,20 @@ class ExportQuery(BaseModel):
     )
     start: Annotated[
         str | None,
-        Field(alias="from", description="from this ISO-8601 date or time (included)"),
+        Field(
+            alias="from",
+            description="from this ISO-8601 date or time (included)",
+            json_schema_extra={"format": "date-time"},
+        ),
         BeforeValidator(_utc_ts),
     ] = None
     end: Annotated[
         str | None,
-        Field(alias="to", description="up to this ISO-8601 date or time (excluded)"),
+        Field(
+            alias="to",
+            description="up to this ISO-8601 date or time (excluded)",
+            json_schema_extra={"format": "date-time"},
+        ),
         BeforeValidator(_utc_ts),
     ] = None
 

@@ -106,3 +106,11 @@ def test_nothing_and_cancelled_look_unlike_every_other_pattern() -> None:
     assert len(single) == 2
     colors = {b.color for k, b in PATTERNS.items() if k not in _NEW | {Pattern.OFF}}
     assert all(PATTERNS[k].color not in colors for k in _NEW)
+
+
+def test_every_pattern_has_words_for_both_leds() -> None:
+    from edgeorder.protocol.led import DESCRIPTIONS
+
+    assert set(DESCRIPTIONS) == set(Pattern)
+    assert DESCRIPTIONS[Pattern.ORDERED] == ("on", "green solid")
+    assert all(single and rgb for single, rgb in DESCRIPTIONS.values())

@@ -4,7 +4,7 @@ with the dashboard installed; tests drive its database and bus directly."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,7 +80,10 @@ def make_app(
     bus: Bus,
     simulator: RecordingSimulator,
     publisher: RecordingPublisher | None = None,
+    *,
+    before: Callable[[web.Application], None] | None = None,
 ) -> web.Application:
+    """``before``: installs more routes ahead of the dashboard's (ingest's REST API)."""
     app = web.Application()
     app[PUBLISHER_KEY] = publisher or RecordingPublisher()
     app[SETTINGS_KEY] = settings
@@ -88,6 +91,8 @@ def make_app(
     app[SIMULATOR_KEY] = simulator
     app[STORE_KEY] = unstarted_store(settings.db_path)
     app.cleanup_ctx.append(serve_store)  # before the dashboard's: it writes through the store
+    if before is not None:
+        before(app)
     setup_web(app, login_failure_delay_s=0.05)
     return app
 
