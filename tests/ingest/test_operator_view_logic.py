@@ -138,7 +138,10 @@ def test_cells_a_spreadsheet_would_run_are_quoted(value: object, cell: object) -
 
 
 def test_csv_quotes_commas_quotes_and_line_breaks() -> None:
-    rows = [{"a": 'say "hi", then\nleave', "b": "=1+1"}, {"a": None, "b": 7}]
+    rows: list[dict[str, object]] = [
+        {"a": 'say "hi", then\nleave', "b": "=1+1"},
+        {"a": None, "b": 7},
+    ]
     text = csv_rows(("a", "b"), rows, header=True)
     assert text.endswith("\r\n")
     back = list(csv.reader(io.StringIO(text)))
