@@ -200,25 +200,20 @@ class Telemetry(_Wire):
     dropped: Count = 0
     ts: Timestamp | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _numeric_extras(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data  # the model's own error says what is wrong
-        kept: dict[str, Any] = {}
-        extras = 0
-        for key, value in data.items():
-            if key in cls.model_fields:
-                kept[key] = value
-            elif (
-                extras < TELEMETRY_EXTRAS_MAX
-                and isinstance(key, str)
-                and _EXTRA_NAME_RE.match(key)
-                and _is_number(value)
-            ):
-                kept[key] = value
-                extras += 1
-        return kept
+    @model_validator(mode="after")
+    def _numeric_extras(self) -> Telemetry:
+        # After the fields, not before: a "before" validator hands the fields on as Python
+        # values, and the strict ``ts`` then refused the JSON string every agent sends.
+        extra = self.__pydantic_extra__
+        if extra:
+            kept = {
+                key: value
+                for key, value in extra.items()
+                if isinstance(key, str) and _EXTRA_NAME_RE.match(key) and _is_number(value)
+            }
+            extra.clear()
+            extra.update(list(kept.items())[:TELEMETRY_EXTRAS_MAX])
+        return self
 
 
 class ReorderAction(BaseModel):

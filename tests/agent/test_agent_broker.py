@@ -78,6 +78,35 @@ async def test_press_to_ordered_led_presence_and_telemetry(
         responder.close()
 
 
+async def test_heartbeat_carries_the_latest_sensor_reading(
+    tmp_path: Path, mosquitto: MosquittoServer
+) -> None:
+    watcher = MqttProbe(mosquitto.port)
+    watcher.subscribe(topic(p.Channel.TELEMETRY))
+    sensor = {"type": "mcp3008", "name": "beans", "channel": 0, "threshold": 0.2}
+    cfg = make_config(
+        tmp_path,
+        mosquitto.port,
+        telemetry={"heartbeat_s": 1},
+        sensor={**sensor, "poll_ms": 3_600_000},  # one real poll, then only ours
+    )
+    agent = Agent(cfg, pin_factory=signal_factory())
+    try:
+        async with running(agent):
+            agent.sensor("beans", 0.42)  # what ingest charts: the reading, not only crossings
+            found = await asyncio.to_thread(
+                watcher.wait_for,
+                lambda m: json.loads(m.payload).get("sensor.beans") == 0.42,
+            )
+        decoded = p.decode(p.Telemetry, found[0].payload, max_bytes=p.MAX_EVENT_BYTES)
+        assert decoded.model_extra == {
+            "open_presses": 0,
+            "sensor.beans": 0.42,
+        }
+    finally:
+        watcher.close()
+
+
 async def test_broker_goes_away_mid_stream_and_comes_back(
     tmp_path: Path, mosquitto: MosquittoServer
 ) -> None:

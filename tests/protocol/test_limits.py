@@ -4,6 +4,7 @@ answer it (issue 11: values that passed validation and then failed later)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -103,6 +104,20 @@ def test_telemetry_keeps_only_finite_int64_numbers_as_extras() -> None:
     raw = raw[:-1] + b', "nan": NaN, "inf": 1e999, "bad name!": 1, "list": [1]}'
     telemetry = p.decode(p.Telemetry, raw)
     assert telemetry.model_extra == {f"n{i}": i for i in range(p.TELEMETRY_EXTRAS_MAX)}
+
+
+def test_a_heartbeat_with_its_timestamp_and_extras_decodes_as_the_agent_sends_it() -> None:
+    sent = p.Telemetry.model_validate(
+        {
+            "uptime_s": 5,
+            "queue_depth": 1,
+            "ts": datetime(2026, 12, 1, 12, 0, 0, 123000, UTC),
+            "sensor.level": 0.42,
+        }
+    )
+    got = p.decode(p.Telemetry, p.encode(sent))
+    assert got.ts == sent.ts
+    assert got.model_extra == {"sensor.level": 0.42}
 
 
 def test_a_mapping_holds_a_bounded_number_of_sensors() -> None:
