@@ -56,7 +56,7 @@ def hourly_chart(counts: Sequence[tuple[str, int, int]]) -> Markup:
     )
 
 
-_SW, _SH = 720, 120
+_SW, _SH, _SPAD_L = 720, 120, 52
 
 
 def series_chart(
@@ -67,19 +67,21 @@ def series_chart(
     value. Each point has a ``<title>`` with its time and value (hover, screen readers)."""
     lo = min((v for _, v in points), default=0.0)
     hi = max((v for _, v in points), default=1.0)
-    span_y = (hi - lo) or 1.0
-    span_x = (end - start) or 1.0
-    plot_w, plot_h = _SW - _PAD_L - 8, _SH - _PAD_B - _PAD_T
+    if hi == lo:  # a steady reading: a flat line in the middle, not along the top
+        lo, hi = lo - 1, hi + 1
+    span_y, span_x = hi - lo, (end - start) or 1.0
+    plot_w, plot_h = _SW - _SPAD_L - 8, _SH - _PAD_B - _PAD_T
 
     def xy(t: float, v: float) -> tuple[float, float]:
-        return _PAD_L + plot_w * (t - start) / span_x, _PAD_T + plot_h * (hi - v) / span_y
+        return _SPAD_L + plot_w * (t - start) / span_x, _PAD_T + plot_h * (hi - v) / span_y
 
     coords = [xy(t, v) for t, v in points]
     parts = [
-        f'<line x1="{_PAD_L}" y1="{_SH - _PAD_B}" x2="{_SW}" y2="{_SH - _PAD_B}" class="axis"/>',
-        f'<text x="{_PAD_L - 4}" y="{_PAD_T + 8}" class="tick" text-anchor="end">{_num(hi)}</text>',
-        f'<text x="{_PAD_L - 4}" y="{_SH - _PAD_B}" class="tick" text-anchor="end">'
-        f"{_num(lo)}</text>",
+        f'<line x1="{_SPAD_L}" y1="{_SH - _PAD_B}" x2="{_SW}" y2="{_SH - _PAD_B}" class="axis"/>',
+        f'<text x="{_SPAD_L - 4}" y="{_PAD_T + 8}" class="tick" text-anchor="end">'
+        f"{_tick(hi)}</text>",
+        f'<text x="{_SPAD_L - 4}" y="{_SH - _PAD_B}" class="tick" text-anchor="end">'
+        f"{_tick(lo)}</text>",
     ]
     if coords:
         line = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
@@ -100,3 +102,8 @@ def series_chart(
 
 def _num(value: float) -> str:
     return f"{value:.6g}"
+
+
+def _tick(value: float) -> str:
+    """An axis label short enough for the left margin (``79.99``, ``1.2e+06``)."""
+    return f"{value:.4g}"

@@ -90,11 +90,14 @@ def history_nav(device_id: str, page: EventsPage, q: PageQuery, window: ChartWin
 def _window_links(device_id: str, current: ChartWindow) -> Markup:
     base = "/devices/" + quote(device_id, safe="")
     return join(
-        Markup(
-            f'<a href="{esc(base)}?window={w.key}#telemetry"'
-            f"{attrs(aria_current='true' if w.key == current.key else None)}>{w.key}</a>"
-        )
-        for w in WINDOWS.values()
+        (
+            Markup(
+                f'<a href="{esc(base)}?window={w.key}#telemetry"'
+                f"{attrs(aria_current='true' if w.key == current.key else None)}>{w.key}</a>"
+            )
+            for w in WINDOWS.values()
+        ),
+        " · ",
     )
 
 

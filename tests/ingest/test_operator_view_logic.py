@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -146,3 +147,18 @@ def test_csv_quotes_commas_quotes_and_line_breaks() -> None:
     assert text.endswith("\r\n")
     back = list(csv.reader(io.StringIO(text)))
     assert back == [["a", "b"], ['say "hi", then\nleave', "'=1+1"], ["", "7"]]
+
+
+def test_series_chart_plots_in_its_window_and_escapes_the_name() -> None:
+    from edgeorder.ingest.web.chart import series_chart
+
+    start = NOW.timestamp() - 3600
+    svg = series_chart("<b>", [(start + 1800, 5.0), (start + 3600, 5.0)], start, start + 3600, "c")
+    assert "&lt;b&gt;" in svg
+    assert "<b>" not in svg.replace("<b>&lt;b&gt;</b>", "")
+    points = re.findall(r'<circle cx="([\d.]+)" cy="([\d.]+)"', svg)
+    (x1, y1), (x2, y2) = ((float(x), float(y)) for x, y in points)
+    assert y1 == y2 == 10 + (120 - 22 - 10) / 2  # a steady reading sits mid-height
+    assert x2 == 720 - 8  # the window's end is the plot's right edge
+    assert x1 == (52 + x2) / 2
+    assert series_chart("x", [], start, start + 1, "c").count("<circle") == 0
