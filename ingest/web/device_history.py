@@ -19,6 +19,7 @@ __all__ = [
     "PAGE_MAX",
     "PageQuery",
     "chart_window",
+    "fleet_exports",
     "history_nav",
     "page_query",
     "telemetry_section",
@@ -84,6 +85,15 @@ def history_nav(device_id: str, page: EventsPage, q: PageQuery, window: ChartWin
     return Markup(
         f'<nav class="pager" id="pager" data-region aria-label="Timeline pages">'
         f'{join(links, " ")}<span class="exports">Download all: {exports}</span></nav>'
+    )
+
+
+def fleet_exports() -> Markup:
+    """The fleet page's links to every device's events and orders as CSV."""
+    return Markup(
+        '<p class="exports" id="exports">Download: <a href="/api/events.csv" download>'
+        'all events (CSV)</a> · <a href="/api/orders.csv" download>all orders (CSV)</a> '
+        "<small>(<code>?device=ID&amp;from=DATE&amp;to=DATE</code> narrows them)</small></p>"
     )
 
 

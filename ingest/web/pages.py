@@ -19,6 +19,7 @@ from edgeorder.ingest.web.chart import hourly_chart
 from edgeorder.ingest.web.device_facts import facts_of
 from edgeorder.ingest.web.device_history import (
     chart_window,
+    fleet_exports,
     history_nav,
     page_query,
     telemetry_section,
@@ -94,7 +95,7 @@ async def fleet(request: web.Request) -> web.Response:
     for row in rows:
         row["facts"] = facts_of(facts.get(row["device_id"]), now)
     body = views.fleet_body(rows, totals, hourly_chart(counts), flt, in_use, back=request.path_qs)
-    return page(request, "Fleet", body, active="fleet")
+    return page(request, "Fleet", Markup(body + fleet_exports()), active="fleet")
 
 
 async def device_page(

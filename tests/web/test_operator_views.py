@@ -215,6 +215,9 @@ async def test_orders_csv_and_the_dashboard_links_to_both(webapi: WebEnv) -> Non
     html = await (await webapi.client.get("/devices/kitchen-01")).text()
     assert 'href="/api/events.csv?device=kitchen-01"' in html
     assert 'href="/api/orders.csv?device=kitchen-01"' in html
+    fleet = await (await webapi.client.get("/")).text()
+    assert 'href="/api/events.csv" download' in fleet
+    assert 'href="/api/orders.csv" download' in fleet
 
 
 async def test_telemetry_chart_draws_readings_in_the_chosen_window(webenv: WebEnv) -> None:
