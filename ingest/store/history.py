@@ -2,10 +2,10 @@
 
 Keyset paging, never OFFSET: events are ordered by ``(received_at, id)`` (the timeline's
 order), a page is asked for relative to an inbox row id (``before``: older than it, ``after``:
-newer than it), and the cursor row's own ``received_at`` is read by the same statement, so a
-page costs the same however deep it is. Orders are exported in ``(created_at, order_id)``
-order with the same kind of cursor. Plain functions of a ``Conn``, run on the reader pool;
-the same SQL on SQLite and PostgreSQL.
+newer than it); the cursor row's ``received_at`` is read first, and the page walks the index
+from there, so a page costs the same however deep it is. Orders are exported in
+``(created_at, order_id)`` order with the same kind of cursor. Plain functions of a ``Conn``,
+run on the reader pool; the same SQL on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -57,14 +57,17 @@ FROM inbox i LEFT JOIN orders o ON o.inbox_id = i.id
 WHERE i.device_id = :device_id {where}
 ORDER BY i.received_at {order}, i.id {order} LIMIT :n
 """
-_OLDER = (
-    "AND (i.received_at < (SELECT received_at FROM inbox WHERE id = :cursor) "
-    "OR (i.received_at = (SELECT received_at FROM inbox WHERE id = :cursor) AND i.id < :cursor))"
-)
-_NEWER = (
-    "AND (i.received_at > (SELECT received_at FROM inbox WHERE id = :cursor) "
-    "OR (i.received_at = (SELECT received_at FROM inbox WHERE id = :cursor) AND i.id > :cursor))"
-)
+# Row values, so both SQLite and PostgreSQL walk the (device_id, received_at[, id]) index from
+# the cursor instead of scanning the device's rows (an OR of the two halves does not).
+_OLDER = "AND (i.received_at, i.id) < (:at, :cursor)"
+_NEWER = "AND (i.received_at, i.id) > (:at, :cursor)"
+
+
+def _cursor_at(conn: Conn, device_id: str, cursor: int) -> str | None:
+    row = conn.execute(
+        "SELECT received_at FROM inbox WHERE id = ? AND device_id = ?", [cursor, device_id]
+    ).fetchone()
+    return None if row is None else str(row[0])
 
 
 def events_page(
@@ -81,17 +84,19 @@ def events_page(
     than ``limit`` are newer than ``after``, the newest page). An unknown cursor gives an
     empty page. ``details`` adds each event's ``statuses`` and order as the timeline shows."""
     params: dict[str, Any] = {"device_id": device_id, "n": limit + 1}
+    cursor = before if before is not None else after
+    if cursor is not None:
+        params["cursor"], params["at"] = cursor, _cursor_at(conn, device_id, cursor)
+        if params["at"] is None:  # not an event of this device
+            return EventsPage([], None, None)
     if before is None and after is not None:
-        params["cursor"] = after
         rows = dicts(conn.execute(_PAGE_SQL.format(where=_NEWER, order="ASC"), params))
         if len(rows) <= limit:
             return events_page(conn, device_id, limit=limit, details=details)
         rows = rows[:limit][::-1]
         page = EventsPage(rows, rows[-1]["id"], rows[0]["id"])
     else:
-        where = ""
-        if before is not None:
-            where, params["cursor"] = _OLDER, before
+        where = _OLDER if before is not None else ""
         rows = dicts(conn.execute(_PAGE_SQL.format(where=where, order="DESC"), params))
         older = rows[limit - 1]["id"] if len(rows) > limit else None
         rows = rows[:limit]
@@ -143,7 +148,7 @@ def event_export_batch(
     clauses = [window.where("received_at", params)]
     if cursor is not None:
         params["at"], params["id"] = cursor
-        clauses.append("(received_at > :at OR (received_at = :at AND id > :id))")
+        clauses.append("(received_at, id) > (:at, :id)")
     where = " AND ".join(c for c in clauses if c)
     return dicts(
         conn.execute(
@@ -163,7 +168,7 @@ def order_export_batch(
     clauses = [window.where("created_at", params)]
     if cursor is not None:
         params["at"], params["id"] = cursor
-        clauses.append("(created_at > :at OR (created_at = :at AND order_id > :id))")
+        clauses.append("(created_at, order_id) > (:at, :id)")
     where = " AND ".join(c for c in clauses if c)
     return dicts(
         conn.execute(

@@ -315,6 +315,8 @@ _V8 = (
         received_at TEXT NOT NULL
     )""",
     "CREATE INDEX telemetry_history_device_at ON telemetry_history (device_id, received_at)",
+    # The orders CSV export pages by (created_at, order_id) (ingest.store.history).
+    "CREATE INDEX orders_created_id ON orders (created_at, order_id)",
     # The LED the dashboard shows comes from each device's latest confirmed status.
     "CREATE INDEX status_history_device_published ON status_history (device_id, published_at)",
 )
