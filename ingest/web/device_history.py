@@ -117,13 +117,20 @@ def telemetry_section(
     """A chart per series of the device's heartbeats in ``window`` (its readings first)."""
     end = now.timestamp()
     start = end - window.seconds
+    period = window.label.split(",")[0]
+    drawn = series(rows)
+    varying = {k: v for k, v in drawn.items() if len({value for _, value in v}) > 1}
+    steady = [(k, v[0][1]) for k, v in drawn.items() if k not in varying]
     charts = join(
-        series_chart(name, points, start, end, window.label)
-        for name, points in series(rows).items()
+        series_chart(name, points, start, end, window.label) for name, points in varying.items()
     )
-    body = charts or Markup(
-        f'<p class="muted">No heartbeat in the {esc(window.label.split(",")[0])}.</p>'
-    )
+    if steady:  # a line says it better than a flat chart (and keeps the page short)
+        values = join((Markup(f"<b>{esc(k)}</b> {esc(f'{v:.6g}')}") for k, v in steady), ", ")
+        charts = Markup(
+            f'{charts}<p class="steady" id="steady-series">{values} throughout the '
+            f"{esc(period)} ({len(rows)} heartbeat{'s' if len(rows) != 1 else ''}).</p>"
+        )
+    body = charts or Markup(f'<p class="muted">No heartbeat in the {esc(period)}.</p>')
     return Markup(
         f'<section class="card" id="telemetry"><h2>Telemetry</h2>'
         f'<p class="windows">Window: {_window_links(device_id, window)}</p>'

@@ -242,6 +242,9 @@ async def test_telemetry_chart_draws_readings_in_the_chosen_window(webenv: WebEn
     assert 'data-series="queue_depth"' in wide
     empty = await (await webenv.client.get("/devices/tank-01?window=1h&q=x")).text()
     assert "sensor.level" in empty
+    steady = _region(empty, r'<p class="steady".*?</p>')  # dropped stayed 0: said, not drawn
+    assert "<b>dropped</b> 0 throughout the last hour (3 heartbeats)." in steady
+    assert 'data-series="dropped"' not in empty
     add_device(webenv.db_path, "quiet-02")
     quiet = await (await webenv.client.get("/devices/quiet-02")).text()
     assert "No heartbeat in the last 24 hours." in quiet
