@@ -88,7 +88,7 @@ def record_config(conn: Conn, device_id: str, report: p.ConfigReported, now: dat
     )
 
 
-_BY_CHANNEL: dict[p.Channel, Callable[[Conn, str, Any, datetime], None]] = {
+_BY_CHANNEL: dict[p.Channel, Callable[..., None]] = {
     p.Channel.PRESENCE: record_presence,
     p.Channel.TELEMETRY: record_telemetry,
     p.Channel.CONFIG_REPORTED: record_config,
@@ -105,7 +105,8 @@ def record(
     telemetry_keep_s: float = TELEMETRY_KEEP_S,
 ) -> None:
     """Record ``report`` (decoded from ``channel``) as the device's latest."""
+    write = _BY_CHANNEL[channel]  # looked up here: tests put a failing writer in its place
     if channel is p.Channel.TELEMETRY:
-        record_telemetry(conn, device_id, report, now, keep_s=telemetry_keep_s)
+        write(conn, device_id, report, now, keep_s=telemetry_keep_s)
     else:
-        _BY_CHANNEL[channel](conn, device_id, report, now)
+        write(conn, device_id, report, now)
