@@ -51,11 +51,13 @@ def led_view(
     confirmed_at: str | None,
     awaiting_since: str | None,
     now: datetime,
+    reason: str | None = None,
 ) -> LedView:
     """The LED of a device at ``now``.
 
     ``status``/``confirmed_at``: its latest confirmed status; ``awaiting_since``: when ingest
-    received its latest event if no status of that event is confirmed yet (else None).
+    received its latest event if no status of that event is confirmed yet (else None);
+    ``reason``: the status's reason ("nothing to do" shows as its own pattern).
     """
     if not online:
         return LedView(None, "offline", None)
@@ -68,7 +70,8 @@ def led_view(
     if state is None or confirmed_at is None:
         return LedView(Pattern.OFF, "idle", None)
     at = parse_stored_ts(confirmed_at).timestamp()
-    choice = choose_pattern(LedInputs(connected=True, status=state, status_at=at), now.timestamp())
+    inputs = LedInputs(connected=True, status=state, status_at=at, reason=reason)
+    choice = choose_pattern(inputs, now.timestamp())
     return LedView(choice.pattern, choice.state, confirmed_at)
 
 

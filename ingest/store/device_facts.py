@@ -23,6 +23,9 @@ SELECT d.device_id,
        (SELECT s.state FROM status_history s
          WHERE s.device_id = d.device_id AND s.published_at IS NOT NULL
          ORDER BY s.published_at DESC, s.id DESC LIMIT 1) AS led_status,
+       (SELECT s.reason FROM status_history s
+         WHERE s.device_id = d.device_id AND s.published_at IS NOT NULL
+         ORDER BY s.published_at DESC, s.id DESC LIMIT 1) AS led_reason,
        (SELECT s.published_at FROM status_history s
          WHERE s.device_id = d.device_id AND s.published_at IS NOT NULL
          ORDER BY s.published_at DESC, s.id DESC LIMIT 1) AS led_status_at,
@@ -43,7 +46,7 @@ def device_facts(conn: Conn, device_id: str | None = None) -> dict[str, Row]:
     """Per device id: ``online`` (None: never reported), ``presence_changed_at`` (when ingest
     received its latest presence: the time it went offline or came online), the latest
     heartbeat's ``uptime_s``, ``dropped``, ``queue_depth``, ``telemetry_fw`` and
-    ``telemetry_at``, ``led_status``/``led_status_at`` (latest confirmed status),
+    ``telemetry_at``, ``led_status``/``led_reason``/``led_status_at`` (latest confirmed status),
     ``last_event_at`` and ``last_event_answered``."""
     params: dict[str, Any] = {}
     where = ""

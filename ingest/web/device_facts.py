@@ -48,6 +48,7 @@ def facts_of(row: Row | None, now: datetime) -> Facts:
         confirmed_at=row.get("led_status_at"),
         awaiting_since=None if answered else row.get("last_event_at"),
         now=now,
+        reason=row.get("led_reason"),
     )
     return Facts(
         online,

@@ -73,6 +73,24 @@ def test_led_waits_offline_idle_and_unknown_states() -> None:
     assert (green.single, green.rgb) == ("on", "green solid")
 
 
+def test_a_press_that_led_to_nothing_and_a_cancel_show_as_the_device_shows_them() -> None:
+    from edgeorder.protocol.reasons import NO_ACTION
+
+    nothing = led_view(
+        online=True,
+        status="accepted",
+        confirmed_at=_ago(0.5),
+        awaiting_since=None,
+        now=NOW,
+        reason=NO_ACTION,
+    )
+    assert (nothing.pattern, nothing.single) == (Pattern.NOTHING, "one long blink")
+    cancelled = led_view(
+        online=True, status="cancelled", confirmed_at=_ago(1), awaiting_since=None, now=NOW
+    )
+    assert (cancelled.pattern, cancelled.rgb) == (Pattern.CANCELLED, "magenta two long blinks")
+
+
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [
