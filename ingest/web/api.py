@@ -260,7 +260,7 @@ async def device_events(request: web.Request) -> web.Response:
         )
     )
     if page is None:
-        raise _error(404, "not_found", f"unknown device {device_id!r}")
+        raise NotFoundError(f"unknown device {device_id!r}")
     rows = [{k: row[k] for k in _EVENT_FIELDS} for row in page.events]
     return web.json_response({"Data": rows, "older": page.older, "newer": page.newer})
 
