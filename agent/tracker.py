@@ -46,11 +46,14 @@ class PressTracker:
     ) -> None:
         self.config = config
         self._wall = wall
+        # floor: the config promises a re-send "every retry_min_s .. retry_max_s", never sooner
         self._unacked = RepublishSchedule(
-            lambda: Backoff(config.retry_min_s, config.retry_max_s, rand=rand), rand=rand
+            lambda: Backoff(config.retry_min_s, config.retry_max_s, rand=rand, floor=True),
+            rand=rand,
         )
         self._asks = RepublishSchedule(
-            lambda: Backoff(config.ask_min_s, config.ask_max_s, rand=rand), rand=rand
+            lambda: Backoff(config.ask_min_s, config.ask_max_s, rand=rand, floor=True),
+            rand=rand,
         )
         self._book = PressBook(config.keep_settled)
 

@@ -8,6 +8,11 @@ retries do not arrive in waves; "equal jitter" (``ceiling/2 + uniform(0, ceiling
 of every delay in lockstep; three of the five copies this replaced computed it (the agent's
 while its docstring said "full jitter").
 
+Where ``base_s`` is a promised minimum (the agent re-publishes "every ``retry_min_s`` ..
+``retry_max_s``": a re-send sooner than that only duplicates a publish whose answer is on its
+way), ``floored_jitter`` draws from ``[base_s, min(max_s, base_s * 2**(n+1))]`` instead: still
+jittered over a window that doubles, never below the floor.
+
 Pure: the random source is injected (``rand() -> [0, 1]``), so a test fixes it. Range checks
 raise ``ValueError``; the exponent is clamped so a long outage cannot overflow a float.
 """
@@ -17,7 +22,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 
-__all__ = ["Backoff", "ceiling", "delays", "full_jitter"]
+__all__ = ["Backoff", "ceiling", "delays", "floored_jitter", "full_jitter"]
 
 Rand = Callable[[], float]
 """A random source with values in ``[0, 1]``; ``random.random`` unless a test injects one."""
@@ -39,6 +44,13 @@ def full_jitter(attempt: int, base_s: float, max_s: float, rand: Rand = random.r
     return ceiling(attempt, base_s, max_s) * rand()
 
 
+def floored_jitter(attempt: int, base_s: float, max_s: float, rand: Rand = random.random) -> float:
+    """The delay before retry ``attempt`` (0-based) when ``base_s`` is a minimum: uniform in
+    ``[base_s, ceiling(attempt + 1)]`` (``base_s`` itself once ``base_s == max_s``)."""
+    high = ceiling(attempt + 1, base_s, max_s)
+    return base_s + (high - base_s) * rand()
+
+
 def delays(base_s: float, max_s: float, rand: Rand = random.random) -> Iterator[float]:
     """Endless delays ``full_jitter(0), full_jitter(1), ...`` (for a reconnect loop)."""
     attempt = 0
@@ -50,14 +62,18 @@ def delays(base_s: float, max_s: float, rand: Rand = random.random) -> Iterator[
 class Backoff:
     """The delays of one thing being retried, with a ``reset`` when it succeeded."""
 
-    def __init__(self, base_s: float, max_s: float, *, rand: Rand = random.random) -> None:
+    def __init__(
+        self, base_s: float, max_s: float, *, rand: Rand = random.random, floor: bool = False
+    ) -> None:
+        """``floor``: ``base_s`` is a minimum (``floored_jitter``), else full jitter."""
         ceiling(0, base_s, max_s)  # range check now, not at the first failure
         self.base_s, self.max_s, self._rand = base_s, max_s, rand
+        self._draw = floored_jitter if floor else full_jitter
         self.attempts = 0
 
     def next(self) -> float:
         """The delay before the next attempt; each call doubles the ceiling (up to ``max_s``)."""
-        delay = full_jitter(self.attempts, self.base_s, self.max_s, self._rand)
+        delay = self._draw(self.attempts, self.base_s, self.max_s, self._rand)
         self.attempts += 1
         return delay
 

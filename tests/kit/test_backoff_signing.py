@@ -7,7 +7,7 @@ from itertools import islice
 
 import pytest
 
-from edgeorder.kit.backoff import Backoff, ceiling, delays, full_jitter
+from edgeorder.kit.backoff import Backoff, ceiling, delays, floored_jitter, full_jitter
 from edgeorder.kit.signing import hex_digest, sign, verify, verify_hex
 
 
@@ -28,6 +28,21 @@ def test_full_jitter_spans_zero_to_the_ceiling() -> None:
     ]
     assert {full_jitter(n, 1.0, 30.0, rand=lambda: 0.0) for n in range(7)} == {0.0}
     assert full_jitter(3, 1.0, 30.0, rand=lambda: 0.25) == 2.0  # not equal jitter (5.0)
+
+
+def test_floored_jitter_never_goes_below_its_floor() -> None:
+    # the agent re-publishes "every retry_min_s .. retry_max_s": never sooner than the minimum
+    assert floored_jitter(0, 5.0, 300.0, lambda: 0.0) == 5.0
+    assert floored_jitter(0, 5.0, 300.0, lambda: 1.0) == 10.0
+    assert floored_jitter(3, 5.0, 300.0, lambda: 1.0) == 80.0
+    assert floored_jitter(40, 5.0, 300.0, lambda: 1.0) == 300.0
+    assert floored_jitter(2, 7.0, 7.0, random.random) == 7.0
+    rng = random.Random(7)
+    backoff = Backoff(5.0, 300.0, rand=rng.random, floor=True)
+    drawn = [backoff.next() for _ in range(50)]
+    assert min(drawn) >= 5.0
+    assert max(drawn) <= 300.0
+    assert len(set(drawn)) == len(drawn)  # jittered
 
 
 def test_delays_are_jittered_and_grow() -> None:
