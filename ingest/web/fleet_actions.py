@@ -67,7 +67,7 @@ def groups_cell(row: Row) -> Markup:
     tags = join(Markup(f'<span class="tag">{esc(t)}</span>') for t in row.get("tags", ()))
     site = row.get("site") or ""
     where = Markup(f'<span class="site">{esc(site)}</span> ') if site else Markup("")
-    return Markup(f'<td data-label="Groups" class="groups">{where}{tags}</td>')
+    return Markup(f'<td data-label="Groups" class="device-groups">{where}{tags}</td>')
 
 
 def bulk_form(groups: FleetGroups, back: str) -> Markup:

@@ -175,7 +175,7 @@ async def test_tags_filter_the_fleet_and_a_bulk_action_changes_the_selected_devi
     await bulk.locator("select[name=action]").select_option("add_tag")
     await bulk.locator("input[name=tag]").fill("bar")
     await bulk.locator("button[type=submit]").click()
-    await expect(page.locator("#dev-bar-01 .groups .tag")).to_have_text(["bar"])
+    await expect(page.locator("#dev-bar-01 .device-groups .tag")).to_have_text(["bar"])
     assert {d: t[2] for d, t in (await asyncio.to_thread(tags_of, dashboard.db_path)).items()} == {
         "bar-01": ["bar"],
         "bar-02": ["bar"],
@@ -186,7 +186,7 @@ async def test_tags_filter_the_fleet_and_a_bulk_action_changes_the_selected_devi
     await page.locator("select[name=tag]").select_option("kitchen")
     await page.locator("form.filters button[type=submit]").click()
     await expect(page.locator("#fleet tbody tr")).to_have_count(1)
-    await expect(page.locator("#dev-kit-01 .groups")).to_contain_text("Lisbon")
+    await expect(page.locator("#dev-kit-01 .device-groups")).to_contain_text("Lisbon")
     await page.locator("#dev-kit-01 input[name=device]").check()
     await bulk.locator("select[name=action]").select_option("disable")
     await bulk.locator("button[type=submit]").click()
