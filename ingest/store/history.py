@@ -10,6 +10,7 @@ run on the reader pool; the same SQL on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,18 +145,8 @@ def event_export_batch(
 ) -> list[Row]:
     """The next ``n`` events of ``window`` after ``cursor`` (``(received_at, id)`` of the last
     row exported; None: from the start), oldest first."""
-    params: dict[str, Any] = {"n": n}
-    clauses = [window.where("received_at", params)]
-    if cursor is not None:
-        params["at"], params["id"] = cursor
-        clauses.append("(received_at, id) > (:at, :id)")
-    where = " AND ".join(c for c in clauses if c)
-    return dicts(
-        conn.execute(
-            f"SELECT {', '.join(EVENT_EXPORT_COLUMNS)} FROM inbox "
-            f"{'WHERE ' + where if where else ''} ORDER BY received_at, id LIMIT :n",
-            params,
-        )
+    return _export_batch(
+        conn, "inbox", EVENT_EXPORT_COLUMNS, ("received_at", "id"), window, cursor, n
     )
 
 
@@ -164,16 +155,33 @@ def order_export_batch(
 ) -> list[Row]:
     """The next ``n`` orders of ``window`` after ``cursor`` (``(created_at, order_id)``),
     oldest first."""
+    return _export_batch(
+        conn, "orders", ORDER_EXPORT_COLUMNS, ("created_at", "order_id"), window, cursor, n
+    )
+
+
+def _export_batch(
+    conn: Conn,
+    table: str,
+    columns: Sequence[str],
+    key: tuple[str, str],
+    window: Window,
+    cursor: tuple[str, Any] | None,
+    n: int,
+) -> list[Row]:
+    """Keyset page of an export: rows of ``table`` in ``window`` after ``cursor``, ordered by
+    ``key`` (a time column, then a unique id). Table and column names are this module's own."""
+    at, ident = key
     params: dict[str, Any] = {"n": n}
-    clauses = [window.where("created_at", params)]
+    clauses = [window.where(at, params)]
     if cursor is not None:
         params["at"], params["id"] = cursor
-        clauses.append("(created_at, order_id) > (:at, :id)")
+        clauses.append(f"({at}, {ident}) > (:at, :id)")
     where = " AND ".join(c for c in clauses if c)
     return dicts(
         conn.execute(
-            f"SELECT {', '.join(ORDER_EXPORT_COLUMNS)} FROM orders "
-            f"{'WHERE ' + where if where else ''} ORDER BY created_at, order_id LIMIT :n",
+            f"SELECT {', '.join(columns)} FROM {table} "
+            f"{'WHERE ' + where if where else ''} ORDER BY {at}, {ident} LIMIT :n",
             params,
         )
     )
