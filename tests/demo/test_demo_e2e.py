@@ -40,6 +40,7 @@ class Demo:
         self.http_port, self.core_port = http_port, core_port
         self.output: list[str] = []
         self.proc: subprocess.Popen[str] | None = None
+        self.probes: list[MqttProbe] = []  # closed by close()
         self.passwords = self._seed()
 
     def _seed(self) -> dict[str, str]:
@@ -55,9 +56,11 @@ class Demo:
 
     def probe(self, username: str, **kwargs: Any) -> MqttProbe:
         """A connected client as the seeded ``observer`` or ``outsider``."""
-        return MqttProbe(
+        probe = MqttProbe(
             self.mqtt_port, username=username, password=self.passwords[username], **kwargs
         )
+        self.probes.append(probe)
+        return probe
 
     def start(self) -> Demo:
         self.proc = spawn_cli(
@@ -87,6 +90,14 @@ class Demo:
         self.output.append(rest)
         return self.proc.returncode
 
+    def close(self) -> None:
+        """The end of a test: the probes' loop threads (they would keep reconnecting to a
+        broker that is gone) and the demo if it still runs."""
+        for probe in self.probes:
+            probe.close()
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop()
+
     def secrets(self) -> dict[str, str]:
         data: dict[str, str] = json.loads((self.data_dir / "secrets.json").read_text())
         return data
@@ -100,8 +111,7 @@ class Demo:
 def demo(tmp_path: Path) -> Iterator[Demo]:
     running = Demo(tmp_path / "data", free_port(), free_port(), free_port()).start()
     yield running
-    if running.proc is not None and running.proc.poll() is None:
-        running.stop()
+    running.close()
 
 
 def event_for(device_id: str, seq: int = 1) -> p.Event:

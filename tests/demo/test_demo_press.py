@@ -23,8 +23,7 @@ pytestmark = pytest.mark.integration
 def running(tmp_path: Path) -> Iterator[Demo]:
     demo = Demo(tmp_path / "data", free_port(), free_port(), free_port()).start()
     yield demo
-    if demo.proc is not None and demo.proc.poll() is None:
-        demo.stop()
+    demo.close()
 
 
 def press(

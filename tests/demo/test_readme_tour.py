@@ -61,8 +61,7 @@ def running(tmp_path: Path) -> Iterator[Demo]:
     # Named as the README's ./edgeorder-data, so its commands run as written from tmp_path.
     demo = Demo(tmp_path / "edgeorder-data", free_port(), free_port(), free_port()).start()
     yield demo
-    if demo.proc is not None and demo.proc.poll() is None:
-        demo.stop()
+    demo.close()
 
 
 def on_our_ports(block: str, demo: Demo) -> str:

@@ -49,6 +49,7 @@ class Service:
     proc: subprocess.Popen[str]
     lines: list[str] = field(default_factory=list)
     cond: threading.Condition = field(default_factory=threading.Condition)
+    pumping: threading.Thread | None = None
 
     def pump(self) -> None:
         assert self.proc.stdout is not None
@@ -101,7 +102,8 @@ class Systemd:
         self._server.bind(str(self.socket_path))
         self.socket_path.chmod(0o777)
         self._server.listen()
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._serving = threading.Thread(target=self._serve, daemon=True)
+        self._serving.start()
 
     def install_client(self, host: Host) -> dict[str, str]:
         """Put ``systemctl`` on the host; returns the environment its shells need."""
@@ -172,7 +174,7 @@ class Systemd:
             text=True,
         )
         service = Service(host, name, proc)
-        pump = threading.Thread(target=service.pump, daemon=True)
+        pump = service.pumping = threading.Thread(target=service.pump, daemon=True)
         pump.start()
         self.services[key] = service
         if notify is not None:
@@ -200,8 +202,17 @@ class Systemd:
             service.proc.wait()
 
     def close(self) -> None:
+        """Kill what still runs and release everything the stand-in holds in the test
+        process: the services' pipes and pump threads, the socket and its server thread."""
         for service in self.services.values():
             if service.proc.poll() is None:
                 service.proc.kill()
                 service.proc.wait()
+            if service.pumping is not None:
+                service.pumping.join(timeout=10)  # EOF once the service and its children exit
+            for pipe in (service.proc.stdin, service.proc.stdout):
+                if pipe is not None:
+                    pipe.close()
+        self._server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
         self._server.close()
+        self._serving.join(timeout=10)

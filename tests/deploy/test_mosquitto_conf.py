@@ -10,8 +10,9 @@ import os
 import pwd
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -38,6 +39,7 @@ class Server:
     broker: StockMosquitto
     data: Path
     passwords: dict[str, str]
+    clients: list[TlsClient] = field(default_factory=list)  # closed at the end of the test
 
     @property
     def ca(self) -> Path:
@@ -52,7 +54,7 @@ class Server:
         clean_session: bool = True,
     ) -> TlsClient:
         pw = self.passwords[user] if password is None else password
-        return TlsClient(
+        return self.client(
             "127.0.0.1",
             self.broker.tls_port,
             username=user,
@@ -63,7 +65,7 @@ class Server:
         )
 
     def ingest(self) -> TlsClient:
-        return TlsClient(
+        return self.client(
             "127.0.0.1",
             self.broker.local_port,
             username="ingest",
@@ -71,6 +73,10 @@ class Server:
             client_id="edgeorder-ingest",
             clean_session=False,
         )
+
+    def client(self, *args: Any, **kwargs: Any) -> TlsClient:
+        self.clients.append(TlsClient(*args, **kwargs))
+        return self.clients[-1]
 
     def broker_auth(self, *extra: str) -> None:
         out = self.broker.etc / "edgeorder"
@@ -98,6 +104,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
         broker.start()
         yield running
     finally:
+        for client in running.clients:  # their loop threads would keep reconnecting
+            client.close()
         broker.stop()
         subprocess.run(["rm", "-rf", str(root)], check=True)
 
@@ -121,7 +129,7 @@ def test_loads_under_the_stock_config_and_runs_as_mosquitto(server: Server) -> N
     ingest.wait_for(lambda m: m.payload == b"own")
     assert [m.payload for m in ingest.messages] == [b"own"]
     assert not server.device("dev-a", "wrong").connected()
-    plain = TlsClient(
+    plain = server.client(
         "127.0.0.1",
         server.broker.tls_port + 0,
         username="dev-a",
@@ -130,7 +138,6 @@ def test_loads_under_the_stock_config_and_runs_as_mosquitto(server: Server) -> N
     )
     with pytest.raises(TimeoutError):  # no TLS, no CONNACK at all
         plain.connected(timeout=3)
-    plain.close()
 
 
 def test_a_device_password_neither_kicks_nor_wipes_ingests_session(server: Server) -> None:

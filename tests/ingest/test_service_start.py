@@ -37,7 +37,7 @@ class Opened:
     for ``to_thread`` until the loop closes), file descriptors and other tasks."""
 
     threads: frozenset[int]
-    fds: int
+    fds: dict[int, str]  # descriptor -> what it is (a path, socket:[inode], pipe:[inode])
     tasks: int
 
     @classmethod
@@ -45,7 +45,26 @@ class Opened:
         gc.collect()  # an object dropped with its sockets closes them here, not later
         threads = {t.ident or 0 for t in threading.enumerate() if not t.name.startswith("asyncio")}
         tasks = len(asyncio.all_tasks()) - 1  # not the test itself
-        return cls(frozenset(threads), len(os.listdir("/proc/self/fd")), tasks)
+        return cls(frozenset(threads), _descriptors(), tasks)
+
+    def assert_nothing_new_since(self, before: Opened) -> None:
+        """Named, so a failure says which thread, which descriptor (and what it points to)."""
+        new = self.threads - before.threads
+        left = [t.name for t in threading.enumerate() if (t.ident or 0) in new]
+        assert not left, f"threads left running: {left}"
+        opened = {fd: what for fd, what in self.fds.items() if before.fds.get(fd) != what}
+        assert not opened, f"file descriptors left open: {opened}"
+        assert self.tasks == 0, asyncio.all_tasks()
+
+
+def _descriptors() -> dict[int, str]:
+    found = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            found[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except FileNotFoundError:  # the listing's own descriptor, closed already
+            pass
+    return found
 
 
 def _settings(tmp_path: Path, **extra: Any) -> Settings:
@@ -57,9 +76,7 @@ def _settings(tmp_path: Path, **extra: Any) -> Settings:
 
 async def _assert_released(service: IngestService, before: Opened) -> None:
     after = Opened.now()
-    assert after.threads <= before.threads, "threads left running"
-    assert after.fds <= before.fds, "file descriptors left open"
-    assert after.tasks == 0, asyncio.all_tasks()
+    after.assert_nothing_new_since(before)
     with pytest.raises(WriterClosedError):
         service.writer.submit(lambda conn: None)
     with pytest.raises(ReaderClosedError):
@@ -150,6 +167,4 @@ async def test_the_http_port_taken_stops_the_started_service(tmp_path: Path) -> 
         with pytest.raises(OSError, match=r"address already in use|Errno 98"):
             await serve(settings)
         after = Opened.now()
-    assert after.threads <= before.threads
-    assert after.fds <= before.fds
-    assert after.tasks == 0
+    after.assert_nothing_new_since(before)
