@@ -108,6 +108,8 @@ _PAHO_METHODS = {  # private method -> the parameters the override relies on (af
     "_handle_pubackcomp": ("cmd",),
     "_handle_on_message": ("message",),
     "_do_on_publish": ("mid", "reason_code", "properties"),
+    "_packet_read": (),
+    "_loop_rc_handle": ("rc",),
 }
 _PAHO_ATTRIBUTES = (
     "_in_packet",
@@ -160,7 +162,9 @@ class _BufferedClient(mqtt.Client):
     - an MQTT 3.1.1 PUBACK (a bare message id) no longer builds a ReasonCode and a Properties
       object each (~5% of ingest's CPU with two statuses per event);
     - messages go straight to ``on_message``: the link registers no per-topic callbacks, so
-      paho's walk of its topic trie for each message (~5%) finds nothing anyway.
+      paho's walk of its topic trie for each message (~5%) finds nothing anyway;
+    - ``loop_read`` reads one packet per call, so the link can stop reading between two
+      messages when its queue is full.
 
     These override private methods of paho-mqtt 2.1-2.2 (pinned in pyproject.toml); the link's
     tests (broker restart, resync, TLS) run through all of them.
@@ -172,6 +176,16 @@ class _BufferedClient(mqtt.Client):
 
     def buffered(self) -> bool:
         return bool(self._rbuf)
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        """One packet per call. paho's own reads one per message in flight each call, so a
+        burst (a resync's redelivery) would pass the link's check of its queue in one go."""
+        if self._sock is None:
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        rc = self._packet_read()
+        if rc > 0:
+            return self._loop_rc_handle(rc)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if not self._rbuf:
@@ -204,6 +218,20 @@ class _BufferedClient(mqtt.Client):
                 on_message(self, self._userdata, message)
 
 
+class _InboundQueue(asyncio.Queue[Inbound]):
+    """The link's bounded queue; ``on_taken`` runs after each message a consumer takes (both
+    ``get`` and ``get_nowait`` end in ``get_nowait``), so a paused link reads again."""
+
+    def __init__(self, maxsize: int, on_taken: Callable[[], None]) -> None:
+        super().__init__(maxsize)
+        self._on_taken = on_taken
+
+    def get_nowait(self) -> Inbound:
+        message = super().get_nowait()
+        self._on_taken()
+        return message
+
+
 def _tls_pending(sock: Any) -> bool:
     """Decrypted bytes waiting inside a TLS socket (0 for plain TCP)."""
     pending = getattr(sock, "pending", None)
@@ -223,7 +251,7 @@ class MqttLink:
     def __init__(self, options: MqttOptions) -> None:
         check_paho_internals()
         self.options = options
-        self.inbound: asyncio.Queue[Inbound] = asyncio.Queue(options.queue_size)
+        self.inbound: asyncio.Queue[Inbound] = _InboundQueue(options.queue_size, self._taken)
         self.subscribed = asyncio.Event()
         self.disconnected = asyncio.Event()
         self.disconnected.set()
@@ -240,6 +268,8 @@ class MqttLink:
         self._closed = asyncio.Event()  # the current connection's socket was closed
         self._had_session = False
         self._sock: Any = None
+        self.paused = asyncio.Event()
+        """Set while the link does not read because ``inbound`` is full (backpressure)."""
         self._task: asyncio.Task[None] | None = None
         self._misc: asyncio.Task[None] | None = None
         self._client = self._make_client()
@@ -371,6 +401,7 @@ class MqttLink:
             self._closed.set()
 
     def _drop_socket(self) -> None:
+        self.paused.clear()  # the next connection starts reading
         if self._sock is not None and self._loop is not None and not self._loop.is_closed():
             with contextlib.suppress(ValueError, OSError):  # already closed
                 self._loop.remove_reader(self._sock)
@@ -395,6 +426,9 @@ class MqttLink:
         assert isinstance(client, _BufferedClient)
         try:
             while True:  # bytes already read (by us or by TLS) are invisible to the selector
+                if self.inbound.full():
+                    self._pause_reading()
+                    return
                 if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     return
                 if not client.buffered() and not _tls_pending(client.socket()):
@@ -402,6 +436,27 @@ class MqttLink:
         except OSError as exc:  # e.g. a reset in the middle of a packet
             log.warning("mqtt.read_failed", error=str(exc))
             client._sock_close()  # paho's own close: runs on_socket_close -> reconnect
+
+    def _pause_reading(self) -> None:
+        """Backpressure: the consumer is behind by a full queue, so the broker keeps what
+        follows (TCP holds it, and the QoS 1 in-flight window stops the broker sending more)
+        until ``_taken`` makes room. Reading on and dropping instead would force a resync
+        whose redelivery burst, larger than the room left, could be dropped again and again."""
+        if self.paused.is_set() or self._sock is None or self._loop is None:
+            return
+        self.paused.set()
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(self._sock)
+        log.debug("mqtt.reading_paused", queued=self.inbound.qsize())
+
+    def _taken(self) -> None:
+        if not self.paused.is_set():
+            return
+        self.paused.clear()
+        if self._sock is not None and self._loop is not None:
+            self._loop.add_reader(self._sock, self._readable)
+            # what is already buffered (ours or TLS's) is invisible to the selector
+            self._loop.call_soon(self._readable)
 
     def _writable(self) -> None:
         try:
@@ -448,7 +503,7 @@ class MqttLink:
         )
         try:
             self.inbound.put_nowait(message)
-        except asyncio.QueueFull:
+        except asyncio.QueueFull:  # a guard: ``_readable`` stops reading before it is full
             self.dropped += 1
             log.error("mqtt.queue_full", topic=message.topic, qos=message.qos, dropped=self.dropped)
             if message.qos > 0:
