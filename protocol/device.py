@@ -300,9 +300,10 @@ def _int_in(where: str, value: object, low: int, high: int) -> int:
 
 
 # RFC 3339 as pydantic (speedate) reads it: T, t, space or _ between date and time; seconds
-# and fraction optional; Z, z or an offset of [+-]HH[:]MM. A date alone carries no zone.
+# and fraction optional, the fraction after "." or "," (as ISO 8601 allows); Z, z or an
+# offset of [+-]HH[:]MM. A date alone carries no zone.
 _TS_RE = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt _](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6})\d*)?)?"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt _](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6})\d*)?)?"
     r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))",
     re.ASCII,
 )
