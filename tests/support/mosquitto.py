@@ -84,7 +84,8 @@ class MosquittoServer:
             text=True,
         )
         ready: queue.Queue[bool] = queue.Queue()
-        threading.Thread(target=self._pump, args=(self._proc, ready), daemon=True).start()
+        self._pumping = threading.Thread(target=self._pump, args=(self._proc, ready), daemon=True)
+        self._pumping.start()
         try:
             if not ready.get(timeout=timeout):
                 raise RuntimeError("mosquitto exited:\n" + "\n".join(self.log_lines[-20:]))
@@ -115,6 +116,9 @@ class MosquittoServer:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+        self._pumping.join(timeout=10)  # the log's end: the pipe closes with the process
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
         self._proc = None
 
     def __enter__(self) -> MosquittoServer:

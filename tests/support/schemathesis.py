@@ -34,6 +34,7 @@ class Service:
     _ready: threading.Event = field(default_factory=threading.Event)
     _ready_text: str = ""
     _new_line: threading.Condition = field(default_factory=threading.Condition)
+    _draining: threading.Thread | None = None
 
     def start(self, ready_text: str, timeout: float = 60) -> Service:
         self._ready_text = ready_text
@@ -46,7 +47,8 @@ class Service:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        threading.Thread(target=self._drain, daemon=True).start()
+        self._draining = threading.Thread(target=self._drain, daemon=True)
+        self._draining.start()
         if not self._ready.wait(timeout) or self._proc.poll() is not None:
             self.stop()
             raise AssertionError("service did not start:\n" + "".join(self.lines[-50:]))
@@ -84,6 +86,10 @@ class Service:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+        if self._draining is not None:
+            self._draining.join(timeout=10)  # the log's end: the pipe closes with the process
+        if self._proc is not None and self._proc.stdout is not None:
+            self._proc.stdout.close()
 
     def log_text(self) -> str:
         return "".join(self.lines)
