@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
+from playwright.async_api import Browser
 from pydantic import SecretStr
 
 from edgeorder.ingest.bus import Bus
@@ -110,3 +111,18 @@ async def webenv(tmp_path: Path) -> AsyncIterator[WebEnv]:
         yield WebEnv(app, client, settings, bus, simulator, publisher)
     finally:
         await client.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium (``tests/web/browser.py``), closed after the test."""
+    from playwright.async_api import async_playwright
+
+    from tests.web.browser import CHROMIUM
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()

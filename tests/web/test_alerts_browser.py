@@ -5,13 +5,13 @@ acknowledged list (audited) and the banner goes; when the device is back the ale
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, expect
 
 from edgeorder import protocol as p
 from edgeorder.ingest.alerting import AlertService
@@ -21,17 +21,11 @@ from edgeorder.ingest.keys import ALERTS_KEY, STORE_KEY
 from edgeorder.ingest.metrics import Metrics
 from edgeorder.ingest.store.database import Database
 from tests.support.net import free_port
+from tests.web.browser import BROWSER_TESTS, log_in
 from tests.web.conftest import make_app, make_settings
 from tests.web.support import RecordingSimulator, add_device, set_presence
-from tests.web.test_browser import CHROMIUM, log_in
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} is missing"),
-]
-
-if os.access(CHROMIUM, os.X_OK):
-    from playwright.async_api import Browser, async_playwright, expect
+pytestmark = BROWSER_TESTS
 
 
 class Clock:
@@ -77,16 +71,6 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
         yield Running(server, service, clock, settings.db_path)
     finally:
         await server.close()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def test_banner_alerts_page_and_acknowledge(running: Running, browser: Browser) -> None:

@@ -5,36 +5,27 @@ come online, press it and watch its order appear, all without reloading the page
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, Dialog, Page, Route, expect
 
 from edgeorder.ingest.bus import Notice
 from tests.support.net import free_port
+from tests.web.browser import BROWSER_TESTS, log_in
 from tests.web.conftest import make_app, make_settings
 from tests.web.support import (
-    ADMIN_PASSWORD,
     RecordingSimulator,
     add_device,
     record_event,
     set_presence,
 )
 
-CHROMIUM = "/usr/bin/chromium"
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} is missing (apt-get install chromium)"
-    ),
-]
-
-if os.access(CHROMIUM, os.X_OK):
-    from playwright.async_api import Browser, Dialog, Page, Route, async_playwright, expect
+pytestmark = BROWSER_TESTS
 
 
 class Running:
@@ -60,25 +51,6 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
         yield Running(server, simulator, settings.db_path)
     finally:
         await server.close()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-async def log_in(page: Page, base: str) -> None:
-    await page.goto(base)
-    await expect(page).to_have_url(f"{base}login?next=%2F")
-    await page.fill("input[name=username]", "admin")
-    await page.fill("input[name=password]", ADMIN_PASSWORD)
-    await page.click("button[type=submit]")
-    await expect(page.locator("h1")).to_have_text("Fleet")
 
 
 async def mark_page(page: Page) -> None:

@@ -8,35 +8,25 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, Page, expect
 
 from edgeorder import protocol as p
 from edgeorder.ingest.bus import Bus, Notice
 from edgeorder.ingest.web.api import install_api
 from tests.support.net import free_port
+from tests.web.browser import BROWSER_TESTS
 from tests.web.conftest import make_app, make_settings
-from tests.web.support import RecordingSimulator, add_device, record_event
+from tests.web.support import ADMIN_PASSWORD, RecordingSimulator, add_device, record_event
 from tests.web.support_views import confirm, heartbeats, presence_at
+from tests.web.test_browser import Running
 
-CHROMIUM = "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} is missing (apt-get install chromium)"
-    ),
-]
-
-if os.access(CHROMIUM, os.X_OK):
-    from playwright.async_api import Browser, Page, async_playwright, expect
-
-from tests.web.test_browser import ADMIN_PASSWORD, Running  # noqa: E402
+pytestmark = BROWSER_TESTS
 
 
 @pytest.fixture
@@ -52,16 +42,6 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
         yield Running(server, simulator, settings.db_path)
     finally:
         await server.close()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def logged_in(browser: Browser, running: Running, **options: object) -> Page:

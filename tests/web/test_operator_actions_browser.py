@@ -5,13 +5,13 @@ page. The app is the dashboard of ``tests/web/conftest.py`` with the service's c
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, Page, expect
 
 from edgeorder.ingest.bus import Bus
 from edgeorder.ingest.connectors.ordercore import OrderCoreConnector
@@ -21,20 +21,11 @@ from edgeorder.ingest.store import registry
 from edgeorder.ingest.store.db import open_db
 from tests.ingest.support import CORE_TOKEN, OrderCore
 from tests.support.net import free_port
+from tests.web.browser import BROWSER_TESTS, log_in
 from tests.web.conftest import make_app, make_settings
-from tests.web.support import ADMIN_PASSWORD, RecordingSimulator, add_device
+from tests.web.support import RecordingSimulator, add_device
 
-CHROMIUM = "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} is missing (apt-get install chromium)"
-    ),
-]
-
-if os.access(CHROMIUM, os.X_OK):
-    from playwright.async_api import Browser, Page, async_playwright, expect
+pytestmark = BROWSER_TESTS
 
 
 @dataclass
@@ -72,24 +63,6 @@ async def dashboard(tmp_path: Path) -> AsyncIterator[Dashboard]:
         await server.close()
         await connector.close()
         await core.stop()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-async def log_in(page: Page, base: str) -> None:
-    await page.goto(base + "login")
-    await page.fill("input[name=username]", "admin")
-    await page.fill("input[name=password]", ADMIN_PASSWORD)
-    await page.click("button[type=submit]")
-    await expect(page.locator("h1")).to_have_text("Fleet")
 
 
 async def save_single(page: Page, sku: str, *, allow: bool = False) -> None:
