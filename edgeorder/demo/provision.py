@@ -23,6 +23,7 @@ from edgeorder.ingest.domain.firmware import render_agent_toml, write_agent_toml
 from edgeorder.ingest.store.db import open_db
 from edgeorder.ingest.store.registry import (
     UnknownDeviceError,
+    account_roles,
     add_device,
     ensure_service_account,
     get_device,
@@ -190,5 +191,8 @@ def write_acl(db: sqlite_utils.Database, path: Path) -> None:
     """The broker's ACL from the registry, in the format ``edgeorder broker-auth`` writes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_acl(sorted(service_account_hashes(db))))
+    roles = account_roles(db)
+    services = sorted(u for u, role in roles.items() if role == "service")
+    observers = sorted(u for u, role in roles.items() if role == "observer")
+    tmp.write_text(render_acl(services, observers=observers))
     tmp.replace(path)

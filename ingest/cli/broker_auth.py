@@ -1,6 +1,7 @@
 """``edgeorder broker-auth --out DIR``: Mosquitto's ``passwd`` and ``acl`` from the registry.
 
-Service accounts may read and write every device topic; a device (username = device_id) may
+Service accounts may read and write every device topic; observer accounts (Home Assistant)
+may read them and write only Home Assistant's birth topic; a device (username = device_id) may
 write only its own events, presence, telemetry and config/reported, and read only its own
 status and config (ARCHITECTURE.md). Disabled devices are left out of ``passwd``.
 
@@ -9,7 +10,8 @@ are replaced atomically, owned ``mosquitto:mosquitto`` mode 0640 by default (Mos
 them as user ``mosquitto`` after dropping root, and newer releases warn about any other owner);
 ``--reload`` then SIGHUPs Mosquitto through its pid file, as ``systemctl reload mosquitto``
 does. ``--service ingest=FILE --create-password`` makes ingest's own MQTT password on the
-first run. The registry is opened as the owner of ingest's data directory, so SQLite files
+first run; ``--observer homeassistant=FILE`` the same for Home Assistant's read-only account.
+The registry is opened as the owner of ingest's data directory, so SQLite files
 stay ingest's; with ``--db-url`` it is the workers' PostgreSQL (``ingest.cli.database``).
 """
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from edgeorder.ingest.cli.system import (
     reload_process,
     write_atomic,
 )
+from edgeorder.ingest.domain.broker_access import AccountRole
 from edgeorder.ingest.domain.credentials import generate_password
 from edgeorder.ingest.domain.homeassistant import is_valid_prefix
 from edgeorder.ingest.domain.mosquitto_files import HA_PREFIX, render_acl, render_passwd
@@ -41,6 +44,7 @@ from edgeorder.ingest.store import audit
 from edgeorder.ingest.store.audit import BROKER_FILES_WRITTEN
 from edgeorder.ingest.store.database import Database
 from edgeorder.ingest.store.registry import (
+    account_roles,
     device_hashes,
     ensure_service_account,
     service_account_hashes,
@@ -54,17 +58,26 @@ DEFAULT_PID_FILE = Path("/run/mosquitto/mosquitto.pid")  # Debian's mosquitto.co
 
 @dataclass(frozen=True)
 class Service:
-    """``--service USER=FILE``: a service account and the file holding its password."""
+    """``--service USER=FILE`` or ``--observer USER=FILE``: an account, the file holding its
+    password, and its role."""
 
     user: str
     path: Path
+    role: AccountRole = "service"
+
+    @property
+    def option(self) -> str:
+        return f"--{self.role} {self.user}"
 
 
-def _service_arg(value: str) -> Service:
-    user, sep, path = value.partition("=")
-    if not sep or not p.is_valid_device_id(user) or not path:
-        raise argparse.ArgumentTypeError(f"{value!r}: expected USER=PASSWORD_FILE")
-    return Service(user, Path(path))
+def _account_arg(role: AccountRole) -> Callable[[str], Service]:
+    def parse(value: str) -> Service:
+        user, sep, path = value.partition("=")
+        if not sep or not p.is_valid_device_id(user) or not path:
+            raise argparse.ArgumentTypeError(f"{value!r}: expected USER=PASSWORD_FILE")
+        return Service(user, Path(path), role)
+
+    return parse
 
 
 def _ha_prefix_arg(value: str) -> str:
@@ -105,7 +118,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--service",
-        type=_service_arg,
+        type=_account_arg("service"),
         action="append",
         default=[],
         metavar="USER=PASSWORD_FILE",
@@ -113,17 +126,29 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "PASSWORD_FILE; repeatable (one account per ingest worker)",
     )
     parser.add_argument(
+        "--observer",
+        type=_account_arg("observer"),
+        action="append",
+        default=[],
+        metavar="USER=PASSWORD_FILE",
+        help="create or update read-only account USER (e.g. homeassistant, for Home "
+        "Assistant's MQTT integration) with the password in PASSWORD_FILE: it may read every "
+        "device topic and the discovery prefix, and write only PREFIX/status (Home "
+        "Assistant's birth message); repeatable. An existing account named again changes role",
+    )
+    parser.add_argument(
         "--create-password",
         action="store_true",
-        help="write a new random password into each --service file that does not exist yet "
-        "(mode 640, group of the data directory: the group ingest runs as)",
+        help="write a new random password into each --service and --observer file that does "
+        "not exist yet (mode 640, group of the data directory: the group ingest runs as)",
     )
     parser.add_argument(
         "--ha-discovery-prefix",
         type=_ha_prefix_arg,
         default=HA_PREFIX,
         help="Home Assistant's discovery prefix: service accounts may read and write PREFIX/# "
-        "(ingest --ha-discovery publishes there); devices never may (default homeassistant)",
+        "(ingest --ha-discovery publishes there), observers read it; devices never may "
+        "(default homeassistant)",
     )
     parser.add_argument(
         "--reload",
@@ -152,27 +177,27 @@ def _read_password(service: Service, create: bool, data_dir: Path) -> str:
         owner = _service_file_owner(data_dir)
         ensure_dir(service.path.parent, mode=0o750, owner=owner)
         write_atomic(service.path, (password + "\n").encode(), mode=0o640, owner=owner)
-        print(f"created {service.path} with a new password for service account {service.user}")
+        print(f"created {service.path}: a new password for {service.role} account {service.user}")
         return password
     try:
         password = service.path.read_text().strip()
     except OSError as exc:
         hint = " (add --create-password to make one)" if not service.path.exists() else ""
         raise HostError(
-            f"--service {service.user}: cannot read {service.path}{hint}: {exc.strerror}"
+            f"{service.option}: cannot read {service.path}{hint}: {exc.strerror}"
         ) from None
     if not password:
-        raise HostError(f"--service {service.user}: {service.path} is empty")
+        raise HostError(f"{service.option}: {service.path} is empty")
     return password
 
 
 def _registry_hashes(
-    database: Database, accounts: Sequence[tuple[str, str]]
-) -> tuple[dict[str, str], dict[str, str]]:
+    database: Database, accounts: Sequence[tuple[Service, str]]
+) -> tuple[dict[str, str], dict[str, str], dict[str, AccountRole]]:
     with database.open() as conn:
-        for user, password in accounts:
-            ensure_service_account(conn, user, password, actor="cli")
-        return device_hashes(conn), service_account_hashes(conn)
+        for account, password in accounts:
+            ensure_service_account(conn, account.user, password, role=account.role, actor="cli")
+        return device_hashes(conn), service_account_hashes(conn), account_roles(conn)
 
 
 def _record_run(database: Database, detail: str) -> None:
@@ -215,12 +240,16 @@ def run(args: argparse.Namespace, prog: str) -> int:
             f"{data_dir} does not exist: create it for the user ingest runs as first "
             f"(install -d -o edgeorder -g edgeorder -m 0700 {data_dir})"
         )
-    accounts = [(s.user, _read_password(s, args.create_password, data_dir)) for s in args.service]
+    named = [*args.service, *args.observer]
+    twice = sorted({a.user for a in named if [b.user for b in named].count(a.user) > 1})
+    if twice:
+        raise HostError(f"accounts named more than once: {twice}")
+    accounts = [(a, _read_password(a, args.create_password, data_dir)) for a in named]
     if database.path is not None and not database.path.exists() and not accounts:
         print(f"{prog}: no registry at {database}", file=sys.stderr)
         return 1
     with as_owner_of(data_dir):
-        devices, services = _registry_hashes(database, accounts)
+        devices, services, roles = _registry_hashes(database, accounts)
     clash = set(devices) & set(services)
     if clash:
         print(
@@ -234,11 +263,19 @@ def run(args: argparse.Namespace, prog: str) -> int:
     write_atomic(args.out / "passwd", passwd, mode=args.mode, owner=owner)
     write_atomic(
         args.out / "acl",
-        render_acl(services, args.ha_discovery_prefix).encode(),
+        render_acl(
+            [u for u, role in roles.items() if role == "service"],
+            args.ha_discovery_prefix,
+            observers=[u for u, role in roles.items() if role == "observer"],
+        ).encode(),
         mode=args.mode,
         owner=owner,
     )
-    summary = f"{len(devices)} devices, {len(services)} service accounts"
+    observers = sum(1 for role in roles.values() if role == "observer")
+    summary = (
+        f"{len(devices)} devices, {len(services) - observers} service accounts, "
+        f"{observers} observers"
+    )
     with as_owner_of(data_dir):
         _record_run(database, summary)
     print(f"wrote {args.out / 'passwd'} ({summary}) and {args.out / 'acl'}")

@@ -2,10 +2,12 @@
 
 The rules are ARCHITECTURE.md's, the same ones ``edgeorder broker-auth`` writes into
 Mosquitto's ``acl_file``: a service account (ingest) reads and writes every device topic and
-Home Assistant's discovery tree (``homeassistant/#`` or the configured prefix); a
-device, whose MQTT username is its device_id, writes only its own events, presence, telemetry
-and config/reported, and reads only its own status and config. A broker that asks over HTTP
-(EMQX's HTTP authorizer, ``ingest.web.broker_hooks``) gets the very same answers.
+Home Assistant's discovery tree (``homeassistant/#`` or the configured prefix); an observer
+account (Home Assistant) reads them and writes only Home Assistant's own birth topic
+(``homeassistant/status``); a device, whose MQTT username is its device_id, writes only its
+own events, presence, telemetry and config/reported, and reads only its own status and
+config. A broker that asks over HTTP (EMQX's HTTP authorizer, ``ingest.web.broker_hooks``)
+gets the very same answers.
 """
 
 from __future__ import annotations
@@ -17,22 +19,34 @@ from edgeorder import protocol as p
 from edgeorder.ingest.domain.mosquitto_files import HA_PREFIX, Access, Acl, AclRule
 from edgeorder.protocol.topics import DEVICE_READS, DEVICE_WRITES
 
-__all__ = ["BrokerAction", "acl_rules", "authorize", "unshared"]
+__all__ = ["AccountRole", "BrokerAction", "BrokerRole", "acl_rules", "authorize", "unshared"]
 
 BrokerAction = Literal["publish", "subscribe"]
+AccountRole = Literal["service", "observer"]
+"""An account that is not a device: ingest's own (``service``) or a read-only one."""
+BrokerRole = Literal["service", "observer", "device"]
 _SHARE_PREFIX = "$share/"
 _QUEUE_PREFIX = "$queue/"
 
 
-def acl_rules(service_accounts: Iterable[str], ha_prefix: str = HA_PREFIX) -> list[AclRule]:
+def acl_rules(
+    service_accounts: Iterable[str], ha_prefix: str = HA_PREFIX, observers: Iterable[str] = ()
+) -> list[AclRule]:
     """The broker's rules: full device-tree and Home Assistant discovery access per service
-    account, own topics per device (``%u``: the username)."""
+    account, read access to both (and Home Assistant's birth topic to write) per observer, own
+    topics per device (``%u``: the username)."""
     root = p.TOPIC_ROOT
     rules = [
         AclRule(user, Access.READ | Access.WRITE, tree, False)
         for user in sorted(service_accounts)
         for tree in (f"{root}/#", f"{ha_prefix}/#")
     ]
+    for user in sorted(observers):
+        rules += [
+            AclRule(user, Access.READ, f"{root}/#", False),
+            AclRule(user, Access.READ, f"{ha_prefix}/#", False),
+            AclRule(user, Access.WRITE, f"{ha_prefix}/status", False),
+        ]
     rules += [AclRule(None, Access.WRITE, f"{root}/%u/{ch.value}", True) for ch in DEVICE_WRITES]
     rules += [AclRule(None, Access.READ, f"{root}/%u/{ch.value}", True) for ch in DEVICE_READS]
     return rules

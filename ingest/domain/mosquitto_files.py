@@ -35,16 +35,27 @@ def render_passwd(hashes: dict[str, str]) -> str:
     return "".join(f"{user}:{hashed}\n" for user, hashed in sorted(hashes.items()))
 
 
-def render_acl(service_accounts: Iterable[str], ha_prefix: str = HA_PREFIX) -> str:
+def render_acl(
+    service_accounts: Iterable[str], ha_prefix: str = HA_PREFIX, observers: Iterable[str] = ()
+) -> str:
     """The ACL: full device-tree access for service accounts, and Home Assistant's discovery
-    tree ``ha_prefix/#`` (ingest publishes discovery there, reads its birth message);
-    own-topics-only for devices (ARCHITECTURE.md: a device writes only its own events,
-    presence, telemetry and config/reported, and reads only its own status and config -- so
-    never anything under ``ha_prefix/``)."""
+    tree ``ha_prefix/#`` (ingest publishes discovery there, reads its birth message); read
+    access to both for observers (Home Assistant), which write only ``ha_prefix/status`` (its
+    birth and last will); own-topics-only for devices (ARCHITECTURE.md: a device writes only
+    its own events, presence, telemetry and config/reported, and reads only its own status and
+    config -- so never anything under ``ha_prefix/``)."""
     root = p.TOPIC_ROOT
     lines = ["# written by 'edgeorder broker-auth'; do not edit by hand", ""]
     for user in sorted(service_accounts):
         lines += [f"user {user}", f"topic readwrite {root}/#", f"topic readwrite {ha_prefix}/#", ""]
+    for user in sorted(observers):
+        lines += [
+            f"user {user}",
+            f"topic read {root}/#",
+            f"topic read {ha_prefix}/#",
+            f"topic write {ha_prefix}/status",
+            "",
+        ]
     lines.append("# devices: username = device_id")
     lines += [f"pattern write {root}/%u/{ch.value}" for ch in DEVICE_WRITES]
     lines += [f"pattern read {root}/%u/{ch.value}" for ch in DEVICE_READS]

@@ -321,7 +321,13 @@ _V8 = (
     "CREATE INDEX status_history_device_published ON status_history (device_id, published_at)",
 )
 
-MIGRATIONS: list[tuple[str | Dialects, ...]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
+_V9 = (
+    # An account's role (ingest.domain.broker_access): 'service' reads and writes every device
+    # topic and the discovery tree (ingest); 'observer' only reads them (Home Assistant).
+    "ALTER TABLE service_accounts ADD COLUMN role TEXT NOT NULL DEFAULT 'service'",
+)
+
+MIGRATIONS: list[tuple[str | Dialects, ...]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9]
 """``MIGRATIONS[n]`` takes the schema from version ``n`` to ``n + 1`` (SQLite: ``PRAGMA
 user_version``; PostgreSQL: the ``edgeorder_schema`` table)."""
 

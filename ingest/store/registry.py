@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from edgeorder import protocol as p
+from edgeorder.ingest.domain.broker_access import AccountRole, BrokerRole
 from edgeorder.ingest.domain.credentials import generate_password, hash_password
 from edgeorder.ingest.domain.devices import (
     DEFAULT_CANCEL_WINDOW_S,
@@ -35,6 +36,7 @@ __all__ = [
     "DeviceExistsError",
     "RegistryError",
     "UnknownDeviceError",
+    "account_roles",
     "add_device",
     "broker_account",
     "device_hashes",
@@ -292,15 +294,24 @@ def remove_device(db: Db, device_id: str, *, actor: str = "system") -> None:
         _audit(conn, actor, "device.remove", device_id)
 
 
-def ensure_service_account(db: Db, username: str, password: str, *, actor: str = "system") -> None:
-    """Create or re-key the MQTT service account ``username`` (e.g. ingest's own)."""
+def ensure_service_account(
+    db: Db,
+    username: str,
+    password: str,
+    *,
+    role: AccountRole = "service",
+    actor: str = "system",
+) -> None:
+    """Create or re-key the MQTT account ``username`` with ``role``: ``service`` (ingest's
+    own: reads and writes every device topic) or ``observer`` (Home Assistant: reads only)."""
     with transaction(handle(db)) as conn:
         conn.execute(
-            "INSERT INTO service_accounts (username, mqtt_hash, created_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (username) DO UPDATE SET mqtt_hash = excluded.mqtt_hash",
-            [username, hash_password(password), _now()],
+            "INSERT INTO service_accounts (username, mqtt_hash, created_at, role) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (username) DO UPDATE SET "
+            "mqtt_hash = excluded.mqtt_hash, role = excluded.role",
+            [username, hash_password(password), _now(), role],
         )
-        _audit(conn, actor, "service_account.ensure", None, username)
+        _audit(conn, actor, "service_account.ensure", None, f"{username} ({role})")
 
 
 def device_hashes(db: Db) -> dict[str, str]:
@@ -312,26 +323,40 @@ def device_hashes(db: Db) -> dict[str, str]:
 
 
 def service_account_hashes(db: Db) -> dict[str, str]:
-    """``username -> $7$ hash`` of every service account."""
+    """``username -> $7$ hash`` of every account (services and observers)."""
     rows = handle(db).execute("SELECT username, mqtt_hash FROM service_accounts").fetchall()
     return {username: hashed for username, hashed in rows}
 
 
-def broker_account(db: Db, username: str) -> tuple[str, bool] | None:
-    """``(hash, is_service_account)`` of an MQTT username that may connect: an enabled device
-    or a service account; None for anyone else (unknown, or a disabled device)."""
+def account_roles(db: Db) -> dict[str, AccountRole]:
+    """``username -> role`` of every account (services and observers)."""
+    rows = handle(db).execute("SELECT username, role FROM service_accounts").fetchall()
+    return {username: _role(role) for username, role in rows}
+
+
+def broker_account(db: Db, username: str) -> tuple[str, BrokerRole] | None:
+    """``(hash, role)`` of an MQTT username that may connect: an enabled device (role
+    ``device``) or an account (``service``, ``observer``); None for anyone else (unknown, or a
+    disabled device)."""
     conn = handle(db)
-    row = conn.execute("SELECT mqtt_hash FROM service_accounts WHERE username = ?", [username])
+    row = conn.execute(
+        "SELECT mqtt_hash, role FROM service_accounts WHERE username = ?", [username]
+    )
     found = row.fetchone()
     if found is not None:
-        return str(found[0]), True
+        return str(found[0]), _role(found[1])
     found = conn.execute(
         "SELECT mqtt_hash FROM devices WHERE device_id = ? AND enabled = 1", [username]
     ).fetchone()
-    return None if found is None else (str(found[0]), False)
+    return None if found is None else (str(found[0]), "device")
+
+
+def _role(value: object) -> AccountRole:
+    """A stored role; anything unknown reads as the least: ``observer``."""
+    return "service" if value == "service" else "observer"
 
 
 def service_accounts(db: Db) -> list[str]:
-    """Every service account's username."""
+    """Every account's username (services and observers)."""
     rows = handle(db).execute("SELECT username FROM service_accounts ORDER BY username")
     return [r[0] for r in rows.fetchall()]

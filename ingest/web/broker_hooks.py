@@ -92,7 +92,14 @@ def _may(
     account = broker_account(conn, username)
     if account is None:
         return False
-    acl = Acl(broker_access.acl_rules([username] if account[1] else [], ha_prefix))
+    role = account[1]
+    acl = Acl(
+        broker_access.acl_rules(
+            [username] if role == "service" else [],
+            ha_prefix,
+            observers=[username] if role == "observer" else [],
+        )
+    )
     return broker_access.authorize(
         acl, username, client_id, "publish" if action == "publish" else "subscribe", topic
     )

@@ -140,11 +140,42 @@ def test_service_option_registers_ingests_own_account(tmp_path: Path) -> None:
     assert "user ingest" in (out / "acl").read_text()
 
 
+def test_observer_option_makes_a_read_only_account_and_a_role_can_change(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "ingest"
+    add_device(data, "dev-a")
+    ha = tmp_path / "ha.pass"
+    out = tmp_path / "auth"
+    base = ["broker-auth", "--out", str(out), "--data-dir", str(data), *OWNER]
+    first = run_cli(*base, "--observer", f"homeassistant={ha}", "--create-password")
+    assert first.returncode == 0, first.stderr
+    assert f"created {ha}: a new password for observer account homeassistant" in first.stdout
+    assert "1 devices, 0 service accounts, 1 observers" in first.stdout
+    hashes = parse_passwd((out / "passwd").read_text())
+    assert verify_password(hashes["homeassistant"], ha.read_text().strip())
+    acl = Acl(parse_acl((out / "acl").read_text()))
+    status = p.device_topic("dev-a", p.Channel.STATUS)
+    assert acl.allows("homeassistant", "h", status, Access.READ)
+    assert not acl.allows("homeassistant", "h", status, Access.WRITE)
+    # the same name as a service account: the role changes, the ACL follows
+    second = run_cli(*base, "--service", f"homeassistant={ha}")
+    assert second.returncode == 0, second.stderr
+    acl = Acl(parse_acl((out / "acl").read_text()))
+    assert acl.allows("homeassistant", "h", status, Access.WRITE)
+    twice = run_cli(*base, "--service", f"ha={ha}", "--observer", f"ha={ha}")
+    assert twice.returncode == 1
+    assert "accounts named more than once: ['ha']" in twice.stderr
+
+
+@pytest.mark.parametrize("option", ["--service", "--observer"])
 @pytest.mark.parametrize(
     ("value", "code"),
     [("ingest", 2), ("ingest=", 2), ("bad user=x", 2), ("ingest=/no/such/file", 1)],
 )
-def test_service_option_refuses_a_bad_value(tmp_path: Path, value: str, code: int) -> None:
+def test_account_options_refuse_a_bad_value(
+    tmp_path: Path, option: str, value: str, code: int
+) -> None:
     (tmp_path / "ingest").mkdir()
     result = run_cli(
         "broker-auth",
@@ -152,12 +183,12 @@ def test_service_option_refuses_a_bad_value(tmp_path: Path, value: str, code: in
         str(tmp_path / "auth"),
         "--data-dir",
         str(tmp_path / "ingest"),
-        "--service",
+        option,
         value,
         *OWNER,
     )
     assert result.returncode == code
-    assert "--service" in result.stderr
+    assert option in result.stderr
     assert not (tmp_path / "auth").exists()
 
 
@@ -305,7 +336,7 @@ def test_each_run_is_recorded_for_the_dashboard(tmp_path: Path) -> None:
         rows = db.execute(
             "SELECT actor, detail FROM audit WHERE action = ?", [BROKER_FILES_WRITTEN]
         )
-        assert rows.fetchall() == [("cli", "1 devices, 0 service accounts")]
+        assert rows.fetchall() == [("cli", "1 devices, 0 service accounts, 0 observers")]
     finally:
         db.conn.close()
 

@@ -79,14 +79,19 @@ def test_who_may_connect(database: Database) -> None:
         registry.add_device(conn, "dev-off", mapping=mapping)
         registry.set_enabled(conn, "dev-off", False)
         registry.ensure_service_account(conn, "ingest", "secret")
+        registry.ensure_service_account(conn, "homeassistant", "secret", role="observer")
         on = registry.broker_account(conn, "dev-on")
         assert on is not None
-        assert on[1] is False
+        assert on[1] == "device"
         assert registry.broker_account(conn, "dev-off") is None  # disabled: may not connect
         assert registry.broker_account(conn, "nobody") is None
         service = registry.broker_account(conn, "ingest")
         assert service is not None
-        assert service[1] is True
+        assert service[1] == "service"
+        observer = registry.broker_account(conn, "homeassistant")
+        assert observer is not None
+        assert observer[1] == "observer"
+        assert registry.account_roles(conn) == {"ingest": "service", "homeassistant": "observer"}
 
 
 # --- over HTTP, as EMQX calls them ---------------------------------------------------------

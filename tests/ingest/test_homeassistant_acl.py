@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from edgeorder import protocol as p
 from edgeorder.demo.provision import write_acl
 from edgeorder.ingest.domain.broker_access import acl_rules, authorize
 from edgeorder.ingest.domain.mosquitto_files import Access, Acl, parse_acl, render_acl
@@ -51,14 +52,35 @@ def test_rules_and_mosquitto_file_agree(prefix: str) -> None:
     assert not authorize(ours, "dev-a", "dev-a", "subscribe", f"{prefix}/+/+/+/config")
 
 
+@pytest.mark.parametrize("prefix", ["homeassistant", "ha/site-1"])
+def test_an_observer_reads_and_writes_only_home_assistants_birth(prefix: str) -> None:
+    ours = Acl(acl_rules(["ingest"], prefix, observers=["ha"]))
+    mosquitto = Acl(parse_acl(render_acl(["ingest"], prefix, observers=["ha"])))
+    device = {ch: p.device_topic("dev-a", ch) for ch in p.Channel}
+    discovery = f"{prefix}/sensor/edgeorder_dev-a/order_state/config"
+    for acl in (ours, mosquitto):
+        for topic in [*device.values(), discovery, f"{prefix}/status"]:
+            assert acl.allows("ha", "h", topic, Access.READ), topic
+        for topic in [*device.values(), discovery]:
+            assert not acl.allows("ha", "h", topic, Access.WRITE), topic
+        assert acl.allows("ha", "h", f"{prefix}/status", Access.WRITE)
+        assert acl.allows("ha", "h", f"{p.TOPIC_ROOT}/+/status", Access.READ, is_filter=True)
+        assert acl.allows("ha", "h", f"{prefix}/#", Access.READ, is_filter=True)
+    assert authorize(ours, "ha", "h", "subscribe", f"{p.TOPIC_ROOT}/+/events")
+    assert not authorize(ours, "ha", "h", "publish", device[p.Channel.EVENTS])
+    assert not authorize(ours, "ha", "h", "publish", discovery)
+    assert authorize(ours, "ha", "h", "publish", f"{prefix}/status")
+
+
 @pytest.fixture
 def auth_files(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     data = tmp_path / "ingest"
     passwords = {name: add_device(data, name) for name in ("dev-a", "dev-b")}
     db = open_db(data / "ingest.db")
     registry.ensure_service_account(db, "ingest", "svc-secret")
+    registry.ensure_service_account(db, "homeassistant", "ha-secret", role="observer")
     db.conn.close()
-    passwords["ingest"] = "svc-secret"
+    passwords["ingest"], passwords["homeassistant"] = "svc-secret", "ha-secret"
     outer = tempfile.TemporaryDirectory(prefix="edgeorder-ha-auth-")
     out = Path(outer.name)
     out.chmod(0o755)
@@ -96,6 +118,44 @@ def exercise(port: int, passwords: dict[str, str]) -> None:
             client.close()
 
 
+def exercise_observer(port: int, passwords: dict[str, str]) -> None:
+    """Home Assistant's read-only account sees statuses and discovery; its publishes on device
+    topics and discovery configs are dropped; its birth message reaches ingest."""
+    clients: list[MqttProbe] = []
+
+    def connect(user: str) -> MqttProbe:
+        client = MqttProbe(
+            port, username=user, password=passwords[user], client_id=f"{user}-{uuid.uuid4().hex}"
+        )
+        clients.append(client)
+        assert client.wait_connected()
+        return client
+
+    status = p.device_topic("dev-a", p.Channel.STATUS)
+    try:
+        service = connect("ingest")
+        service.subscribe(f"{p.TOPIC_ROOT}/+/events", qos=1)
+        service.subscribe("homeassistant/#", qos=1)
+        ha = connect("homeassistant")
+        ha.subscribe(f"{p.TOPIC_ROOT}/+/status", qos=1)
+        ha.subscribe("homeassistant/#", qos=1)
+        ha.publish(p.device_topic("dev-a", p.Channel.EVENTS), b"forged")  # dropped
+        ha.publish(status, b"forged", retain=True)  # dropped
+        ha.publish(FORGED, b"forged", retain=True)  # dropped
+        ha.publish("homeassistant/status", b"online")  # its birth message: allowed
+        service.wait_for(lambda m: m.topic == "homeassistant/status")
+        # one connection's messages arrive in order: the forged ones went first, if at all
+        assert [m.topic for m in service.messages] == ["homeassistant/status"]
+        service.publish(status, b"genuine", retain=True)
+        service.publish(CONFIG, b"{}")
+        ha.wait_for(lambda m: m.topic == status)
+        ha.wait_for(lambda m: m.topic == CONFIG)
+        assert b"forged" not in {m.payload for m in ha.messages}
+    finally:
+        for client in clients:
+            client.close()
+
+
 def test_real_mosquitto_enforces_it(
     auth_files: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
@@ -108,6 +168,7 @@ def test_real_mosquitto_enforces_it(
     ).start()
     try:
         exercise(server.port, passwords)
+        exercise_observer(server.port, passwords)
     finally:
         server.stop()
 
@@ -118,13 +179,15 @@ def test_embedded_broker_enforces_it(tmp_path: Path) -> None:
     db = open_db(data / "ingest.db")
     try:
         registry.ensure_service_account(db, "ingest", "svc-secret")
+        registry.ensure_service_account(db, "homeassistant", "ha-secret", role="observer")
         write_acl(db, data / "acl")
     finally:
         db.conn.close()
-    passwords["ingest"] = "svc-secret"
+    passwords["ingest"], passwords["homeassistant"] = "svc-secret", "ha-secret"
     broker = BrokerThread(data).start()
     try:
         exercise(broker.port, passwords)
+        exercise_observer(broker.port, passwords)
     finally:
         broker.stop()
     assert not broker.errors, broker.errors
@@ -135,6 +198,7 @@ async def test_emqx_authorizer_answers_the_same(ingest: Ingest, ingest_dir: Path
     db = open_db(ingest_dir / "ingest.db")
     try:
         registry.ensure_service_account(db, "ingest", "ingest-secret")
+        registry.ensure_service_account(db, "homeassistant", "ha-secret", role="observer")
         token = create_api_token(db, "emqx")
     finally:
         db.conn.close()
@@ -150,3 +214,9 @@ async def test_emqx_authorizer_answers_the_same(ingest: Ingest, ingest_dir: Path
     assert await may("emqx-ha", "publish", CONFIG) == "deny"
     assert await may("emqx-ha", "publish", "homeassistant/status") == "deny"
     assert await may("emqx-ha", "subscribe", "homeassistant/#") == "deny"
+    status = p.device_topic("emqx-ha", p.Channel.STATUS)
+    assert await may("homeassistant", "subscribe", f"{p.TOPIC_ROOT}/+/status") == "allow"
+    assert await may("homeassistant", "subscribe", "homeassistant/#") == "allow"
+    assert await may("homeassistant", "publish", "homeassistant/status") == "allow"
+    assert await may("homeassistant", "publish", status) == "deny"
+    assert await may("homeassistant", "publish", CONFIG) == "deny"
