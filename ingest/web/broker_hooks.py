@@ -93,6 +93,8 @@ def _may(
     if account is None:
         return False
     role = account[1]
+    if role == "observer" and action != "publish" and broker_access.unshared(topic) != topic:
+        return False  # a read-only account joining ingest's shared group would take its events
     acl = Acl(
         broker_access.acl_rules(
             [username] if role == "service" else [],

@@ -220,3 +220,7 @@ async def test_emqx_authorizer_answers_the_same(ingest: Ingest, ingest_dir: Path
     assert await may("homeassistant", "publish", "homeassistant/status") == "allow"
     assert await may("homeassistant", "publish", status) == "deny"
     assert await may("homeassistant", "publish", CONFIG) == "deny"
+    # never a member of ingest's shared group: it would take a share of the events
+    shared = f"$share/edgeorder/{p.TOPIC_ROOT}/+/events"
+    assert await may("homeassistant", "subscribe", shared) == "deny"
+    assert await may("ingest", "subscribe", shared) == "allow"
