@@ -37,8 +37,12 @@ class Settings(BaseModel):
     mqtt_password: SecretStr = SecretStr("")
     mqtt_client_id: str = "edgeorder-ingest"
     mqtt_ca_file: Path | None = None
-    mqtt_shared_group: str | None = None
-    """Subscribe through ``$share/GROUP/...`` so several ingest workers split the stream."""
+    mqtt_shared_group: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$"
+    )
+    """Subscribe through ``$share/GROUP/...`` so several ingest workers split the stream; one
+    topic level of letters, digits, ``_``, ``.`` and ``-`` (a ``/``, ``+`` or ``#`` would make
+    another filter, which the broker refuses or reads differently)."""
     # --- what devices are told (provisioning) -------------------------------------------------
     device_mqtt_url: str | None = None
     """The broker URL written into every new device's firmware config, as devices reach it

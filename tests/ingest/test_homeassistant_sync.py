@@ -135,3 +135,14 @@ def test_cli_flag_env_and_prefix_check(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="ha_discovery_prefix"):
         build_settings(args(*base, "--ha-discovery-prefix", "ha/#"), {})
     assert "--ha-discovery" in _parser("edgeorder ingest").format_help()
+
+
+@pytest.mark.parametrize("group", ["", "a/b", "g+", "g#", "x" * 65])
+def test_a_shared_group_is_one_plain_topic_level(tmp_path: Path, group: str) -> None:
+    """Else ``$share/GROUP/...`` is another filter than the workers' (see the README's note
+    on observers and an unguessable group)."""
+    base = ["--data-dir", str(tmp_path)]
+    with pytest.raises(ValidationError, match="mqtt_shared_group"):
+        build_settings(args(*base, "--shared-group", group), {})
+    ok = build_settings(args(*base, "--shared-group", "edgeorder-5f0c.a_B"), {})
+    assert ok.mqtt_shared_group == "edgeorder-5f0c.a_B"
