@@ -90,18 +90,33 @@ def auth_files(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     outer.cleanup()
 
 
-def exercise(port: int, passwords: dict[str, str]) -> None:
-    """Ingest reads and writes the discovery tree; a device's publishes there are dropped."""
-    clients: list[MqttProbe] = []
+class Clients:
+    """Connected probes on the broker at ``port``, each as its user; closed together."""
 
-    def connect(user: str) -> MqttProbe:
+    def __init__(self, port: int, passwords: dict[str, str]) -> None:
+        self.port, self.passwords = port, passwords
+        self.opened: list[MqttProbe] = []
+
+    def connect(self, user: str) -> MqttProbe:
         client = MqttProbe(
-            port, username=user, password=passwords[user], client_id=f"{user}-{uuid.uuid4().hex}"
+            self.port,
+            username=user,
+            password=self.passwords[user],
+            client_id=f"{user}-{uuid.uuid4().hex}",
         )
-        clients.append(client)
+        self.opened.append(client)
         assert client.wait_connected()
         return client
 
+    def close(self) -> None:
+        for client in self.opened:
+            client.close()
+
+
+def exercise(port: int, passwords: dict[str, str]) -> None:
+    """Ingest reads and writes the discovery tree; a device's publishes there are dropped."""
+    clients = Clients(port, passwords)
+    connect = clients.connect
     try:
         service = connect("ingest")
         service.subscribe("homeassistant/#", qos=0)
@@ -114,23 +129,14 @@ def exercise(port: int, passwords: dict[str, str]) -> None:
         assert [m.topic for m in service.messages] == [CONFIG]
         assert got[0].payload == b"{}"
     finally:
-        for client in clients:
-            client.close()
+        clients.close()
 
 
 def exercise_observer(port: int, passwords: dict[str, str]) -> None:
     """Home Assistant's read-only account sees statuses and discovery; its publishes on device
     topics and discovery configs are dropped; its birth message reaches ingest."""
-    clients: list[MqttProbe] = []
-
-    def connect(user: str) -> MqttProbe:
-        client = MqttProbe(
-            port, username=user, password=passwords[user], client_id=f"{user}-{uuid.uuid4().hex}"
-        )
-        clients.append(client)
-        assert client.wait_connected()
-        return client
-
+    clients = Clients(port, passwords)
+    connect = clients.connect
     status = p.device_topic("dev-a", p.Channel.STATUS)
     try:
         service = connect("ingest")
@@ -152,8 +158,7 @@ def exercise_observer(port: int, passwords: dict[str, str]) -> None:
         ha.wait_for(lambda m: m.topic == CONFIG)
         assert b"forged" not in {m.payload for m in ha.messages}
     finally:
-        for client in clients:
-            client.close()
+        clients.close()
 
 
 def test_real_mosquitto_enforces_it(
