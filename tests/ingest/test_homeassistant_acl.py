@@ -143,7 +143,8 @@ def exercise_observer(port: int, passwords: dict[str, str]) -> None:
         service.subscribe(f"{p.TOPIC_ROOT}/+/events", qos=1)
         service.subscribe("homeassistant/#", qos=1)
         ha = connect("homeassistant")
-        ha.subscribe(f"{p.TOPIC_ROOT}/+/status", qos=1)
+        for channel in (p.Channel.STATUS, p.Channel.EVENTS, p.Channel.PRESENCE):
+            ha.subscribe(f"{p.TOPIC_ROOT}/+/{channel.value}", qos=1)  # the sensor, the triggers
         ha.subscribe("homeassistant/#", qos=1)
         ha.publish(p.device_topic("dev-a", p.Channel.EVENTS), b"forged")  # dropped
         ha.publish(status, b"forged", retain=True)  # dropped
@@ -156,6 +157,14 @@ def exercise_observer(port: int, passwords: dict[str, str]) -> None:
         service.publish(CONFIG, b"{}")
         ha.wait_for(lambda m: m.topic == status)
         ha.wait_for(lambda m: m.topic == CONFIG)
+        device = connect("dev-a")  # a press and the availability, as Home Assistant needs them
+        press, presence = (
+            p.device_topic("dev-a", ch) for ch in (p.Channel.EVENTS, p.Channel.PRESENCE)
+        )
+        device.publish(press, b"press")
+        device.publish(presence, b"online", retain=True)
+        ha.wait_for(lambda m: (m.topic, m.payload) == (press, b"press"))
+        ha.wait_for(lambda m: (m.topic, m.payload) == (presence, b"online"))
         assert b"forged" not in {m.payload for m in ha.messages}
     finally:
         clients.close()
