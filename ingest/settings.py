@@ -12,6 +12,7 @@ import socket
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -35,8 +36,9 @@ class Settings(BaseModel):
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     mqtt_username: str = "ingest"
     mqtt_password: SecretStr = SecretStr("")
-    mqtt_client_id: str = "edgeorder-ingest"
+    mqtt_client_id: str = Field(default="edgeorder-ingest", min_length=1, max_length=256)
     mqtt_ca_file: Path | None = None
+    """The CA that signed the broker's certificate (``mqtts://``); must be a readable file."""
     mqtt_shared_group: str | None = Field(
         default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$"
     )
@@ -195,8 +197,26 @@ class Settings(BaseModel):
     @field_validator("mqtt_url", "device_mqtt_url")
     @classmethod
     def _mqtt_scheme(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("mqtt://", "mqtts://")):
-            raise ValueError("must start with mqtt:// or mqtts://")
+        if value is not None:
+            _check_url(value, ("mqtt", "mqtts"))
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value:
+            _check_url(value, ("http", "https"))
+        return value or None
+
+    @field_validator("mqtt_ca_file")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                with value.open("rb"):
+                    pass
+            except OSError as exc:
+                raise ValueError(f"cannot read {value}: {exc.strerror}") from None
         return value
 
     @field_validator("ha_discovery_prefix")
@@ -239,3 +259,20 @@ class Settings(BaseModel):
     def worker(self) -> str:
         """``worker_id``, or one made for this process."""
         return self.worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def _check_url(value: str, schemes: tuple[str, ...]) -> None:
+    """``SCHEME://HOST[:PORT]...`` with one of ``schemes``, a host and a port in range: what
+    the MQTT link and the webhook registration would otherwise fail on, later and repeatedly."""
+    allowed = " or ".join(f"{scheme}://" for scheme in schemes)
+    if not value.startswith(tuple(f"{scheme}://" for scheme in schemes)):
+        raise ValueError(f"must start with {allowed}")
+    parts = urlsplit(value)
+    if not parts.hostname:
+        raise ValueError(f"needs a host: {allowed}HOST[:PORT]")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("the port must be a number from 1 to 65535") from None
+    if port == 0:
+        raise ValueError("the port must be a number from 1 to 65535")
