@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -118,6 +119,35 @@ class Ingest:
     async def get(self, path: str) -> tuple[int, str]:
         async with aiohttp.ClientSession() as http, http.get(self.url + path) as resp:
             return resp.status, await resp.text()
+
+
+@asynccontextmanager
+async def shared_workers(
+    base: Path, mqtt_url: str, core_url: str, pg_url: str, count: int = 2, **extra: Any
+) -> AsyncIterator[list[Ingest]]:
+    """``count`` ingest workers ``w0``, ``w1``, ... on one PostgreSQL ledger and one shared
+    MQTT group, each started and listening for the others' notices; stopped at the end."""
+    running: list[Ingest] = []
+    try:
+        for n in range(count):
+            settings = ingest_settings(
+                base / f"w{n}",
+                mqtt_url,
+                core_url,
+                db_url=pg_url,
+                mqtt_shared_group="ingest",
+                worker_id=f"w{n}",
+                **extra,
+            )
+            running.append(await Ingest(settings).start())
+        for worker in running:
+            fanout = worker.service.fanout
+            assert fanout is not None
+            await asyncio.wait_for(fanout.listening.wait(), 10)
+        yield running
+    finally:
+        for worker in running:
+            await worker.stop()
 
 
 def ingest_settings(data_dir: Path, mqtt_url: str, core_url: str, **extra: Any) -> Settings:

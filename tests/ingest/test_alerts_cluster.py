@@ -13,7 +13,7 @@ from edgeorder import protocol as p
 from edgeorder.ingest.store import registry
 from edgeorder.ingest.store.database import Database
 from edgeorder.ingest.store.reports import record_presence
-from tests.ingest.support import Ingest, OrderCore, ingest_settings
+from tests.ingest.support import Ingest, OrderCore, shared_workers
 from tests.support.mosquitto import MosquittoServer
 
 pytestmark = pytest.mark.integration
@@ -23,27 +23,15 @@ pytestmark = pytest.mark.integration
 async def workers(
     tmp_path: Path, pg_url: str, mosquitto: MosquittoServer, ordercore: OrderCore
 ) -> AsyncIterator[list[Ingest]]:
-    running: list[Ingest] = []
-    try:
-        for n in range(2):
-            settings = ingest_settings(
-                tmp_path / f"w{n}",
-                mosquitto.url,
-                ordercore.url,
-                db_url=pg_url,
-                mqtt_shared_group="ingest",
-                worker_id=f"w{n}",
-                alert_interval_s=3600,  # passes only when the test says
-                alert_offline_s=0.001,
-            )
-            running.append(await Ingest(settings).start())
-        for worker in running:
-            assert worker.service.fanout is not None
-            await asyncio.wait_for(worker.service.fanout.listening.wait(), 10)
+    async with shared_workers(
+        tmp_path,
+        mosquitto.url,
+        ordercore.url,
+        pg_url,
+        alert_interval_s=3600,  # passes only when the test says
+        alert_offline_s=0.001,
+    ) as running:
         yield running
-    finally:
-        for worker in running:
-            await worker.stop()
 
 
 async def refreshed(worker: Ingest, action: asyncio.Future[object]) -> None:

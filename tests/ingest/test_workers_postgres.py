@@ -25,7 +25,7 @@ from edgeorder.ingest.cli.database import tell_workers
 from edgeorder.ingest.store import registry
 from edgeorder.ingest.store.database import Database
 from edgeorder.ingest.web.auth import create_api_token
-from tests.ingest.support import Ingest, OrderCore, ingest_settings, press, status_is, wait_for
+from tests.ingest.support import Ingest, OrderCore, press, shared_workers, status_is, wait_for
 from tests.support.mosquitto import MosquittoServer
 from tests.support.mqtt import MqttProbe, Received
 
@@ -40,27 +40,10 @@ SINGLE = p.ButtonMapping(
 async def workers(
     tmp_path: Path, pg_url: str, mosquitto: MosquittoServer, ordercore: OrderCore
 ) -> AsyncIterator[list[Ingest]]:
-    running: list[Ingest] = []
-    try:
-        for n in range(2):
-            settings = ingest_settings(
-                tmp_path / f"w{n}",
-                mosquitto.url,
-                ordercore.url,
-                db_url=pg_url,
-                mqtt_shared_group="ingest",
-                worker_id=f"w{n}",
-                outbox_lease_s=5,
-            )
-            running.append(await Ingest(settings).start())
-        for worker in running:
-            fanout = worker.service.fanout
-            assert fanout is not None
-            await asyncio.wait_for(fanout.listening.wait(), 10)
+    async with shared_workers(
+        tmp_path, mosquitto.url, ordercore.url, pg_url, outbox_lease_s=5
+    ) as running:
         yield running
-    finally:
-        for worker in running:
-            await worker.stop()
 
 
 def provision(pg_url: str, *devices: str, parallel: bool = True) -> None:
