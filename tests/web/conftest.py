@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,19 +99,28 @@ def make_app(
     return app
 
 
-@pytest.fixture
-async def webenv(tmp_path: Path) -> AsyncIterator[WebEnv]:
+@asynccontextmanager
+async def serve_web(
+    tmp_path: Path, before: Callable[[web.Application], None] | None = None
+) -> AsyncIterator[WebEnv]:
+    """The dashboard served by a test client (``before``: installed ahead of it, e.g. the
+    REST API as ingest's app has it); closed at the end."""
     settings = make_settings(tmp_path)
     bus = Bus()
-    simulator = RecordingSimulator(settings.db_path, bus)
-    publisher = RecordingPublisher()
-    app = make_app(settings, bus, simulator, publisher)
+    simulator, publisher = RecordingSimulator(settings.db_path, bus), RecordingPublisher()
+    app = make_app(settings, bus, simulator, publisher, before=before)
     client: TestClient[web.Request, web.Application] = TestClient(TestServer(app))
     await client.start_server()
     try:
         yield WebEnv(app, client, settings, bus, simulator, publisher)
     finally:
         await client.close()
+
+
+@pytest.fixture
+async def webenv(tmp_path: Path) -> AsyncIterator[WebEnv]:
+    async with serve_web(tmp_path) as env:
+        yield env
 
 
 @pytest.fixture

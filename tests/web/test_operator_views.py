@@ -12,31 +12,20 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 from edgeorder import protocol as p
-from edgeorder.ingest.bus import Bus
 from edgeorder.ingest.web import export
 from edgeorder.ingest.web.api import install_api
-from tests.web.conftest import WebEnv, make_app, make_settings
-from tests.web.support import RecordingPublisher, RecordingSimulator, add_device, record_event
+from tests.web.conftest import WebEnv, serve_web
+from tests.web.support import add_device, record_event
 from tests.web.support_views import confirm, heartbeats, presence_at
 
 
 @pytest.fixture
 async def webapi(tmp_path: Path) -> AsyncIterator[WebEnv]:
     """The dashboard with the REST API installed as ingest's app has it (the API first)."""
-    settings = make_settings(tmp_path)
-    bus = Bus()
-    simulator, publisher = RecordingSimulator(settings.db_path, bus), RecordingPublisher()
-    app = make_app(settings, bus, simulator, publisher, before=install_api)
-    client: TestClient[web.Request, web.Application] = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        yield WebEnv(app, client, settings, bus, simulator, publisher)
-    finally:
-        await client.close()
+    async with serve_web(tmp_path, before=install_api) as env:
+        yield env
 
 
 def _region(html: str, pattern: str) -> str:
