@@ -66,9 +66,17 @@ def unshared(topic_filter: str) -> str | None:
 
 
 def authorize(
-    acl: Acl, username: str | None, client_id: str, action: BrokerAction, topic: str
+    acl: Acl,
+    username: str | None,
+    client_id: str,
+    action: BrokerAction,
+    topic: str,
+    *,
+    may_share: bool = True,
 ) -> bool:
-    """May ``username`` publish on (``publish``) or subscribe to (``subscribe``) ``topic``?"""
+    """May ``username`` publish on (``publish``) or subscribe to (``subscribe``) ``topic``?
+    ``may_share=False`` (an observer) refuses shared subscriptions: a member of ingest's
+    group would take a share of the events, which reading them does not allow."""
     if not username:
         return False
     if action == "publish":
@@ -76,6 +84,6 @@ def authorize(
             return False  # a topic name, never a filter or a broker topic
         return acl.allows(username, client_id, topic, Access.WRITE)
     real = unshared(topic)
-    if real is None:
+    if real is None or (real != topic and not may_share):
         return False
     return acl.allows(username, client_id, real, Access.READ, is_filter=True)

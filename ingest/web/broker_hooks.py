@@ -93,8 +93,6 @@ def _may(
     if account is None:
         return False
     role = account[1]
-    if role == "observer" and action != "publish" and broker_access.unshared(topic) != topic:
-        return False  # a read-only account joining ingest's shared group would take its events
     acl = Acl(
         broker_access.acl_rules(
             [username] if role == "service" else [],
@@ -103,7 +101,12 @@ def _may(
         )
     )
     return broker_access.authorize(
-        acl, username, client_id, "publish" if action == "publish" else "subscribe", topic
+        acl,
+        username,
+        client_id,
+        "publish" if action == "publish" else "subscribe",
+        topic,
+        may_share=role != "observer",
     )
 
 

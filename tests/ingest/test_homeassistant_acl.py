@@ -70,6 +70,9 @@ def test_an_observer_reads_and_writes_only_home_assistants_birth(prefix: str) ->
     assert not authorize(ours, "ha", "h", "publish", device[p.Channel.EVENTS])
     assert not authorize(ours, "ha", "h", "publish", discovery)
     assert authorize(ours, "ha", "h", "publish", f"{prefix}/status")
+    shared = f"$share/ingest/{p.TOPIC_ROOT}/+/events"
+    assert not authorize(ours, "ha", "h", "subscribe", shared, may_share=False)
+    assert authorize(ours, "ingest", "i", "subscribe", shared)
 
 
 @pytest.fixture
