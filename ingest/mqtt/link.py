@@ -440,8 +440,9 @@ class MqttLink:
     def _pause_reading(self) -> None:
         """Backpressure: the consumer is behind by a full queue, so the broker keeps what
         follows (TCP holds it, and the QoS 1 in-flight window stops the broker sending more)
-        until ``_taken`` makes room. Reading on and dropping instead would force a resync
-        whose redelivery burst, larger than the room left, could be dropped again and again."""
+        until ``_taken`` finds the queue half empty. Reading on and dropping instead would
+        force a resync whose redelivery burst, larger than the room left, could be dropped
+        again and again."""
         if self.paused.is_set() or self._sock is None or self._loop is None:
             return
         self.paused.set()
@@ -450,7 +451,9 @@ class MqttLink:
         log.debug("mqtt.reading_paused", queued=self.inbound.qsize())
 
     def _taken(self) -> None:
-        if not self.paused.is_set():
+        # half empty before reading again: a saturated consumer does not flip the reader on
+        # and off for every message it takes
+        if not self.paused.is_set() or self.inbound.qsize() > self.inbound.maxsize // 2:
             return
         self.paused.clear()
         if self._sock is not None and self._loop is not None:

@@ -9,7 +9,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from edgeorder import protocol as p
-from edgeorder.ingest.mqtt.link import Inbound, MqttLink, MqttOptions
+from edgeorder.ingest.mqtt.link import MqttLink, MqttOptions
 from tests.ingest.support import Ingest, OrderCore, add_device, press, status_is, wait_for
 from tests.support.mosquitto import MosquittoServer
 from tests.support.mqtt import MqttProbe
@@ -59,21 +59,27 @@ def _link(mosquitto: MosquittoServer, client_id: str, queue_size: int) -> MqttLi
 async def test_a_full_queue_pauses_reading_and_a_burst_arrives_whole_on_one_connection(
     mosquitto: MosquittoServer,
 ) -> None:
-    """Backpressure, not drops: five QoS 1 messages into a queue of two wait in the broker
-    until the consumer makes room; none is dropped, no reconnect, all arrive in order."""
-    link = _link(mosquitto, "link-overflow", queue_size=2)
+    """Backpressure, not drops: ten QoS 1 messages into a queue of four wait in the broker
+    until the consumer has emptied half of it; none is dropped, no reconnect, all arrive in
+    order."""
+    link = _link(mosquitto, "link-overflow", queue_size=4)
     link.start()
     probe = MqttProbe(mosquitto.port)
     try:
         await asyncio.wait_for(link.subscribed.wait(), 10)
         assert probe.wait_connected()
-        payloads = [f"press-{i}".encode() for i in range(5)]
+        payloads = [f"press-{i}".encode() for i in range(10)]
         topic = p.device_topic("overflow-01", p.Channel.EVENTS)
         for payload in payloads:
             await asyncio.to_thread(probe.publish, topic, payload)
-        await asyncio.wait_for(link.paused.wait(), 10)  # nothing consumes yet: two fit
-        assert link.inbound.qsize() == 2
-        got: list[Inbound] = []
+        await asyncio.wait_for(link.paused.wait(), 10)  # nothing consumes yet: four fit
+        assert link.inbound.qsize() == 4
+        got = [link.inbound.get_nowait()]
+        assert link.paused.is_set()  # three left: not yet
+        got.append(link.inbound.get_nowait())
+        assert not link.paused.is_set()  # half empty: reading again
+        for message in got:
+            link.ack(message)
         async with asyncio.timeout(20):
             while len(got) < len(payloads):
                 message = await link.inbound.get()
