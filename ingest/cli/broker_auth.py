@@ -195,8 +195,12 @@ def _registry_hashes(
     database: Database, accounts: Sequence[tuple[Service, str]]
 ) -> tuple[dict[str, str], dict[str, str], dict[str, AccountRole]]:
     with database.open() as conn:
+        before = account_roles(conn) if accounts else {}
         for account, password in accounts:
             ensure_service_account(conn, account.user, password, role=account.role, actor="cli")
+            was = before.get(account.user)
+            if was is not None and was != account.role:  # said: ingest made an observer stops
+                print(f"account {account.user}: role changed from {was} to {account.role}")
         return device_hashes(conn), service_account_hashes(conn), account_roles(conn)
 
 

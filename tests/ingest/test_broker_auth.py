@@ -161,6 +161,8 @@ def test_observer_option_makes_a_read_only_account_and_a_role_can_change(
     # the same name as a service account: the role changes, the ACL follows
     second = run_cli(*base, "--service", f"homeassistant={ha}")
     assert second.returncode == 0, second.stderr
+    assert "account homeassistant: role changed from observer to service" in second.stdout
+    assert "role changed" not in run_cli(*base, "--service", f"homeassistant={ha}").stdout
     acl = Acl(parse_acl((out / "acl").read_text()))
     assert acl.allows("homeassistant", "h", status, Access.WRITE)
     twice = run_cli(*base, "--service", f"ha={ha}", "--observer", f"ha={ha}")
