@@ -33,6 +33,9 @@ class Publisher(Protocol):
     async def publish_config(self, device_id: str) -> None:
         """Publish the device's desired config (retained) from the registry."""
 
+    async def reload_devices(self) -> None:
+        """Re-read the registry into the event path's device cache (after a change)."""
+
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
 BUS_KEY = web.AppKey("bus", Bus)

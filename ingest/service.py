@@ -330,7 +330,9 @@ class IngestService:
                     await self.alerts.refresh(announce=False)
                     self.bus.publish(Notice("alert_view"))  # local only: pages re-read
                 if notice.kind == "resync" or (
-                    notice.kind == "device" and notice.data.get("source") != "publisher"
+                    notice.kind == "device"
+                    and notice.data.get("source") != "publisher"
+                    and not (notice.origin is None and notice.data.get("reloaded"))
                 ):
                     await self.devices.reload()
                 if notice.kind == "resync" or (
@@ -342,6 +344,9 @@ class IngestService:
                         self.statuses.publish(outs)
 
     # --- Publisher ----------------------------------------------------------------------------
+
+    async def reload_devices(self) -> None:
+        await self.devices.reload()
 
     async def publish_config(self, device_id: str) -> None:
         """Publish the device's desired config, retained, from the registry."""

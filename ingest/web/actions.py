@@ -20,7 +20,7 @@ from aiohttp import web
 from edgeorder import protocol as p
 from edgeorder.ingest.bus import Notice
 from edgeorder.ingest.domain.firmware import DEVICE_CA_NAME, render_agent_toml
-from edgeorder.ingest.keys import BUS_KEY, PUBLISHER_KEY, SETTINGS_KEY, SIMULATOR_KEY
+from edgeorder.ingest.keys import BUS_KEY, SETTINGS_KEY, SIMULATOR_KEY
 from edgeorder.ingest.orders import outbox
 from edgeorder.ingest.orders.catalog import CatalogUnavailableError, SkuError
 from edgeorder.ingest.store import audit, groups, registry
@@ -28,7 +28,7 @@ from edgeorder.ingest.store.bulk import BulkError, BulkRequest, apply_bulk
 from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.web import forms, provisioning, sku_picker, views
 from edgeorder.ingest.web.access import identity_of, see_other
-from edgeorder.ingest.web.bulk_notify import announce_bulk
+from edgeorder.ingest.web.announce import announce, announce_bulk
 from edgeorder.ingest.web.markup import Markup, esc, join
 from edgeorder.ingest.web.pages import device_page, page, simulated_ids
 from edgeorder.ingest.web.state import STORE_KEY
@@ -48,18 +48,10 @@ def _done(request: web.Request, location: str, **payload: Any) -> web.Response:
     return see_other(location)
 
 
-def _notify(request: web.Request, kind: str, device_id: str | None) -> None:
+def _notify_outbox(request: web.Request) -> None:
     bus = request.app.get(BUS_KEY)
     if bus is not None:
-        bus.publish(Notice(kind, device_id, {"source": "dashboard"}))
-
-
-async def _push_config(request: web.Request, device_id: str) -> None:
-    publisher = request.app.get(PUBLISHER_KEY)
-    if publisher is None:
-        log.warning("config_not_pushed", device_id=device_id, reason="no MQTT publisher")
-        return
-    await publisher.publish_config(device_id)
+        bus.publish(Notice("outbox", None, {"source": "dashboard"}))
 
 
 async def _registry(request: web.Request, fn: Callable[[Conn], Any], *, write: bool = True) -> Any:
@@ -108,7 +100,7 @@ async def set_enabled(request: web.Request) -> web.Response:
     enabled = form.get("enabled") == "1"
     actor = identity_of(request).actor
     await _registry(request, lambda db: registry.set_enabled(db, device_id, enabled, actor=actor))
-    _notify(request, "device", device_id)
+    await announce(request, (device_id,), source="dashboard")
     return _done(request, views.device_url(device_id), enabled=enabled)
 
 
@@ -120,8 +112,7 @@ async def set_env(request: web.Request) -> web.Response:
     value: Literal["dev", "prod"] = "dev" if env == "dev" else "prod"
     actor = identity_of(request).actor
     await _registry(request, lambda db: registry.set_env(db, device_id, value, actor=actor))
-    _notify(request, "device", device_id)
-    await _push_config(request, device_id)
+    await announce(request, (device_id,), source="dashboard", config_changed=(device_id,))
     return _done(request, views.device_url(device_id), env=value)
 
 
@@ -140,8 +131,7 @@ async def set_mapping(request: web.Request) -> web.Response:
     await _registry(
         request, lambda db: registry.update_mapping(db, device_id, mapping, actor=actor)
     )
-    _notify(request, "device", device_id)
-    await _push_config(request, device_id)
+    await announce(request, (device_id,), source="dashboard", config_changed=(device_id,))
     return _done(request, views.device_url(device_id), mapping=mapping.model_dump(mode="json"))
 
 
@@ -164,7 +154,7 @@ async def set_groups(request: web.Request) -> web.Response:
             return web.json_response({"ok": False, "error": (exc.text or "").strip()}, status=400)
         notice = f"Tags and site not saved: {(exc.text or '').strip()}"
         return await device_page(request, notice=notice, status=400)
-    _notify(request, "device", device_id)
+    await announce(request, (device_id,), source="dashboard")
     return _done(request, views.device_url(device_id), tags=sorted(set(tags)), site=site.strip())
 
 
@@ -235,7 +225,7 @@ async def rotate(request: web.Request) -> web.Response:
     password: str = await _registry(
         request, lambda db: registry.rotate_credentials(db, device_id, actor=actor)
     )
-    _notify(request, "device", device_id)
+    await announce(request, (device_id,), source="dashboard")
     log.info("credentials_rotated", device_id=device_id, actor=actor)
     if _wants_json(request):
         return web.json_response({"ok": True, "device_id": device_id, "password": password})
@@ -286,8 +276,7 @@ async def provision(request: web.Request) -> web.Response:
             active="provision",
             status=status,
         )
-    _notify(request, "device", device_id)
-    await _push_config(request, device_id)
+    await announce(request, (device_id,), source="dashboard", config_changed=(device_id,))
     broker = await provisioning.load_broker_view(request)  # counts this change too
     # As devices reach the broker (device_mqtt_url), with the CA beside the TOML: never
     # ingest's own loopback URL, which no Pi reaches.
@@ -351,7 +340,7 @@ async def _outbox_action(request: web.Request, name: Literal["retry", "discard"]
         log.info("outbox_action_refused", action=name, outbox_id=outbox_id, reason="not pending")
         raise web.HTTPNotFound(text=f"order #{outbox_id} is not waiting in the buffer\n")
     # "outbox" wakes the worker (retry) and refreshes every open page.
-    _notify(request, "outbox", None)
+    _notify_outbox(request)
     log.info("outbox_" + name, outbox_id=outbox_id, actor=actor)
     if _wants_json(request):
         return web.json_response({"ok": True, "id": outbox_id, "action": name})

@@ -28,15 +28,15 @@ from edgeorder.ingest.errors import (
     FailedDependencyError,
     NotFoundError,
 )
-from edgeorder.ingest.keys import ALERTS_KEY, BUS_KEY, CATALOG_KEY, PUBLISHER_KEY, SETTINGS_KEY
+from edgeorder.ingest.keys import ALERTS_KEY, BUS_KEY, CATALOG_KEY, SETTINGS_KEY
 from edgeorder.ingest.orders import catalog, outbox
 from edgeorder.ingest.store import alerts, groups, history, queries, registry
 from edgeorder.ingest.store.bulk import BulkError, BulkRequest, apply_bulk
 from edgeorder.ingest.store.database import Conn
 from edgeorder.ingest.web import api_models as m
 from edgeorder.ingest.web.access import identity_of
+from edgeorder.ingest.web.announce import announce, announce_bulk
 from edgeorder.ingest.web.broker_hooks import BROKER_OPERATIONS
-from edgeorder.ingest.web.bulk_notify import announce_bulk
 from edgeorder.ingest.web.evendi_api import EVENDI_OPERATIONS
 from edgeorder.ingest.web.export import EXPORT_OPERATIONS
 from edgeorder.ingest.web.openapi import (
@@ -78,10 +78,8 @@ async def _mutate(
         raise ConflictError(str(exc), code="exists") from exc
     except registry.RegistryError as exc:
         raise BadRequestError(str(exc)) from exc
-    request.app[BUS_KEY].publish(Notice("device", device_id, {"source": "api"}))
-    publisher = request.app.get(PUBLISHER_KEY)
-    if config and publisher is not None and device_id is not None:
-        await publisher.publish_config(device_id)
+    configs = (device_id,) if config and device_id is not None else ()
+    await announce(request, (device_id,), source="api", config_changed=configs)
     return result
 
 

@@ -200,10 +200,15 @@ class RecordingSimulator:
 
 
 class RecordingPublisher:
-    """Stands in for ingest's MQTT link: records which device configs were pushed."""
+    """Stands in for ingest's MQTT link: records which device configs were pushed and how
+    often the device cache was asked to reload."""
 
     def __init__(self) -> None:
         self.pushed: list[str] = []
+        self.reloads = 0
 
     async def publish_config(self, device_id: str) -> None:
         self.pushed.append(device_id)
+
+    async def reload_devices(self) -> None:
+        self.reloads += 1
