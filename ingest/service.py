@@ -55,6 +55,9 @@ log = structlog.get_logger(__name__)
 
 SETTLE_TIMEOUT_S = 3.0
 """At shutdown, how long to wait for the PUBACKs of statuses already sent."""
+REGISTRY_PERIOD_S = 1.0
+"""How often the registry's mark is read (one indexed query): a change made by another
+process -- the CLI -- applies to the next press within that."""
 
 
 def _sweep_s(settings: Settings) -> float:
@@ -225,6 +228,7 @@ class IngestService:
         self._spawn("outbox", self.worker.run())
         self._spawn("poller", self.sync.poll_forever())
         self._spawn("bus", self._follow_bus())
+        self._spawn("registry", self.devices.follow(REGISTRY_PERIOD_S, self._registry_changed))
         self._spawn("alerts", self.alerts.run())
         if self.fanout is not None:
             self._spawn("fanout", self.fanout.run())
@@ -281,7 +285,7 @@ class IngestService:
         await self._cancel("router")  # take no new messages
         await self._drain_inbound()
         self.router.close()  # pending re-tries: unacked, so redelivered to the next session
-        for name in ("outbox", "poller", "bus", "webhook", "fanout", "ha", "alerts"):
+        for name in ("outbox", "poller", "bus", "registry", "webhook", "fanout", "ha", "alerts"):
             await self._cancel(name)  # orders in flight stay pending: safe to retry
         try:
             await self.writer.run(lambda conn: None)  # barrier: every earlier write acked
@@ -301,6 +305,10 @@ class IngestService:
             log.exception("ingest.confirmations_not_written")
         await self._close()
         log.info("ingest.stopped")
+
+    def _registry_changed(self) -> None:
+        """Another process changed the registry (the CLI): open pages show it."""
+        self.bus.publish(Notice("device", None, {"source": "registry", "reloaded": True}))
 
     async def _cancel(self, name: str) -> None:
         task = self._tasks.pop(name, None)

@@ -4,10 +4,12 @@
 (``ingest.store.bulk``).
 
 Works on ingest's database directly: ``ingest.db`` in ``--data-dir``, or the PostgreSQL of
-``--db-url`` (``ingest.cli.database``). A running ingest picks a new device up by itself (it
-re-reads the registry when it meets an unknown one); on PostgreSQL every change is also announced
-to the running workers (LISTEN/NOTIFY), which re-read the registry at once. Mosquitto learns of
-changes from ``edgeorder broker-auth --reload`` (EMQX asks ingest: ``deploy/cluster/``).
+``--db-url`` (``ingest.cli.database``). A running ingest applies every change within a second,
+without a restart (it reads the registry's mark, the newest audit row, each second; and it
+re-reads the registry when it meets an unknown device); on PostgreSQL every change is also
+announced to the running workers (LISTEN/NOTIFY), which re-read the registry at once.
+Mosquitto learns of changes from ``edgeorder broker-auth --reload`` (EMQX asks ingest:
+``deploy/cluster/``).
 
 ``add`` and ``rotate-credentials`` write the device's firmware config with the broker URL as
 devices reach it (``--mqtt-url``, env ``EDGEORDER_INGEST_DEVICE_MQTT_URL``, the setting ingest

@@ -4,10 +4,12 @@ With several workers on one PostgreSQL, a change made through another worker rea
 as a ``device`` notice too (``ingest.store.fanout``), so no worker keeps ordering for a device
 another has disabled.
 
-Reloaded (off the event loop) at start, on every ``device`` notice of the bus (a change made
-by the dashboard or the REST API), and when an event names a device the cache does not know (a
-device added by the CLI in another process) -- such miss reloads at most once per
-``miss_refresh_s``, so a stream of unknown ids cannot turn into a stream of queries.
+Reloaded (off the event loop) at start, by the dashboard and the REST API before they answer
+a change, on every ``device`` notice of the bus, when the registry's audit trail has grown
+(``follow``: a change made by another process -- ``edgeorder device disable`` on the same
+SQLite file -- takes effect within a period, not at the next restart), and when an event names a
+device the cache does not know (a device just added by the CLI) -- such miss reloads at most
+once per ``miss_refresh_s``, so a stream of unknown ids cannot turn into a stream of queries.
 ``on_config_change`` hears of every device that is new or has a new config version (so the
 service can publish its retained config, also for devices added by the CLI).
 """
@@ -20,18 +22,28 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from edgeorder.ingest.domain.devices import Device
 from edgeorder.ingest.store.database import Conn, Database
-from edgeorder.ingest.store.registry import load_devices
+from edgeorder.ingest.store.registry import load_devices, registry_mark
 
 __all__ = ["DeviceCache"]
 
 Read = Callable[[Callable[[Conn], Any]], Awaitable[Any]]
 
+log = structlog.get_logger(__name__)
 
-def _load(database: Database) -> dict[str, Device]:
+
+def _snapshot(conn: Conn) -> tuple[int, dict[str, Device]]:
+    """The mark first: a change committed between the two reads is in the devices and, with
+    the older mark, makes the next ``follow`` look reload once more (never once too few)."""
+    return registry_mark(conn), load_devices(conn)
+
+
+def _open_and(database: Database, fn: Callable[[Conn], Any]) -> Any:
     with database.open(migrate=False) as conn:
-        return load_devices(conn)
+        return fn(conn)
 
 
 class DeviceCache:
@@ -55,6 +67,7 @@ class DeviceCache:
         self._last_miss_reload = float("-inf")
         self._miss_reload: asyncio.Future[None] | None = None
         self._lock = asyncio.Lock()
+        self._mark: int | None = None  # the registry mark of the devices held
 
     def get(self, device_id: str) -> Device | None:
         return self._devices.get(device_id)
@@ -64,7 +77,8 @@ class DeviceCache:
 
     async def reload(self) -> None:
         async with self._lock:
-            old, self._devices = self._devices, await self._load()
+            mark, devices = await self._query(_snapshot)
+            old, self._devices, self._mark = self._devices, devices, mark
         if self._on_config_change is None:
             return
         for device_id, device in self._devices.items():
@@ -72,12 +86,39 @@ class DeviceCache:
             if before is None or before.config_version != device.config_version:
                 self._on_config_change(device)
 
-    async def _load(self) -> dict[str, Device]:
-        """The registry, through the service's reader pool when given one."""
+    async def _query(self, fn: Callable[[Conn], Any]) -> Any:
+        """Through the service's reader pool when given one, else a connection of its own."""
         if self._read is not None:
-            devices: dict[str, Device] = await self._read(load_devices)
-            return devices
-        return await asyncio.to_thread(_load, self._database)
+            return await self._read(fn)
+        return await asyncio.to_thread(_open_and, self._database, fn)
+
+    async def reload_if_changed(self) -> bool:
+        """Reload if the registry changed since the devices held were read; True if it did."""
+        if await self._query(registry_mark) == self._mark:
+            return False
+        await self.reload()
+        return True
+
+    async def follow(self, period_s: float, on_reload: Callable[[], None]) -> None:
+        """Every ``period_s``, reload if the registry changed since the devices held were read
+        (``on_reload`` then tells the service); runs until cancelled. A failing read is logged
+        when it starts and when it ends, and looked at again next period."""
+        failing = False
+        while True:
+            await asyncio.sleep(period_s)  # a period, not a readiness wait
+            try:
+                changed = await self.reload_if_changed()
+            except Exception:
+                if not failing:
+                    log.exception("devices.follow_failed")
+                failing = True
+                continue
+            if failing:
+                log.info("devices.follow_recovered")
+                failing = False
+            if changed:
+                log.info("devices.reloaded", reason="registry changed", devices=len(self))
+                on_reload()
 
     async def lookup(self, device_id: str) -> Device | None:
         """Like ``get``, but an unknown id may trigger a (rate-limited) reload first; lookups

@@ -197,6 +197,13 @@ def list_devices(
     return out
 
 
+def registry_mark(db: Db) -> int:
+    """The newest audit row's id: it moves with every registry change (each writes an audit
+    row in its own transaction), whichever process made it."""
+    row = handle(db).execute("SELECT COALESCE(MAX(id), 0) FROM audit").fetchone()
+    return int(row[0])
+
+
 def load_devices(db: Db) -> dict[str, Device]:
     """Every usable device as a ``Device`` (the event path's in-memory cache). A row the
     event path cannot use (written before a limit existed, or by hand) is left out and

@@ -254,3 +254,23 @@ async def test_the_writer_survives_sqlite_rolling_back_by_itself(tmp_path: Path)
     assert await writer.run(insert_audit("after", "x"))
     await writer.stop()
     assert actions(database, "x") == ["after"]
+
+
+async def test_the_device_cache_reloads_only_when_the_registry_changed(db: Database) -> None:
+    """Another process's registry change (any audit row) is found by its mark, on both
+    backends; nothing else makes the cache reload."""
+    from edgeorder.ingest.store.device_cache import DeviceCache
+
+    cache = DeviceCache(db)
+    await cache.reload()
+    assert not await cache.reload_if_changed()
+    with db.open(migrate=False) as other:
+        registry.set_enabled(other, "k-01", False, actor="cli")
+    before = cache.get("k-01")
+    assert before is not None
+    assert before.enabled
+    assert await cache.reload_if_changed()
+    after = cache.get("k-01")
+    assert after is not None
+    assert not after.enabled
+    assert not await cache.reload_if_changed()
