@@ -31,19 +31,27 @@ async def announce(
     ``config_changed``: those of them whose desired config (mapping, env) changed."""
     publisher = request.app.get(PUBLISHER_KEY)
     changed = tuple(changed)
+    reloaded = False
     if publisher is not None and changed:
-        await publisher.reload_devices()
+        try:
+            await publisher.reload_devices()
+            reloaded = True
+        except Exception:  # committed all the same: the registry follower reloads it later
+            log.exception("devices.reload_failed", devices=len(changed))
     bus = request.app.get(BUS_KEY)
     if bus is not None:
         # "reloaded": this process's cache is current; other workers still reload on it
-        data = {"source": source, "reloaded": publisher is not None}
+        data = {"source": source, "reloaded": reloaded}
         for device_id in changed:
             bus.publish(Notice("device", device_id, dict(data)))
     for device_id in config_changed:
         if publisher is None:
             log.warning("config_not_pushed", device_id=device_id, reason="no MQTT publisher")
-        else:
+            continue
+        try:
             await publisher.publish_config(device_id)
+        except Exception:  # committed: the reload (now or the follower's) publishes it too
+            log.exception("config_not_pushed", device_id=device_id)
 
 
 async def announce_bulk(request: web.Request, done: BulkResult, *, source: str) -> None:

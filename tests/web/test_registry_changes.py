@@ -61,3 +61,26 @@ async def test_dashboard_changes_reload_the_cache_before_answering(webapi: WebEn
     assert resp.status == 303, await resp.text()
     assert webapi.publisher.reloads == 3  # once for the whole bulk action
     assert sorted(webapi.publisher.pushed) == ["hall-07", "kitchen-01", "kitchen-01"]
+
+
+async def test_a_committed_change_is_answered_as_done_when_the_reload_fails(
+    webapi: WebEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The change is committed: the caller must not read a failure into it (and retry). The
+    registry follower reloads once the database answers again."""
+    add_device(webapi.db_path, "kitchen-01")
+    csrf = await webapi.login()
+
+    async def broken() -> None:
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(webapi.publisher, "reload_devices", broken)
+    monkeypatch.setattr(webapi.publisher, "publish_config", lambda _id: broken())
+    async with webapi.bus.subscribe() as notices:
+        resp = await webapi.client.patch(
+            "/api/devices/kitchen-01", json={"env": "dev"}, headers={"X-CSRF-Token": csrf}
+        )
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["env"] == "dev"
+        notice = await notices.get()
+    assert notice.data == {"source": "api", "reloaded": False}  # this worker reloads on it
