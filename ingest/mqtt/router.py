@@ -331,6 +331,9 @@ class Router:
 
     def _on_event(self, message: Inbound, device_id: str) -> None:
         self._count_received()
+        if not message.payload:  # a retained event cleared (by us, or by its device): no event
+            self._finish(message, p.Channel.EVENTS.value, IGNORED)
+            return
         try:
             event = p.decode_event(message.payload, topic_device_id=device_id)
         except p.PayloadError as exc:
@@ -401,18 +404,17 @@ class Router:
             )
         elif outcome.rejection_code is not None:
             m.rejected.labels(outcome.rejection_code).inc()
+            reason = outcome.rejection_reason or status.reason
             log.warning(
                 "event.rejected",
                 device_id=event.device_id,
                 event_id=event.event_id,
                 code=outcome.rejection_code,
-                reason=status.reason,
+                reason=reason,
             )
             self._bus.publish(
                 Notice(
-                    "rejection",
-                    event.device_id,
-                    {"code": outcome.rejection_code, "reason": status.reason},
+                    "rejection", event.device_id, {"code": outcome.rejection_code, "reason": reason}
                 )
             )
         else:

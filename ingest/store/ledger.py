@@ -65,6 +65,9 @@ class EventOutcome:
     duplicate: bool = False
     rejection_code: str | None = None
     outbox_created: bool = False
+    rejection_reason: str | None = None
+    """Why, with ``rejection_code``: the status may carry another reason (a refused copy of a
+    recorded event is answered with that event's own status)."""
 
 
 @dataclass(frozen=True)
@@ -141,13 +144,26 @@ def record_rejection(
     detail: str,
     now: datetime,
 ) -> StatusOut | None:
-    """A ``rejections`` row; the status to publish when the device can be addressed."""
+    """A ``rejections`` row; the status to publish when the device can be addressed.
+
+    When ``event_id`` names an event this device already recorded (a refused copy of it: the id
+    reused with another payload, or an undecodable message that carries it), the copy is
+    refused but the press keeps its outcome: the status is the recorded event's own, never a
+    ``rejected`` that would settle an order in progress as refused on the device."""
     conn.execute(
         "INSERT INTO rejections (device_id, event_id, code, detail, at) VALUES (?, ?, ?, ?, ?)",
         [device_id, event_id, code, detail[:2000], _ts(now)],
     )
     if device_id is None:
         return None
+    if event_id is not None:
+        known = conn.execute(
+            "SELECT state, order_id, reason FROM inbox WHERE device_id = ? AND event_id = ?",
+            [device_id, event_id],
+        ).fetchone()
+        if known is not None:
+            state, order_id, why = known
+            return _status(device_id, event_id, p.State(state), now, order_id=order_id, reason=why)
     out = _status(device_id, event_id, p.State.REJECTED, now, reason=detail)
     return _history(conn, out, "ingest")
 
@@ -227,7 +243,7 @@ def _repeat(conn: Conn, event: p.Event, digest: str, now: datetime) -> EventOutc
         "WHERE device_id = ? AND event_id = ?",
         [event.device_id, event.event_id],
     ).fetchone()
-    if known[0] != digest:
+    if known[0] != digest:  # refused, answered with the recorded event's status
         out = record_rejection(
             conn,
             event.device_id,
@@ -237,7 +253,11 @@ def _repeat(conn: Conn, event: p.Event, digest: str, now: datetime) -> EventOutc
             now,
         )
         assert out is not None
-        return EventOutcome(out, rejection_code="payload_conflict")
+        return EventOutcome(
+            out,
+            rejection_code="payload_conflict",
+            rejection_reason=rules.REASON_PAYLOAD_CONFLICT,
+        )
     current = _status(
         event.device_id, event.event_id, p.State(known[1]), now, order_id=known[2], reason=known[3]
     )

@@ -94,9 +94,21 @@ def test_a_reused_event_id_with_another_payload_is_a_conflict(conn: Conn) -> Non
     record(conn, event)
     conflict = record(conn, event.model_copy(update={"seq": 99}))
     assert conflict.rejection_code == "payload_conflict"
-    assert conflict.status.status.reason == "event_id reused with a different payload"
+    assert conflict.rejection_reason == "event_id reused with a different payload"
+    # the press keeps its outcome on the device: the refused copy gets the event's own status
+    assert (conflict.status.status.event_id, conflict.status.status.state) == (
+        event.event_id,
+        p.State.ACCEPTED,
+    )
     assert conn.execute("SELECT COUNT(*) FROM order_outbox").fetchone()[0] == 1
     assert conn.execute("SELECT code FROM rejections").fetchall() == [("payload_conflict",)]
+    # an undecodable message that carries the recorded id: refused the same way
+    bad = ledger.record_rejection(conn, "k-01", event.event_id, "invalid", "seq: too small", NOW)
+    assert bad is not None
+    assert (bad.status.state, bad.status.reason) == (p.State.ACCEPTED, None)
+    fresh = ledger.record_rejection(conn, "k-01", press("k-01").event_id, "invalid", "x", NOW)
+    assert fresh is not None
+    assert (fresh.status.state, fresh.status.reason) == (p.State.REJECTED, "x")
 
 
 def test_throttle_counts_pending_outbox_rows_and_open_orders(conn: Conn) -> None:

@@ -9,6 +9,7 @@ counted, and -- for events of an addressable device -- a status published.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -313,6 +314,34 @@ async def test_a_rejected_retained_report_is_cleared_on_the_broker_once(tmp_path
             )
             == 1
         )
+    finally:
+        await harness.stop()
+
+
+async def test_the_echo_of_a_cleared_retained_event_is_no_event(tmp_path: Path) -> None:
+    """A retained poison event is rejected (a status for the device) and cleared; the empty
+    publish of the clear comes back on the subscription and is ignored: no second status, no
+    rejection row, no ``malformed_json`` count."""
+    add_device(tmp_path, DEVICE)
+    cleared: list[str] = []
+    harness = await RouterHarness(tmp_path, clear_retained=cleared.append).start()
+    try:
+        await harness.deliver(EVENTS, b'{"v": 1, "event_id": 42}', retain=True)
+        assert cleared == [EVENTS]
+        statuses = len(harness.transport.statuses(DEVICE))
+        await harness.deliver(EVENTS, b"")  # the clear, delivered back to us
+        assert_final(harness)
+        assert len(harness.transport.statuses(DEVICE)) == statuses == 1
+        outcomes = {
+            outcome: harness.metric(
+                "edgeorder_ingest_messages_total", channel="events", outcome=outcome
+            )
+            for outcome in ("rejected", "ignored")
+        }
+        assert outcomes == {"rejected": 1, "ignored": 1}
+        conn = sqlite3.connect(harness.db_path)
+        assert conn.execute("SELECT COUNT(*) FROM rejections").fetchone()[0] == 1
+        conn.close()
     finally:
         await harness.stop()
 
