@@ -43,6 +43,7 @@ REASON_PAYLOAD_CONFLICT = "event_id reused with a different payload"
 REASON_NOTHING_TO_CANCEL = p.NOTHING_TO_CANCEL
 REASON_NO_ACTION = p.NO_ACTION
 REASON_THROTTLED = "an order for this product is still in flight"
+REASON_CANCEL_TOO_EARLY = "the last order is still being placed: press again once it is ordered"
 
 # Rejection codes (metrics labels, ``rejections.code``) for the reasons above.
 CODES = {
@@ -52,6 +53,7 @@ CODES = {
     REASON_FUTURE: "future",
     REASON_PAYLOAD_CONFLICT: "payload_conflict",
     REASON_NOTHING_TO_CANCEL: "nothing_to_cancel",
+    REASON_CANCEL_TOO_EARLY: "cancel_too_early",
 }
 
 Op = Literal["create", "cancel"]
@@ -62,11 +64,17 @@ DEFAULT_FUTURE_S = 3600
 
 @dataclass(frozen=True)
 class CancelTarget:
-    """The device's latest order that a long press may still cancel."""
+    """The device's latest order, the only one a long press may cancel ("cancel last"):
+    never an older one in its place, which the person did not mean.
 
-    order_id: str
+    ``order_id`` None: that press's order is still being placed (its create is pending), so
+    there is nothing to cancel yet. ``cancellable`` False: it is cancelled, being cancelled,
+    past ``paid`` or settled."""
+
+    order_id: str | None
     event_id: str
     created_at: datetime
+    cancellable: bool = True
 
 
 @dataclass(frozen=True)
@@ -130,6 +138,10 @@ def evaluate(
     if isinstance(action, p.CancelLastAction):
         target = last_order()
         if target is None or not within(target.created_at, now, device.cancel_window_s):
+            return Decision(p.State.REJECTED, action, REASON_NOTHING_TO_CANCEL)
+        if target.order_id is None:
+            return Decision(p.State.REJECTED, action, REASON_CANCEL_TOO_EARLY)
+        if not target.cancellable:
             return Decision(p.State.REJECTED, action, REASON_NOTHING_TO_CANCEL)
         return Decision(p.State.ACCEPTED, action, op="cancel", cancel=target)
     # Recorded and answered, so the device stops re-sending it; nothing else happens.

@@ -180,15 +180,30 @@ def _sku_in_flight(conn: Conn, device_id: str, sku: str) -> bool:
 
 
 def _last_order(conn: Conn, device_id: str) -> rules.CancelTarget | None:
-    row = conn.execute(
-        "SELECT order_id, event_id, created_at FROM orders WHERE device_id = ? "
-        "AND state IN ('ordered', 'paid') AND settled = 0 "
-        "ORDER BY created_at DESC, inbox_id DESC LIMIT 1",
+    """The device's latest order whatever its state, or the create of a later press still
+    pending (its order is not placed yet): what ``cancel_last`` is about."""
+    order = conn.execute(
+        "SELECT o.order_id, o.event_id, o.created_at, o.inbox_id, "
+        "  o.state IN ('ordered', 'paid') AND o.settled = 0 AND NOT EXISTS ("
+        "    SELECT 1 FROM order_outbox c WHERE c.device_id = o.device_id AND c.op = 'cancel' "
+        "    AND c.target_order_id = o.order_id AND c.state IN ('pending', 'done')) "
+        "FROM orders o WHERE o.device_id = ? "
+        "ORDER BY o.created_at DESC, o.inbox_id DESC LIMIT 1",
         [device_id],
     ).fetchone()
-    if row is None:
+    placing = conn.execute(
+        "SELECT event_id, created_at, inbox_id FROM order_outbox "
+        "WHERE device_id = ? AND op = 'create' AND state = 'pending' "
+        "ORDER BY inbox_id DESC LIMIT 1",
+        [device_id],
+    ).fetchone()
+    if placing is not None and (order is None or placing[2] > order[3]):
+        return rules.CancelTarget(None, placing[0], datetime.fromisoformat(placing[1]), False)
+    if order is None:
         return None
-    return rules.CancelTarget(row[0], row[1], datetime.fromisoformat(row[2]))
+    return rules.CancelTarget(
+        order[0], order[1], datetime.fromisoformat(order[2]), cancellable=bool(order[4])
+    )
 
 
 def record_event(

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from edgeorder import protocol as p
+from edgeorder.ingest.domain import rules
 from edgeorder.ingest.store import ledger, registry
 from edgeorder.ingest.store.database import Conn, Database
 from edgeorder.ingest.store.db import open_db
@@ -146,6 +147,55 @@ def test_transient_failures_queue_once_then_the_order_is_created(conn: Conn) -> 
         "SELECT state FROM status_history WHERE event_id = ? ORDER BY id", [event.event_id]
     ).fetchall()
     assert [h[0] for h in history] == ["accepted", "queued", "ordered"]
+
+
+def _row_of(conn: Conn, event: p.Event) -> ledger.OutboxRow:
+    (row,) = [r for r in ledger.due_outbox(conn, NOW, 100) if r.event_id == event.event_id]
+    return row
+
+
+def _created(conn: Conn, event: p.Event, order_id: str) -> None:
+    ledger.mark_created(
+        conn,
+        _row_of(conn, event),
+        order_id=order_id,
+        state=p.State.ORDERED,
+        platform_status=0,
+        amount=None,
+        currency=None,
+        now=NOW,
+    )
+
+
+def test_a_long_press_cancels_the_last_order_never_an_older_one(conn: Conn) -> None:
+    """k-02 orders in parallel. A long press while the last press's order is still being
+    placed cancels nothing (not the order before it); once it is placed, one long press
+    cancels it and the next finds nothing to cancel -- never the order before."""
+    first, second = press("k-02"), press("k-02")
+    record(conn, first)
+    _created(conn, first, "1")
+    record(conn, second)  # its create is pending: the platform has not answered yet
+    too_early = record(conn, press("k-02", p.Click.LONG))
+    assert (too_early.status.status.state, too_early.status.status.reason) == (
+        p.State.REJECTED,
+        rules.REASON_CANCEL_TOO_EARLY,
+    )
+    assert too_early.rejection_code == "cancel_too_early"
+    cancels = "SELECT target_order_id FROM order_outbox WHERE op = 'cancel' ORDER BY id"
+    assert conn.execute(cancels).fetchall() == []  # order 1 stays
+
+    _created(conn, second, "2")
+    cancel = record(conn, press("k-02", p.Click.LONG))
+    assert (cancel.status.status.state, cancel.outbox_created) == (p.State.ACCEPTED, True)
+    again = record(conn, press("k-02", p.Click.LONG))  # order 2 is being cancelled
+    assert again.status.status.reason == rules.REASON_NOTHING_TO_CANCEL
+    (row,) = [r for r in ledger.due_outbox(conn, NOW, 100) if r.op == "cancel"]
+    ledger.mark_cancelled(conn, row, now=NOW)
+    after = record(conn, press("k-02", p.Click.LONG))  # order 2 cancelled: still not order 1
+    assert after.status.status.reason == rules.REASON_NOTHING_TO_CANCEL
+    assert conn.execute(cancels).fetchall() == [("2",)]
+    states = "SELECT order_id, state FROM orders ORDER BY order_id"
+    assert conn.execute(states).fetchall() == [("1", "ordered"), ("2", "cancelled")]
 
 
 def test_order_state_changes_never_go_backwards(conn: Conn) -> None:

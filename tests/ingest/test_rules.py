@@ -116,6 +116,21 @@ def test_a_long_press_cancels_the_last_order_only_within_the_window() -> None:
     assert d.reason == rules.REASON_NOTHING_TO_CANCEL
 
 
+def test_a_long_press_never_cancels_an_older_order_in_place_of_the_last() -> None:
+    """The last press's order not placed yet: nothing is cancelled, the device is told to
+    press again; the last order already cancelled (or being cancelled): nothing to cancel."""
+    long_press = press("k-01", click=p.Click.LONG, ts=NOW)
+    placing = rules.CancelTarget(None, "E2", NOW - timedelta(seconds=1), cancellable=False)
+    d = decide(long_press, device(), last=placing)
+    assert (d.state, d.op, d.reason) == (p.State.REJECTED, None, rules.REASON_CANCEL_TOO_EARLY)
+    assert rules.CODES[rules.REASON_CANCEL_TOO_EARLY] == "cancel_too_early"
+    done = rules.CancelTarget("100", "E1", NOW - timedelta(seconds=1), cancellable=False)
+    d = decide(long_press, device(), last=done)
+    assert (d.state, d.op, d.reason) == (p.State.REJECTED, None, rules.REASON_NOTHING_TO_CANCEL)
+    stale = rules.CancelTarget(None, "E2", NOW - timedelta(seconds=301), cancellable=False)
+    assert decide(long_press, device(), last=stale).reason == rules.REASON_NOTHING_TO_CANCEL
+
+
 S = p.State
 
 
