@@ -8,6 +8,10 @@ logged ~1 M "Too many open files" lines in 40 s. Here:
   the runner by ``make_runner``);
 - a new connection that has not sent a whole request head within ``header_timeout_s`` is
   closed (slow or silent clients);
+- a request whose body has not all arrived within ``body_timeout_s`` of its head has its
+  connection closed (a head that promises 100 kB and sends 10 bytes held a connection for
+  ever), and a ``Content-Length`` over the application's ``client_max_size`` is answered
+  ``413`` at once, without waiting for the body;
 - at most ``max_connections`` are open, and with the listen backlog never more than half the
   process's open-file limit: past that, the connection idle the longest is closed to make
   room, and when every connection is busy with a request the new one is answered ``503`` and
@@ -50,6 +54,7 @@ class ServerLimits:
     max_connections: int = 1000
     keepalive_s: float = 15.0
     header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
 
     def plan(self, open_files: int | None = None) -> tuple[int, int]:
         """``(connections at most, listen backlog)`` for a process that may open
@@ -110,7 +115,12 @@ class ConnectionGuard:
         self._on_drop = on_drop
         self._clock = clock
         self._conns: dict[asyncio.BaseTransport, _Conn] = {}
-        self.dropped: dict[str, int] = {"evicted": 0, "refused": 0, "header_timeout": 0}
+        self.dropped: dict[str, int] = {
+            "evicted": 0,
+            "refused": 0,
+            "header_timeout": 0,
+            "body_timeout": 0,
+        }
         inner: Handler = server.request_handler
         # Every connection's handler reads this attribute when it is made: track requests.
         server.request_handler = self._tracking(inner)
@@ -142,18 +152,32 @@ class ConnectionGuard:
 
     def _tracking(self, inner: Handler) -> Handler:
         async def handle(request: BaseRequest) -> StreamResponse:
+            too_large = _too_large(request)
+            if too_large is not None:
+                return too_large
             conn = self._conns.get(request.transport) if request.transport else None
             if conn is None:
                 return await inner(request)
             conn.busy += 1
             conn.served += 1
+            timer = None
+            if request.body_exists and not request.content.is_eof():
+                loop = asyncio.get_running_loop()
+                timer = loop.call_later(self.limits.body_timeout_s, self._body_due, conn, request)
             try:
                 return await inner(request)
             finally:
+                if timer is not None:
+                    timer.cancel()
                 conn.busy -= 1
                 conn.last_active = self._clock()
 
         return handle
+
+    def _body_due(self, conn: _Conn, request: BaseRequest) -> None:
+        if not request.content.is_eof() and not conn.closing:
+            self._drop("body_timeout")
+            self._close(conn)
 
     def _header_due(self, transport: asyncio.BaseTransport) -> None:
         conn = self._conns.get(transport)
@@ -181,6 +205,21 @@ class ConnectionGuard:
         log.warning("http.connection_dropped", reason=reason, open=len(self._conns), cap=self.cap)
         if self._on_drop is not None:
             self._on_drop(reason)
+
+
+def _too_large(request: BaseRequest) -> StreamResponse | None:
+    """413 for a ``Content-Length`` the application would refuse once read (its
+    ``client_max_size``), before a byte of the body is waited for."""
+    limit, length = request.client_max_size, request.content_length
+    if not limit or length is None or length <= limit:
+        return None
+    response = web.Response(
+        status=413,
+        text=f"413: the body is {length} bytes, more than {limit}\n",
+        headers={"Connection": "close"},
+    )
+    response.force_close()
+    return response
 
 
 class _Tracked(asyncio.Protocol):

@@ -29,11 +29,14 @@ class Served:
 
 @pytest.fixture
 async def served(request: pytest.FixtureRequest) -> AsyncIterator[Served]:
-    limits: ServerLimits = getattr(request, "param", ServerLimits(4, 0.3, 0.3))
+    limits: ServerLimits = getattr(request, "param", ServerLimits(4, 0.3, 0.3, 0.3))
     release, four_inside, inside = asyncio.Event(), asyncio.Event(), [0]
 
     async def hello(request: web.Request) -> web.Response:
         return web.Response(text="hello")
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(text=f"{len(await request.read())} bytes")
 
     async def slow(request: web.Request) -> web.Response:
         inside[0] += 1
@@ -42,8 +45,9 @@ async def served(request: pytest.FixtureRequest) -> AsyncIterator[Served]:
         await release.wait()
         return web.Response(text="done")
 
-    app = web.Application()
+    app = web.Application(client_max_size=1000)
     app.router.add_get("/", hello)
+    app.router.add_post("/echo", echo)
     app.router.add_get("/slow", slow)
     runner = make_runner(app, limits)
     await runner.setup()
@@ -88,7 +92,31 @@ async def test_an_idle_keep_alive_connection_is_closed(served: Served) -> None:
     writer.close()
 
 
-PATIENT = ServerLimits(4, keepalive_s=60, header_timeout_s=60)  # no timer closes anything
+async def test_a_body_sent_too_slowly_is_closed(served: Served) -> None:
+    """The head promises 100 bytes, 10 come: the connection is closed, not held for ever."""
+    reader, writer = await _connect(served)
+    writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+    assert await _closed_by_server(reader) == b""
+    writer.close()
+    assert served.site.guard.dropped["body_timeout"] == 1
+
+
+async def test_a_body_too_large_is_refused_before_it_is_sent(served: Served) -> None:
+    reader, writer = await _connect(served)
+    writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
+    answer = await _closed_by_server(reader)  # no byte of the body was needed for it
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b"the body is 5000 bytes, more than 1000" in answer
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(served.url + "/echo", data=b"x" * 999) as r,
+    ):
+        assert (r.status, await r.text()) == (200, "999 bytes")  # a whole body in time is served
+    assert served.site.guard.dropped["body_timeout"] == 0
+
+
+PATIENT = ServerLimits(4, keepalive_s=60, header_timeout_s=60, body_timeout_s=60)
 
 
 @pytest.mark.parametrize("served", [PATIENT], indirect=True)
@@ -96,7 +124,12 @@ async def test_idle_connections_make_room_for_a_new_request(served: Served) -> N
     idle = [await _connect(served) for _ in range(4)]  # the cap
     async with aiohttp.ClientSession() as http, http.get(served.url + "/") as resp:
         assert (resp.status, await resp.text()) == (200, "hello")
-    assert served.site.guard.dropped == {"evicted": 1, "refused": 0, "header_timeout": 0}
+    assert served.site.guard.dropped == {
+        "evicted": 1,
+        "refused": 0,
+        "header_timeout": 0,
+        "body_timeout": 0,
+    }
     closed = [asyncio.create_task(_closed_by_server(r)) for r, _ in idle]
     done, _ = await asyncio.wait(closed, return_when=asyncio.FIRST_COMPLETED)
     assert len(done) == 1  # the one idle the longest made room; the others are still open
