@@ -14,8 +14,8 @@ logged ~1 M "Too many open files" lines in 40 s. Here:
   ``413`` at once, without waiting for the body;
 - at most ``max_connections`` are open, and with the listen backlog never more than half the
   process's open-file limit: past that, the connection idle the longest is closed to make
-  room, and when every connection is busy with a request the new one is answered ``503`` and
-  closed at once.
+  room (else the one waiting the longest for the rest of a request body), and when every
+  connection is busy with a whole request the new one is answered ``503`` and closed at once.
 
 So the process keeps descriptors for its database, its broker link and its own health check,
 whatever clients do. ``GuardedSite`` replaces ``web.TCPSite``; the runner cleans it up as usual.
@@ -87,7 +87,7 @@ Handler = Callable[[BaseRequest], Awaitable[StreamResponse]]
 class _Conn:
     """What the guard knows of one open connection."""
 
-    __slots__ = ("busy", "closing", "handler", "last_active", "served", "timer")
+    __slots__ = ("busy", "closing", "handler", "last_active", "receiving", "served", "timer")
 
     def __init__(self, handler: asyncio.Protocol, now: float) -> None:
         self.handler = handler
@@ -96,6 +96,9 @@ class _Conn:
         self.last_active = now
         self.closing = False  # closed by the guard; its descriptor goes at the next iteration
         self.timer: asyncio.TimerHandle | None = None
+        # (since, request) while a request's body is still arriving: such a connection makes
+        # room for a new one when none is idle (a slow body is the likelier attacker)
+        self.receiving: tuple[float, BaseRequest] | None = None
 
 
 class ConnectionGuard:
@@ -164,11 +167,13 @@ class ConnectionGuard:
             if request.body_exists and not request.content.is_eof():
                 loop = asyncio.get_running_loop()
                 timer = loop.call_later(self.limits.body_timeout_s, self._body_due, conn, request)
+                conn.receiving = (self._clock(), request)
             try:
                 return await inner(request)
             finally:
                 if timer is not None:
                     timer.cancel()
+                conn.receiving = None
                 conn.busy -= 1
                 conn.last_active = self._clock()
 
@@ -186,11 +191,22 @@ class ConnectionGuard:
             self._close(conn)
 
     def _evict_idlest(self) -> bool:
+        """Close the connection idle the longest, else the one waiting the longest for the
+        rest of a request body; False if every connection is busy with a whole request."""
         idle = [c for c in self._conns.values() if c.busy == 0 and not c.closing]
-        if not idle:
+        if idle:
+            self._drop("evicted")
+            self._close(min(idle, key=lambda c: c.last_active))
+            return True
+        waiting = [
+            c
+            for c in self._conns.values()
+            if c.receiving is not None and not c.closing and not c.receiving[1].content.is_eof()
+        ]
+        if not waiting:
             return False
         self._drop("evicted")
-        self._close(min(idle, key=lambda c: c.last_active))
+        self._close(min(waiting, key=lambda c: c.receiving[0] if c.receiving else 0.0))
         return True
 
     @staticmethod

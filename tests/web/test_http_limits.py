@@ -25,17 +25,22 @@ class Served:
     site: GuardedSite
     release: asyncio.Event
     four_inside: asyncio.Event
+    four_reading: asyncio.Event  # four requests of /echo wait for their bodies
 
 
 @pytest.fixture
 async def served(request: pytest.FixtureRequest) -> AsyncIterator[Served]:
     limits: ServerLimits = getattr(request, "param", ServerLimits(4, 0.3, 0.3, 0.3))
     release, four_inside, inside = asyncio.Event(), asyncio.Event(), [0]
+    four_reading, reading = asyncio.Event(), [0]
 
     async def hello(request: web.Request) -> web.Response:
         return web.Response(text="hello")
 
     async def echo(request: web.Request) -> web.Response:
+        reading[0] += 1
+        if reading[0] == 4:
+            four_reading.set()
         return web.Response(text=f"{len(await request.read())} bytes")
 
     async def slow(request: web.Request) -> web.Response:
@@ -54,7 +59,7 @@ async def served(request: pytest.FixtureRequest) -> AsyncIterator[Served]:
     site = GuardedSite(runner, "127.0.0.1", free_port(), limits=limits)
     await site.start()
     try:
-        yield Served(f"http://127.0.0.1:{site.port}", site, release, four_inside)
+        yield Served(f"http://127.0.0.1:{site.port}", site, release, four_inside, four_reading)
     finally:
         release.set()
         await runner.cleanup()
@@ -137,6 +142,25 @@ async def test_idle_connections_make_room_for_a_new_request(served: Served) -> N
     for task in closed:
         task.cancel()
     for _, writer in idle:
+        writer.close()
+
+
+@pytest.mark.parametrize("served", [PATIENT], indirect=True)
+async def test_connections_waiting_for_a_body_make_room_for_a_whole_request(
+    served: Served,
+) -> None:
+    """Every connection holds a head whose body does not come (the timer is 60 s here): a new
+    client is still served, in place of the one that has waited the longest."""
+    slow = [await _connect(served) for _ in range(4)]
+    for _, writer in slow:
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n01")
+        await writer.drain()
+    await served.four_reading.wait()  # each head reached the application
+    async with aiohttp.ClientSession() as http, http.get(served.url + "/") as resp:
+        assert (resp.status, await resp.text()) == (200, "hello")
+    assert served.site.guard.dropped["evicted"] == 1
+    assert await _closed_by_server(slow[0][0]) == b""  # the first to wait made room
+    for _, writer in slow:
         writer.close()
 
 
