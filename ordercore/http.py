@@ -67,7 +67,7 @@ def _principal(header: str, tokens: list[Token]) -> Principal | None:
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         return None
-    given = secret.strip().encode()
+    given = secret.strip().encode("utf-8", "surrogateescape")  # header bytes not UTF-8: 401
     # compare against every token so timing does not say which one nearly matched
     matches = [hmac.compare_digest(given, t.secret.encode()) for t in tokens]
     return next((t.principal for t, hit in zip(tokens, matches, strict=True) if hit), None)

@@ -114,9 +114,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 async def _authenticate(request: web.Request) -> Identity | None:
     db = request.app[STORE_KEY]
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        token = header.removeprefix("Bearer ").strip()
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer":  # the scheme is case-insensitive (RFC 9110 11.1)
+        token = credentials.strip()
         name = await db.read(lambda conn: auth.verify_api_token(conn, token)) if token else None
         if name is None:
             log.info("api_token_refused", path=request.path)

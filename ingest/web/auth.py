@@ -56,7 +56,9 @@ _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
 
 
 def _sha256(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+    """Of a cookie or token as the client sent it: header bytes that are not UTF-8 arrive as
+    surrogates, hash to nothing known and are refused, never an encoding error (a 500)."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 class Passwords:

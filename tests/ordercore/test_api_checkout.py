@@ -190,6 +190,19 @@ async def test_concurrent_checkouts_with_one_key_make_exactly_one_order(client: 
     assert (await listed.json())["Total"] == 1
 
 
+async def test_a_token_that_is_not_utf8_is_refused_not_a_crash(client: Client) -> None:
+    from tests.support.net import raw_http
+
+    server = client.server
+    status, answer = await raw_http(
+        str(server.host),
+        int(server.port or 0),
+        b"GET /api/order/sent HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe",
+    )
+    assert status == 401, answer
+    assert b"unauthorized" in answer
+
+
 async def test_unauthorized(client: Client) -> None:
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic dGVzdA=="}):
         resp = await client.post("/api/checkout", json=checkout_body(), headers=headers)

@@ -16,6 +16,7 @@ from edgeorder.ingest.web.access import COOKIE_NAME, FAILED_LOGIN, is_public_pat
 from edgeorder.ingest.web.api import openapi_document
 from edgeorder.ingest.web.auth import ensure_operator
 from edgeorder.ingest.web.state import PASSWORDS_KEY
+from tests.support.net import raw_http
 from tests.web.conftest import WebEnv, make_app, make_settings
 from tests.web.support import ADMIN_PASSWORD, RecordingSimulator, add_device
 
@@ -259,6 +260,32 @@ async def test_api_token_opens_pages_and_api(webenv: WebEnv) -> None:
     actor = conn.execute("SELECT actor FROM audit WHERE action = 'device.disable'").fetchone()
     conn.close()
     assert actor == ("token:demo",)
+
+
+async def test_credentials_that_are_not_utf8_are_refused_not_a_crash(webenv: WebEnv) -> None:
+    """Header bytes that are not UTF-8 reach the hash of a token or cookie as surrogates: they
+    match nothing and are refused (401 in the API's shape; the login page), never a 500."""
+    server = webenv.client.server
+    host, port = str(server.host), int(server.port or 0)
+    status, answer = await raw_http(
+        host, port, b"GET /api/devices HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe"
+    )
+    assert status == 401, answer
+    assert b'"Error":"unauthorized"' in answer.replace(b" ", b"")
+    status, answer = await raw_http(
+        host, port, b"GET / HTTP/1.1\r\nHost: x\r\nCookie: edgeorder_session=\xff"
+    )
+    assert status == 303, answer
+    assert b"Location: /login" in answer
+
+
+async def test_the_bearer_scheme_is_case_insensitive(webenv: WebEnv) -> None:
+    token = await webenv.store.write(lambda conn: create_api_token(conn, "demo"))
+    for scheme in ("bearer", "BEARER"):
+        resp = await webenv.client.get(
+            "/", headers={"Authorization": f"{scheme} {token}"}, allow_redirects=False
+        )
+        assert resp.status == 200, scheme
 
 
 async def test_admin_password_from_settings_is_applied_at_start(webenv: WebEnv) -> None:
