@@ -78,7 +78,7 @@ class HttpReply:
 def _parse_body(text: str) -> Any:
     try:
         return json.loads(text) if text.strip() else None
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # kept as text: the error says what came
         return text
 
 

@@ -363,7 +363,7 @@ def parse_webhook(body: bytes, store_id: str) -> tuple[str, str] | None:
     store; ``WebhookRejectedError`` for a body that is not a webhook."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise WebhookRejectedError("malformed", "body is not JSON", status=400) from exc
     if not isinstance(data, dict) or not isinstance(data.get("event"), str):
         raise WebhookRejectedError("malformed", "no event in the body", status=400)

@@ -95,7 +95,7 @@ def parse_webhook(body: bytes) -> tuple[str, p.State, int] | None:
         order = data["Order"]
         code = int(order["Status"]["Code"])
         order_id = str(order["Id"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None
     state = state_for_code(code)
     return None if state is None else (order_id, state, code)

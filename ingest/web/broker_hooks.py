@@ -65,7 +65,7 @@ def _fields(raw: bytes, names: tuple[str, ...], optional: tuple[str, ...] = ()) 
         raise _Unusable("body too large")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise _Unusable("not JSON") from exc
     if not isinstance(body, dict):
         raise _Unusable("not a JSON object")

@@ -145,11 +145,15 @@ def _body(model: type[BaseModel], raw: bytes) -> BaseModel:
     document's JSON Schema reads it; 422 with every bad field otherwise."""
     try:
         data = json.loads(raw)
+        whole = json.dumps(_whole(data))
     except ValueError as exc:  # not JSON, or not UTF-8
         fields = [{"Field": "body", "Message": f"not JSON: {exc}"}]
         raise ValidationFailedError("invalid body", fields=fields) from exc
+    except RecursionError as exc:  # nested deeper than Python's stack: no body of ours is
+        fields = [{"Field": "body", "Message": "JSON nested too deeply"}]
+        raise ValidationFailedError("invalid body", fields=fields) from exc
     try:
-        return model.model_validate_json(json.dumps(_whole(data)), strict=True)
+        return model.model_validate_json(whole, strict=True)
     except ValidationError as exc:
         raise ValidationFailedError("invalid body", fields=_fields(exc)) from exc
 

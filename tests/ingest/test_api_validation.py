@@ -68,6 +68,18 @@ async def test_limits_of_quantity_and_name_hold_at_the_api(
     assert body["device"]["cancel_window_s"] == CANCEL_WINDOW_MAX_S
 
 
+@pytest.mark.parametrize("depth", [600, 5000, 100_000])
+async def test_json_nested_too_deeply_is_a_client_error(
+    api: TestClient[web.Request, web.Application], depth: int
+) -> None:
+    for method, path in (("POST", "/api/devices"), ("PATCH", "/api/devices/x-01")):
+        resp = await api.request(
+            method, path, data="[" * depth, headers={"Content-Type": "application/json"}
+        )
+        assert resp.status == 422, (method, path, await resp.text())
+        assert (await resp.json())["Error"] == "validation"
+
+
 @pytest.mark.parametrize("outbox_id", ["99999999999999999999", "9223372036854775808", "0"])
 async def test_a_buffer_id_past_int64_is_not_found(
     api: TestClient[web.Request, web.Application], outbox_id: str
