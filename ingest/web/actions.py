@@ -97,6 +97,8 @@ async def press(request: web.Request) -> web.Response:
 
 async def set_enabled(request: web.Request) -> web.Response:
     device_id, form = _device_id(request), await request.post()
+    if form.get("enabled") not in ("0", "1"):  # a checkbox's "on" must not disable the device
+        raise web.HTTPBadRequest(text="enabled must be 0 or 1\n")
     enabled = form.get("enabled") == "1"
     actor = identity_of(request).actor
     await _registry(request, lambda db: registry.set_enabled(db, device_id, enabled, actor=actor))
@@ -171,6 +173,8 @@ _BULK = {
 def _back(form: Any) -> str:
     """The fleet URL the bulk form came from (only the fleet page: never elsewhere)."""
     back = str(form.get("back", "/"))
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in back):  # no header may carry them
+        return "/"
     return back if back == "/" or back.startswith("/?") else "/"
 
 
@@ -239,7 +243,8 @@ async def provision(request: web.Request) -> web.Response:
     form = await request.post()
     fields = {k: str(v) for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
     device_id, name = fields.get("device_id", "").strip(), fields.get("name", "").strip()
-    env: Literal["dev", "prod"] = "dev" if fields.get("env") == "dev" else "prod"
+    env_field = fields.get("env", "prod")  # the form's first choice; a typo is refused below
+    env: Literal["dev", "prod"] = "dev" if env_field == "dev" else "prod"
     actor = identity_of(request).actor
     # Read first: a CA that cannot be handed out stops provisioning before the device exists
     # (its password is shown only once, with a config that must work).
@@ -247,6 +252,8 @@ async def provision(request: web.Request) -> web.Response:
     try:
         if broker.ca_problem:
             raise provisioning.ProvisioningUnavailable(f"the broker's CA: {broker.ca_problem}")
+        if env_field not in ("dev", "prod"):  # "DEV" must not make a device of real orders
+            raise forms.FormError(f"env must be dev or prod, not {env_field[:20]!r}")
         mapping = forms.parse_mapping(form)
         await sku_picker.check(request, mapping, form)
         row, password = await request.app[STORE_KEY].write(
