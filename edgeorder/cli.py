@@ -47,6 +47,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+TOOLS = frozenset({"device", "evendi", "broker-auth", "tls"})
+"""Commands that run once and end: an unexpected failure is one line on stderr, exit 1."""
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edgeorder",
@@ -57,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edgeorder {__version__}")
     parser.add_argument(
         "--log-level",
+        type=str.lower,
+        choices=["debug", "info", "warning", "error"],
         default=None,
         help="debug, info, warning, error (env EDGEORDER_LOG_LEVEL; default info)",
     )
@@ -133,3 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command(args_list[split + 1 :], f"edgeorder {top.command}")
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if top.command not in TOOLS or top.log_level == "debug":
+            raise  # a service's crash keeps its traceback
+        # A tool's failure it did not word itself (a database that cannot be opened, a
+        # directory that cannot be written): one line, not a traceback.
+        print(f"edgeorder {top.command}: error: {_describe(exc)}", file=sys.stderr)
+        print("(--log-level debug before the command shows the traceback)", file=sys.stderr)
+        return 1

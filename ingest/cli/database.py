@@ -15,7 +15,7 @@ from edgeorder.ingest.settings import Settings
 from edgeorder.ingest.store.database import Conn, Database
 from edgeorder.ingest.store.fanout import notify
 
-__all__ = ["add_database_options", "database_of", "tell_workers"]
+__all__ = ["add_database_options", "database_of", "missing_database", "tell_workers"]
 
 DATA_DIR_ENV = "EDGEORDER_INGEST_DATA_DIR"
 DB_URL_ENV = "EDGEORDER_INGEST_DB_URL"
@@ -44,6 +44,17 @@ def database_of(args: argparse.Namespace) -> Database:
     """The database the options name; ``DatabaseUrlError`` (a ValueError) for a bad URL."""
     data_dir = Path(args.data_dir or Settings().data_dir)
     return Database.for_service(data_dir, args.db_url or None)
+
+
+def missing_database(database: Database) -> str | None:
+    """Why a tool that only reads must not go on: a SQLite file that does not exist (a typo
+    in ``--data-dir`` would otherwise create an empty registry and list nothing)."""
+    if database.path is None or database.path.exists():
+        return None
+    return (
+        f"no ingest database at {database.path} (check --data-dir or {DATA_DIR_ENV}; "
+        "'edgeorder device add' or 'edgeorder ingest' creates it)"
+    )
 
 
 def tell_workers(conn: Conn, kind: str, device_id: str | None) -> None:

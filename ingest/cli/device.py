@@ -32,7 +32,12 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from edgeorder import protocol as p
-from edgeorder.ingest.cli.database import add_database_options, database_of, tell_workers
+from edgeorder.ingest.cli.database import (
+    add_database_options,
+    database_of,
+    missing_database,
+    tell_workers,
+)
 from edgeorder.ingest.cli.run import settings_from_env
 from edgeorder.ingest.cli.system import as_owner_of
 from edgeorder.ingest.connectors.factory import make_connector
@@ -436,6 +441,10 @@ def main(argv: list[str], prog: str) -> int:
     except ValueError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
+    missing = missing_database(database) if args.action in ("list", "show") else None
+    if missing is not None:
+        print(f"{prog}: {missing}", file=sys.stderr)
+        return 1
     data_dir = Path(args.data_dir or Settings().data_dir)
     with as_owner_of(data_dir):  # as root: a SQLite database and its WAL files stay ingest's
         conn = database.connect()

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from edgeorder.ingest.cli.database import add_database_options, database_of
+from edgeorder.ingest.cli.database import add_database_options, database_of, missing_database
 from edgeorder.ingest.store import evendi_assignments as book
 from edgeorder.ingest.store.database import Conn
 
@@ -94,6 +94,10 @@ def main(argv: list[str], prog: str) -> int:
     except ValueError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
+    missing = missing_database(database) if args.action in ("list", "show") else None
+    if missing is not None:
+        print(f"{prog}: {missing}", file=sys.stderr)
+        return 1
     with database.open() as conn:
         try:
             return _run(conn, args)
