@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from functools import partial
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from edgeorder.ordercore.catalog import SkuIn
 from edgeorder.ordercore.core import CORE
 from edgeorder.ordercore.endpoints import ALL_ROLES, Call, Endpoint, Reply
-from edgeorder.ordercore.errors import ApiError
+from edgeorder.ordercore.errors import ApiError, FieldError
 from edgeorder.ordercore.filters import PageQuery
 from edgeorder.ordercore.http import json_response
 from edgeorder.ordercore.lifecycle import EVENT_NAMES
@@ -95,6 +97,9 @@ async def create_webhook(call: Call[WebhookIn, Any]) -> web.Response:
     """POST /api/webhooks: 201 {Id, Url, Events} (+ Secret when the server made it up)."""
     core = call.request.app[CORE]
     hook = call.the_body()
+    refused = _refused_target(hook.Url)
+    if refused is not None:
+        raise ApiError.unprocessable([FieldError("Url", refused)])
     secret = hook.Secret or secrets.token_hex(32)
     add = partial(
         webhook_store.add_webhook,
@@ -125,6 +130,24 @@ async def delete_webhook(call: Call[Any, Any]) -> web.Response:
 
 
 SKU_WRITERS = frozenset({Role.ADMIN, Role.MERCHANT})
+SUBSCRIBERS = frozenset({Role.ADMIN, Role.MERCHANT, Role.APP})
+"""Who may subscribe to webhooks: integrations, not a buyer's token (the order core then POSTs
+wherever the subscriber says: a customer could have it call addresses inside its network)."""
+
+
+def _refused_target(url: str) -> str | None:
+    """Why the order core will not POST to ``url``: a literal link-local (cloud metadata at
+    169.254.169.254) or unspecified address. Loopback and private addresses stay allowed: ingest
+    on the same host or network is the order core's own subscriber."""
+    host = urlsplit(url).hostname or ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None  # a name: resolved at delivery, as any platform's webhooks are
+    if address.is_link_local or address.is_unspecified or address.is_multicast:
+        return f"webhook URL host {host} is link-local, unspecified or multicast"
+    return None
+
 
 ENDPOINTS: list[Endpoint] = [
     Endpoint(
@@ -172,8 +195,12 @@ ENDPOINTS: list[Endpoint] = [
         "POST",
         "/api/webhooks",
         create_webhook,
-        "subscribe to order events of the orders the token sees",
-        (Reply(201, WebhookOut, "the subscription"),),
+        "subscribe to order events of the orders the token sees (admin, merchant or app)",
+        (
+            Reply(201, WebhookOut, "the subscription"),
+            Reply(422, ErrorOut, "unprocessable: a link-local or unspecified target address"),
+        ),
+        roles=SUBSCRIBERS,
         body=WebhookIn,
         tag="webhooks",
     ),

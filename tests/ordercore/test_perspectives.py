@@ -212,6 +212,22 @@ async def test_webhooks_carry_the_events_of_the_subscribers_scope(
     assert status == 204
 
 
+async def test_a_buyer_may_not_subscribe_and_nobody_to_link_local_targets(
+    core: Client, hooks: Hooks
+) -> None:
+    """The order core POSTs wherever a subscription says: a customer's token may not make
+    one, and no token may point it at a link-local address (cloud metadata)."""
+    hook = {"Url": hooks.url, "Events": ["*"]}
+    status, body = await call(core, "POST", "/api/webhooks", "ana", hook)
+    assert (status, body["Error"]) == (403, "forbidden")
+    for url in ("http://169.254.169.254/latest/meta-data", "http://[fe80::1]/x", "http://0.0.0.0/"):
+        status, body = await call(core, "POST", "/api/webhooks", "ops", {**hook, "Url": url})
+        assert (status, body["Error"]) == (422, "unprocessable"), url
+        assert body["Fields"][0]["Field"] == "Url"
+    status, _ = await call(core, "POST", "/api/webhooks", "ingest", hook)  # loopback: ingest
+    assert status == 201
+
+
 async def test_keys_from_before_principals_still_replay_for_an_admin_or_an_app(
     tmp_path: Path, start_core: StartCore
 ) -> None:
