@@ -59,13 +59,15 @@ def login_row(conn: Conn, username: str) -> LoginRow | None:
 
 
 def upsert_operator(conn: Conn, username: str, hashed: str, now: str) -> None:
-    """Create the operator or replace its password hash (which also lifts a lockout)."""
+    """Create the operator or replace its password hash (which also lifts a lockout and ends
+    every session opened with the old password: a changed password is often a leaked one)."""
     conn.execute(
         "INSERT INTO operators (username, password_hash, created_at) VALUES (?, ?, ?) "
         "ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, "
         "failed_logins = 0, locked_until = NULL",
         (username, hashed, now),
     )
+    conn.execute("DELETE FROM sessions WHERE username = ?", (username,))
 
 
 def record_login_failure(

@@ -293,8 +293,12 @@ async def test_admin_password_from_settings_is_applied_at_start(webenv: WebEnv) 
     passwords = webenv.app[PASSWORDS_KEY]
     changed = await ensure_operator(webenv.store, passwords, "admin", ADMIN_PASSWORD)
     assert changed is False  # same password: no re-hash
+    resp = await webenv.client.get("/", allow_redirects=False)
+    assert resp.status == 200  # the session lives on
     changed = await ensure_operator(webenv.store, passwords, "admin", "another password")
     assert changed is True
+    resp = await webenv.client.get("/", allow_redirects=False)
+    assert resp.status == 303  # a changed password ends the sessions of the old one
     resp = await webenv.client.post(
         "/login", data={"username": "admin", "password": ADMIN_PASSWORD}
     )
