@@ -5,7 +5,10 @@ It enforces what a production Mosquitto gets from ``edgeorder broker-auth`` and
 ``deploy/mosquitto/edgeorder.conf``:
 
 - the password hashes, read from ingest's registry at each CONNECT (no anonymous access), so a
-  device provisioned or disabled from the dashboard takes effect without a reload;
+  device provisioned or disabled from the dashboard takes effect without a reload; and, as
+  Mosquitto does at a reload, a connected client whose credentials were rotated, or whose
+  device was disabled or removed, is disconnected within a second of the change (the registry's
+  mark is followed);
 - ``use_username_as_clientid``: a client's id is its username, whatever it sends, so no
   credentials can take over, or wipe, another account's session;
 - the ACL file (a device touches only its own topics; re-read when it changes) on publish,
@@ -33,6 +36,7 @@ which amqtt publishes and retains without asking the ACL):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import socket
@@ -53,7 +57,11 @@ from amqtt.session import Session
 from edgeorder.ingest.domain.credentials import verify_password
 from edgeorder.ingest.domain.mosquitto_files import Access, Acl, parse_acl
 from edgeorder.ingest.store.db import open_db
-from edgeorder.ingest.store.registry import device_hashes, service_account_hashes
+from edgeorder.ingest.store.registry import (
+    device_hashes,
+    registry_mark,
+    service_account_hashes,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -92,20 +100,34 @@ class _ReloadingFile:
         return self.value
 
 
-def _registry_hash(db_path: Path, username: str) -> str | None:
+def _registry_hashes(db_path: Path) -> dict[str, str]:
+    """Every account that may connect (enabled devices, service accounts): its hash."""
     db = open_db(db_path, migrate_schema=False)
     try:
-        return {**device_hashes(db), **service_account_hashes(db)}.get(username)
+        return {**device_hashes(db), **service_account_hashes(db)}
     finally:
         db.conn.close()
 
 
+def _registry_mark(db_path: Path) -> int:
+    db = open_db(db_path, migrate_schema=False)
+    try:
+        return registry_mark(db)
+    finally:
+        db.conn.close()
+
+
+async def accepted_hash(db_path: Path, username: str | None, password: str | None) -> str | None:
+    """The registry's hash of ``username`` if it may connect with this password, else None."""
+    if not username or password is None:
+        return None
+    hashed = (await asyncio.to_thread(_registry_hashes, db_path)).get(username)
+    return hashed if hashed and verify_password(hashed, password) else None
+
+
 async def credentials_ok(db_path: Path, username: str | None, password: str | None) -> bool:
     """True if ``username`` is an enabled device or a service account with this password."""
-    if not username or password is None:
-        return False
-    hashed = await asyncio.to_thread(_registry_hash, db_path, username)
-    return bool(hashed and verify_password(hashed, password))
+    return await accepted_hash(db_path, username, password) is not None
 
 
 class RegistryAuthPlugin(BaseAuthPlugin):
@@ -131,6 +153,20 @@ class GuardedBroker(Broker):
         self._acl = _ReloadingFile(acl_file, lambda text: Acl(parse_acl(text)))
         self._acl.get()  # a missing or broken ACL stops the start, not the first client
         self._retained_sends: set[asyncio.Task[Any]] = set()
+        self._admitted: dict[str, str] = {}  # username -> the hash it connected with
+
+    async def stream_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
+    ) -> None:
+        """amqtt asks a new connection for its peer address first; a client already gone (one
+        refused a moment ago reconnecting at once) made that an unhandled ENOTCONN."""
+        try:
+            await super().stream_connected(reader, writer, listener_name)
+        except OSError as exc:
+            if exc.errno != errno.ENOTCONN:
+                raise
+            log.info("broker.client_gone", error=str(exc))
+            writer.close()
 
     # -- 1. authenticate before any session is deleted or taken over --------------------------
 
@@ -152,7 +188,8 @@ class GuardedBroker(Broker):
     async def _guard(self, incoming: Session, writer: WriterAdapter, peer: str) -> None:
         """Refuse bad credentials with a CONNACK; bind the client id to the username."""
         username = incoming.username
-        if not await credentials_ok(self._registry_db, username, incoming.password):
+        hashed = await accepted_hash(self._registry_db, username, incoming.password)
+        if hashed is None:
             log.warning(
                 "broker.auth_refused", username=username, client_id=incoming.client_id, peer=peer
             )
@@ -163,6 +200,7 @@ class GuardedBroker(Broker):
         # Mosquitto's use_username_as_clientid: the session is the account's, whatever id the
         # client sent, so a device's password can never reach ingest's or another device's.
         incoming.client_id = username
+        self._admitted[username or ""] = hashed
         # amqtt publishes (and retains) a last will without asking the ACL: a device could
         # leave a forged retained status on another device's topic. Mosquitto refuses such a
         # CONNECT; so does this.
@@ -200,6 +238,35 @@ class GuardedBroker(Broker):
         if session.keep_alive > 0 and isinstance(delay, int):
             session.keep_alive += delay
         return handler, session
+
+    async def follow_registry(self, period_s: float = 1.0) -> None:
+        """Disconnect, within ``period_s`` of the change, every connected client whose
+        account no longer has the hash it connected with (credentials rotated, device disabled
+        or removed), as Mosquitto re-checks its clients at a reload. Runs until cancelled."""
+        seen = await asyncio.to_thread(_registry_mark, self._registry_db)
+        while True:
+            await asyncio.sleep(period_s)  # a period, not a readiness wait
+            try:
+                mark = await asyncio.to_thread(_registry_mark, self._registry_db)
+                if mark == seen:
+                    continue
+                hashes = await asyncio.to_thread(_registry_hashes, self._registry_db)
+            except Exception:  # the file is being replaced, say: next period
+                log.exception("broker.registry_unreadable")
+                continue
+            seen = mark
+            await self._revoke(hashes)
+
+    async def _revoke(self, hashes: dict[str, str]) -> None:
+        for client_id, (session, handler) in list(self._sessions.items()):
+            username = session.username or ""
+            if not session.transitions.is_connected():
+                continue
+            if hashes.get(username) == self._admitted.get(username):
+                continue
+            log.warning("broker.session_revoked", username=username, client_id=client_id)
+            await handler.handle_connection_closed()
+            await handler.stop()
 
     # -- 2./3. the ACL, answered without suspending, on every path ----------------------------
 
@@ -267,6 +334,7 @@ class EmbeddedBroker:
     acl_file: Path
     registry_db: Path
     _broker: GuardedBroker | None = field(default=None, init=False)
+    _follow: asyncio.Task[None] | None = field(default=None, init=False)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -286,9 +354,15 @@ class EmbeddedBroker:
             self.config(), registry_db=self.registry_db, acl_file=self.acl_file
         )
         await self._broker.start()
+        self._follow = asyncio.create_task(self._broker.follow_registry(), name="broker-registry")
         log.info("broker.started", url=f"mqtt://{self.host}:{self.port}")
 
     async def stop(self) -> None:
+        if self._follow is not None:
+            self._follow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follow
+            self._follow = None
         if self._broker is not None:
             await asyncio.shield(self._broker.shutdown())
             self._broker = None

@@ -260,3 +260,29 @@ def connack_of(client: mqtt.Client, port: int) -> str:
         client.disconnect()
         client.loop_stop()
     return codes[0]
+
+
+@pytest.mark.parametrize("change", ["rotate", "disable", "remove"])
+def test_a_revoked_device_is_disconnected_and_cannot_come_back(
+    connect: Any, tmp_path: Path, change: str
+) -> None:
+    """As Mosquitto re-checks its clients at a reload: rotated credentials, a disabled or a
+    removed device end the connection that is open, within a second; others stay."""
+    dev_a, dev_b = connect("dev-a"), connect("dev-b")
+    assert dev_a.wait_connected()
+    assert dev_b.wait_connected()
+    db = open_db(tmp_path / "ingest" / "ingest.db")
+    try:
+        if change == "rotate":
+            registry.rotate_credentials(db, "dev-a")
+        elif change == "disable":
+            registry.set_enabled(db, "dev-a", False)
+        else:
+            registry.remove_device(db, "dev-a")
+    finally:
+        db.conn.close()
+    assert dev_a.disconnected.wait(15), "the revoked session is still open"
+    assert dev_b.disconnects == []
+    dev_b.publish(topic("dev-b", "presence"), "still here")  # the broker serves the others
+    again = connect("dev-a")  # the old password
+    assert not again.wait_connected()

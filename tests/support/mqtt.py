@@ -50,6 +50,7 @@ class MqttProbe:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.disconnects: list[str] = []
+        self.disconnected = threading.Event()  # set at the first disconnect
         self._subscriptions: dict[str, int] = {}  # re-sent by _on_connect after a reconnect
         self.client.connect(host, port)
         self.client.loop_start()
@@ -70,6 +71,7 @@ class MqttProbe:
         self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object = None
     ) -> None:
         self.disconnects.append(str(rc))
+        self.disconnected.set()
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         with self._cond:
