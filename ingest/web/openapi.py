@@ -177,10 +177,10 @@ _CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 @web.middleware
 async def api_errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Under ``/api/`` every error is JSON ``{"Error", "Message"}``: the ``ApiError`` a handler
+    """Under ``/api`` every error is JSON ``{"Error", "Message"}``: the ``ApiError`` a handler
     raises, aiohttp's own 404, 405 and 413, and an unexpected exception (a 500, logged with
     its traceback)."""
-    if not request.path.startswith("/api/"):
+    if not (request.path.startswith("/api/") or request.path == "/api"):
         return await handler(request)
     try:
         return await handler(request)

@@ -117,6 +117,8 @@ async def test_the_api_refuses_in_its_one_error_shape(webenv: WebEnv) -> None:
     resp = await webenv.client.get("/api/devices", allow_redirects=False)
     assert resp.status == 401
     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    bare = await webenv.client.get("/api", allow_redirects=False)  # no slash: the same shape
+    assert (bare.status, (await bare.json())["Error"]) == (401, "unauthorized")
     body = await resp.json()
     assert set(body) == {"Error", "Message"}
     assert body["Error"] == "unauthorized"

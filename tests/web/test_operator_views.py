@@ -237,3 +237,10 @@ async def test_telemetry_chart_draws_readings_in_the_chosen_window(webenv: WebEn
     add_device(webenv.db_path, "quiet-02")
     quiet = await (await webenv.client.get("/devices/quiet-02")).text()
     assert "No heartbeat in the last 24 hours." in quiet
+
+
+async def test_api_without_its_slash_answers_in_the_api_shape(webapi: WebEnv) -> None:
+    await webapi.login()
+    resp = await webapi.client.get("/api")
+    assert resp.status == 404
+    assert (await resp.json())["Error"] == "not_found"
