@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import socket
 from functools import partial
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -140,13 +141,29 @@ def _refused_target(url: str) -> str | None:
     169.254.169.254) or unspecified address. Loopback and private addresses stay allowed: ingest
     on the same host or network is the order core's own subscriber."""
     host = urlsplit(url).hostname or ""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
+    address = _literal_address(host)
+    if address is None:
         return None  # a name: resolved at delivery, as any platform's webhooks are
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     if address.is_link_local or address.is_unspecified or address.is_multicast:
         return f"webhook URL host {host} is link-local, unspecified or multicast"
     return None
+
+
+def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host names literally, in every form a resolver takes for one: dotted
+    quads, IPv6, and the legacy IPv4 forms ``inet_aton`` reads (``2852039166``,
+    ``0251.0376.0251.0376``, ``0xa9.254.169.254``), with or without a trailing dot."""
+    host = host.rstrip(".")
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
 
 
 ENDPOINTS: list[Endpoint] = [
