@@ -177,7 +177,7 @@ async def add_device(request: web.Request) -> web.Response:
             env="dev" if body.env == "dev" else "prod",
             allow_parallel=body.allow_parallel,
             cancel_window_s=body.cancel_window_s,
-            profile=body.profile,
+            profile=None if body.profile is None else body.profile.model_dump(exclude_unset=True),
             tags=body.tags,
             site=body.site,
             actor=actor,

@@ -62,6 +62,21 @@ def _query_int(value: object) -> object:
 # --- requests --------------------------------------------------------------------------------
 
 
+class BuyerProfile(BaseModel):
+    """The device's buyer data for its checkouts, in the order APIs' dialect, merged over
+    ingest's ``--default-profile``. The parts every connector reads are checked for their
+    kind here, so a wrong one is a 422 now and not a ``failed`` order at every press; what
+    each part holds is the platform's to judge (other keys pass as they are)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    MerchantId: str | None = None
+    Currency: str | None = Field(default=None, pattern="^[A-Z]{3}$")
+    Customer: dict[str, Any] | None = None
+    Shipping: dict[str, Any] | None = None
+    PaymentMethod: dict[str, Any] | None = None
+
+
 class DeviceIn(BaseModel):
     """Body of ``POST /api/devices``."""
 
@@ -73,7 +88,7 @@ class DeviceIn(BaseModel):
     env: str = Field(default="prod", pattern="^(dev|prod)$")
     allow_parallel: bool = False
     cancel_window_s: CancelWindowS = DEFAULT_CANCEL_WINDOW_S
-    profile: dict[str, Any] | None = None
+    profile: BuyerProfile | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=TAGS_MAX)
     site: Site = ""
     allow_unknown_sku: bool = Field(

@@ -68,6 +68,35 @@ async def test_limits_of_quantity_and_name_hold_at_the_api(
     assert body["device"]["cancel_window_s"] == CANCEL_WINDOW_MAX_S
 
 
+@pytest.mark.parametrize(
+    ("profile", "field"),
+    [
+        ({"Customer": 5}, "profile.Customer"),
+        ({"Shipping": "home"}, "profile.Shipping"),
+        ({"PaymentMethod": [1]}, "profile.PaymentMethod"),
+        ({"MerchantId": 7}, "profile.MerchantId"),
+        ({"Currency": "real"}, "profile.Currency"),
+    ],
+)
+async def test_a_profile_of_the_wrong_kind_is_refused_before_any_press(
+    api: TestClient[web.Request, web.Application], profile: dict[str, Any], field: str
+) -> None:
+    """Each press of such a device used to end ``failed`` ("Customer: Input should be a valid
+    dictionary"); the API now says so when the device is added."""
+    status, body = await post_device(api, profile=profile)
+    assert status == 422, body
+    assert [f["Field"] for f in body["Fields"]] == [field]
+
+
+async def test_a_profile_keeps_what_the_platform_judges(
+    api: TestClient[web.Request, web.Application],
+) -> None:
+    profile = {"Customer": {"Name": "Ana", "Email": "ana@example.com"}, "Notes": {"x": 1}}
+    status, body = await post_device(api, profile=profile)
+    assert status == 201, body
+    assert body["device"]["profile"] == profile  # nothing added, nothing dropped
+
+
 @pytest.mark.parametrize("depth", [600, 5000, 100_000])
 async def test_json_nested_too_deeply_is_a_client_error(
     api: TestClient[web.Request, web.Application], depth: int
