@@ -38,6 +38,7 @@ from edgeorder.ingest.service import IngestService
 from edgeorder.ingest.settings import Settings
 from edgeorder.ingest.simulator import Simulator
 from edgeorder.ingest.store import queries
+from edgeorder.ingest.store.bulk import BULK_MAX
 from edgeorder.ingest.store.handle import Store
 from edgeorder.ingest.web.api import install_api
 from edgeorder.logs import ProtocolErrorLogger
@@ -76,7 +77,10 @@ def create_app(
     """The ingest application; nothing runs until the app starts (cleanup_ctx)."""
     # a malformed request (a NUL byte in a header) is aiohttp's 400 and one INFO line
     app = web.Application(
-        client_max_size=1024 * 1024, handler_args={"logger": ProtocolErrorLogger()}
+        client_max_size=1024 * 1024,
+        # a bulk form carries one field per device ticked (up to BULK_MAX) and a few more
+        client_max_fields=BULK_MAX + 16,
+        handler_args={"logger": ProtocolErrorLogger()},
     )
     bus = Bus()
     app[SETTINGS_KEY] = settings

@@ -70,3 +70,22 @@ async def test_every_route_of_the_ingest_app_is_guarded(ingest_app: Ingest) -> N
                 assert resp.status == 403, (method, path, resp.status)
         async with operator.get(ingest_app.url + "/api/devices") as resp:
             assert resp.status == 200  # the session opens the REST API too
+
+
+async def test_a_bulk_form_of_a_thousand_devices_reaches_the_bulk_rules(ingest_app: Ingest) -> None:
+    """One form field per device ticked: a thousand of them (the bulk limit) and the form's own
+    fields are read, and the action is judged (here: refused, naming the unknown devices), not
+    cut off by the HTTP layer's field limit."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as operator:
+        async with operator.post(
+            ingest_app.url + "/login", data={"username": "admin", "password": ADMIN_PASSWORD}
+        ) as resp:
+            match = re.search(r'data-csrf="([^"]+)"', await resp.text())
+        assert match is not None
+        form = [("csrf_token", match.group(1)), ("action", "disable"), ("back", "/")]
+        form += [("device", f"nobody-{i:04d}") for i in range(1000)]
+        async with operator.post(
+            ingest_app.url + "/devices/bulk", data=form, allow_redirects=False
+        ) as resp:
+            assert resp.status == 400, await resp.text()
+            assert "Nothing changed" in await resp.text()
