@@ -23,6 +23,7 @@ from edgeorder.kit.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from edgeorder.ordercore.settings import Settings
 from edgeorder.ordercore.store import webhooks as wh
 from edgeorder.ordercore.store.db import Reader, Writer
+from edgeorder.ordercore.targets import GuardedResolver, refused_target
 
 __all__ = ["Dispatcher"]
 
@@ -54,7 +55,8 @@ class Dispatcher:
     async def start(self) -> None:
         """Open the HTTP client and resume every subscriber with pending deliveries."""
         timeout = aiohttp.ClientTimeout(total=self._settings.webhook_timeout_s)
-        self._session = aiohttp.ClientSession(timeout=timeout)
+        connector = aiohttp.TCPConnector(resolver=GuardedResolver())  # names: ordercore.targets
+        self._session = aiohttp.ClientSession(timeout=timeout, connector=connector)
         self.notify(await self._reader.run(wh.pending_subscribers))
 
     def notify(self, webhook_ids: Iterable[int]) -> None:
@@ -147,6 +149,9 @@ class Dispatcher:
     async def _post(self, sub: wh.Subscriber, delivery: wh.Delivery) -> str | None:
         """POST one delivery; None on a 2xx answer, else the reason it failed."""
         assert self._session is not None
+        refused = refused_target(sub.url)  # a subscription made before the check existed
+        if refused is not None:
+            return refused
         body = delivery.body.encode()
         timestamp = int(self._clock())  # this attempt's time: a late retry is not "old"
         headers = {

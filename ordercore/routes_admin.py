@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
-import socket
 from functools import partial
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,6 +26,7 @@ from edgeorder.ordercore.schemas import (
 )
 from edgeorder.ordercore.store import catalog as catalog_store
 from edgeorder.ordercore.store import webhooks as webhook_store
+from edgeorder.ordercore.targets import refused_target
 from edgeorder.ordercore.views import paged
 
 __all__ = ["ENDPOINTS", "EVENT_NAMES", "WebhookIn"]
@@ -98,7 +96,7 @@ async def create_webhook(call: Call[WebhookIn, Any]) -> web.Response:
     """POST /api/webhooks: 201 {Id, Url, Events} (+ Secret when the server made it up)."""
     core = call.request.app[CORE]
     hook = call.the_body()
-    refused = _refused_target(hook.Url)
+    refused = refused_target(hook.Url)
     if refused is not None:
         raise ApiError.unprocessable([FieldError("Url", refused)])
     secret = hook.Secret or secrets.token_hex(32)
@@ -134,36 +132,6 @@ SKU_WRITERS = frozenset({Role.ADMIN, Role.MERCHANT})
 SUBSCRIBERS = frozenset({Role.ADMIN, Role.MERCHANT, Role.APP})
 """Who may subscribe to webhooks: integrations, not a buyer's token (the order core then POSTs
 wherever the subscriber says: a customer could have it call addresses inside its network)."""
-
-
-def _refused_target(url: str) -> str | None:
-    """Why the order core will not POST to ``url``: a literal link-local (cloud metadata at
-    169.254.169.254) or unspecified address. Loopback and private addresses stay allowed: ingest
-    on the same host or network is the order core's own subscriber."""
-    host = urlsplit(url).hostname or ""
-    address = _literal_address(host)
-    if address is None:
-        return None  # a name: resolved at delivery, as any platform's webhooks are
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if address.is_link_local or address.is_unspecified or address.is_multicast:
-        return f"webhook URL host {host} is link-local, unspecified or multicast"
-    return None
-
-
-def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address a host names literally, in every form a resolver takes for one: dotted
-    quads, IPv6, and the legacy IPv4 forms ``inet_aton`` reads (``2852039166``,
-    ``0251.0376.0251.0376``, ``0xa9.254.169.254``), with or without a trailing dot."""
-    host = host.rstrip(".")
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    try:
-        return ipaddress.IPv4Address(socket.inet_aton(host))
-    except OSError:
-        return None
 
 
 ENDPOINTS: list[Endpoint] = [
