@@ -262,8 +262,10 @@ class ProtocolErrorLogger(logging.LoggerAdapter[logging.Logger]):
     A request that is not valid HTTP (a NUL or DEL byte in a header, a line too long) is
     answered 400 by aiohttp's parser before any handler runs, and aiohttp logs it at ERROR
     with a traceback. That is the client's fault, not the server's: it is logged once at INFO
-    (``bad_http_request`` with the reason) and counted in ``rejected``. Every other error
-    keeps its ERROR and traceback. Both services use it (the order core and ingest).
+    (``bad_http_request`` with the reason) and counted in ``rejected``. A connection reset
+    under a request (the client left, or ``edgeorder.httpserver`` closed a body that never
+    finished) is one INFO line, ``http_connection_lost``. Every other error keeps its ERROR and
+    traceback. Both services use it (the order core and ingest).
     """
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
@@ -285,5 +287,10 @@ class ProtocolErrorLogger(logging.LoggerAdapter[logging.Logger]):
                 reason=lines[0] if lines else "bad request",
                 peer=peer,
             )
+            return
+        if isinstance(exc, ConnectionResetError):
+            # the connection went away under a request: the client's doing, or the server's own
+            # limits (a body that never finished, an eviction to make room): no traceback
+            self._events.info("http_connection_lost", reason=str(exc)[:200])
             return
         self.logger.exception(msg, *args, **kwargs)

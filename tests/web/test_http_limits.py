@@ -190,3 +190,45 @@ def test_connections_and_backlog_keep_half_the_descriptors_for_everything_else()
     for open_files in (128, 256, 1024, 4096, 65536):
         cap, backlog = limits.plan(open_files=open_files)
         assert cap + backlog <= open_files // 2
+
+
+async def test_a_body_cut_off_is_one_info_line_not_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The connection of a body that never finished is closed by the guard; the handler
+    reading it then fails, and aiohttp would log that at ERROR with a traceback, once per
+    attacker's connection. Through ``ProtocolErrorLogger`` it is no error at all."""
+    import logging
+
+    from edgeorder.logs import ProtocolErrorLogger
+
+    adapter = ProtocolErrorLogger(logging.getLogger("test.aiohttp.server"))
+    done = asyncio.Event()
+
+    async def echo(request: web.Request) -> web.Response:
+        try:
+            return web.Response(text=f"{len(await request.read())} bytes")
+        finally:
+            done.set()
+
+    app = web.Application(handler_args={"logger": adapter})
+    app.router.add_post("/echo", echo)
+    limits = ServerLimits(4, 60, 60, 0.2)
+    runner = make_runner(app, limits)
+    await runner.setup()
+    site = GuardedSite(runner, "127.0.0.1", free_port(), limits=limits)
+    await site.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="test.aiohttp.server"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", site.port)
+            writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n01")
+            assert await _closed_by_server(reader) == b""
+            writer.close()
+            async with asyncio.timeout(EOF_WITHIN_S):
+                await done.wait()
+            await asyncio.sleep(0)  # aiohttp logs as the handler's task ends
+        assert site.guard.dropped["body_timeout"] == 1
+        errors = [r for r in caplog.records if r.name == "test.aiohttp.server"]
+        assert errors == []
+    finally:
+        await runner.cleanup()
