@@ -150,10 +150,7 @@ def record_rejection(
     reused with another payload, or an undecodable message that carries it), the copy is
     refused but the press keeps its outcome: the status is the recorded event's own, never a
     ``rejected`` that would settle an order in progress as refused on the device."""
-    conn.execute(
-        "INSERT INTO rejections (device_id, event_id, code, detail, at) VALUES (?, ?, ?, ?, ?)",
-        [device_id, event_id, code, detail[:2000], _ts(now)],
-    )
+    _insert_rejection(conn, device_id, event_id, code, detail, now)
     if device_id is None:
         return None
     if event_id is not None:
@@ -166,6 +163,15 @@ def record_rejection(
             return _status(device_id, event_id, p.State(state), now, order_id=order_id, reason=why)
     out = _status(device_id, event_id, p.State.REJECTED, now, reason=detail)
     return _history(conn, out, "ingest")
+
+
+def _insert_rejection(
+    conn: Conn, device_id: str | None, event_id: str | None, code: str, detail: str, now: datetime
+) -> None:
+    conn.execute(
+        "INSERT INTO rejections (device_id, event_id, code, detail, at) VALUES (?, ?, ?, ?, ?)",
+        [device_id, event_id, code, detail[:2000], _ts(now)],
+    )
 
 
 def _sku_in_flight(conn: Conn, device_id: str, sku: str) -> bool:
@@ -258,25 +264,15 @@ def _repeat(conn: Conn, event: p.Event, digest: str, now: datetime) -> EventOutc
         "WHERE device_id = ? AND event_id = ?",
         [event.device_id, event.event_id],
     ).fetchone()
-    if known[0] != digest:  # refused, answered with the recorded event's status
-        out = record_rejection(
-            conn,
-            event.device_id,
-            event.event_id,
-            "payload_conflict",
-            rules.REASON_PAYLOAD_CONFLICT,
-            now,
-        )
-        assert out is not None
-        return EventOutcome(
-            out,
-            rejection_code="payload_conflict",
-            rejection_reason=rules.REASON_PAYLOAD_CONFLICT,
-        )
     current = _status(
         event.device_id, event.event_id, p.State(known[1]), now, order_id=known[2], reason=known[3]
     )
-    return EventOutcome(current, duplicate=True)
+    if known[0] == digest:
+        return EventOutcome(current, duplicate=True)
+    # refused, but answered with the recorded event's status (``record_rejection`` says why)
+    reason = rules.REASON_PAYLOAD_CONFLICT
+    _insert_rejection(conn, event.device_id, event.event_id, "payload_conflict", reason, now)
+    return EventOutcome(current, rejection_code="payload_conflict", rejection_reason=reason)
 
 
 def _unknown_device(conn: Conn, event: p.Event, digest: str, now: datetime) -> EventOutcome:
