@@ -119,6 +119,12 @@ class Dispatcher:
 
     async def _deliver_until_done(self, sub: wh.Subscriber, delivery: wh.Delivery) -> bool:
         """POST until a 2xx (True) or until given up / dropped (False, already recorded)."""
+        refused = refused_target(sub.url)  # a subscription made before the check existed
+        if refused is not None:  # no retry can reach it: given up at once
+            log.error("webhook_gave_up", delivery=delivery.id, url=sub.url, error=refused)
+            gave_up = partial(wh.mark_failed_attempt, delivery_id=delivery.id, error=refused)
+            await self._writer.run(partial(gave_up, next_ts=None))
+            return False
         attempts, due = delivery.attempts, delivery.next_attempt_ts
         while True:
             wait = due - self._clock()
@@ -149,9 +155,6 @@ class Dispatcher:
     async def _post(self, sub: wh.Subscriber, delivery: wh.Delivery) -> str | None:
         """POST one delivery; None on a 2xx answer, else the reason it failed."""
         assert self._session is not None
-        refused = refused_target(sub.url)  # a subscription made before the check existed
-        if refused is not None:
-            return refused
         body = delivery.body.encode()
         timestamp = int(self._clock())  # this attempt's time: a late retry is not "old"
         headers = {

@@ -5,10 +5,15 @@ resolves to one)."""
 from __future__ import annotations
 
 import socket
+from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from edgeorder.ordercore.delivery import Dispatcher
+from edgeorder.ordercore.settings import Settings
+from edgeorder.ordercore.store import webhooks as wh
 from edgeorder.ordercore.targets import GuardedResolver, refused_target
 
 METADATA = [
@@ -83,3 +88,29 @@ async def test_the_real_resolver_still_finds_loopback() -> None:
         await resolver.close()
     assert found
     assert all(r["host"] in ("127.0.0.1", "::1") for r in found)
+
+
+class _RecordingWriter:
+    """Records the writer jobs a delivery asks for (the give-up mark), in place of SQLite."""
+
+    def __init__(self) -> None:
+        self.jobs: list[dict[str, Any]] = []
+
+    async def run(self, job: Any) -> bool:
+        self.jobs.append(dict(job.keywords))
+        return True
+
+
+async def test_a_subscription_to_a_refused_address_is_given_up_at_once(tmp_path: Path) -> None:
+    """A subscription stored before the check existed: its delivery is never POSTed and is
+    failed on the first look, not retried until ``webhook_max_attempts`` (nothing could
+    succeed later)."""
+    settings = Settings(data_dir=tmp_path, tokens=["t"], webhook_max_attempts=5)
+    writer = _RecordingWriter()
+    dispatcher = Dispatcher(settings, None, writer, clock=lambda: 1000.0)  # type: ignore[arg-type]
+    sub = wh.Subscriber(1, "http://169.254.169.254/latest", "s")
+    delivery = wh.Delivery(7, 1, "order/created", "{}", attempts=0, next_attempt_ts=0.0)
+    assert await dispatcher._deliver_until_done(sub, delivery) is False  # no session: no POST
+    (job,) = writer.jobs
+    assert (job["delivery_id"], job["next_ts"]) == (7, None)  # given up, no retry scheduled
+    assert "link-local" in job["error"]
